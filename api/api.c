@@ -1,0 +1,75 @@
+/* The route table, and the replies every handler shares. */
+#include "api.h"
+#include "log.h"
+
+const struct http_route api_routes[] = {
+	{ "POST", "/v1/jobs", jobs_create },
+	{ "GET", "/v1/jobs", jobs_list },
+	{ "GET", "/v1/jobs/{}", jobs_get },
+	{ "POST", "/v1/jobs/{}/cancel", jobs_cancel },
+	{ "POST", "/v1/leases", leases_create },
+	{ "POST", "/v1/leases/{}/heartbeat", leases_heartbeat },
+	{ "POST", "/v1/leases/{}/complete", leases_complete },
+	{ "POST", "/v1/leases/{}/fail", leases_fail },
+	{ "GET", "/healthz", health_get },
+};
+const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
+
+void api_reply_rc(struct req *r, struct api *a, enum tally_err rc, const char *msg)
+{
+	switch (rc) {
+	case TALLY_OK:
+		reply_error(r, 500, "internal", "no error to report");
+		return;
+	case TALLY_EINVAL:
+		reply_error(r, 400, "invalid_field", "%s", msg ? msg : "invalid request");
+		return;
+	case TALLY_ENOTFOUND:
+		reply_error(r, 404, "not_found", "%s", msg ? msg : "not found");
+		return;
+	case TALLY_ECONFLICT:
+		reply_error(r, 409, "conflict", "%s", msg ? msg : "conflict");
+		return;
+	case TALLY_ELOST:
+		reply_error(r, 409, "lease_lost", "%s",
+			    msg ? msg : "the lease expired and was reclaimed, or its job ended");
+		return;
+	case TALLY_ECOUNTS:
+		reply_error(r, 422, "invalid_counts", "%s", msg ? msg : "invalid counts");
+		return;
+	case TALLY_ETOOBIG:
+		reply_error(r, 413, "body_too_large", "%s", msg ? msg : "too large");
+		return;
+	case TALLY_EDB:
+		log_error("msg=\"storage failure\" error=\"%s\"", coord_errmsg(a->coord));
+		reply_error(r, 503, "unavailable", "storage failure: %s; retry later",
+			    coord_errmsg(a->coord));
+		return;
+	case TALLY_ENOMEM:
+	case TALLY_EIO:
+		reply_error(r, 503, "unavailable", "%s; retry later", tally_strerror(rc));
+		return;
+	}
+	reply_error(r, 500, "internal", "unexpected error %d", (int)rc);
+}
+
+void api_reply_decode(struct req *r, const struct decode_error *e)
+{
+	reply_error(r, 400, e->code, "%s", e->message);
+}
+
+int api_body(struct req *r, json_t **out)
+{
+	const struct buf *b = req_body(r);
+	struct decode_error e;
+
+	*out = NULL;
+	if (!b->len)
+		return 0;
+	*out = decode_json(buf_str(b), b->len, &e);
+	if (!*out) {
+		api_reply_decode(r, &e);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,36 @@
+/* The API: the route table and one handler file per resource (jobs.c, leases.c, health.c).
+ * Handlers decode with decode.c, ask the coordinator, and encode the answer. */
+#ifndef TALLY_API_H
+#define TALLY_API_H
+
+#include <stddef.h>
+#include "coord.h"
+#include "decode.h"
+#include "http.h"
+
+struct api {
+	struct coord *coord; /* borrowed */
+};
+
+extern const struct http_route api_routes[];
+extern const size_t api_nroutes;
+
+/* Replies with the status and error code for rc; msg names the problem (may be NULL). */
+void api_reply_rc(struct req *r, struct api *a, enum tally_err rc, const char *msg);
+/* Replies 400 with e's code and message. */
+void api_reply_decode(struct req *r, const struct decode_error *e);
+/* Parses the request body into *out (new reference; NULL when the body is empty). Returns 0, or
+ * -1 after replying 400. */
+int api_body(struct req *r, json_t **out);
+
+void jobs_create(struct req *r, void *app);
+void jobs_list(struct req *r, void *app);
+void jobs_get(struct req *r, void *app);
+void jobs_cancel(struct req *r, void *app);
+void leases_create(struct req *r, void *app);
+void leases_heartbeat(struct req *r, void *app);
+void leases_complete(struct req *r, void *app);
+void leases_fail(struct req *r, void *app);
+void health_get(struct req *r, void *app);
+
+#endif

@@ -1,0 +1,285 @@
+/* Decoders for every request body and path or query value. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include "decode.h"
+
+static enum tally_err fail(struct decode_error *e, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum tally_err fail(struct decode_error *e, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof e->message, fmt, ap);
+	va_end(ap);
+	return TALLY_EINVAL;
+}
+
+json_t *decode_json(const char *data, size_t len, struct decode_error *e)
+{
+	json_error_t je;
+	json_t *root;
+
+	if (!len) {
+		fail(e, "invalid_json", "body: empty; expected a JSON object");
+		return NULL;
+	}
+	root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+	if (!root) {
+		if (strstr(je.text, "too big"))
+			fail(e, "invalid_field",
+			     "body: integer out of range at position %d (give seeds above 2^63-1 "
+			     "as a decimal string)", je.position);
+		else
+			fail(e, "invalid_json", "body: %s at position %d", je.text, je.position);
+	}
+	return root;
+}
+
+/* Checks that body is an object whose keys are all in allowed[] (NULL-terminated). */
+static enum tally_err check_keys(const json_t *body, const char *const *allowed,
+				 struct decode_error *e)
+{
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(body))
+		return fail(e, "invalid_json", "body: must be a JSON object");
+	json_object_foreach((json_t *)body, key, v) {
+		size_t i;
+		for (i = 0; allowed[i]; i++)
+			if (!strcmp(allowed[i], key))
+				break;
+		if (!allowed[i])
+			return fail(e, "unknown_field", "%.64s: unknown field", key);
+	}
+	return TALLY_OK;
+}
+
+/* Reads an integral JSON number (an integer, or a real with no fraction such as 1e10) in
+ * [min, max]. */
+static enum tally_err get_uint(const json_t *v, const char *name, uint64_t min, uint64_t max,
+			       uint64_t *out, struct decode_error *e)
+{
+	if (json_is_integer(v)) {
+		json_int_t i = json_integer_value(v);
+		if (i < 0 || (uint64_t)i < min || (uint64_t)i > max)
+			goto range;
+		*out = (uint64_t)i;
+		return TALLY_OK;
+	}
+	if (json_is_real(v)) {
+		double d = json_real_value(v);
+		if (!isfinite(d) || d != floor(d))
+			return fail(e, "invalid_field", "%s: must be an integer", name);
+		if (d < (double)min || d > (double)max || (d == 0 && signbit(d)))
+			goto range;
+		*out = (uint64_t)d;
+		return TALLY_OK;
+	}
+	return fail(e, "invalid_field", "%s: must be an integer", name);
+range:
+	return fail(e, "invalid_field", "%s: must be from %llu to %llu", name,
+		    (unsigned long long)min, (unsigned long long)max);
+}
+
+int decode_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!s || !*s || strlen(s) > 20)
+		return -1;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int decode_id(const char *s, int64_t *out)
+{
+	uint64_t v;
+	if (!s || s[0] == '0' || decode_uint(s, 1, INT64_MAX, &v))
+		return -1;
+	*out = (int64_t)v;
+	return 0;
+}
+
+enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct job_spec *out,
+			       struct decode_error *e)
+{
+	static const char *const allowed[] = { "kernel", "samples", "batch_size", "seed",
+					       "params", NULL };
+	const json_t *v;
+	enum tally_err rc;
+
+	if ((rc = check_keys(body, allowed, e)))
+		return rc;
+	memset(out, 0, sizeof *out);
+
+	v = json_object_get(body, "kernel");
+	if (!v)
+		return fail(e, "missing_field", "kernel: required");
+	if (!json_is_string(v))
+		return fail(e, "invalid_field", "kernel: must be a string");
+	out->kernel = kernel_find(json_string_value(v));
+	if (!out->kernel)
+		return fail(e, "invalid_field", "kernel: unknown kernel '%.32s' (known: pi, count)",
+			    json_string_value(v));
+
+	v = json_object_get(body, "samples");
+	if (!v)
+		return fail(e, "missing_field", "samples: required");
+	if ((rc = get_uint(v, "samples", 1, JOB_SAMPLES_MAX, &out->samples, e)))
+		return rc;
+
+	v = json_object_get(body, "batch_size");
+	if (v) {
+		if ((rc = get_uint(v, "batch_size", 1, out->samples, &out->batch_size, e)))
+			return rc;
+	} else {
+		out->batch_size = out->samples < JOB_BATCH_SIZE_DEFAULT ? out->samples
+									 : JOB_BATCH_SIZE_DEFAULT;
+	}
+
+	v = json_object_get(body, "seed");
+	if (!v) {
+		out->seed = default_seed;
+	} else if (json_is_string(v)) {
+		if (decode_uint(json_string_value(v), 0, UINT64_MAX, &out->seed))
+			return fail(e, "invalid_field",
+				    "seed: a string seed must be decimal digits, 0 to "
+				    "18446744073709551615");
+	} else if ((rc = get_uint(v, "seed", 0, INT64_MAX, &out->seed, e))) {
+		return rc;
+	}
+
+	v = json_object_get(body, "params");
+	if (v && !json_is_null(v)) {
+		if (!json_is_object(v))
+			return fail(e, "invalid_field", "params: must be an object");
+		if (json_object_size(v)) {
+			const char *key = json_object_iter_key(json_object_iter((json_t *)v));
+			return fail(e, "unknown_field", "params.%.64s: kernel %s takes no parameters",
+				    key, out->kernel->name);
+		}
+	}
+	return TALLY_OK;
+}
+
+static int worker_char_ok(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       strchr("._:@-", c);
+}
+
+enum tally_err decode_lease_request(const json_t *body, struct lease_request *out,
+				    struct decode_error *e)
+{
+	static const char *const allowed[] = { "worker", "kernels", "wait_s", "max_batches", NULL };
+	const json_t *v, *k;
+	const char *name;
+	size_t i, len;
+	uint64_t n;
+	enum tally_err rc;
+
+	if ((rc = check_keys(body, allowed, e)))
+		return rc;
+	memset(out, 0, sizeof *out);
+
+	v = json_object_get(body, "worker");
+	if (!v)
+		return fail(e, "missing_field", "worker: required");
+	if (!json_is_string(v))
+		return fail(e, "invalid_field", "worker: must be a string");
+	name = json_string_value(v);
+	len = json_string_length(v);
+	if (len < 1 || len >= WORKER_NAME_MAX)
+		return fail(e, "invalid_field", "worker: must be 1 to %d characters",
+			    WORKER_NAME_MAX - 1);
+	for (i = 0; i < len; i++)
+		if (!name[i] || !worker_char_ok(name[i]))
+			return fail(e, "invalid_field",
+				    "worker: only letters, digits and ._:@- are allowed");
+	memcpy(out->worker, name, len + 1);
+
+	v = json_object_get(body, "kernels");
+	if (!v)
+		return fail(e, "missing_field", "kernels: required");
+	if (!json_is_array(v) || !json_array_size(v))
+		return fail(e, "invalid_field", "kernels: must be a non-empty array of names");
+	if (json_array_size(v) > COORD_KERNELS_MAX)
+		return fail(e, "invalid_field", "kernels: at most %d names", COORD_KERNELS_MAX);
+	json_array_foreach(v, i, k) {
+		if (!json_is_string(k) || json_string_length(k) >= KERNEL_NAME_MAX ||
+		    !json_string_length(k))
+			return fail(e, "invalid_field", "kernels[%zu]: must be a kernel name", i);
+		out->kernels[out->nkernels++] = json_string_value(k);
+	}
+
+	v = json_object_get(body, "wait_s");
+	if (v) {
+		if ((rc = get_uint(v, "wait_s", 0, DECODE_WAIT_MAX_S, &n, e)))
+			return rc;
+		out->wait_ms = (int64_t)n * 1000;
+	}
+	v = json_object_get(body, "max_batches");
+	if (v && (rc = get_uint(v, "max_batches", 0, JOB_SAMPLES_MAX, &out->max_batches, e)))
+		return rc;
+	return TALLY_OK;
+}
+
+enum tally_err decode_complete(const json_t *body, const json_t **counts, struct decode_error *e)
+{
+	static const char *const allowed[] = { "counts", NULL };
+	enum tally_err rc;
+
+	if ((rc = check_keys(body, allowed, e)))
+		return rc;
+	*counts = json_object_get(body, "counts");
+	if (!*counts)
+		return fail(e, "missing_field", "counts: required");
+	if (!json_is_object(*counts))
+		return fail(e, "invalid_field", "counts: must be an object");
+	return TALLY_OK;
+}
+
+enum tally_err decode_fail(const json_t *body, char *reason, struct decode_error *e)
+{
+	static const char *const allowed[] = { "error", NULL };
+	const json_t *v;
+	enum tally_err rc;
+
+	reason[0] = '\0';
+	if (!body)
+		return TALLY_OK;
+	if ((rc = check_keys(body, allowed, e)))
+		return rc;
+	v = json_object_get(body, "error");
+	if (!v)
+		return TALLY_OK;
+	if (!json_is_string(v))
+		return fail(e, "invalid_field", "error: must be a string");
+	if (json_string_length(v) >= DECODE_REASON_MAX)
+		return fail(e, "invalid_field", "error: at most %d bytes", DECODE_REASON_MAX - 1);
+	if (memchr(json_string_value(v), '\0', json_string_length(v)))
+		return fail(e, "invalid_field", "error: must not contain NUL");
+	memcpy(reason, json_string_value(v), json_string_length(v) + 1);
+	return TALLY_OK;
+}
+
+enum tally_err decode_empty(const json_t *body, struct decode_error *e)
+{
+	static const char *const allowed[] = { NULL };
+	return body ? check_keys(body, allowed, e) : TALLY_OK;
+}

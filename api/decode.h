@@ -1,0 +1,46 @@
+/* Request decoding: JSON bodies, ids and query values into typed structs, refusing anything
+ * off-spec with a code and a message that names the field. Pure functions (no I/O), so that
+ * they can be unit-tested and fuzzed. */
+#ifndef TALLY_DECODE_H
+#define TALLY_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "coord.h"
+#include "err.h"
+#include "job.h"
+
+#define DECODE_WAIT_MAX_S 60
+#define DECODE_REASON_MAX 1024
+
+/* Why a request was refused: code is one of the protocol's error codes (static). */
+struct decode_error {
+	const char *code;
+	char message[256];
+};
+
+/* Parses a request body: one JSON value, UTF-8, no duplicate keys, nesting capped by jansson.
+ * Returns a new reference, or NULL with *e filled. */
+json_t *decode_json(const char *data, size_t len, struct decode_error *e);
+
+/* Decodes a job submission. default_seed is used when the body has none. TALLY_EINVAL. */
+TALLY_WUR enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed,
+					 struct job_spec *out, struct decode_error *e);
+/* Decodes a lease request. out->kernels borrow from body. TALLY_EINVAL. */
+TALLY_WUR enum tally_err decode_lease_request(const json_t *body, struct lease_request *out,
+					      struct decode_error *e);
+/* Decodes a complete body; *counts borrows from body. TALLY_EINVAL. */
+TALLY_WUR enum tally_err decode_complete(const json_t *body, const json_t **counts,
+					 struct decode_error *e);
+/* Decodes a fail body into reason[DECODE_REASON_MAX]. TALLY_EINVAL. */
+TALLY_WUR enum tally_err decode_fail(const json_t *body, char *reason, struct decode_error *e);
+/* Checks that body is absent or an empty object (heartbeat, cancel). TALLY_EINVAL. */
+TALLY_WUR enum tally_err decode_empty(const json_t *body, struct decode_error *e);
+
+/* Parses an id: decimal digits, no sign or leading zero, 1..2^63-1. Returns 0, or -1. */
+int decode_id(const char *s, int64_t *out);
+/* Parses a decimal integer in [min, max]. Returns 0, or -1. */
+int decode_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+#endif

@@ -1,0 +1,540 @@
+/* libmicrohttpd glue: routing, capped bodies, JSON replies, and parked (long-poll) requests.
+ * Every handler runs on MHD's one internal epoll thread. A timer thread only resumes parked
+ * connections; it never runs handlers. */
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+#include "http.h"
+#include "timefmt.h"
+
+#define HTTP_PARAMS_MAX 2
+#define HTTP_SEGMENT_MAX 128
+#define HTTP_HEADERS_MAX 4
+#define HTTP_CONN_TIMEOUT_S 300
+#define HTTP_CONN_LIMIT 4000
+
+struct req {
+	struct http *h;
+	struct MHD_Connection *conn;
+	const struct http_route *route;
+	char params[HTTP_PARAMS_MAX][HTTP_SEGMENT_MAX];
+	struct buf body;
+	int too_big;
+	int64_t started;
+	/* the reply */
+	unsigned status;
+	struct MHD_Response *resp;
+	char *hdr_name[HTTP_HEADERS_MAX];
+	char *hdr_value[HTTP_HEADERS_MAX];
+	size_t nhdr;
+	/* parking */
+	int park;
+	int64_t park_until;
+	struct req *prev, *next; /* in h->parked while parked */
+	int in_list;
+	void *state;
+	void (*state_free)(void *);
+};
+
+struct http {
+	struct MHD_Daemon *d;
+	const struct http_route *routes;
+	size_t nroutes;
+	void *app;
+	uint16_t port;
+	pthread_mutex_t lock; /* guards everything below */
+	pthread_cond_t cond;
+	pthread_t timer;
+	int timer_started;
+	int stopping;
+	int64_t wake_at;
+	struct req *parked;
+};
+
+/* Unlinks r from the parked list; lock held. */
+static void park_unlink(struct http *h, struct req *r)
+{
+	if (!r->in_list)
+		return;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		h->parked = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+	r->in_list = 0;
+}
+
+/* Resumes every parked request (due_only: only those past their deadline); lock held.
+ * Returns the earliest deadline left, or INT64_MAX. */
+static int64_t park_resume(struct http *h, int due_only, int64_t now)
+{
+	int64_t next = INT64_MAX;
+	struct req *r = h->parked, *n;
+
+	for (; r; r = n) {
+		n = r->next;
+		if (!due_only || r->park_until <= now) {
+			park_unlink(h, r);
+			MHD_resume_connection(r->conn);
+		} else if (r->park_until < next) {
+			next = r->park_until;
+		}
+	}
+	return next;
+}
+
+static void *timer_main(void *arg)
+{
+	struct http *h = arg;
+
+	pthread_mutex_lock(&h->lock);
+	while (!h->stopping) {
+		int64_t now = timefmt_now_ms();
+		int64_t next;
+		if (h->wake_at && h->wake_at <= now) {
+			h->wake_at = 0;
+			next = park_resume(h, 0, now);
+		} else {
+			next = park_resume(h, 1, now);
+		}
+		if (h->wake_at && h->wake_at < next)
+			next = h->wake_at;
+		if (next == INT64_MAX) {
+			pthread_cond_wait(&h->cond, &h->lock);
+		} else {
+			struct timespec ts = { .tv_sec = next / 1000,
+					       .tv_nsec = (long)(next % 1000) * 1000000L };
+			pthread_cond_timedwait(&h->cond, &h->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+void http_wake(struct http *h)
+{
+	pthread_mutex_lock(&h->lock);
+	park_resume(h, 0, 0);
+	pthread_mutex_unlock(&h->lock);
+}
+
+void http_wake_at(struct http *h, int64_t at_ms)
+{
+	pthread_mutex_lock(&h->lock);
+	h->wake_at = at_ms;
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+const char *req_param(const struct req *r, size_t i)
+{
+	return i < HTTP_PARAMS_MAX ? r->params[i] : "";
+}
+
+const char *req_query(struct req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct query_check {
+	const char *const *allowed;
+	const char *unknown;
+};
+
+static enum MHD_Result query_check_one(void *cls, enum MHD_ValueKind kind, const char *key,
+				       const char *value)
+{
+	struct query_check *q = cls;
+	(void)kind;
+	(void)value;
+	for (size_t i = 0; q->allowed[i]; i++)
+		if (!strcmp(q->allowed[i], key))
+			return MHD_YES;
+	q->unknown = key;
+	return MHD_NO;
+}
+
+const char *req_query_unknown(struct req *r, const char *const *allowed)
+{
+	struct query_check q = { allowed, NULL };
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_check_one, &q);
+	return q.unknown;
+}
+
+const struct buf *req_body(const struct req *r)
+{
+	return &r->body;
+}
+
+void **req_state(struct req *r, void (**free_fn)(void *))
+{
+	if (free_fn)
+		r->state_free = *free_fn;
+	return &r->state;
+}
+
+int64_t req_started(const struct req *r)
+{
+	return r->started;
+}
+
+int req_expired(const struct req *r)
+{
+	int stopping;
+	pthread_mutex_lock(&r->h->lock);
+	stopping = r->h->stopping;
+	pthread_mutex_unlock(&r->h->lock);
+	return stopping || (r->park_until && timefmt_now_ms() >= r->park_until);
+}
+
+/* Sets the reply; the first one wins. */
+static void reply_set(struct req *r, unsigned status, struct MHD_Response *resp)
+{
+	if (r->resp) {
+		MHD_destroy_response(resp);
+		return;
+	}
+	r->status = status;
+	r->resp = resp;
+}
+
+void reply_json(struct req *r, unsigned status, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct MHD_Response *resp;
+
+	json_decref(body);
+	if (!text) {
+		static const char oom[] =
+			"{\"error\":{\"code\":\"unavailable\",\"message\":\"out of memory\"}}";
+		status = 503;
+		resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom,
+						       MHD_RESPMEM_PERSISTENT);
+	} else {
+		resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	}
+	if (!resp) {
+		free(text);
+		return; /* r->resp stays NULL: the connection is closed */
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	reply_set(r, status, resp);
+}
+
+void reply_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	reply_json(r, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+void reply_empty(struct req *r, unsigned status)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (resp)
+		reply_set(r, status, resp);
+}
+
+void reply_header(struct req *r, const char *name, const char *value)
+{
+	if (r->nhdr == HTTP_HEADERS_MAX)
+		return;
+	r->hdr_name[r->nhdr] = strdup(name);
+	r->hdr_value[r->nhdr] = strdup(value);
+	r->nhdr++;
+}
+
+void reply_park(struct req *r, int64_t until_ms)
+{
+	r->park = 1;
+	r->park_until = until_ms;
+}
+
+/* Matches path against pattern, filling r->params. Returns 1 on a match. */
+static int route_match(struct req *r, const char *pattern, const char *path)
+{
+	size_t np = 0;
+
+	while (*pattern && *path) {
+		if (*pattern != '/' || *path != '/')
+			return 0;
+		pattern++;
+		path++;
+		size_t plen = strcspn(pattern, "/");
+		size_t slen = strcspn(path, "/");
+		if (plen == 2 && !strncmp(pattern, "{}", 2)) {
+			if (!slen || slen >= HTTP_SEGMENT_MAX || np == HTTP_PARAMS_MAX)
+				return 0;
+			memcpy(r->params[np], path, slen);
+			r->params[np][slen] = '\0';
+			np++;
+		} else if (plen != slen || strncmp(pattern, path, plen)) {
+			return 0;
+		}
+		pattern += plen;
+		path += slen;
+	}
+	return !*pattern && !*path;
+}
+
+/* Finds the handler for method and path; on failure replies 404 or 405 and returns NULL. */
+static const struct http_route *route_find(struct req *r, const char *method, const char *path)
+{
+	char allow[64] = "";
+	struct http *h = r->h;
+
+	for (size_t i = 0; i < h->nroutes; i++) {
+		if (!route_match(r, h->routes[i].pattern, path))
+			continue;
+		if (!strcmp(h->routes[i].method, method))
+			return &h->routes[i];
+		if (strlen(allow) + strlen(h->routes[i].method) + 3 < sizeof allow) {
+			if (*allow)
+				strcat(allow, ", ");
+			strcat(allow, h->routes[i].method);
+		}
+	}
+	if (*allow) {
+		reply_header(r, "Allow", allow);
+		reply_error(r, 405, "method_not_allowed", "%s is not allowed on %.200s (allowed: %s)",
+			    method, path, allow);
+	} else {
+		reply_error(r, 404, "not_found", "no route %.200s", path);
+	}
+	return NULL;
+}
+
+/* Returns 1 when the request's Content-Type is application/json (parameters allowed). */
+static int is_json(struct req *r)
+{
+	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_TYPE);
+	size_t n = sizeof "application/json" - 1;
+	if (!ct)
+		return 0;
+	while (*ct == ' ')
+		ct++;
+	return !strncasecmp(ct, "application/json", n) &&
+	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static enum MHD_Result reply_send(struct req *r)
+{
+	enum MHD_Result ret;
+
+	if (!r->resp)
+		return MHD_NO;
+	for (size_t i = 0; i < r->nhdr; i++)
+		if (r->hdr_name[i] && r->hdr_value[i])
+			MHD_add_response_header(r->resp, r->hdr_name[i], r->hdr_value[i]);
+	ret = MHD_queue_response(r->conn, r->status, r->resp);
+	MHD_destroy_response(r->resp);
+	r->resp = NULL;
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+	struct http *h = cls;
+	struct req *r = *con_cls;
+	(void)version;
+
+	if (!r) {
+		const char *cl;
+		r = calloc(1, sizeof *r);
+		if (!r)
+			return MHD_NO;
+		r->h = h;
+		r->conn = conn;
+		r->started = timefmt_now_ms();
+		buf_init(&r->body, HTTP_BODY_MAX);
+		*con_cls = r;
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						 MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
+			reply_error(r, 413, "body_too_large", "body: over %d bytes", HTTP_BODY_MAX);
+			return reply_send(r);
+		}
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (!r->too_big && buf_add(&r->body, upload_data, *upload_size))
+			r->too_big = 1;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (!r->route) {
+		if (r->too_big) {
+			reply_error(r, 413, "body_too_large", "body: over %d bytes", HTTP_BODY_MAX);
+			return reply_send(r);
+		}
+		r->route = route_find(r, method, url);
+		if (!r->route)
+			return reply_send(r);
+		if (r->body.len && !is_json(r)) {
+			reply_error(r, 415, "unsupported_media_type",
+				    "Content-Type: must be application/json");
+			return reply_send(r);
+		}
+	}
+	r->park = 0;
+	r->route->fn(r, h->app);
+	if (r->park && !r->resp) {
+		pthread_mutex_lock(&h->lock);
+		if (h->stopping) {
+			pthread_mutex_unlock(&h->lock);
+			reply_error(r, 503, "unavailable", "the server is stopping");
+			return reply_send(r);
+		}
+		MHD_suspend_connection(conn);
+		r->next = h->parked;
+		r->prev = NULL;
+		if (h->parked)
+			h->parked->prev = r;
+		h->parked = r;
+		r->in_list = 1;
+		pthread_cond_signal(&h->cond);
+		pthread_mutex_unlock(&h->lock);
+		return MHD_YES;
+	}
+	if (!r->resp)
+		reply_error(r, 500, "internal", "the handler gave no reply");
+	return reply_send(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct http *h = cls;
+	struct req *r = *con_cls;
+	(void)conn;
+	(void)toe;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&h->lock);
+	park_unlink(h, r);
+	pthread_mutex_unlock(&h->lock);
+	if (r->state && r->state_free)
+		r->state_free(r->state);
+	if (r->resp)
+		MHD_destroy_response(r->resp);
+	for (size_t i = 0; i < r->nhdr; i++) {
+		free(r->hdr_name[i]);
+		free(r->hdr_value[i]);
+	}
+	buf_release(&r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	(void)fmt;
+	(void)ap; /* MHD reports client misbehaviour here; the reply already says it. */
+}
+
+struct http *http_start(const char *host, uint16_t port, const struct http_route *routes,
+			size_t nroutes, void *app, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	char portstr[8];
+	struct http *h = calloc(1, sizeof *h);
+	const union MHD_DaemonInfo *info;
+	int gai;
+
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->routes = routes;
+	h->nroutes = nroutes;
+	h->app = app;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	snprintf(portstr, sizeof portstr, "%u", port);
+	gai = getaddrinfo(host, portstr, &hints, &ai);
+	if (gai) {
+		snprintf(err, errlen, "resolving %s: %s", host, gai_strerror(gai));
+		goto fail;
+	}
+	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+					MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+					(ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+				port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
+				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (!h->d) {
+		snprintf(err, errlen, "cannot listen on %s:%u (address in use or not local?)", host,
+			 port);
+		goto fail;
+	}
+	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	h->port = info ? info->port : port;
+	if (pthread_create(&h->timer, NULL, timer_main, h)) {
+		snprintf(err, errlen, "cannot start the timer thread");
+		goto fail;
+	}
+	h->timer_started = 1;
+	return h;
+fail:
+	if (h->d)
+		MHD_stop_daemon(h->d);
+	pthread_mutex_destroy(&h->lock);
+	pthread_cond_destroy(&h->cond);
+	free(h);
+	return NULL;
+}
+
+uint16_t http_port(const struct http *h)
+{
+	return h->port;
+}
+
+void http_stop(struct http *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->stopping = 1;
+	park_resume(h, 0, 0);
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	if (h->timer_started)
+		pthread_join(h->timer, NULL);
+	/* Give resumed long polls a moment to be answered before the daemon closes them. */
+	MHD_quiesce_daemon(h->d);
+	for (int i = 0; i < 20; i++) {
+		const union MHD_DaemonInfo *info =
+			MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		if (!info || !info->num_connections)
+			break;
+		nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
+	}
+	MHD_stop_daemon(h->d);
+	pthread_mutex_destroy(&h->lock);
+	pthread_cond_destroy(&h->cond);
+	free(h);
+}

@@ -1,0 +1,68 @@
+/* The HTTP layer: the only code that includes microhttpd.h. One event thread (epoll) runs every
+ * handler; a handler may park its request (long poll) until http_wake() or its deadline, and is
+ * then called again from the start. Bodies are capped at HTTP_BODY_MAX (413 above it) and must be
+ * application/json when present (415 otherwise). */
+#ifndef TALLY_HTTP_H
+#define TALLY_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "buf.h"
+
+#define HTTP_BODY_MAX (1024 * 1024)
+
+struct http;
+struct req;
+
+/* A handler answers with exactly one reply_*() call, or parks the request with reply_park(). */
+typedef void (*http_handler)(struct req *r, void *app);
+
+struct http_route {
+	const char *method;
+	const char *pattern; /* "/v1/jobs/{}/cancel": each {} matches one path segment */
+	http_handler fn;
+};
+
+/* Starts serving routes on host:port (port 0: any free port) with app passed to each handler.
+ * Returns NULL after writing why into err. */
+struct http *http_start(const char *host, uint16_t port, const struct http_route *routes,
+			size_t nroutes, void *app, char *err, size_t errlen);
+/* Returns the port actually bound. */
+uint16_t http_port(const struct http *h);
+/* Answers parked requests, stops serving and frees h. Accepts NULL. */
+void http_stop(struct http *h);
+/* Wakes every parked request now (their handlers run again). Thread-safe. */
+void http_wake(struct http *h);
+/* Wakes every parked request at wall-clock time at_ms as well (0: cancel). Thread-safe. */
+void http_wake_at(struct http *h, int64_t at_ms);
+
+/* The i-th {} segment of the matched pattern, borrowed for the request's life. */
+const char *req_param(const struct req *r, size_t i);
+/* A query argument, or NULL. Borrowed. */
+const char *req_query(struct req *r, const char *name);
+/* Returns the first query argument whose name is not in allowed[] (NULL-terminated), or NULL. */
+const char *req_query_unknown(struct req *r, const char *const *allowed);
+/* The request body (empty when none), borrowed. */
+const struct buf *req_body(const struct req *r);
+/* A slot a handler may use across parkings; free is called on it when the request ends. */
+void **req_state(struct req *r, void (**free_fn)(void *));
+/* Wall-clock ms at which the request first reached its handler. */
+int64_t req_started(const struct req *r);
+
+/* Replies with status and body (stolen; NULL body means out of memory: 503). */
+void reply_json(struct req *r, unsigned status, json_t *body);
+/* Replies with {"error": {"code": code, "message": ...}}. */
+void reply_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Replies with status and no body. */
+void reply_empty(struct req *r, unsigned status);
+/* Adds a header to the reply that follows. Both strings are copied. */
+void reply_header(struct req *r, const char *name, const char *value);
+/* Parks the request until http_wake() or wall-clock until_ms, when the handler runs again. Past
+ * until_ms, or while stopping, the handler is run again at once. */
+void reply_park(struct req *r, int64_t until_ms);
+/* Returns 1 when the request's park deadline has passed (or the server is stopping). */
+int req_expired(const struct req *r);
+
+#endif

@@ -1,0 +1,226 @@
+/* The jobs resource: submit, read, list and cancel jobs. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include "api.h"
+#include "timefmt.h"
+
+#define JOBS_LIMIT_DEFAULT 50
+#define JOBS_LIMIT_MAX 1000
+
+static json_t *json_time(int64_t ms)
+{
+	char ts[32];
+	if (!ms)
+		return json_null();
+	timefmt_rfc3339(ms, ts, sizeof ts);
+	return json_string(ts);
+}
+
+/* A seed above 2^63-1 cannot be a jansson integer: it is written as a decimal string. */
+static json_t *json_seed(uint64_t seed)
+{
+	char s[24];
+	if (seed <= INT64_MAX)
+		return json_integer((json_int_t)seed);
+	snprintf(s, sizeof s, "%llu", (unsigned long long)seed);
+	return json_string(s);
+}
+
+/* Returns a new reference to the job object, or NULL when out of memory. */
+static json_t *job_to_json(const struct job *j, int64_t now)
+{
+	const struct kernel *k = j->spec.kernel;
+	char id[24];
+	int64_t end = j->finished_at ? j->finished_at : now;
+	double elapsed = j->started_at ? (double)(end - j->started_at) / 1000.0 : 0.0;
+	uint64_t pending = j->batches_total - j->batches_done - j->batches_leased;
+	json_t *result = j->batches_done ? k->result(j->counts) : NULL;
+
+	if (j->state == JOB_CANCELLED)
+		pending = j->batches_total - j->batches_done;
+	snprintf(id, sizeof id, "%lld", (long long)j->id);
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:{},s:{s:I,s:I,s:I,s:I},s:f,s:o,s:o,s:o,"
+			 "s:o,s:o,s:o,s:o,s:f}",
+			 "id", id, "kernel", k->name, "state", job_state_name(j->state),
+			 "samples", (json_int_t)j->spec.samples,
+			 "batch_size", (json_int_t)j->spec.batch_size,
+			 "seed", json_seed(j->spec.seed), "params",
+			 "batches", "total", (json_int_t)j->batches_total,
+			 "done", (json_int_t)j->batches_done,
+			 "leased", (json_int_t)j->batches_leased,
+			 "pending", (json_int_t)pending,
+			 "progress", (double)j->samples_done / (double)j->spec.samples,
+			 "counts", kernel_counts_encode(k, j->counts),
+			 "result", result ? result : json_null(),
+			 "error", j->error[0] ? json_string(j->error) : json_null(),
+			 "created_at", json_time(j->created_at),
+			 "started_at", json_time(j->started_at),
+			 "finished_at", json_time(j->finished_at),
+			 "elapsed_s", j->started_at ? json_real(elapsed) : json_null(),
+			 "rate", elapsed > 0 ? (double)j->samples_done / elapsed : 0.0);
+}
+
+static int job_id(struct req *r, struct api *a, int64_t *id)
+{
+	(void)a;
+	if (decode_id(req_param(r, 0), id)) {
+		reply_error(r, 404, "not_found", "job %.64s: no such job (ids are positive integers)",
+			    req_param(r, 0));
+		return -1;
+	}
+	return 0;
+}
+
+void jobs_create(struct req *r, void *app)
+{
+	struct api *a = app;
+	struct decode_error e;
+	struct job_spec spec;
+	struct job job;
+	uint64_t seed = 0;
+	json_t *body;
+	enum tally_err rc;
+	char loc[64];
+
+	if (api_body(r, &body))
+		return;
+	if (!body) {
+		reply_error(r, 400, "invalid_json", "body: empty; expected a JSON object");
+		return;
+	}
+	/* A default seed every JSON reader can hold exactly: 53 bits. */
+	if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+		seed = (uint64_t)timefmt_now_ms();
+	seed &= (1ULL << 53) - 1;
+	rc = decode_job_spec(body, seed, &spec, &e);
+	json_decref(body);
+	if (rc) {
+		api_reply_decode(r, &e);
+		return;
+	}
+	if ((rc = coord_submit(a->coord, &spec, &job))) {
+		api_reply_rc(r, a, rc, NULL);
+		return;
+	}
+	snprintf(loc, sizeof loc, "/v1/jobs/%lld", (long long)job.id);
+	reply_header(r, "Location", loc);
+	reply_json(r, 201, job_to_json(&job, coord_now(a->coord)));
+}
+
+void jobs_get(struct req *r, void *app)
+{
+	struct api *a = app;
+	struct job job;
+	int64_t id;
+	enum tally_err rc;
+	char msg[96];
+
+	if (job_id(r, a, &id))
+		return;
+	if ((rc = coord_job(a->coord, id, &job))) {
+		snprintf(msg, sizeof msg, "job %lld: no such job", (long long)id);
+		api_reply_rc(r, a, rc, msg);
+		return;
+	}
+	reply_json(r, 200, job_to_json(&job, coord_now(a->coord)));
+}
+
+struct list_ctx {
+	json_t *jobs;
+	int64_t now;
+	int64_t last;
+	int oom;
+};
+
+static int list_one(void *ctx, const struct job *job)
+{
+	struct list_ctx *l = ctx;
+	if (json_array_append_new(l->jobs, job_to_json(job, l->now))) {
+		l->oom = 1;
+		return 1;
+	}
+	l->last = job->id;
+	return 0;
+}
+
+void jobs_list(struct req *r, void *app)
+{
+	static const char *const allowed[] = { "state", "limit", "cursor", NULL };
+	struct api *a = app;
+	struct list_ctx l = { .now = coord_now(a->coord) };
+	const char *unknown = req_query_unknown(r, allowed);
+	const char *state_s = req_query(r, "state");
+	const char *limit_s = req_query(r, "limit");
+	const char *cursor_s = req_query(r, "cursor");
+	enum job_state state;
+	uint64_t limit = JOBS_LIMIT_DEFAULT;
+	int64_t cursor = 0;
+	enum tally_err rc;
+	char next[24];
+
+	if (unknown) {
+		reply_error(r, 400, "invalid_query", "%.64s: unknown query parameter", unknown);
+		return;
+	}
+	if (state_s && job_state_parse(state_s, &state)) {
+		reply_error(r, 400, "invalid_query",
+			    "state: must be queued, running, succeeded, failed or cancelled");
+		return;
+	}
+	if (limit_s && decode_uint(limit_s, 1, JOBS_LIMIT_MAX, &limit)) {
+		reply_error(r, 400, "invalid_query", "limit: must be an integer from 1 to %d",
+			    JOBS_LIMIT_MAX);
+		return;
+	}
+	if (cursor_s && decode_id(cursor_s, &cursor)) {
+		reply_error(r, 400, "invalid_query", "cursor: not a cursor this server gave");
+		return;
+	}
+	if (!(l.jobs = json_array())) {
+		api_reply_rc(r, a, TALLY_ENOMEM, NULL);
+		return;
+	}
+	rc = coord_jobs(a->coord, state_s ? (int)state : -1, cursor, limit, list_one, &l);
+	if (rc || l.oom) {
+		json_decref(l.jobs);
+		api_reply_rc(r, a, rc ? rc : TALLY_ENOMEM, NULL);
+		return;
+	}
+	snprintf(next, sizeof next, "%lld", (long long)l.last);
+	reply_json(r, 200,
+		   json_pack("{s:o,s:o}", "jobs", l.jobs, "next_cursor",
+			     json_array_size(l.jobs) == limit ? json_string(next) : json_null()));
+}
+
+void jobs_cancel(struct req *r, void *app)
+{
+	struct api *a = app;
+	struct decode_error e;
+	struct job job;
+	json_t *body;
+	int64_t id;
+	enum tally_err rc;
+	char msg[96];
+
+	if (job_id(r, a, &id) || api_body(r, &body))
+		return;
+	rc = decode_empty(body, &e);
+	json_decref(body);
+	if (rc) {
+		api_reply_decode(r, &e);
+		return;
+	}
+	rc = coord_cancel(a->coord, id, &job);
+	if (rc == TALLY_ECONFLICT) {
+		reply_error(r, 409, "conflict", "job %lld: already %s", (long long)id,
+			    job_state_name(job.state));
+		return;
+	}
+	if (rc) {
+		snprintf(msg, sizeof msg, "job %lld: no such job", (long long)id);
+		api_reply_rc(r, a, rc, msg);
+		return;
+	}
+	reply_json(r, 200, job_to_json(&job, coord_now(a->coord)));
+}

@@ -1,0 +1,46 @@
+/* The capped buffer. */
+#include <stdlib.h>
+#include <string.h>
+#include "buf.h"
+
+void buf_init(struct buf *b, size_t max)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->alloc = 0;
+	b->max = max;
+}
+
+void buf_release(struct buf *b)
+{
+	free(b->data);
+	buf_init(b, b->max);
+}
+
+enum tally_err buf_add(struct buf *b, const void *p, size_t n)
+{
+	if (n > b->max - b->len)
+		return TALLY_ETOOBIG;
+	if (b->len + n + 1 > b->alloc) {
+		size_t want = b->alloc ? b->alloc : 256;
+		while (want < b->len + n + 1)
+			want *= 2;
+		if (want > b->max + 1)
+			want = b->max + 1;
+		char *d = realloc(b->data, want);
+		if (!d)
+			return TALLY_ENOMEM;
+		b->data = d;
+		b->alloc = want;
+	}
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return TALLY_OK;
+}
+
+const char *buf_str(const struct buf *b)
+{
+	return b->data ? b->data : "";
+}

@@ -1,0 +1,65 @@
+/* The job and the lease as both sides see them: typed structs, no JSON, no SQL.
+ * A job's batches are 0..B-1, batch b covering samples [b*batch_size, min((b+1)*batch_size,
+ * samples)). Every batch is pending, leased (in exactly one live lease) or done. */
+#ifndef TALLY_JOB_H
+#define TALLY_JOB_H
+
+#include <stdint.h>
+#include "kernel.h"
+
+#define JOB_SAMPLES_MAX (1ULL << 62)
+#define JOB_BATCH_SIZE_DEFAULT 100000ULL
+#define JOB_ERROR_MAX 1024  /* bytes of an error message kept, with the NUL */
+#define WORKER_NAME_MAX 65  /* 64 characters and the NUL */
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED };
+
+/* What a client submits, once validated. */
+struct job_spec {
+	const struct kernel *kernel; /* static */
+	uint64_t samples;
+	uint64_t batch_size;
+	uint64_t seed;
+};
+
+/* A job's full status. Times are ms since the epoch, 0 when unset. */
+struct job {
+	int64_t id;
+	struct job_spec spec;
+	enum job_state state;
+	uint64_t batches_total;
+	uint64_t batches_done;
+	uint64_t batches_leased;
+	uint64_t samples_done;
+	uint64_t counts[KERNEL_MAX_KEYS]; /* in spec.kernel's key order */
+	char error[JOB_ERROR_MAX];        /* "" when none */
+	int64_t created_at;
+	int64_t started_at;
+	int64_t finished_at;
+};
+
+enum lease_state { LEASE_ACTIVE, LEASE_DONE, LEASE_EXPIRED, LEASE_FAILED, LEASE_CANCELLED };
+
+/* A lease on batches [first_batch, first_batch + batch_count) of one job. */
+struct lease {
+	int64_t id;
+	int64_t job_id;
+	struct job_spec spec; /* the job's */
+	uint64_t first_batch;
+	uint64_t batch_count;
+	enum lease_state state;
+	int64_t granted_at;
+	int64_t expires_at;
+	char worker[WORKER_NAME_MAX];
+};
+
+/* Returns the lowercase name of a state ("queued", ...). Static; can't fail. */
+const char *job_state_name(enum job_state s);
+/* Parses a state name. Returns 0, or -1 when s names no state. */
+int job_state_parse(const char *s, enum job_state *out);
+/* Returns 1 when the job can no longer change (succeeded, failed, cancelled). */
+int job_is_final(enum job_state s);
+/* Returns the number of samples the lease covers. */
+uint64_t lease_samples(const struct lease *l);
+
+#endif

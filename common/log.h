@@ -1,0 +1,20 @@
+/* One log line per event, logfmt on stderr: `ts=... level=info msg="..." key=value`. */
+#ifndef TALLY_LOG_H
+#define TALLY_LOG_H
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Sets the lowest level written; the default is LOG_INFO. */
+void log_set_level(enum log_level level);
+/* Parses "debug", "info", "warn" or "error". Returns 0, or -1 for anything else. */
+int log_parse_level(const char *s, enum log_level *out);
+/* Writes one line: fmt is the rest of the line after ts= and level=, e.g. "msg=started port=%d".
+ * Lines are written whole (one write per line). Can't fail; a line over 2 KiB is truncated. */
+void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_write(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_write(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_write(LOG_ERROR, __VA_ARGS__)
+
+#endif

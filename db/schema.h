@@ -1,0 +1,60 @@
+/* The schema, as a list of migrations: schema_migrations[v] takes a database from version v to
+ * v + 1 (PRAGMA user_version). To change the schema:
+ *   1. append a migration; never edit one that has shipped;
+ *   2. bump SCHEMA_VERSION;
+ *   3. update the statements in db.c and test a migration from the previous version. */
+#ifndef TALLY_SCHEMA_H
+#define TALLY_SCHEMA_H
+
+#define SCHEMA_VERSION 1
+
+static const char *const schema_migrations[SCHEMA_VERSION] = {
+	/* 1: jobs with range bookkeeping, leases, free ranges. */
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kernel TEXT NOT NULL,"
+	"  kernel_version INTEGER NOT NULL,"
+	"  samples INTEGER NOT NULL,"
+	"  batch_size INTEGER NOT NULL,"
+	"  seed INTEGER NOT NULL," /* the uint64 seed's bits, as int64 */
+	"  params TEXT NOT NULL DEFAULT '{}',"
+	"  state INTEGER NOT NULL," /* enum job_state */
+	"  batches_total INTEGER NOT NULL,"
+	"  next_batch INTEGER NOT NULL DEFAULT 0,"
+	"  batches_done INTEGER NOT NULL DEFAULT 0,"
+	"  batches_leased INTEGER NOT NULL DEFAULT 0,"
+	"  samples_done INTEGER NOT NULL DEFAULT 0,"
+	"  c0 INTEGER NOT NULL DEFAULT 0, c1 INTEGER NOT NULL DEFAULT 0,"
+	"  c2 INTEGER NOT NULL DEFAULT 0, c3 INTEGER NOT NULL DEFAULT 0,"
+	"  c4 INTEGER NOT NULL DEFAULT 0, c5 INTEGER NOT NULL DEFAULT 0,"
+	"  c6 INTEGER NOT NULL DEFAULT 0, c7 INTEGER NOT NULL DEFAULT 0,"
+	"  error TEXT,"
+	"  last_failure TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  started_at INTEGER,"
+	"  finished_at INTEGER"
+	");"
+	"CREATE INDEX jobs_state ON jobs(state, id);"
+	"CREATE TABLE leases ("
+	"  id INTEGER PRIMARY KEY,"
+	"  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+	"  first_batch INTEGER NOT NULL,"
+	"  batch_count INTEGER NOT NULL,"
+	"  worker TEXT NOT NULL,"
+	"  state INTEGER NOT NULL," /* enum lease_state */
+	"  granted_at INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL,"
+	"  finished_at INTEGER"
+	");"
+	"CREATE INDEX leases_live ON leases(expires_at) WHERE state = 0;"
+	"CREATE INDEX leases_job ON leases(job_id) WHERE state = 0;"
+	"CREATE TABLE free_ranges ("
+	"  id INTEGER PRIMARY KEY,"
+	"  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+	"  first_batch INTEGER NOT NULL,"
+	"  batch_count INTEGER NOT NULL"
+	");"
+	"CREATE INDEX free_ranges_job ON free_ranges(job_id, first_batch);",
+};
+
+#endif

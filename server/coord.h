@@ -1,0 +1,81 @@
+/* The coordinator's service layer: what the API can ask of it, in typed terms. It owns the lease
+ * policy and the clock, and calls the store; it knows nothing of HTTP. Every function runs on the
+ * caller's thread and is not thread-safe: the HTTP layer calls it from its one event thread. */
+#ifndef TALLY_COORD_H
+#define TALLY_COORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "db.h"
+#include "err.h"
+#include "job.h"
+
+#define COORD_KERNELS_MAX 32
+
+/* The clock, injected so that tests can drive time. Returns ms since the epoch. */
+struct coord_clock {
+	int64_t (*now_ms)(void *ctx);
+	void *ctx;
+};
+
+/* Called by the coordinator so that the HTTP layer can wake long polls. */
+struct coord_hooks {
+	void (*work)(void *ctx);              /* new work may be leasable now */
+	void (*expiry)(void *ctx, int64_t at); /* the earliest live lease expires at `at` (0: none) */
+	void *ctx;
+};
+
+struct coord_config {
+	int64_t lease_timeout_ms; /* a lease's life after grant or heartbeat */
+	int64_t lease_target_ms;  /* work per lease the policy aims at */
+};
+
+/* A worker's request for work, decoded. kernels[] are borrowed for the call. */
+struct lease_request {
+	char worker[WORKER_NAME_MAX];
+	const char *kernels[COORD_KERNELS_MAX];
+	size_t nkernels;
+	uint64_t max_batches; /* 0: the policy chooses */
+	int64_t wait_ms;
+};
+
+struct coord;
+
+/* Returns a new coordinator over db (borrowed until coord_free), or NULL when out of memory.
+ * hooks may have NULL members. */
+struct coord *coord_new(struct db *db, const struct coord_config *cfg, struct coord_clock clock,
+			struct coord_hooks hooks);
+void coord_free(struct coord *c);
+/* Returns the injected clock's time. */
+int64_t coord_now(struct coord *c);
+
+/* Stores a new queued job and fills *out. */
+TALLY_WUR enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, struct job *out);
+/* Fills *out with job id; TALLY_ENOTFOUND. */
+TALLY_WUR enum tally_err coord_job(struct coord *c, int64_t id, struct job *out);
+/* Walks jobs newest first; see db_job_list. */
+TALLY_WUR enum tally_err coord_jobs(struct coord *c, int state, int64_t before, size_t limit,
+				    int (*each)(void *ctx, const struct job *job), void *ctx);
+/* Cancels job id; TALLY_ECONFLICT when it already finished (*out filled either way). */
+TALLY_WUR enum tally_err coord_cancel(struct coord *c, int64_t id, struct job *out);
+
+/* Leases the next range of work for req's worker. TALLY_ENOTFOUND when there is none now. */
+TALLY_WUR enum tally_err coord_lease(struct coord *c, const struct lease_request *req,
+				     struct lease *out);
+/* Extends lease id. TALLY_ELOST, TALLY_ENOTFOUND. */
+TALLY_WUR enum tally_err coord_heartbeat(struct coord *c, int64_t id, struct lease *out);
+/* Checks counts (a borrowed JSON object) against lease id with its kernel, then adds them to the
+ * job once. *duplicate is set when the lease was already completed. TALLY_ECOUNTS with a message
+ * in err when the counts cannot be right; TALLY_ELOST; TALLY_ENOTFOUND. */
+TALLY_WUR enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
+					int *duplicate, char *err, size_t errlen);
+/* Gives lease id's batches back. TALLY_ELOST, TALLY_ENOTFOUND. */
+TALLY_WUR enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason);
+/* Reclaims expired leases now; wakes long polls when any were. */
+TALLY_WUR enum tally_err coord_reap(struct coord *c);
+
+/* Returns the storage error behind the last TALLY_EDB, borrowed. */
+const char *coord_errmsg(struct coord *c);
+
+#endif

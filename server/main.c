@@ -1,0 +1,123 @@
+/* tally-server: wires the store, the coordinator and the HTTP layer together, then waits for
+ * SIGTERM or SIGINT. Exit codes: 0 clean stop, 1 cannot start (store or listen), 2 bad usage. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "api.h"
+#include "coord.h"
+#include "db.h"
+#include "log.h"
+#include "opt.h"
+#include "timefmt.h"
+
+static int64_t wall_clock(void *ctx)
+{
+	(void)ctx;
+	return timefmt_now_ms();
+}
+
+/* The hooks reach the HTTP layer through a pointer that is set once http_start() returns. */
+static void hook_work(void *ctx)
+{
+	struct http *h = *(struct http **)ctx;
+	if (h)
+		http_wake(h);
+}
+
+static void hook_expiry(void *ctx, int64_t at)
+{
+	struct http *h = *(struct http **)ctx;
+	if (h)
+		http_wake_at(h, at);
+}
+
+int main(int argc, char **argv)
+{
+	const char *listen = "127.0.0.1:8080", *dbpath = "./tally.db", *level = "info";
+	int64_t lease_timeout = 30, lease_target_ms = 1000;
+	const struct opt opts[] = {
+		{ "listen", "TALLY_LISTEN", OPT_STR, &listen, 0, 0, "address:port to serve on" },
+		{ "db", "TALLY_DB", OPT_STR, &dbpath, 0, 0, "SQLite database file" },
+		{ "lease-timeout", "TALLY_LEASE_TIMEOUT", OPT_INT, &lease_timeout, 1, 86400,
+		  "seconds a lease lives without a heartbeat" },
+		{ "lease-target-ms", "TALLY_LEASE_TARGET_MS", OPT_INT, &lease_target_ms, 1, 600000,
+		  "work per lease, in ms of the worker's measured speed" },
+		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
+		  "debug, info, warn or error" },
+	};
+	struct db *db = NULL;
+	struct coord *coord = NULL;
+	struct http *http = NULL;
+	struct api api;
+	enum log_level lvl;
+	char err[512], host[256];
+	const char *colon;
+	uint64_t port;
+	sigset_t sigs;
+	int sig, rc;
+
+	rc = opt_parse(opts, sizeof opts / sizeof opts[0], argc, argv, "tally-server",
+		       "The tally coordinator: accepts map jobs over REST and leases their batches "
+		       "to tally-worker processes.");
+	if (rc)
+		return rc == 1 ? 0 : 2;
+	if (log_parse_level(level, &lvl)) {
+		fprintf(stderr, "tally-server: --log-level: must be debug, info, warn or error\n");
+		return 2;
+	}
+	log_set_level(lvl);
+	colon = strrchr(listen, ':');
+	if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host ||
+	    decode_uint(colon + 1, 0, 65535, &port)) {
+		fprintf(stderr, "tally-server: --listen: expected host:port, not '%s'\n", listen);
+		return 2;
+	}
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = '\0';
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [::1]:8080 */
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+
+	/* Signals are taken by sigwait() below; every thread inherits the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (db_open(dbpath, &db, err, sizeof err)) {
+		fprintf(stderr, "tally-server: %s\n", err);
+		return 1;
+	}
+	struct coord_config cfg = { .lease_timeout_ms = lease_timeout * 1000,
+				    .lease_target_ms = lease_target_ms };
+	coord = coord_new(db, &cfg, (struct coord_clock){ wall_clock, NULL },
+			  (struct coord_hooks){ hook_work, hook_expiry, &http });
+	api.coord = coord;
+	if (!coord) {
+		fprintf(stderr, "tally-server: out of memory\n");
+		db_close(db);
+		return 1;
+	}
+	http = http_start(host, (uint16_t)port, api_routes, api_nroutes, &api, err, sizeof err);
+	if (!http) {
+		fprintf(stderr, "tally-server: %s\n", err);
+		coord_free(coord);
+		db_close(db);
+		return 1;
+	}
+	/* The port line is what tests and scripts read to find a server started on port 0. */
+	log_info("msg=listening address=%s port=%u db=%s", host, http_port(http), dbpath);
+	printf("listening on %s:%u\n", host, http_port(http));
+	fflush(stdout);
+
+	sigwait(&sigs, &sig);
+	log_info("msg=stopping signal=%d", sig);
+	http_stop(http);
+	coord_free(coord);
+	db_close(db);
+	return 0;
+}

@@ -1,0 +1,115 @@
+/* libcurl glue for the worker. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+#include "buf.h"
+#include "client.h"
+
+struct client {
+	CURL *curl;
+	struct curl_slist *headers;
+	char *base;
+	volatile sig_atomic_t *abort;
+	int abortable;
+	struct buf reply;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct client *client_new(const char *base_url, volatile sig_atomic_t *abort)
+{
+	struct client *c = calloc(1, sizeof *c);
+	size_t n;
+
+	if (!c)
+		return NULL;
+	c->curl = curl_easy_init();
+	c->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	c->base = strdup(base_url);
+	if (!c->curl || !c->headers || !c->base) {
+		client_free(c);
+		return NULL;
+	}
+	n = strlen(c->base);
+	while (n && c->base[n - 1] == '/')
+		c->base[--n] = '\0';
+	c->abort = abort;
+	buf_init(&c->reply, CLIENT_REPLY_MAX);
+	return c;
+}
+
+void client_free(struct client *c)
+{
+	if (!c)
+		return;
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	curl_slist_free_all(c->headers);
+	buf_release(&c->reply);
+	free(c->base);
+	free(c);
+}
+
+const char *client_errmsg(const struct client *c)
+{
+	return c->errbuf;
+}
+
+static size_t on_data(char *p, size_t size, size_t n, void *ctx)
+{
+	struct client *c = ctx;
+	return buf_add(&c->reply, p, size * n) ? 0 : size * n;
+}
+
+static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	struct client *c = ctx;
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return c->abortable && c->abort && *c->abort;
+}
+
+enum tally_err client_post(struct client *c, const char *path, const json_t *body, long timeout_ms,
+			   int abortable, long *status, json_t **reply)
+{
+	char url[1024];
+	char *text = NULL;
+	CURLcode cc;
+
+	*reply = NULL;
+	*status = 0;
+	if (body && !(text = json_dumps(body, JSON_COMPACT)))
+		return TALLY_ENOMEM;
+	snprintf(url, sizeof url, "%s%s", c->base, path);
+	buf_release(&c->reply);
+	c->errbuf[0] = '\0';
+	c->abortable = abortable;
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text ? text : "");
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, text ? (long)strlen(text) : 0L);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, text ? c->headers : NULL);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
+	cc = curl_easy_perform(c->curl);
+	free(text);
+	if (cc != CURLE_OK) {
+		if (!c->errbuf[0])
+			snprintf(c->errbuf, sizeof c->errbuf, "%s", curl_easy_strerror(cc));
+		return TALLY_EIO;
+	}
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+	if (c->reply.len)
+		*reply = json_loadb(buf_str(&c->reply), c->reply.len, 0, NULL);
+	return TALLY_OK;
+}

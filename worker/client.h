@@ -1,0 +1,28 @@
+/* The worker's HTTP client: the only code that includes curl.h. One keep-alive connection to the
+ * coordinator, JSON in and out, replies capped at CLIENT_REPLY_MAX bytes. */
+#ifndef TALLY_CLIENT_H
+#define TALLY_CLIENT_H
+
+#include <signal.h>
+#include <jansson.h>
+#include "err.h"
+
+#define CLIENT_REPLY_MAX (1024 * 1024)
+
+struct client;
+
+/* Returns a client for the coordinator at base_url ("http://host:port"), or NULL when out of
+ * memory. abort, when not NULL, is polled during transfers marked abortable. */
+struct client *client_new(const char *base_url, volatile sig_atomic_t *abort);
+void client_free(struct client *c);
+
+/* POSTs body (borrowed; NULL sends no body) to base_url + path and waits up to timeout_ms.
+ * On an HTTP reply returns TALLY_OK with *status set and *reply a new reference to the parsed
+ * body (NULL when empty or not JSON). TALLY_EIO when no reply came (refused, timed out, aborted);
+ * TALLY_ENOMEM. */
+TALLY_WUR enum tally_err client_post(struct client *c, const char *path, const json_t *body,
+				     long timeout_ms, int abortable, long *status, json_t **reply);
+/* Returns the last transport error, borrowed. */
+const char *client_errmsg(const struct client *c);
+
+#endif

@@ -1,0 +1,235 @@
+/* The pull loop. Counts computed for a lease are kept until the coordinator answers for them:
+ * transport errors and 5xx are retried with capped exponential backoff and full jitter. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/random.h>
+#include "client.h"
+#include "compute.h"
+#include "job.h"
+#include "log.h"
+#include "loop.h"
+#include "timefmt.h"
+
+#define LOOP_BACKOFF_MIN_MS 100
+#define LOOP_BACKOFF_MAX_MS 5000
+#define LOOP_STOP_GRACE_MS 10000 /* how long a stopping worker keeps trying to deliver */
+
+struct loop {
+	const struct loop_config *cfg;
+	volatile sig_atomic_t *stop;
+	struct client *client;
+	unsigned attempt; /* consecutive failures, for backoff */
+};
+
+/* Sleeps ms, waking early when stop is set (unless ignore_stop). */
+static void loop_sleep(struct loop *l, int64_t ms, int ignore_stop)
+{
+	while (ms > 0 && (ignore_stop || !*l->stop)) {
+		int64_t step = ms < 50 ? ms : 50;
+		struct timespec ts = { 0, (long)step * 1000000L };
+		nanosleep(&ts, NULL);
+		ms -= step;
+	}
+}
+
+/* Full-jitter exponential backoff: a random delay in [0, min(max, min * 2^attempt)]. */
+static void loop_backoff(struct loop *l, int ignore_stop)
+{
+	uint64_t cap = LOOP_BACKOFF_MIN_MS, r = 0;
+	for (unsigned i = 0; i < l->attempt && cap < LOOP_BACKOFF_MAX_MS; i++)
+		cap *= 2;
+	if (cap > LOOP_BACKOFF_MAX_MS)
+		cap = LOOP_BACKOFF_MAX_MS;
+	if (getrandom(&r, sizeof r, 0) != sizeof r)
+		r = (uint64_t)timefmt_mono_ms();
+	l->attempt++;
+	loop_sleep(l, (int64_t)(LOOP_BACKOFF_MIN_MS / 2 + r % (cap + 1)), ignore_stop);
+}
+
+/* The lease as the worker needs it. */
+struct held {
+	char id[24];
+	const struct kernel *k;
+	uint64_t seed, samples, batch_size, first, count;
+	double ttl_s;
+};
+
+static int held_parse(const json_t *j, struct held *h)
+{
+	const char *id, *kernel;
+	json_t *seed;
+	json_int_t samples, bs, first, count;
+	json_error_t e;
+
+	if (json_unpack_ex((json_t *)j, &e, 0, "{s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:F}", "id", &id,
+			   "kernel", &kernel, "seed", &seed, "samples", &samples, "batch_size", &bs,
+			   "first_batch", &first, "batch_count", &count, "ttl_s", &h->ttl_s)) {
+		log_error("msg=\"bad lease from the coordinator\" error=\"%s\"", e.text);
+		return -1;
+	}
+	snprintf(h->id, sizeof h->id, "%s", id);
+	h->k = kernel_find(kernel);
+	if (json_is_integer(seed))
+		h->seed = (uint64_t)json_integer_value(seed);
+	else if (json_is_string(seed))
+		h->seed = strtoull(json_string_value(seed), NULL, 10);
+	h->samples = (uint64_t)samples;
+	h->batch_size = (uint64_t)bs;
+	h->first = (uint64_t)first;
+	h->count = (uint64_t)count;
+	if (!h->k || samples <= 0 || bs <= 0 || first < 0 || count <= 0) {
+		log_error("msg=\"unusable lease\" lease=%s kernel=%s", h->id, kernel);
+		return -1;
+	}
+	return 0;
+}
+
+/* Posts to path until the coordinator gives an answer that is not a 5xx. Returns the status,
+ * or 0 when stopping cut the retries short. */
+static long loop_deliver(struct loop *l, const char *path, const json_t *body, json_t **reply)
+{
+	int64_t give_up = 0;
+
+	l->attempt = 0;
+	for (;;) {
+		long status = 0;
+		enum tally_err rc = client_post(l->client, path, body, 10000, 0, &status, reply);
+		if (!rc && status < 500)
+			return status;
+		json_decref(*reply);
+		*reply = NULL;
+		if (rc)
+			log_warn("msg=\"coordinator unreachable, will retry\" path=%s error=\"%s\"",
+				 path, client_errmsg(l->client));
+		else
+			log_warn("msg=\"coordinator error, will retry\" path=%s status=%ld", path,
+				 status);
+		if (*l->stop && !give_up)
+			give_up = timefmt_mono_ms() + LOOP_STOP_GRACE_MS;
+		if (give_up && timefmt_mono_ms() > give_up)
+			return 0;
+		loop_backoff(l, 1);
+	}
+}
+
+/* Heartbeats while the pool computes. Returns 0 when the work finished, -1 when the lease was
+ * lost (the pool is then aborted). */
+static int loop_compute(struct loop *l, const struct held *h, struct compute *pool)
+{
+	int64_t every = (int64_t)(h->ttl_s * 1000.0 / 3.0);
+	char path[64];
+
+	if (every < 100)
+		every = 100;
+	snprintf(path, sizeof path, "/v1/leases/%s/heartbeat", h->id);
+	while (!compute_wait(pool, every)) {
+		long status = 0;
+		json_t *reply = NULL;
+		if (client_post(l->client, path, NULL, 5000, 0, &status, &reply)) {
+			log_warn("msg=\"heartbeat failed\" lease=%s error=\"%s\"", h->id,
+				 client_errmsg(l->client));
+		} else if (status == 409 || status == 404) {
+			log_warn("msg=\"lease lost\" lease=%s status=%ld", h->id, status);
+			json_decref(reply);
+			compute_abort(pool);
+			return -1;
+		}
+		json_decref(reply);
+	}
+	return 0;
+}
+
+/* Runs one lease to the end: compute, then deliver. */
+static void loop_lease(struct loop *l, const json_t *lease)
+{
+	struct held h;
+	struct compute *pool;
+	uint64_t counts[KERNEL_MAX_KEYS] = { 0 };
+	json_t *body, *reply = NULL;
+	char path[64];
+	long status;
+	int64_t t0 = timefmt_mono_ms();
+
+	if (held_parse(lease, &h))
+		return;
+	pool = compute_start(h.k, h.seed, h.samples, h.batch_size, h.first, h.count,
+			     l->cfg->threads);
+	if (!pool) {
+		log_error("msg=\"cannot start compute threads\" lease=%s", h.id);
+		return;
+	}
+	if (loop_compute(l, &h, pool)) {
+		compute_finish(pool, NULL);
+		return;
+	}
+	compute_finish(pool, counts);
+	body = json_pack("{s:o}", "counts", kernel_counts_encode(h.k, counts));
+	if (!body) {
+		log_error("msg=\"out of memory\" lease=%s", h.id);
+		return;
+	}
+	snprintf(path, sizeof path, "/v1/leases/%s/complete", h.id);
+	status = loop_deliver(l, path, body, &reply);
+	if (status == 200)
+		log_debug("msg=\"lease completed\" lease=%s batches=%" PRIu64 " ms=%lld", h.id,
+			  h.count, (long long)(timefmt_mono_ms() - t0));
+	else if (status)
+		log_warn("msg=\"complete refused\" lease=%s status=%ld", h.id, status);
+	else
+		log_warn("msg=\"stopping with undelivered counts\" lease=%s", h.id);
+	json_decref(reply);
+	json_decref(body);
+}
+
+int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
+{
+	struct loop l = { .cfg = cfg, .stop = stop };
+	json_t *req;
+
+	l.client = client_new(cfg->server, stop);
+	req = json_pack("{s:s,s:[s,s],s:i}", "worker", cfg->name, "kernels", "pi", "count",
+			"wait_s", cfg->wait_s);
+	if (!l.client || !req) {
+		client_free(l.client);
+		json_decref(req);
+		return 1;
+	}
+	log_info("msg=\"worker started\" worker=%s server=%s threads=%d", cfg->name, cfg->server,
+		 cfg->threads);
+	while (!*stop) {
+		long status = 0;
+		json_t *reply = NULL;
+		enum tally_err rc = client_post(l.client, "/v1/leases", req,
+						(long)cfg->wait_s * 1000 + 10000, 1, &status,
+						&reply);
+		if (*stop && rc) {
+			json_decref(reply);
+			break;
+		}
+		if (rc || status >= 500) {
+			if (rc)
+				log_warn("msg=\"coordinator unreachable\" error=\"%s\"",
+					 client_errmsg(l.client));
+			else
+				log_warn("msg=\"coordinator error\" status=%ld", status);
+			json_decref(reply);
+			loop_backoff(&l, 0);
+			continue;
+		}
+		l.attempt = 0;
+		if (status == 200 && reply)
+			loop_lease(&l, reply);
+		else if (status != 204) {
+			log_error("msg=\"lease request refused\" status=%ld", status);
+			loop_backoff(&l, 0);
+		}
+		json_decref(reply);
+	}
+	log_info("msg=\"worker stopped\" worker=%s", cfg->name);
+	json_decref(req);
+	client_free(l.client);
+	return 0;
+}

@@ -1,0 +1,19 @@
+/* The worker's pull loop: take a lease (long poll), compute it on the pool while heartbeating,
+ * deliver the counts until the coordinator acknowledges them, repeat until told to stop. */
+#ifndef TALLY_LOOP_H
+#define TALLY_LOOP_H
+
+#include <signal.h>
+
+struct loop_config {
+	const char *server;  /* "http://host:port" */
+	const char *name;    /* this worker's name */
+	int threads;
+	int wait_s;          /* long-poll seconds per lease request */
+};
+
+/* Runs until *stop is set, then finishes (or fails) the lease in hand and returns 0.
+ * Returns 1 when it cannot start (out of memory). */
+int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop);
+
+#endif

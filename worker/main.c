@@ -1,0 +1,72 @@
+/* tally-worker: reads its options and runs the pull loop until SIGTERM or SIGINT.
+ * Exit codes: 0 clean stop, 1 cannot start, 2 bad usage. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include "log.h"
+#include "loop.h"
+#include "opt.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *server = "http://127.0.0.1:8080", *name = NULL, *level = "info";
+	int64_t threads = sysconf(_SC_NPROCESSORS_ONLN), wait_s = 30;
+	const struct opt opts[] = {
+		{ "server", "TALLY_SERVER", OPT_STR, &server, 0, 0, "coordinator URL" },
+		{ "threads", "TALLY_THREADS", OPT_INT, &threads, 1, 1024,
+		  "compute threads (default: online CPUs)" },
+		{ "name", "TALLY_WORKER_NAME", OPT_STR, &name, 0, 0,
+		  "worker name (default: hostname-pid)" },
+		{ "wait", "TALLY_WAIT", OPT_INT, &wait_s, 1, 60, "long-poll seconds per request" },
+		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
+		  "debug, info, warn or error" },
+	};
+	struct sigaction sa;
+	enum log_level lvl;
+	char host[64], defname[96];
+	int rc;
+
+	if (threads < 1)
+		threads = 1;
+	rc = opt_parse(opts, sizeof opts / sizeof opts[0], argc, argv, "tally-worker",
+		       "A tally worker: pulls leases of batches from a tally-server, computes them "
+		       "on --threads threads and posts the counts back.");
+	if (rc)
+		return rc == 1 ? 0 : 2;
+	if (log_parse_level(level, &lvl)) {
+		fprintf(stderr, "tally-worker: --log-level: must be debug, info, warn or error\n");
+		return 2;
+	}
+	log_set_level(lvl);
+	if (!name) {
+		if (gethostname(host, sizeof host))
+			strcpy(host, "worker");
+		host[sizeof host - 1] = '\0';
+		snprintf(defname, sizeof defname, "%s-%ld", host, (long)getpid());
+		name = defname;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		fprintf(stderr, "tally-worker: cannot initialise libcurl\n");
+		return 1;
+	}
+	struct loop_config cfg = { .server = server, .name = name, .threads = (int)threads,
+				   .wait_s = (int)wait_s };
+	rc = loop_run(&cfg, &stop_flag);
+	curl_global_cleanup();
+	return rc;
+}
