@@ -1,0 +1,215 @@
+/* The coordinator with an injected clock: lease expiry, the lease policy's adaptation, count
+ * checks, and the hooks that wake long polls, all without sleeping. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+#include "coord.h"
+#include "tmpdb.h"
+
+struct fixture {
+	struct tmpdb t;
+	struct db *db;
+	struct coord *c;
+	int64_t now;
+	int woken;
+	int64_t expiry;
+};
+
+static int64_t fake_now(void *ctx)
+{
+	return ((struct fixture *)ctx)->now;
+}
+
+static void on_work(void *ctx)
+{
+	((struct fixture *)ctx)->woken++;
+}
+
+static void on_expiry(void *ctx, int64_t at)
+{
+	((struct fixture *)ctx)->expiry = at;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000 };
+	char err[256];
+	tmpdb_make(&f->t);
+	if (db_open(f->t.path, &f->db, err, sizeof err))
+		fail_msg("%s", err);
+	f->now = 1000000;
+	f->c = coord_new(f->db, &cfg, (struct coord_clock){ fake_now, f },
+			 (struct coord_hooks){ on_work, on_expiry, f });
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	coord_free(f->c);
+	db_close(f->db);
+	tmpdb_remove(&f->t);
+	free(f);
+	return 0;
+}
+
+static struct lease_request request(const char *worker, uint64_t max_batches)
+{
+	struct lease_request r = { .nkernels = 1, .max_batches = max_batches };
+	snprintf(r.worker, sizeof r.worker, "%s", worker);
+	r.kernels[0] = "pi";
+	return r;
+}
+
+static json_t *counts_for(const struct lease *l)
+{
+	uint64_t c[KERNEL_MAX_KEYS] = { 0 };
+	kernel_run_range(l->spec.kernel, l->spec.seed, l->spec.samples, l->spec.batch_size,
+			 l->first_batch, l->batch_count, c);
+	return kernel_counts_encode(l->spec.kernel, c);
+}
+
+static void test_submit_wakes_and_lease_sets_expiry(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 1000000, 1000, 1 };
+	struct lease_request req = request("a", 5);
+	struct job j;
+	struct lease l;
+	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(f->woken, 1);
+	assert_int_equal(coord_lease(f->c, &req, &l), TALLY_OK);
+	assert_int_equal(l.batch_count, 5);
+	assert_int_equal(l.expires_at, f->now + 10000);
+	assert_int_equal(f->expiry, f->now + 10000);
+}
+
+static void test_expiry_without_sleeping(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1 };
+	struct lease_request a = request("a", 4), b = request("b", 4);
+	struct job j;
+	struct lease la, lb;
+	char err[128];
+	int dup;
+	json_t *counts;
+
+	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &la), TALLY_OK);
+	f->now += 9999; /* one ms before expiry: a heartbeat keeps it */
+	assert_int_equal(coord_heartbeat(f->c, la.id, &la), TALLY_OK);
+	f->now += 10000; /* expired now */
+	f->woken = 0;
+	assert_int_equal(coord_reap(f->c), TALLY_OK);
+	assert_int_equal(f->woken, 1);
+	assert_int_equal(coord_lease(f->c, &b, &lb), TALLY_OK);
+	assert_int_equal(lb.first_batch, la.first_batch);
+	assert_int_equal(lb.batch_count, la.batch_count);
+	counts = counts_for(&la);
+	assert_int_equal(coord_complete(f->c, la.id, counts, &dup, err, sizeof err), TALLY_ELOST);
+	assert_int_equal(coord_complete(f->c, lb.id, counts, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(dup, 0);
+	assert_int_equal(coord_complete(f->c, lb.id, counts, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(dup, 1);
+	json_decref(counts);
+	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(j.samples_done, 4000);
+}
+
+static void test_counts_checked_against_lease(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1 };
+	struct lease_request a = request("a", 2);
+	struct job j;
+	struct lease l;
+	char err[128];
+	int dup;
+	struct {
+		const char *counts;
+		const char *needle;
+	} bad[] = {
+		{ "{\"inside\": 10, \"samples\": 1999}", "samples" },
+		{ "{\"inside\": 2001, \"samples\": 2000}", "inside" },
+		{ "{\"inside\": 10}", "samples" },
+		{ "{\"inside\": 10, \"samples\": 2000, \"x\": 1}", "counts.x" },
+	};
+	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_t *c = json_loads(bad[i].counts, 0, NULL);
+		assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_ECOUNTS);
+		assert_non_null(strstr(err, bad[i].needle));
+		json_decref(c);
+	}
+	/* Refused counts leave the lease live: the right ones are still accepted. */
+	json_t *good = counts_for(&l);
+	assert_int_equal(coord_complete(f->c, l.id, good, &dup, err, sizeof err), TALLY_OK);
+	json_decref(good);
+	assert_int_equal(coord_complete(f->c, 424242, good ? NULL : NULL, &dup, err, sizeof err),
+			 TALLY_ENOTFOUND);
+}
+
+static void test_lease_size_adapts_to_worker_rate(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 1ULL << 40, 100000, 1 };
+	struct lease_request a = request("fast", 0);
+	struct job j;
+	struct lease l;
+	char err[128];
+	int dup;
+	json_t *c;
+
+	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
+	assert_int_equal(l.batch_count, 200); /* 1 s at the default 2e7/s */
+	/* It came back in 10 ms: 2e7 samples / 0.01 s = 2e9/s, so the next lease is far bigger. */
+	f->now += 10;
+	c = json_pack("{s:I,s:I}", "inside", (json_int_t)0,
+		      "samples", (json_int_t)(l.batch_count * 100000));
+	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
+	json_decref(c);
+	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
+	assert_int_equal(l.batch_count, 20000);
+}
+
+static void test_cancel_and_fail_wake(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1 };
+	struct lease_request a = request("a", 2);
+	struct job j;
+	struct lease l;
+	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
+	f->woken = 0;
+	assert_int_equal(coord_fail(f->c, l.id, "oops"), TALLY_OK);
+	assert_int_equal(f->woken, 1);
+	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
+	assert_int_equal(l.first_batch, 0);
+	assert_int_equal(coord_cancel(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_CANCELLED);
+	assert_int_equal(f->expiry, 0); /* no live lease left */
+	assert_int_equal(coord_heartbeat(f->c, l.id, &l), TALLY_ELOST);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_submit_wakes_and_lease_sets_expiry),
+		T(test_expiry_without_sleeping),
+		T(test_counts_checked_against_lease),
+		T(test_lease_size_adapts_to_worker_rate),
+		T(test_cancel_and_fail_wake),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,264 @@
+/* Request decoding: every field of every body, ids and query numbers. Table-driven: each row is
+ * a body, the expected outcome, and for refusals the error code and a word the message must
+ * contain (the field it names). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+#include "decode.h"
+
+struct row {
+	const char *body;
+	const char *code;   /* NULL: accepted */
+	const char *needle; /* in the message */
+};
+
+static json_t *parse(const char *text, struct decode_error *e)
+{
+	return decode_json(text, strlen(text), e);
+}
+
+static void test_json_layer(void **state)
+{
+	struct decode_error e;
+	(void)state;
+	assert_null(decode_json("", 0, &e));
+	assert_string_equal(e.code, "invalid_json");
+	assert_null(parse("{\"a\":1,\"a\":2}", &e));
+	assert_string_equal(e.code, "invalid_json");
+	assert_null(parse("{\"a\":\"\xff\"}", &e));
+	assert_string_equal(e.code, "invalid_json");
+	assert_null(parse("{\"a\":1} x", &e));
+	assert_null(parse("{\"a\":NaN}", &e));
+	assert_null(parse("{\"a\":Infinity}", &e));
+	assert_null(parse("{\"seed\":18446744073709551616}", &e));
+	assert_string_equal(e.code, "invalid_field");
+	assert_non_null(strstr(e.message, "decimal string"));
+	/* Deep nesting is refused by the parser, not by the stack. */
+	char deep[20001];
+	memset(deep, '[', 10000);
+	memset(deep + 10000, ']', 10000);
+	deep[20000] = '\0';
+	assert_null(parse(deep, &e));
+	json_t *ok = parse("{\"a\":[1,2]}", &e);
+	assert_non_null(ok);
+	json_decref(ok);
+}
+
+static void test_job_spec_table(void **state)
+{
+	static const struct row rows[] = {
+		{ "{\"kernel\":\"pi\",\"samples\":100}", NULL, NULL },
+		{ "{\"kernel\":\"pi\",\"samples\":1e10,\"batch_size\":1e5,\"seed\":42}", NULL, NULL },
+		{ "{\"kernel\":\"count\",\"samples\":4611686018427387904}", NULL, NULL },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"params\":{}}", NULL, NULL },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"params\":null}", NULL, NULL },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":\"18446744073709551615\"}", NULL, NULL },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":9223372036854775807}", NULL, NULL },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":0}", NULL, NULL },
+		{ "[]", "invalid_json", "object" },
+		{ "42", "invalid_json", "object" },
+		{ "{}", "missing_field", "kernel" },
+		{ "{\"kernel\":\"pi\"}", "missing_field", "samples" },
+		{ "{\"kernel\":\"pi\",\"sample\":10}", "unknown_field", "sample" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"batchsize\":5}", "unknown_field", "batchsize" },
+		{ "{\"kernel\":\"tau\",\"samples\":10}", "invalid_field", "kernel" },
+		{ "{\"kernel\":7,\"samples\":10}", "invalid_field", "kernel" },
+		{ "{\"kernel\":null,\"samples\":10}", "invalid_field", "kernel" },
+		{ "{\"kernel\":\"pi\",\"samples\":0}", "invalid_field", "samples" },
+		{ "{\"kernel\":\"pi\",\"samples\":-1}", "invalid_field", "samples" },
+		{ "{\"kernel\":\"pi\",\"samples\":-0.0}", "invalid_field", "samples" },
+		{ "{\"kernel\":\"pi\",\"samples\":1.5}", "invalid_field", "samples" },
+		{ "{\"kernel\":\"pi\",\"samples\":\"10\"}", "invalid_field", "samples" },
+		{ "{\"kernel\":\"pi\",\"samples\":true}", "invalid_field", "samples" },
+		{ "{\"kernel\":\"pi\",\"samples\":4611686018427387905}", "invalid_field", "samples" },
+		{ "{\"kernel\":\"pi\",\"samples\":9223372036854775807}", "invalid_field", "samples" },
+		{ "{\"kernel\":\"pi\",\"samples\":1e19}", "invalid_field", "samples" },
+		{ "{\"kernel\":\"pi\",\"samples\":1e400}", "invalid_json", "" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"batch_size\":0}", "invalid_field", "batch_size" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"batch_size\":11}", "invalid_field", "batch_size" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"batch_size\":2.5}", "invalid_field", "batch_size" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":-1}", "invalid_field", "seed" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":-0.0}", "invalid_field", "seed" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":0.5}", "invalid_field", "seed" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":\"18446744073709551616\"}", "invalid_field", "seed" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":\"-1\"}", "invalid_field", "seed" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":\"\"}", "invalid_field", "seed" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":\"0x10\"}", "invalid_field", "seed" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":[1]}", "invalid_field", "seed" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"params\":[]}", "invalid_field", "params" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"params\":{\"r\":1}}", "unknown_field", "params.r" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		struct decode_error e = { 0 };
+		struct job_spec spec;
+		json_t *body = parse(rows[i].body, &e);
+		enum tally_err rc;
+		if (!body) {
+			assert_non_null(rows[i].code);
+			assert_string_equal(e.code, rows[i].code);
+			continue;
+		}
+		rc = decode_job_spec(body, 777, &spec, &e);
+		json_decref(body);
+		if (!rows[i].code) {
+			if (rc)
+				fail_msg("row %zu (%s) refused: %s", i, rows[i].body, e.message);
+			continue;
+		}
+		if (rc != TALLY_EINVAL)
+			fail_msg("row %zu (%s) accepted", i, rows[i].body);
+		if (strcmp(e.code, rows[i].code) || !strstr(e.message, rows[i].needle))
+			fail_msg("row %zu (%s): got %s '%s'", i, rows[i].body, e.code, e.message);
+	}
+}
+
+static void test_job_spec_values(void **state)
+{
+	struct decode_error e;
+	struct job_spec spec;
+	json_t *body;
+	(void)state;
+
+	body = parse("{\"kernel\":\"pi\",\"samples\":1e10}", &e);
+	assert_int_equal(decode_job_spec(body, 777, &spec, &e), TALLY_OK);
+	json_decref(body);
+	assert_string_equal(spec.kernel->name, "pi");
+	assert_int_equal(spec.samples, 10000000000ULL);
+	assert_int_equal(spec.batch_size, 100000);
+	assert_int_equal(spec.seed, 777);
+
+	body = parse("{\"kernel\":\"pi\",\"samples\":50,\"seed\":\"18446744073709551615\"}", &e);
+	assert_int_equal(decode_job_spec(body, 777, &spec, &e), TALLY_OK);
+	json_decref(body);
+	assert_int_equal(spec.batch_size, 50); /* the default, clamped to samples */
+	assert_true(spec.seed == UINT64_MAX);
+}
+
+static void test_lease_request_table(void **state)
+{
+	static const struct row rows[] = {
+		{ "{\"worker\":\"w1\",\"kernels\":[\"pi\"]}", NULL, NULL },
+		{ "{\"worker\":\"node-1.a:b@c_d\",\"kernels\":[\"pi\",\"count\"],\"wait_s\":60,"
+		  "\"max_batches\":1}", NULL, NULL },
+		{ "{\"kernels\":[\"pi\"]}", "missing_field", "worker" },
+		{ "{\"worker\":\"w\"}", "missing_field", "kernels" },
+		{ "{\"worker\":\"\",\"kernels\":[\"pi\"]}", "invalid_field", "worker" },
+		{ "{\"worker\":\"a b\",\"kernels\":[\"pi\"]}", "invalid_field", "worker" },
+		{ "{\"worker\":\"a\\u0000b\",\"kernels\":[\"pi\"]}", "invalid_json", "" },
+		{ "{\"worker\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+		  "\"kernels\":[\"pi\"]}", "invalid_field", "worker" },
+		{ "{\"worker\":5,\"kernels\":[\"pi\"]}", "invalid_field", "worker" },
+		{ "{\"worker\":\"w\",\"kernels\":[]}", "invalid_field", "kernels" },
+		{ "{\"worker\":\"w\",\"kernels\":\"pi\"}", "invalid_field", "kernels" },
+		{ "{\"worker\":\"w\",\"kernels\":[1]}", "invalid_field", "kernels[0]" },
+		{ "{\"worker\":\"w\",\"kernels\":[\"pi\",\"\"]}", "invalid_field", "kernels[1]" },
+		{ "{\"worker\":\"w\",\"kernels\":[\"pi\"],\"wait_s\":61}", "invalid_field", "wait_s" },
+		{ "{\"worker\":\"w\",\"kernels\":[\"pi\"],\"wait_s\":-1}", "invalid_field", "wait_s" },
+		{ "{\"worker\":\"w\",\"kernels\":[\"pi\"],\"wait_s\":\"5\"}", "invalid_field", "wait_s" },
+		{ "{\"worker\":\"w\",\"kernels\":[\"pi\"],\"max_batches\":-2}", "invalid_field", "max_batches" },
+		{ "{\"worker\":\"w\",\"kernels\":[\"pi\"],\"wait\":5}", "unknown_field", "wait" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		struct decode_error e = { 0 };
+		struct lease_request req;
+		json_t *body = parse(rows[i].body, &e);
+		enum tally_err rc;
+		if (!body) {
+			assert_non_null(rows[i].code);
+			assert_string_equal(e.code, rows[i].code);
+			continue;
+		}
+		rc = decode_lease_request(body, &req, &e);
+		if (!rows[i].code && rc)
+			fail_msg("row %zu (%s) refused: %s", i, rows[i].body, e.message);
+		if (rows[i].code && (rc != TALLY_EINVAL || strcmp(e.code, rows[i].code) ||
+				     !strstr(e.message, rows[i].needle)))
+			fail_msg("row %zu (%s): got rc %d %s '%s'", i, rows[i].body, rc,
+				 rc ? e.code : "-", rc ? e.message : "");
+		json_decref(body);
+	}
+}
+
+static void test_complete_fail_empty(void **state)
+{
+	struct decode_error e;
+	const json_t *counts;
+	char reason[DECODE_REASON_MAX];
+	json_t *b;
+	(void)state;
+
+	b = parse("{\"counts\":{\"samples\":1}}", &e);
+	assert_int_equal(decode_complete(b, &counts, &e), TALLY_OK);
+	assert_true(json_is_object(counts));
+	json_decref(b);
+	b = parse("{\"count\":{}}", &e);
+	assert_int_equal(decode_complete(b, &counts, &e), TALLY_EINVAL);
+	assert_string_equal(e.code, "unknown_field");
+	json_decref(b);
+	b = parse("{\"counts\":[1]}", &e);
+	assert_int_equal(decode_complete(b, &counts, &e), TALLY_EINVAL);
+	assert_non_null(strstr(e.message, "counts"));
+	json_decref(b);
+	b = parse("{}", &e);
+	assert_int_equal(decode_complete(b, &counts, &e), TALLY_EINVAL);
+	assert_string_equal(e.code, "missing_field");
+	json_decref(b);
+
+	assert_int_equal(decode_fail(NULL, reason, &e), TALLY_OK);
+	assert_string_equal(reason, "");
+	b = parse("{\"error\":\"disk on fire\"}", &e);
+	assert_int_equal(decode_fail(b, reason, &e), TALLY_OK);
+	assert_string_equal(reason, "disk on fire");
+	json_decref(b);
+	b = parse("{\"error\":5}", &e);
+	assert_int_equal(decode_fail(b, reason, &e), TALLY_EINVAL);
+	json_decref(b);
+
+	assert_int_equal(decode_empty(NULL, &e), TALLY_OK);
+	b = parse("{}", &e);
+	assert_int_equal(decode_empty(b, &e), TALLY_OK);
+	json_decref(b);
+	b = parse("{\"x\":1}", &e);
+	assert_int_equal(decode_empty(b, &e), TALLY_EINVAL);
+	assert_non_null(strstr(e.message, "x"));
+	json_decref(b);
+}
+
+static void test_ids_and_numbers(void **state)
+{
+	int64_t id;
+	uint64_t n;
+	(void)state;
+	assert_int_equal(decode_id("1", &id), 0);
+	assert_int_equal(id, 1);
+	assert_int_equal(decode_id("9223372036854775807", &id), 0);
+	assert_int_equal(id, INT64_MAX);
+	const char *bad[] = { "", "0", "01", "-1", "+1", "1a", "9223372036854775808",
+			      "99999999999999999999999", " 1", "1.0" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (!decode_id(bad[i], &id))
+			fail_msg("id '%s' accepted", bad[i]);
+	assert_int_equal(decode_uint("18446744073709551615", 0, UINT64_MAX, &n), 0);
+	assert_true(n == UINT64_MAX);
+	assert_int_equal(decode_uint("18446744073709551616", 0, UINT64_MAX, &n), -1);
+	assert_int_equal(decode_uint("1001", 1, 1000, &n), -1);
+	assert_int_equal(decode_uint("0", 1, 1000, &n), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_json_layer),
+		cmocka_unit_test(test_job_spec_table),
+		cmocka_unit_test(test_job_spec_values),
+		cmocka_unit_test(test_lease_request_table),
+		cmocka_unit_test(test_complete_fail_empty),
+		cmocka_unit_test(test_ids_and_numbers),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
