@@ -456,7 +456,7 @@ enum tally_err db_reap(struct db *db, int64_t now, int *reaped)
 
 enum tally_err db_lease_acquire(struct db *db, const char *worker, const char *const *kernels,
 				size_t nkernels, int64_t now, int64_t ttl_ms, db_size_fn size,
-				void *ctx, struct lease *out)
+				void *ctx, struct lease *out, int *reaped)
 {
 	json_t *names = json_array();
 	char *names_text = NULL;
@@ -464,8 +464,9 @@ enum tally_err db_lease_acquire(struct db *db, const char *worker, const char *c
 	uint64_t next_batch, remaining, first, take;
 	enum tally_err rc = TALLY_ENOMEM;
 	sqlite3_stmt *s;
-	int reaped, step;
+	int step;
 
+	*reaped = 0;
 	if (!names)
 		return TALLY_ENOMEM;
 	for (size_t i = 0; i < nkernels; i++)
@@ -475,7 +476,7 @@ enum tally_err db_lease_acquire(struct db *db, const char *worker, const char *c
 		goto done;
 	if ((rc = db_begin(db)))
 		goto done;
-	if ((rc = reap_locked(db, now, &reaped)))
+	if ((rc = reap_locked(db, now, reaped)))
 		goto fail;
 
 	s = db_stmt(db, ST_JOB_PICK);

@@ -40,11 +40,12 @@ typedef uint64_t (*db_size_fn)(void *ctx, const struct job *job, uint64_t remain
 /* In one transaction: returns expired leases' batches to pending, picks the oldest queued or
  * running job whose kernel is in kernels[0..nkernels) and that has pending batches, and leases
  * the next contiguous pending range of it (sized by size()) to worker until now + ttl_ms.
+ * *reaped counts the expired leases reclaimed on the way (also on TALLY_ENOTFOUND).
  * TALLY_ENOTFOUND when no job has work for this worker. */
 TALLY_WUR enum tally_err db_lease_acquire(struct db *db, const char *worker,
 					  const char *const *kernels, size_t nkernels, int64_t now,
 					  int64_t ttl_ms, db_size_fn size, void *ctx,
-					  struct lease *out);
+					  struct lease *out, int *reaped);
 /* Reads lease id (with its job's spec) into *out. TALLY_ENOTFOUND when there is none. */
 TALLY_WUR enum tally_err db_lease_get(struct db *db, int64_t id, struct lease *out);
 /* Extends a live lease to now + ttl_ms and fills *out. TALLY_ELOST when it is no longer live

@@ -108,11 +108,18 @@ static uint64_t coord_size(void *ctx, const struct job *job, uint64_t remaining)
 enum tally_err coord_lease(struct coord *c, const struct lease_request *req, struct lease *out)
 {
 	enum tally_err rc;
+	int reaped = 0;
 
 	c->sizing = req;
 	rc = db_lease_acquire(c->db, req->worker, req->kernels, req->nkernels, coord_now(c),
-			      c->cfg.lease_timeout_ms, coord_size, c, out);
+			      c->cfg.lease_timeout_ms, coord_size, c, out, &reaped);
 	c->sizing = NULL;
+	if (reaped) {
+		log_info("msg=\"leases expired\" count=%d", reaped);
+		/* What this worker did not take, parked ones may. */
+		if (!rc)
+			coord_wake(c);
+	}
 	if (!rc) {
 		log_debug("msg=\"lease granted\" lease=%lld job=%lld worker=%s first_batch=%llu "
 			  "batch_count=%llu",

@@ -14,6 +14,7 @@ struct fixture {
 	struct tmpdb t;
 	struct db *db;
 	uint64_t size; /* what the size callback answers */
+	int reaped;    /* what the last acquire reclaimed */
 };
 
 static uint64_t fixed_size(void *ctx, const struct job *job, uint64_t remaining)
@@ -57,7 +58,7 @@ static struct job submit(struct fixture *f, const char *kernel, uint64_t samples
 static enum tally_err take(struct fixture *f, uint64_t n, int64_t now, struct lease *l)
 {
 	f->size = n;
-	return db_lease_acquire(f->db, "w1", pi_only, 1, now, 30000, fixed_size, f, l);
+	return db_lease_acquire(f->db, "w1", pi_only, 1, now, 30000, fixed_size, f, l, &f->reaped);
 }
 
 static void complete_ok(struct fixture *f, const struct lease *l, int64_t now)
@@ -156,6 +157,7 @@ static void test_expired_lease_is_released_and_lost(void **state)
 	assert_int_equal(reaped, 0);
 	/* At 30000 lease a expires; the next acquire reclaims it and hands out its range first. */
 	assert_int_equal(take(f, 5, 30005, &c), TALLY_OK);
+	assert_int_equal(f->reaped, 1);
 	assert_int_equal(c.first_batch, 0);
 	assert_int_equal(c.batch_count, 2);
 	assert_int_equal(db_lease_get(f->db, a.id, &got), TALLY_OK);
@@ -250,10 +252,12 @@ static void test_kernel_filter_and_order(void **state)
 	assert_int_equal(take(f, 1, 0, &l), TALLY_OK); /* only pi: skips the older count job */
 	assert_int_equal(l.job_id, p.id);
 	f->size = 1;
-	assert_int_equal(db_lease_acquire(f->db, "w", both, 2, 0, 1000, fixed_size, f, &l),
+	assert_int_equal(db_lease_acquire(f->db, "w", both, 2, 0, 1000, fixed_size, f, &l,
+					  &f->reaped),
 			 TALLY_OK);
 	assert_int_equal(l.job_id, c.id);
-	assert_int_equal(db_lease_acquire(f->db, "w", both, 2, 0, 1000, fixed_size, f, &l),
+	assert_int_equal(db_lease_acquire(f->db, "w", both, 2, 0, 1000, fixed_size, f, &l,
+					  &f->reaped),
 			 TALLY_ENOTFOUND);
 }
 

@@ -1,0 +1,114 @@
+"""Faults: a worker killed mid-lease, completes repeated or late, the coordinator killed and
+restarted mid-job. Each ends with counts bit-identical to an undisturbed run."""
+import signal
+import time
+import unittest
+
+import recompute
+from harness import TallyTestCase
+
+
+def lease(s, worker, max_batches=0, wait_s=0):
+    r = s.req("POST", "/v1/leases", {"worker": worker, "kernels": ["pi"],
+                                     "max_batches": max_batches, "wait_s": wait_s})
+    return r
+
+
+def counts_of(lease_json):
+    L = lease_json
+    return recompute.job_counts("pi", L["seed"], L["batch_size"], L["samples"],
+                                range(L["first_batch"], L["first_batch"] + L["batch_count"]))
+
+
+class FaultTest(TallyTestCase):
+    def reference(self, **spec):
+        """The counts of the job run undisturbed on a fresh coordinator."""
+        s = self.server(db=self.tmpdir + "/reference.db")
+        w = self.worker(s, threads=2)
+        done = s.wait_job(s.submit(**spec)["id"])
+        w.kill(signal.SIGTERM)
+        s.stop()
+        return done["counts"]
+
+    def test_worker_killed_mid_lease(self):
+        spec = dict(kernel="pi", samples=600_000_000, batch_size=100_000, seed=11)
+        s = self.server("--lease-timeout", "2", "--lease-target-ms", "300")
+        a = self.worker(s, threads=1, name="doomed")
+        job = s.submit(**spec)
+        s.wait_until(job["id"], lambda j: j["batches"]["leased"] > 0 and j["batches"]["done"] > 0)
+        a.kill(signal.SIGKILL)
+        held = s.job(job["id"])
+        self.assertEqual(held["state"], "running")
+        self.assertGreater(held["batches"]["leased"], 0)  # the dead worker's lease is in flight
+        self.worker(s, threads=2, name="rescuer")
+        done = s.wait_job(job["id"])
+        self.assertEqual(done["state"], "succeeded")
+        self.assertEqual(done["counts"]["samples"], spec["samples"])
+        self.assertIn("leases expired", s.log())
+        self.assertEqual(done["counts"], self.reference(**spec))
+
+    def test_complete_twice_and_late_complete(self):
+        s = self.server("--lease-timeout", "1")
+        job = s.submit(kernel="pi", samples=10_000, batch_size=1000, seed=5)
+        l1 = lease(s, "w1", max_batches=2).json
+        c1 = counts_of(l1)
+        first = s.req("POST", f"/v1/leases/{l1['id']}/complete", {"counts": c1})
+        self.assertEqual((first.status, first.json), (200, {"accepted": True, "duplicate": False}))
+        again = s.req("POST", f"/v1/leases/{l1['id']}/complete", {"counts": c1})
+        self.assertEqual((again.status, again.json), (200, {"accepted": True, "duplicate": True}))
+        self.assertEqual(s.job(job["id"])["counts"], c1)
+
+        # l2 expires; w2's request reclaims its range; l2's late complete is refused.
+        l2 = lease(s, "w1", max_batches=2).json
+        time.sleep(1.1)
+        l3 = lease(s, "w2", max_batches=2).json
+        self.assertEqual((l3["first_batch"], l3["batch_count"]),
+                         (l2["first_batch"], l2["batch_count"]))
+        late = s.req("POST", f"/v1/leases/{l2['id']}/complete", {"counts": counts_of(l2)})
+        self.assertEqual(late.status, 409)
+        self.assertEqual(late.error()[0], "lease_lost")
+        hb = s.req("POST", f"/v1/leases/{l2['id']}/heartbeat")
+        self.assertEqual(hb.status, 409)
+        ok = s.req("POST", f"/v1/leases/{l3['id']}/complete", {"counts": counts_of(l3)})
+        self.assertEqual(ok.status, 200)
+        j = s.job(job["id"])
+        self.assertEqual(j["batches"]["done"], 4)
+        self.assertEqual(j["counts"], recompute.job_counts("pi", 5, 1000, 10_000, range(4)))
+
+        # Fail gives the range back at once.
+        l4 = lease(s, "w1", max_batches=3).json
+        f = s.req("POST", f"/v1/leases/{l4['id']}/fail", {"error": "out of coffee"})
+        self.assertEqual(f.status, 200)
+        l5 = lease(s, "w2", max_batches=3).json
+        self.assertEqual(l5["first_batch"], l4["first_batch"])
+
+    def test_coordinator_killed_and_restarted(self):
+        spec = dict(kernel="pi", samples=3_000_000_000, batch_size=100_000, seed=99)
+        s = self.server("--lease-target-ms", "200")
+        workers = [self.worker(s, threads=1), self.worker(s, threads=1)]
+        job = s.submit(**spec)
+        s.wait_until(job["id"], lambda j: j["progress"] > 0.1)
+        s.kill(signal.SIGKILL)
+        time.sleep(1.0)  # workers find it gone and keep their counts
+        s.start()  # same port, same database file
+        done = s.wait_job(job["id"])
+        self.assertEqual(done["state"], "succeeded")
+        self.assertEqual(done["counts"]["samples"], spec["samples"])
+        for w in workers:
+            self.assertTrue(w.alive())
+        self.assertEqual(done["counts"], self.reference(**spec))
+
+    def test_sigterm_stops_cleanly(self):
+        s = self.server()
+        w = self.worker(s, threads=1)
+        job = s.submit(kernel="pi", samples=400_000_000, batch_size=100_000, seed=3)
+        s.wait_until(job["id"], lambda j: j["batches"]["leased"] > 0)
+        self.assertEqual(w.kill(signal.SIGTERM), 0)
+        # The worker finished its lease before leaving: nothing is left leased to it.
+        j = s.job(job["id"])
+        self.assertEqual(j["batches"]["leased"], 0)
+        self.assertEqual(s.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

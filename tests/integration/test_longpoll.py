@@ -1,0 +1,70 @@
+"""Long polls: an idle worker waits without spinning, and is woken by new work, by an expired
+lease, and by the coordinator stopping."""
+import signal
+import threading
+import time
+import unittest
+
+from harness import TallyTestCase
+
+
+def poll(s, worker, wait_s, out, key):
+    t0 = time.monotonic()
+    out[key] = s.req("POST", "/v1/leases", {"worker": worker, "kernels": ["pi"], "wait_s": wait_s,
+                                            "max_batches": 1})
+    out[key + "_s"] = time.monotonic() - t0
+
+
+class LongPollTest(TallyTestCase):
+    def test_empty_queue_waits_then_204(self):
+        s = self.server()
+        out = {}
+        poll(s, "idle", 1, out, "r")
+        self.assertEqual(out["r"].status, 204)
+        self.assertEqual(out["r"].raw, b"")
+        self.assertGreaterEqual(out["r_s"], 0.9)
+        r = s.req("POST", "/v1/leases", {"worker": "idle", "kernels": ["pi"], "wait_s": 0})
+        self.assertEqual(r.status, 204)
+
+    def test_submit_wakes_parked_polls(self):
+        s = self.server()
+        out = {}
+        threads = [threading.Thread(target=poll, args=(s, f"p{i}", 30, out, f"r{i}"))
+                   for i in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        s.submit(kernel="pi", samples=3000, batch_size=1000, seed=1)
+        for t in threads:
+            t.join(timeout=20)
+        got = sorted(out[f"r{i}"].json["first_batch"] for i in range(3))
+        self.assertEqual(got, [0, 1, 2])  # each woken poll got its own batch
+        for i in range(3):
+            self.assertLess(out[f"r{i}_s"], 20)
+
+    def test_expired_lease_wakes_parked_poll(self):
+        s = self.server("--lease-timeout", "1")
+        s.submit(kernel="pi", samples=1000, batch_size=1000, seed=1)
+        first = s.req("POST", "/v1/leases", {"worker": "silent", "kernels": ["pi"]})
+        self.assertEqual(first.status, 200)
+        out = {}
+        poll(s, "patient", 30, out, "r")  # nothing pending until the silent lease expires
+        self.assertEqual(out["r"].status, 200)
+        self.assertEqual(out["r"].json["first_batch"], 0)
+        self.assertGreaterEqual(out["r_s"], 0.5)
+        self.assertLess(out["r_s"], 20)
+
+    def test_sigterm_answers_parked_polls(self):
+        s = self.server()
+        out = {}
+        t = threading.Thread(target=poll, args=(s, "p", 30, out, "r"))
+        t.start()
+        time.sleep(0.3)
+        self.assertEqual(s.stop(), 0)
+        t.join(timeout=20)
+        self.assertFalse(t.is_alive())
+        self.assertIn(out["r"].status, (204, 503))
+
+
+if __name__ == "__main__":
+    unittest.main()
