@@ -83,12 +83,13 @@ class FaultTest(TallyTestCase):
         self.assertEqual(l5["first_batch"], l4["first_batch"])
 
     def test_coordinator_killed_and_restarted(self):
-        spec = dict(kernel="pi", samples=3_000_000_000, batch_size=100_000, seed=99)
+        spec = dict(kernel="pi", samples=1_500_000_000, batch_size=100_000, seed=99)
         s = self.server("--lease-target-ms", "200")
         workers = [self.worker(s, threads=1), self.worker(s, threads=1)]
         job = s.submit(**spec)
-        s.wait_until(job["id"], lambda j: j["progress"] > 0.1)
+        before = s.wait_until(job["id"], lambda j: j["progress"] > 0.1)
         s.kill(signal.SIGKILL)
+        self.assertEqual(before["state"], "running")
         time.sleep(1.0)  # workers find it gone and keep their counts
         s.start()  # same port, same database file
         done = s.wait_job(job["id"])
