@@ -76,9 +76,12 @@ static enum tally_err get_uint(const json_t *v, const char *name, uint64_t min, 
 		double d = json_real_value(v);
 		if (!isfinite(d) || d != floor(d))
 			return fail(e, "invalid_field", "%s: must be an integer", name);
-		if (d < (double)min || d > (double)max || (d == 0 && signbit(d)))
+		/* 2^64 is exact as a double; (double)max may round up, so compare as integers. */
+		if (d < 0 || d >= 18446744073709551616.0 || (d == 0 && signbit(d)))
 			goto range;
 		*out = (uint64_t)d;
+		if (*out < min || *out > max)
+			goto range;
 		return TALLY_OK;
 	}
 	return fail(e, "invalid_field", "%s: must be an integer", name);

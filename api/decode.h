@@ -12,7 +12,7 @@
 #include "job.h"
 
 #define DECODE_WAIT_MAX_S 60
-#define DECODE_REASON_MAX 1024
+#define DECODE_REASON_MAX 1025 /* 1 KiB of text and the NUL */
 
 /* Why a request was refused: code is one of the protocol's error codes (static). */
 struct decode_error {

@@ -150,6 +150,14 @@ enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 	*duplicate = 0;
 	if ((rc = db_lease_get(c->db, id, &lease)))
 		return rc;
+	/* The lease's state answers first: a repeat is acknowledged and a lost lease refused
+	 * whatever the counts say; db_lease_complete checks it again inside its transaction. */
+	if (lease.state == LEASE_DONE) {
+		*duplicate = 1;
+		return TALLY_OK;
+	}
+	if (lease.state != LEASE_ACTIVE)
+		return TALLY_ELOST;
 	if (kernel_counts_decode(lease.spec.kernel, counts, values, err, errlen))
 		return TALLY_ECOUNTS;
 	why = lease.spec.kernel->check(values, lease_samples(&lease));
@@ -193,4 +201,10 @@ enum tally_err coord_reap(struct coord *c)
 		coord_wake(c);
 	}
 	return rc;
+}
+
+enum tally_err coord_check(struct coord *c)
+{
+	int64_t at;
+	return db_next_expiry(c->db, &at);
 }

@@ -75,6 +75,9 @@ TALLY_WUR enum tally_err coord_fail(struct coord *c, int64_t id, const char *rea
 /* Reclaims expired leases now; wakes long polls when any were. */
 TALLY_WUR enum tally_err coord_reap(struct coord *c);
 
+/* Checks that the store answers a query. TALLY_EDB when it does not. */
+TALLY_WUR enum tally_err coord_check(struct coord *c);
+
 /* Returns the storage error behind the last TALLY_EDB, borrowed. */
 const char *coord_errmsg(struct coord *c);
 

@@ -152,6 +152,16 @@ static void test_counts_checked_against_lease(void **state)
 	json_t *good = counts_for(&l);
 	assert_int_equal(coord_complete(f->c, l.id, good, &dup, err, sizeof err), TALLY_OK);
 	json_decref(good);
+	/* The lease's state answers before the counts: a repeat is acknowledged even with counts
+	 * that would be refused, and a lost lease is lost whatever its counts. */
+	json_t *junk = json_loads("{\"inside\": 1}", 0, NULL);
+	assert_int_equal(coord_complete(f->c, l.id, junk, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(dup, 1);
+	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
+	f->now += 20000;
+	assert_int_equal(coord_reap(f->c), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, junk, &dup, err, sizeof err), TALLY_ELOST);
+	json_decref(junk);
 	assert_int_equal(coord_complete(f->c, 424242, good ? NULL : NULL, &dup, err, sizeof err),
 			 TALLY_ENOTFOUND);
 }
