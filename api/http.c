@@ -188,6 +188,17 @@ int64_t req_started(const struct req *r)
 	return r->started;
 }
 
+int req_gone(const struct req *r)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	char c;
+	if (!ci)
+		return 0;
+	/* EOF (0) means the peer closed; data or EAGAIN means it is still there. */
+	return recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 int req_expired(const struct req *r)
 {
 	int stopping;

@@ -62,6 +62,8 @@ void reply_header(struct req *r, const char *name, const char *value);
 /* Parks the request until http_wake() or wall-clock until_ms, when the handler runs again. Past
  * until_ms, or while stopping, the handler is run again at once. */
 void reply_park(struct req *r, int64_t until_ms);
+/* Returns 1 when the client has closed its end (it died while its request was parked). */
+int req_gone(const struct req *r);
 /* Returns 1 when the request's park deadline has passed (or the server is stopping). */
 int req_expired(const struct req *r);
 

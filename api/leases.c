@@ -67,6 +67,10 @@ void leases_create(struct req *r, void *app)
 			return;
 		}
 		lp->deadline = req_started(r) + lp->req.wait_ms;
+	} else if (req_gone(r)) {
+		/* A worker that died while parked must not be handed a lease nobody will run. */
+		reply_empty(r, 204);
+		return;
 	}
 	rc = coord_lease(a->coord, &lp->req, &lease);
 	if (!rc) {

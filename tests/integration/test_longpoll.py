@@ -54,6 +54,24 @@ class LongPollTest(TallyTestCase):
         self.assertGreaterEqual(out["r_s"], 0.5)
         self.assertLess(out["r_s"], 20)
 
+    def test_dead_parked_poll_gets_no_lease(self):
+        import socket
+        s = self.server()
+        # A worker parks a long poll, then dies (its socket closes) before work arrives.
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        body = b'{"worker":"ghost","kernels":["pi"],"wait_s":30}'
+        sock.sendall(b"POST /v1/leases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        time.sleep(0.3)
+        sock.close()
+        time.sleep(0.2)
+        job = s.submit(kernel="pi", samples=1000, batch_size=1000, seed=1)
+        time.sleep(0.3)
+        # The batch is still pending: a live worker gets it at once.
+        self.assertEqual(s.job(job["id"])["batches"]["leased"], 0)
+        r = s.req("POST", "/v1/leases", {"worker": "alive", "kernels": ["pi"]})
+        self.assertEqual(r.status, 200)
+
     def test_sigterm_answers_parked_polls(self):
         s = self.server()
         out = {}
