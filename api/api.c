@@ -73,3 +73,20 @@ int api_body(struct req *r, json_t **out)
 	}
 	return 0;
 }
+
+int api_empty_body(struct req *r)
+{
+	struct decode_error e;
+	json_t *body;
+	enum tally_err rc;
+
+	if (api_body(r, &body))
+		return -1;
+	rc = decode_empty(body, &e);
+	json_decref(body);
+	if (rc) {
+		api_reply_decode(r, &e);
+		return -1;
+	}
+	return 0;
+}

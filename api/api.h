@@ -22,6 +22,8 @@ void api_reply_decode(struct req *r, const struct decode_error *e);
 /* Parses the request body into *out (new reference; NULL when the body is empty). Returns 0, or
  * -1 after replying 400. */
 int api_body(struct req *r, json_t **out);
+/* Checks that the body is empty or {} (heartbeat, cancel). Returns 0, or -1 after replying 400. */
+int api_empty_body(struct req *r);
 
 void jobs_create(struct req *r, void *app);
 void jobs_list(struct req *r, void *app);

@@ -196,21 +196,13 @@ void jobs_list(struct req *r, void *app)
 void jobs_cancel(struct req *r, void *app)
 {
 	struct api *a = app;
-	struct decode_error e;
 	struct job job;
-	json_t *body;
 	int64_t id;
 	enum tally_err rc;
 	char msg[96];
 
-	if (job_id(r, a, &id) || api_body(r, &body))
+	if (job_id(r, a, &id) || api_empty_body(r))
 		return;
-	rc = decode_empty(body, &e);
-	json_decref(body);
-	if (rc) {
-		api_reply_decode(r, &e);
-		return;
-	}
 	rc = coord_cancel(a->coord, id, &job);
 	if (rc == TALLY_ECONFLICT) {
 		reply_error(r, 409, "conflict", "job %lld: already %s", (long long)id,

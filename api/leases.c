@@ -116,21 +116,13 @@ static void reply_lease_rc(struct req *r, struct api *a, enum tally_err rc, int6
 void leases_heartbeat(struct req *r, void *app)
 {
 	struct api *a = app;
-	struct decode_error e;
 	struct lease lease;
-	json_t *body;
 	int64_t id;
 	enum tally_err rc;
 	char expires[32];
 
-	if (lease_id(r, &id) || api_body(r, &body))
+	if (lease_id(r, &id) || api_empty_body(r))
 		return;
-	rc = decode_empty(body, &e);
-	json_decref(body);
-	if (rc) {
-		api_reply_decode(r, &e);
-		return;
-	}
 	if ((rc = coord_heartbeat(a->coord, id, &lease))) {
 		reply_lease_rc(r, a, rc, id, NULL);
 		return;

@@ -190,8 +190,12 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 	json_t *req;
 
 	l.client = client_new(cfg->server, stop);
-	req = json_pack("{s:s,s:[s,s],s:i}", "worker", cfg->name, "kernels", "pi", "count",
-			"wait_s", cfg->wait_s);
+	req = json_pack("{s:s,s:[],s:i}", "worker", cfg->name, "kernels", "wait_s", cfg->wait_s);
+	/* Offer every kernel this build has. */
+	for (size_t i = 0; req && kernel_at(i); i++)
+		if (json_array_append_new(json_object_get(req, "kernels"),
+					  json_string(kernel_at(i)->name)))
+			json_decref(req), req = NULL;
 	if (!l.client || !req) {
 		client_free(l.client);
 		json_decref(req);
