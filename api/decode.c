@@ -19,25 +19,64 @@ static enum tally_err fail(struct decode_error *e, const char *code, const char 
 	return TALLY_EINVAL;
 }
 
+/* Finds the key whose value ends just before pos (`"key": 123|`), for messages about numbers the
+ * parser cannot hold. Writes it into out (empty when the number is not an object member). */
+static void key_before(const char *data, size_t pos, char *out, size_t outlen)
+{
+	size_t i = pos, end;
+
+	out[0] = '\0';
+	while (i > 0 && strchr("0123456789+-.eE", data[i - 1]))
+		i--;
+	while (i > 0 && strchr(" \t\r\n", data[i - 1]))
+		i--;
+	if (i == 0 || data[--i] != ':')
+		return;
+	while (i > 0 && strchr(" \t\r\n", data[i - 1]))
+		i--;
+	if (i == 0 || data[--i] != '"')
+		return;
+	end = i;
+	while (i > 0 && (data[i - 1] != '"' || (i > 1 && data[i - 2] == '\\')))
+		i--;
+	if (i == 0 || end - i >= outlen)
+		return;
+	memcpy(out, data + i, end - i);
+	out[end - i] = '\0';
+}
+
 json_t *decode_json(const char *data, size_t len, struct decode_error *e)
 {
 	json_error_t je;
 	json_t *root;
+	char key[65];
 
 	if (!len) {
 		fail(e, "invalid_json", "body: empty; expected a JSON object");
 		return NULL;
 	}
-	root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-	if (!root) {
-		if (strstr(je.text, "too big"))
-			fail(e, "invalid_field",
-			     "body: integer out of range at position %d (give seeds above 2^63-1 "
-			     "as a decimal string)", je.position);
-		else
-			fail(e, "invalid_json", "body: %s at position %d", je.text, je.position);
+	/* NUL in strings is parsed so that the field's own check can name it (JSON_ALLOW_NUL). */
+	root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	if (root)
+		return root;
+	if (strstr(je.text, "too big") || strstr(je.text, "overflow")) {
+		key_before(data, je.position > 0 && (size_t)je.position <= len ? (size_t)je.position : 0,
+			   key, sizeof key);
+		fail(e, "invalid_field",
+		     "%s: number out of range (integers must lie in -2^63..2^63-1; give seeds above "
+		     "2^63-1 as a decimal string)", key[0] ? key : "body");
+	} else {
+		fail(e, "invalid_json", "body: %s at position %d", je.text, je.position);
 	}
-	return root;
+	return NULL;
+}
+
+/* Returns the string value of v, or NULL when v is not a string or holds a NUL. */
+static const char *get_str(const json_t *v)
+{
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+		return NULL;
+	return json_string_value(v);
 }
 
 /* Checks that body is an object whose keys are all in allowed[] (NULL-terminated). */
@@ -133,8 +172,8 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 	v = json_object_get(body, "kernel");
 	if (!v)
 		return fail(e, "missing_field", "kernel: required");
-	if (!json_is_string(v))
-		return fail(e, "invalid_field", "kernel: must be a string");
+	if (!get_str(v))
+		return fail(e, "invalid_field", "kernel: must be a string (without NUL)");
 	out->kernel = kernel_find(json_string_value(v));
 	if (!out->kernel)
 		return fail(e, "invalid_field", "kernel: unknown kernel '%.32s' (known: pi, count)",
@@ -159,7 +198,7 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 	if (!v) {
 		out->seed = default_seed;
 	} else if (json_is_string(v)) {
-		if (decode_uint(json_string_value(v), 0, UINT64_MAX, &out->seed))
+		if (!get_str(v) || decode_uint(json_string_value(v), 0, UINT64_MAX, &out->seed))
 			return fail(e, "invalid_field",
 				    "seed: a string seed must be decimal digits, 0 to "
 				    "18446744073709551615");
@@ -224,7 +263,7 @@ enum tally_err decode_lease_request(const json_t *body, struct lease_request *ou
 	if (json_array_size(v) > COORD_KERNELS_MAX)
 		return fail(e, "invalid_field", "kernels: at most %d names", COORD_KERNELS_MAX);
 	json_array_foreach(v, i, k) {
-		if (!json_is_string(k) || json_string_length(k) >= KERNEL_NAME_MAX ||
+		if (!get_str(k) || json_string_length(k) >= KERNEL_NAME_MAX ||
 		    !json_string_length(k))
 			return fail(e, "invalid_field", "kernels[%zu]: must be a kernel name", i);
 		out->kernels[out->nkernels++] = json_string_value(k);

@@ -143,7 +143,43 @@ const char *req_param(const struct req *r, size_t i)
 
 const char *req_query(struct req *r, const char *name)
 {
-	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+	const char *v = NULL;
+	if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v,
+					  NULL) != MHD_YES)
+		return NULL;
+	return v ? v : ""; /* "?limit" is present, with an empty value */
+}
+
+/* Paths and query strings are not percent-decoded: every id, name and number in this API is
+ * plain ASCII, so an escape can only hide a '/' or a NUL from the router. Keeping the raw text
+ * makes such requests fail validation instead. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	return strlen(s);
+}
+
+/* Makes s valid UTF-8 in place: each byte of a malformed or truncated sequence becomes '?'. */
+static void utf8_scrub(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		size_t n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
+						: (*p & 0xF8) == 0xF0 ? 4 : 0;
+		size_t i = 1;
+		while (n > 1 && i < n && (p[i] & 0xC0) == 0x80)
+			i++;
+		/* Overlong forms, surrogates and code points past U+10FFFF are malformed too. */
+		if (n == 0 || i < n || (n == 2 && *p < 0xC2) ||
+		    (n == 3 && *p == 0xE0 && p[1] < 0xA0) || (n == 3 && *p == 0xED && p[1] >= 0xA0) ||
+		    (n == 4 && *p == 0xF0 && p[1] < 0x90) || (n == 4 && (*p > 0xF4 ||
+		    (*p == 0xF4 && p[1] >= 0x90)))) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
 }
 
 struct query_check {
@@ -250,6 +286,7 @@ void reply_error(struct req *r, unsigned status, const char *code, const char *f
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	utf8_scrub(msg); /* messages echo input, which may be cut mid-character or not UTF-8 */
 	reply_json(r, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 
@@ -495,7 +532,8 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
-				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_END);
+				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
+				MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!h->d) {
 		snprintf(err, errlen, "cannot listen on %s:%u (address in use or not local?)", host,

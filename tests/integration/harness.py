@@ -194,9 +194,11 @@ class TallyTestCase(unittest.TestCase):
                     p.kill()
             except Exception:
                 pass
-        failed = any(e for _, e in getattr(self._outcome, "errors", []) if e) if hasattr(
-            self, "_outcome") else False
-        if not failed and not os.environ.get("TALLY_KEEP"):
+        outcome = getattr(self, "_outcome", None)
+        failed = outcome is not None and not getattr(outcome, "success", True)
+        if failed:
+            print(f"\nkept {self.tmpdir} (server and worker logs)")
+        elif not os.environ.get("TALLY_KEEP"):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def server(self, *args, **kw):

@@ -36,6 +36,13 @@ class FaultTest(TallyTestCase):
         a = self.worker(s, threads=1, name="doomed")
         job = s.submit(**spec)
         s.wait_until(job["id"], lambda j: j["batches"]["leased"] > 0 and j["batches"]["done"] > 0)
+        # Freeze it first so that it is killed holding a lease, not between two.
+        for _ in range(50):
+            a.proc.send_signal(signal.SIGSTOP)
+            if s.job(job["id"])["batches"]["leased"] > 0:
+                break
+            a.proc.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
         a.kill(signal.SIGKILL)
         held = s.job(job["id"])
         self.assertEqual(held["state"], "running")

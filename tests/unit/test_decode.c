@@ -36,6 +36,13 @@ static void test_json_layer(void **state)
 	assert_null(parse("{\"seed\":18446744073709551616}", &e));
 	assert_string_equal(e.code, "invalid_field");
 	assert_non_null(strstr(e.message, "decimal string"));
+	assert_non_null(strstr(e.message, "seed:"));
+	assert_null(parse("{\"kernel\":\"pi\", \"samples\" : -9223372036854775809}", &e));
+	assert_true(!strncmp(e.message, "samples:", 8));
+	assert_null(parse("{\"samples\":1e400}", &e));
+	assert_true(!strncmp(e.message, "samples:", 8));
+	assert_null(parse("[99999999999999999999]", &e));
+	assert_true(!strncmp(e.message, "body:", 5));
 	/* Deep nesting is refused by the parser, not by the stack. */
 	char deep[20001];
 	memset(deep, '[', 10000);
@@ -76,7 +83,9 @@ static void test_job_spec_table(void **state)
 		{ "{\"kernel\":\"pi\",\"samples\":4611686018427387905}", "invalid_field", "samples" },
 		{ "{\"kernel\":\"pi\",\"samples\":9223372036854775807}", "invalid_field", "samples" },
 		{ "{\"kernel\":\"pi\",\"samples\":1e19}", "invalid_field", "samples" },
-		{ "{\"kernel\":\"pi\",\"samples\":1e400}", "invalid_json", "" },
+		{ "{\"kernel\":\"pi\",\"samples\":1e400}", "invalid_field", "samples" },
+		{ "{\"kernel\":\"pi\\u0000x\",\"samples\":10}", "invalid_field", "kernel" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":\"1\\u0000junk\"}", "invalid_field", "seed" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"batch_size\":0}", "invalid_field", "batch_size" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"batch_size\":11}", "invalid_field", "batch_size" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"batch_size\":2.5}", "invalid_field", "batch_size" },
@@ -151,7 +160,8 @@ static void test_lease_request_table(void **state)
 		{ "{\"worker\":\"w\"}", "missing_field", "kernels" },
 		{ "{\"worker\":\"\",\"kernels\":[\"pi\"]}", "invalid_field", "worker" },
 		{ "{\"worker\":\"a b\",\"kernels\":[\"pi\"]}", "invalid_field", "worker" },
-		{ "{\"worker\":\"a\\u0000b\",\"kernels\":[\"pi\"]}", "invalid_json", "" },
+		{ "{\"worker\":\"a\\u0000b\",\"kernels\":[\"pi\"]}", "invalid_field", "worker" },
+		{ "{\"worker\":\"w\",\"kernels\":[\"pi\\u0000x\"]}", "invalid_field", "kernels[0]" },
 		{ "{\"worker\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
 		  "\"kernels\":[\"pi\"]}", "invalid_field", "worker" },
 		{ "{\"worker\":5,\"kernels\":[\"pi\"]}", "invalid_field", "worker" },
