@@ -8,6 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "kernel.h"
+#include "pi.h"
 
 static const struct kernel *pi(void)
 {
@@ -139,6 +140,37 @@ static void test_pi_known_answers(void **state)
 	}
 }
 
+static void test_pi_paths_agree(void **state)
+{
+	static const char *const paths[] = { "scalar", "avx2", "avx512" };
+	static const uint64_t lens[] = { 0, 1, 7, 8, 9, 15, 16, 17, 1000, 4099, 100000 };
+	uint64_t seed = 0x9E3779B97F4A7C15ULL;
+	int tried = 0;
+	(void)state;
+	assert_int_equal(pi_set_path("no-such-path"), -1);
+	for (int t = 0; t < 40; t++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		uint64_t batch = seed >> 3, n = lens[t % (sizeof lens / sizeof lens[0])];
+		uint64_t want[2] = { 0 };
+		assert_int_equal(pi_set_path("scalar"), 0);
+		pi()->run(seed, batch, 0, n, want);
+		for (size_t p = 1; p < sizeof paths / sizeof paths[0]; p++) {
+			uint64_t got[2] = { 0 };
+			if (pi_set_path(paths[p]))
+				continue; /* this CPU lacks it */
+			assert_string_equal(pi_path(), paths[p]);
+			pi()->run(seed, batch, 0, n, got);
+			assert_memory_equal(want, got, sizeof want);
+			tried++;
+		}
+	}
+	print_message("compared %d vector runs with the scalar path\n", tried);
+	/* Leave the best path in place for the rest of the tests. */
+	assert_int_equal(pi_set_path("scalar"), 0);
+	assert_int_equal(pi_set_path(pi_path_supported("avx512") ? "avx512"
+				     : pi_path_supported("avx2") ? "avx2" : "scalar"), 0);
+}
+
 static void test_pi_check(void **state)
 {
 	uint64_t ok[2] = { 5, 10 }, wrong_n[2] = { 5, 9 }, too_many[2] = { 11, 10 };
@@ -210,6 +242,7 @@ int main(void)
 		cmocka_unit_test(test_pi_statistics),
 		cmocka_unit_test(test_pi_short_last_batch),
 		cmocka_unit_test(test_pi_known_answers),
+		cmocka_unit_test(test_pi_paths_agree),
 		cmocka_unit_test(test_pi_check),
 		cmocka_unit_test(test_pi_result),
 		cmocka_unit_test(test_count_kernel),
