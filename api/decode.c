@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "decode.h"
+#include "num.h"
 
 static enum tally_err fail(struct decode_error *e, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -129,29 +130,10 @@ range:
 		    (unsigned long long)min, (unsigned long long)max);
 }
 
-int decode_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!s || !*s || strlen(s) > 20)
-		return -1;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -1;
-		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	if (v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 int decode_id(const char *s, int64_t *out)
 {
 	uint64_t v;
-	if (!s || s[0] == '0' || decode_uint(s, 1, INT64_MAX, &v))
+	if (!s || s[0] == '0' || num_parse_u64(s, 1, INT64_MAX, &v))
 		return -1;
 	*out = (int64_t)v;
 	return 0;
@@ -198,7 +180,7 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 	if (!v) {
 		out->seed = default_seed;
 	} else if (json_is_string(v)) {
-		if (!get_str(v) || decode_uint(json_string_value(v), 0, UINT64_MAX, &out->seed))
+		if (!get_str(v) || num_parse_u64(json_string_value(v), 0, UINT64_MAX, &out->seed))
 			return fail(e, "invalid_field",
 				    "seed: a string seed must be decimal digits, 0 to "
 				    "18446744073709551615");

@@ -10,6 +10,7 @@
 #include "coord.h"
 #include "err.h"
 #include "job.h"
+#include "num.h"
 
 #define DECODE_WAIT_MAX_S 60
 #define DECODE_REASON_MAX 1025 /* 1 KiB of text and the NUL */
@@ -40,7 +41,5 @@ TALLY_WUR enum tally_err decode_empty(const json_t *body, struct decode_error *e
 
 /* Parses an id: decimal digits, no sign or leading zero, 1..2^63-1. Returns 0, or -1. */
 int decode_id(const char *s, int64_t *out);
-/* Parses a decimal integer in [min, max]. Returns 0, or -1. */
-int decode_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 #endif

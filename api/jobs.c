@@ -17,16 +17,6 @@ static json_t *json_time(int64_t ms)
 	return json_string(ts);
 }
 
-/* A seed above 2^63-1 cannot be a jansson integer: it is written as a decimal string. */
-static json_t *json_seed(uint64_t seed)
-{
-	char s[24];
-	if (seed <= INT64_MAX)
-		return json_integer((json_int_t)seed);
-	snprintf(s, sizeof s, "%llu", (unsigned long long)seed);
-	return json_string(s);
-}
-
 /* Returns a new reference to the job object, or NULL when out of memory. */
 static json_t *job_to_json(const struct job *j, int64_t now)
 {
@@ -45,7 +35,7 @@ static json_t *job_to_json(const struct job *j, int64_t now)
 			 "id", id, "kernel", k->name, "state", job_state_name(j->state),
 			 "samples", (json_int_t)j->spec.samples,
 			 "batch_size", (json_int_t)j->spec.batch_size,
-			 "seed", json_seed(j->spec.seed), "params",
+			 "seed", job_seed_json(j->spec.seed), "params",
 			 "batches", "total", (json_int_t)j->batches_total,
 			 "done", (json_int_t)j->batches_done,
 			 "leased", (json_int_t)j->batches_leased,
@@ -168,7 +158,7 @@ void jobs_list(struct req *r, void *app)
 			    "state: must be queued, running, succeeded, failed or cancelled");
 		return;
 	}
-	if (limit_s && decode_uint(limit_s, 1, JOBS_LIMIT_MAX, &limit)) {
+	if (limit_s && num_parse_u64(limit_s, 1, JOBS_LIMIT_MAX, &limit)) {
 		reply_error(r, 400, "invalid_query", "limit: must be an integer from 1 to %d",
 			    JOBS_LIMIT_MAX);
 		return;

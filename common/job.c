@@ -1,6 +1,8 @@
 /* Names of job states and small derived quantities. */
+#include <stdio.h>
 #include <string.h>
 #include "job.h"
+#include "num.h"
 
 static const char *const job_state_names[] = { "queued", "running", "succeeded", "failed",
 					       "cancelled" };
@@ -30,4 +32,24 @@ uint64_t lease_samples(const struct lease *l)
 {
 	return kernel_range_samples(l->spec.samples, l->spec.batch_size, l->first_batch,
 				    l->batch_count);
+}
+
+json_t *job_seed_json(uint64_t seed)
+{
+	char s[24];
+	if (seed <= INT64_MAX)
+		return json_integer((json_int_t)seed);
+	snprintf(s, sizeof s, "%llu", (unsigned long long)seed);
+	return json_string(s);
+}
+
+int job_seed_parse(const json_t *v, uint64_t *out)
+{
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (uint64_t)json_integer_value(v);
+		return 0;
+	}
+	if (json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v))
+		return num_parse_u64(json_string_value(v), 0, UINT64_MAX, out);
+	return -1;
 }

@@ -59,6 +59,11 @@ const char *job_state_name(enum job_state s);
 int job_state_parse(const char *s, enum job_state *out);
 /* Returns 1 when the job can no longer change (succeeded, failed, cancelled). */
 int job_is_final(enum job_state s);
+/* Returns a new reference to a seed's JSON form: an integer up to 2^63-1, a decimal string above
+ * (jansson integers are signed 64-bit). NULL when out of memory. */
+json_t *job_seed_json(uint64_t seed);
+/* Reads a seed in that form. Returns 0, or -1 for anything else (negative, fractional, junk). */
+int job_seed_parse(const json_t *v, uint64_t *out);
 /* Returns the number of samples the lease covers. */
 uint64_t lease_samples(const struct lease *l);
 

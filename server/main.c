@@ -70,7 +70,7 @@ int main(int argc, char **argv)
 	log_set_level(lvl);
 	colon = strrchr(listen, ':');
 	if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host ||
-	    decode_uint(colon + 1, 0, 65535, &port)) {
+	    num_parse_u64(colon + 1, 0, 65535, &port)) {
 		fprintf(stderr, "tally-server: --listen: expected host:port, not '%s'\n", listen);
 		return 2;
 	}

@@ -35,7 +35,7 @@ static void loop_sleep(struct loop *l, int64_t ms, int ignore_stop)
 	}
 }
 
-/* Full-jitter exponential backoff: a random delay in [0, min(max, min * 2^attempt)]. */
+/* Exponential backoff with jitter: min/2 plus a random delay in [0, min(max, min * 2^attempt)]. */
 static void loop_backoff(struct loop *l, int ignore_stop)
 {
 	uint64_t cap = LOOP_BACKOFF_MIN_MS, r = 0;
@@ -57,33 +57,38 @@ struct held {
 	double ttl_s;
 };
 
+/* Reads a lease. Returns 0; -1 when it is unusable (h->id is set when the lease had one, so that
+ * it can be given back). A lease is checked as strictly as a request: wrong counts computed from a
+ * garbled lease would be accepted by a coordinator that checks only their totals. */
 static int held_parse(const json_t *j, struct held *h)
 {
-	const char *id, *kernel;
-	json_t *seed;
-	json_int_t samples, bs, first, count;
+	const char *id = NULL, *kernel = NULL;
+	json_t *seed = NULL;
+	json_int_t samples = 0, bs = 0, first = -1, count = 0;
 	json_error_t e;
 
+	memset(h, 0, sizeof *h);
+	if (json_is_object(j) && json_is_string(json_object_get(j, "id")))
+		snprintf(h->id, sizeof h->id, "%s", json_string_value(json_object_get(j, "id")));
 	if (json_unpack_ex((json_t *)j, &e, 0, "{s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:F}", "id", &id,
 			   "kernel", &kernel, "seed", &seed, "samples", &samples, "batch_size", &bs,
 			   "first_batch", &first, "batch_count", &count, "ttl_s", &h->ttl_s)) {
 		log_error("msg=\"bad lease from the coordinator\" error=\"%s\"", e.text);
 		return -1;
 	}
-	snprintf(h->id, sizeof h->id, "%s", id);
 	h->k = kernel_find(kernel);
-	if (json_is_integer(seed))
-		h->seed = (uint64_t)json_integer_value(seed);
-	else if (json_is_string(seed))
-		h->seed = strtoull(json_string_value(seed), NULL, 10);
+	if (!h->k || job_seed_parse(seed, &h->seed) || samples < 1 ||
+	    (uint64_t)samples > JOB_SAMPLES_MAX || bs < 1 || bs > samples || first < 0 ||
+	    count < 1 ||
+	    (uint64_t)first >= kernel_batches((uint64_t)samples, (uint64_t)bs) ||
+	    (uint64_t)count > kernel_batches((uint64_t)samples, (uint64_t)bs) - (uint64_t)first) {
+		log_error("msg=\"unusable lease\" lease=%s kernel=%.32s", h->id, kernel);
+		return -1;
+	}
 	h->samples = (uint64_t)samples;
 	h->batch_size = (uint64_t)bs;
 	h->first = (uint64_t)first;
 	h->count = (uint64_t)count;
-	if (!h->k || samples <= 0 || bs <= 0 || first < 0 || count <= 0) {
-		log_error("msg=\"unusable lease\" lease=%s kernel=%s", h->id, kernel);
-		return -1;
-	}
 	return 0;
 }
 
@@ -136,14 +141,39 @@ static int loop_compute(struct loop *l, const struct held *h, struct compute *po
 			json_decref(reply);
 			compute_abort(pool);
 			return -1;
+		} else if (status == 200 && json_is_number(json_object_get(reply, "ttl_s"))) {
+			/* The coordinator's lease timeout may have changed across a restart. */
+			every = (int64_t)(json_number_value(json_object_get(reply, "ttl_s")) * 1000.0 /
+					  3.0);
+			if (every < 100)
+				every = 100;
 		}
 		json_decref(reply);
 	}
 	return 0;
 }
 
-/* Runs one lease to the end: compute, then deliver. */
-static void loop_lease(struct loop *l, const json_t *lease)
+/* Gives an unusable lease back at once, so that it does not wait for its expiry. */
+static void loop_give_back(struct loop *l, const char *id, const char *why)
+{
+	json_t *body = json_pack("{s:s}", "error", why), *reply = NULL;
+	char path[64];
+	long status;
+
+	if (!body || !id[0])
+		goto done;
+	snprintf(path, sizeof path, "/v1/leases/%s/fail", id);
+	if (client_post(l->client, path, body, 5000, 0, &status, &reply))
+		log_warn("msg=\"cannot give a lease back\" lease=%s error=\"%s\"", id,
+			 client_errmsg(l->client));
+done:
+	json_decref(reply);
+	json_decref(body);
+}
+
+/* Runs one lease to the end: compute, then deliver. Returns -1 when the lease was unusable (the
+ * caller backs off: a coordinator that keeps sending such leases must not be hammered). */
+static int loop_lease(struct loop *l, const json_t *lease)
 {
 	struct held h;
 	struct compute *pool;
@@ -153,23 +183,27 @@ static void loop_lease(struct loop *l, const json_t *lease)
 	long status;
 	int64_t t0 = timefmt_mono_ms();
 
-	if (held_parse(lease, &h))
-		return;
+	if (held_parse(lease, &h)) {
+		loop_give_back(l, h.id, "worker: unusable lease");
+		return -1;
+	}
 	pool = compute_start(h.k, h.seed, h.samples, h.batch_size, h.first, h.count,
 			     l->cfg->threads);
 	if (!pool) {
 		log_error("msg=\"cannot start compute threads\" lease=%s", h.id);
-		return;
+		loop_give_back(l, h.id, "worker: cannot start compute threads");
+		return -1;
 	}
 	if (loop_compute(l, &h, pool)) {
 		compute_finish(pool, NULL);
-		return;
+		return 0;
 	}
 	compute_finish(pool, counts);
 	body = json_pack("{s:o}", "counts", kernel_counts_encode(h.k, counts));
 	if (!body) {
 		log_error("msg=\"out of memory\" lease=%s", h.id);
-		return;
+		loop_give_back(l, h.id, "worker: out of memory");
+		return -1;
 	}
 	snprintf(path, sizeof path, "/v1/leases/%s/complete", h.id);
 	status = loop_deliver(l, path, body, &reply);
@@ -182,6 +216,7 @@ static void loop_lease(struct loop *l, const json_t *lease)
 		log_warn("msg=\"stopping with undelivered counts\" lease=%s", h.id);
 	json_decref(reply);
 	json_decref(body);
+	return 0;
 }
 
 int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
@@ -223,10 +258,14 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 			loop_backoff(&l, 0);
 			continue;
 		}
-		l.attempt = 0;
-		if (status == 200 && reply)
-			loop_lease(&l, reply);
-		else if (status != 204) {
+		if (status == 200 && reply) {
+			if (loop_lease(&l, reply))
+				loop_backoff(&l, 0);
+			else
+				l.attempt = 0;
+		} else if (status == 204) {
+			l.attempt = 0;
+		} else {
 			log_error("msg=\"lease request refused\" status=%ld", status);
 			loop_backoff(&l, 0);
 		}

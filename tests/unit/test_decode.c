@@ -256,11 +256,11 @@ static void test_ids_and_numbers(void **state)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		if (!decode_id(bad[i], &id))
 			fail_msg("id '%s' accepted", bad[i]);
-	assert_int_equal(decode_uint("18446744073709551615", 0, UINT64_MAX, &n), 0);
+	assert_int_equal(num_parse_u64("18446744073709551615", 0, UINT64_MAX, &n), 0);
 	assert_true(n == UINT64_MAX);
-	assert_int_equal(decode_uint("18446744073709551616", 0, UINT64_MAX, &n), -1);
-	assert_int_equal(decode_uint("1001", 1, 1000, &n), -1);
-	assert_int_equal(decode_uint("0", 1, 1000, &n), -1);
+	assert_int_equal(num_parse_u64("18446744073709551616", 0, UINT64_MAX, &n), -1);
+	assert_int_equal(num_parse_u64("1001", 1, 1000, &n), -1);
+	assert_int_equal(num_parse_u64("0", 1, 1000, &n), -1);
 }
 
 int main(void)
