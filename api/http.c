@@ -38,6 +38,7 @@ struct req {
 	/* parking */
 	int park;
 	int64_t park_until;
+	uint64_t wake_gen;       /* h->wake_gen when the handler last started */
 	struct req *prev, *next; /* in h->parked while parked */
 	int in_list;
 	void *state;
@@ -55,7 +56,8 @@ struct http {
 	pthread_t timer;
 	int timer_started;
 	int stopping;
-	int64_t wake_at;
+	int64_t wake_at;   /* monotonic ms; 0: none */
+	uint64_t wake_gen; /* counts wake-everyone events, so that a running handler sees them */
 	struct req *parked;
 };
 
@@ -81,6 +83,8 @@ static int64_t park_resume(struct http *h, int due_only, int64_t now)
 	int64_t next = INT64_MAX;
 	struct req *r = h->parked, *n;
 
+	if (!due_only)
+		h->wake_gen++;
 	for (; r; r = n) {
 		n = r->next;
 		if (!due_only || r->park_until <= now) {
@@ -99,7 +103,7 @@ static void *timer_main(void *arg)
 
 	pthread_mutex_lock(&h->lock);
 	while (!h->stopping) {
-		int64_t now = timefmt_now_ms();
+		int64_t now = timefmt_mono_ms();
 		int64_t next;
 		if (h->wake_at && h->wake_at <= now) {
 			h->wake_at = 0;
@@ -130,8 +134,11 @@ void http_wake(struct http *h)
 
 void http_wake_at(struct http *h, int64_t at_ms)
 {
+	/* Lease expiries are wall-clock times; parking runs on the monotonic clock. The two clocks
+	 * are read at different instants, so wake 2 ms late rather than before the expiry. */
+	int64_t mono = at_ms ? timefmt_mono_ms() + (at_ms - timefmt_now_ms()) + 2 : 0;
 	pthread_mutex_lock(&h->lock);
-	h->wake_at = at_ms;
+	h->wake_at = at_ms ? (mono > 0 ? mono : 1) : 0;
 	pthread_cond_signal(&h->cond);
 	pthread_mutex_unlock(&h->lock);
 }
@@ -241,7 +248,7 @@ int req_expired(const struct req *r)
 	pthread_mutex_lock(&r->h->lock);
 	stopping = r->h->stopping;
 	pthread_mutex_unlock(&r->h->lock);
-	return stopping || (r->park_until && timefmt_now_ms() >= r->park_until);
+	return stopping || (r->park_until && timefmt_mono_ms() >= r->park_until);
 }
 
 /* Sets the reply; the first one wins. */
@@ -410,7 +417,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return MHD_NO;
 		r->h = h;
 		r->conn = conn;
-		r->started = timefmt_now_ms();
+		r->started = timefmt_mono_ms();
 		buf_init(&r->body, HTTP_BODY_MAX);
 		*con_cls = r;
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -442,6 +449,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		}
 	}
 	r->park = 0;
+	pthread_mutex_lock(&h->lock);
+	r->wake_gen = h->wake_gen;
+	pthread_mutex_unlock(&h->lock);
 	r->route->fn(r, h->app);
 	if (r->park && !r->resp) {
 		pthread_mutex_lock(&h->lock);
@@ -451,6 +461,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return reply_send(r);
 		}
 		MHD_suspend_connection(conn);
+		if (r->wake_gen != h->wake_gen) {
+			/* A wake came while the handler ran (it may be what the handler itself
+			 * caused): run it again rather than sleep through it. */
+			MHD_resume_connection(conn);
+			pthread_mutex_unlock(&h->lock);
+			return MHD_YES;
+		}
 		r->next = h->parked;
 		r->prev = NULL;
 		if (h->parked)
@@ -517,8 +534,12 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 	h->routes = routes;
 	h->nroutes = nroutes;
 	h->app = app;
+	pthread_condattr_t ca;
 	pthread_mutex_init(&h->lock, NULL);
-	pthread_cond_init(&h->cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&h->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	snprintf(portstr, sizeof portstr, "%u", port);
 	gai = getaddrinfo(host, portstr, &hints, &ai);
 	if (gai) {

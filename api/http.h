@@ -34,7 +34,8 @@ uint16_t http_port(const struct http *h);
 void http_stop(struct http *h);
 /* Wakes every parked request now (their handlers run again). Thread-safe. */
 void http_wake(struct http *h);
-/* Wakes every parked request at wall-clock time at_ms as well (0: cancel). Thread-safe. */
+/* Wakes every parked request at wall-clock time at_ms as well (0: cancel). Thread-safe.
+ * (Parking itself runs on the monotonic clock, so a clock step does not strand requests.) */
 void http_wake_at(struct http *h, int64_t at_ms);
 
 /* The i-th {} segment of the matched pattern, borrowed for the request's life. */
@@ -47,7 +48,7 @@ const char *req_query_unknown(struct req *r, const char *const *allowed);
 const struct buf *req_body(const struct req *r);
 /* A slot a handler may use across parkings; free is called on it when the request ends. */
 void **req_state(struct req *r, void (**free_fn)(void *));
-/* Wall-clock ms at which the request first reached its handler. */
+/* Monotonic ms (timefmt_mono_ms) at which the request first reached its handler. */
 int64_t req_started(const struct req *r);
 
 /* Replies with status and body (stolen; NULL body means out of memory: 503). */
@@ -59,7 +60,7 @@ void reply_error(struct req *r, unsigned status, const char *code, const char *f
 void reply_empty(struct req *r, unsigned status);
 /* Adds a header to the reply that follows. Both strings are copied. */
 void reply_header(struct req *r, const char *name, const char *value);
-/* Parks the request until http_wake() or wall-clock until_ms, when the handler runs again. Past
+/* Parks the request until http_wake() or monotonic until_ms, when the handler runs again. Past
  * until_ms, or while stopping, the handler is run again at once. */
 void reply_park(struct req *r, int64_t until_ms);
 /* Returns 1 when the client has closed its end (it died while its request was parked). */

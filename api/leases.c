@@ -79,7 +79,7 @@ void leases_create(struct req *r, void *app)
 		api_reply_rc(r, a, rc, NULL);
 		return;
 	}
-	if (timefmt_now_ms() >= lp->deadline || req_expired(r)) {
+	if (timefmt_mono_ms() >= lp->deadline || req_expired(r)) {
 		reply_empty(r, 204);
 		return;
 	}

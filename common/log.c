@@ -45,3 +45,14 @@ void log_write(enum log_level level, const char *fmt, ...)
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;
 }
+
+const char *log_clean(const char *s, char *out, size_t outlen)
+{
+	size_t i = 0;
+	for (; s[i] && i + 1 < outlen; i++)
+		out[i] = (s[i] == '"' || s[i] == '\\' || (unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+				 ? '?'
+				 : s[i];
+	out[i] = '\0';
+	return out;
+}

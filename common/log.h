@@ -2,6 +2,8 @@
 #ifndef TALLY_LOG_H
 #define TALLY_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Sets the lowest level written; the default is LOG_INFO. */
@@ -11,6 +13,10 @@ int log_parse_level(const char *s, enum log_level *out);
 /* Writes one line: fmt is the rest of the line after ts= and level=, e.g. "msg=started port=%d".
  * Lines are written whole (one write per line). Can't fail; a line over 2 KiB is truncated. */
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Copies s into out (outlen bytes) so that it can stand inside a quoted logfmt value: quotes,
+ * backslashes and control characters become '?'. Returns out. Can't fail. */
+const char *log_clean(const char *s, char *out, size_t outlen);
 
 #define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_write(LOG_INFO, __VA_ARGS__)

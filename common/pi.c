@@ -8,7 +8,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 #include "kernel.h"
 #include "pi.h"
 #include "rng.h"

@@ -126,7 +126,7 @@ static enum tally_err db_exec(struct db *db, sqlite3_stmt *s)
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return db_fail(db, sqlite3_sql(s));
+		return db_fail(db, "writing");
 	return TALLY_OK;
 }
 
@@ -187,6 +187,29 @@ static enum tally_err db_migrate(struct db *db, char *err, size_t errlen)
 	return TALLY_OK;
 }
 
+/* Runs PRAGMA quick_check; anything but a single "ok" row refuses the file. */
+static enum tally_err db_quick_check(struct db *db, const char *path, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	const char *row;
+	int step;
+
+	if (sqlite3_prepare_v2(db->conn, "PRAGMA quick_check", -1, &s, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "opening %s: %s", path, sqlite3_errmsg(db->conn));
+		return TALLY_EDB;
+	}
+	step = sqlite3_step(s);
+	row = step == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+	if (!row || strcmp(row, "ok")) {
+		snprintf(err, errlen, "opening %s: the database is corrupt or not a database (%.200s)",
+			 path, row ? row : sqlite3_errmsg(db->conn));
+		sqlite3_finalize(s);
+		return TALLY_EDB;
+	}
+	sqlite3_finalize(s);
+	return TALLY_OK;
+}
+
 enum tally_err db_open(const char *path, struct db **out, char *err, size_t errlen)
 {
 	struct db *db = calloc(1, sizeof *db);
@@ -204,8 +227,10 @@ enum tally_err db_open(const char *path, struct db **out, char *err, size_t errl
 	sqlite3_busy_timeout(db->conn, 5000);
 	sqlite3_extended_result_codes(db->conn, 1);
 	/* quick_check first: a corrupt file is refused at start, not discovered mid-job. */
+	if (db_quick_check(db, path, err, errlen))
+		goto fail;
 	if (sqlite3_exec(db->conn, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
-				   "PRAGMA foreign_keys = ON; PRAGMA quick_check",
+				   "PRAGMA foreign_keys = ON",
 			 NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "opening %s: %s", path, msg ? msg : sqlite3_errmsg(db->conn));
 		sqlite3_free(msg);

@@ -116,17 +116,17 @@ enum tally_err coord_lease(struct coord *c, const struct lease_request *req, str
 	c->sizing = NULL;
 	if (reaped) {
 		log_info("msg=\"leases expired\" count=%d", reaped);
-		/* What this worker did not take, parked ones may. */
-		if (!rc)
-			coord_wake(c);
+		/* What this worker did not take (or cannot run), parked ones may. */
+		coord_wake(c);
 	}
-	if (!rc) {
+	if (!rc)
 		log_debug("msg=\"lease granted\" lease=%lld job=%lld worker=%s first_batch=%llu "
 			  "batch_count=%llu",
 			  (long long)out->id, (long long)out->job_id, req->worker,
 			  (unsigned long long)out->first_batch, (unsigned long long)out->batch_count);
-		coord_tell_expiry(c);
-	}
+	/* Also when nothing was granted: the timer that woke this request is spent, and the next
+	 * expiry must wake the parked ones again. */
+	coord_tell_expiry(c);
 	return rc;
 }
 
@@ -183,8 +183,10 @@ enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason)
 {
 	enum tally_err rc = db_lease_fail(c->db, id, reason, coord_now(c));
+	char clean[201];
 	if (!rc) {
-		log_warn("msg=\"lease failed\" lease=%lld reason=\"%.200s\"", (long long)id, reason);
+		log_warn("msg=\"lease failed\" lease=%lld reason=\"%s\"", (long long)id,
+			 log_clean(reason, clean, sizeof clean));
 		coord_tell_expiry(c);
 		coord_wake(c);
 	}
@@ -201,6 +203,11 @@ enum tally_err coord_reap(struct coord *c)
 		coord_wake(c);
 	}
 	return rc;
+}
+
+enum tally_err coord_next_expiry(struct coord *c, int64_t *at)
+{
+	return db_next_expiry(c->db, at);
 }
 
 enum tally_err coord_check(struct coord *c)

@@ -75,6 +75,9 @@ TALLY_WUR enum tally_err coord_fail(struct coord *c, int64_t id, const char *rea
 /* Reclaims expired leases now; wakes long polls when any were. */
 TALLY_WUR enum tally_err coord_reap(struct coord *c);
 
+/* Sets *at to when the first live lease in the store expires (0: none), for the HTTP layer's
+ * timer at start, so that leases from before a restart wake long polls too. */
+TALLY_WUR enum tally_err coord_next_expiry(struct coord *c, int64_t *at);
 /* Checks that the store answers a query. TALLY_EDB when it does not. */
 TALLY_WUR enum tally_err coord_check(struct coord *c);
 

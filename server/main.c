@@ -21,14 +21,14 @@ static int64_t wall_clock(void *ctx)
 /* The hooks reach the HTTP layer through a pointer that is set once http_start() returns. */
 static void hook_work(void *ctx)
 {
-	struct http *h = *(struct http **)ctx;
+	struct http *h = __atomic_load_n((struct http **)ctx, __ATOMIC_ACQUIRE);
 	if (h)
 		http_wake(h);
 }
 
 static void hook_expiry(void *ctx, int64_t at)
 {
-	struct http *h = *(struct http **)ctx;
+	struct http *h = __atomic_load_n((struct http **)ctx, __ATOMIC_ACQUIRE);
 	if (h)
 		http_wake_at(h, at);
 }
@@ -102,13 +102,23 @@ int main(int argc, char **argv)
 		db_close(db);
 		return 1;
 	}
-	http = http_start(host, (uint16_t)port, api_routes, api_nroutes, &api, err, sizeof err);
+	int64_t first_expiry = 0;
+	if (coord_next_expiry(coord, &first_expiry)) {
+		fprintf(stderr, "tally-server: %s\n", coord_errmsg(coord));
+		coord_free(coord);
+		db_close(db);
+		return 1;
+	}
+	struct http *started = http_start(host, (uint16_t)port, api_routes, api_nroutes, &api, err,
+					  sizeof err);
+	__atomic_store_n(&http, started, __ATOMIC_RELEASE);
 	if (!http) {
 		fprintf(stderr, "tally-server: %s\n", err);
 		coord_free(coord);
 		db_close(db);
 		return 1;
 	}
+	http_wake_at(http, first_expiry);
 	/* The port line is what tests and scripts read to find a server started on port 0. */
 	log_info("msg=listening address=%s port=%u db=%s", host, http_port(http), dbpath);
 	printf("listening on %s:%u\n", host, http_port(http));

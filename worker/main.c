@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include "job.h"
 #include "log.h"
 #include "loop.h"
 #include "opt.h"
@@ -51,9 +52,16 @@ int main(int argc, char **argv)
 	if (!name) {
 		if (gethostname(host, sizeof host))
 			strcpy(host, "worker");
-		host[sizeof host - 1] = '\0';
+		host[40] = '\0'; /* leaves room for "-pid" within the 64 allowed */
 		snprintf(defname, sizeof defname, "%s-%ld", host, (long)getpid());
 		name = defname;
+	}
+	if (!*name || strlen(name) >= WORKER_NAME_MAX ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@-") !=
+		    strlen(name)) {
+		fprintf(stderr, "tally-worker: --name: 1 to %d of letters, digits and ._:@-, not '%s'\n",
+			WORKER_NAME_MAX - 1, name);
+		return 2;
 	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;

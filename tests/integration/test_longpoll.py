@@ -54,6 +54,22 @@ class LongPollTest(TallyTestCase):
         self.assertGreaterEqual(out["r_s"], 0.5)
         self.assertLess(out["r_s"], 20)
 
+    def test_successive_expiries_each_wake_parked_polls(self):
+        # A pi lease expires first, then a count lease; a count-only poll is parked through both.
+        # The first wake finds nothing it can run: the second expiry must still wake it.
+        s = self.server("--lease-timeout", "1")
+        s.submit(kernel="pi", samples=1000, batch_size=1000, seed=1)
+        s.submit(kernel="count", samples=1000, batch_size=1000, seed=1)
+        a = s.req("POST", "/v1/leases", {"worker": "a", "kernels": ["pi"]})
+        time.sleep(0.5)
+        b = s.req("POST", "/v1/leases", {"worker": "b", "kernels": ["count"]})
+        self.assertEqual((a.status, b.status), (200, 200))
+        t0 = time.monotonic()
+        r = s.req("POST", "/v1/leases", {"worker": "c", "kernels": ["count"], "wait_s": 20})
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json["job_id"], b.json["job_id"])
+        self.assertLess(time.monotonic() - t0, 8)
+
     def test_dead_parked_poll_gets_no_lease(self):
         import socket
         s = self.server()
