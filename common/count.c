@@ -2,8 +2,10 @@
  * fleet and measuring the coordinator rather than the kernel. */
 #include "kernel.h"
 
-static void count_run(uint64_t seed, uint64_t batch, uint64_t first, uint64_t n, uint64_t *out)
+static void count_run(uint64_t seed, uint64_t batch, uint64_t first, uint64_t n,
+		      const int *stop, uint64_t *out)
 {
+	(void)stop;
 	(void)seed;
 	(void)batch;
 	(void)first;

@@ -47,7 +47,7 @@ void kernel_run_range(const struct kernel *k, uint64_t seed, uint64_t samples, u
 		if (first >= samples)
 			break;
 		uint64_t n = samples - first < batch_size ? samples - first : batch_size;
-		k->run(seed, b, first, n, out);
+		k->run(seed, b, first, n, NULL, out);
 	}
 }
 

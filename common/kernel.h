@@ -18,8 +18,11 @@ struct kernel {
 	size_t nkeys;
 	const char *const *keys; /* count names, in the order of every counts array */
 	/* Adds the counts of one batch (samples [first, first + n) of the job) to out[nkeys].
-	 * Pure: depends on nothing but its arguments. */
-	void (*run)(uint64_t seed, uint64_t batch, uint64_t first, uint64_t n, uint64_t *out);
+	 * Pure: depends on nothing but its arguments. stop may be NULL; when *stop becomes
+	 * non-zero the kernel may return early, leaving out meaningless (the caller discards it):
+	 * a batch can be as large as a job, and a worker must still answer a lost lease or SIGTERM. */
+	void (*run)(uint64_t seed, uint64_t batch, uint64_t first, uint64_t n, const int *stop,
+		    uint64_t *out);
 	/* Checks counts summed over a lease of `samples` samples. Returns NULL when they can be right,
 	 * else a static message naming the problem. */
 	const char *(*check)(const uint64_t *counts, uint64_t samples);

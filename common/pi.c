@@ -190,10 +190,15 @@ const char *pi_path(void)
 	return pi_paths[c].name;
 }
 
-static void pi_run(uint64_t seed, uint64_t batch, uint64_t first, uint64_t n, uint64_t *out)
+/* Blocks per call of the block loop: about a millisecond, so that a stop is seen at once. */
+#define PI_CHUNK (1ULL << 18)
+
+static void pi_run(uint64_t seed, uint64_t batch, uint64_t first, uint64_t n, const int *stop,
+		   uint64_t *out)
 {
 	struct pi_state st;
-	uint64_t inside, blocks = n / PI_LANES;
+	uint64_t inside = 0, blocks = n / PI_LANES;
+	pi_blocks_fn fn;
 	(void)first;
 
 	pi_path();
@@ -203,7 +208,14 @@ static void pi_run(uint64_t seed, uint64_t batch, uint64_t first, uint64_t n, ui
 		for (int w = 0; w < 4; w++)
 			st.s[w][l] = s[w];
 	}
-	inside = pi_paths[__atomic_load_n(&pi_chosen, __ATOMIC_RELAXED)].fn(&st, blocks);
+	fn = pi_paths[__atomic_load_n(&pi_chosen, __ATOMIC_RELAXED)].fn;
+	while (blocks) {
+		uint64_t chunk = blocks < PI_CHUNK ? blocks : PI_CHUNK;
+		inside += fn(&st, chunk);
+		blocks -= chunk;
+		if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED))
+			return;
+	}
 	/* The last n % 8 samples: one more step of the first lanes. */
 	for (uint64_t l = 0; l < n % PI_LANES; l++) {
 		uint64_t s[4] = { st.s[0][l], st.s[1][l], st.s[2][l], st.s[3][l] };

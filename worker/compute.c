@@ -20,7 +20,7 @@ struct compute {
 	const struct kernel *k;
 	uint64_t seed, samples, batch_size, first, count;
 	atomic_uint_fast64_t next; /* next batch offset to hand out */
-	atomic_int stop;
+	int stop; /* read and written with __atomic builtins; kernels poll it */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int running; /* threads not yet done */
@@ -33,12 +33,15 @@ static void *compute_main(void *arg)
 	struct compute_thread *t = arg;
 	struct compute *c = t->c;
 
-	while (!atomic_load_explicit(&c->stop, memory_order_relaxed)) {
+	while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
 		uint64_t i = atomic_fetch_add(&c->next, 1);
 		if (i >= c->count)
 			break;
-		kernel_run_range(c->k, c->seed, c->samples, c->batch_size, c->first + i, 1,
-				 t->counts);
+		uint64_t b = c->first + i, lo = b * c->batch_size;
+		if (lo >= c->samples)
+			break;
+		uint64_t n = c->samples - lo < c->batch_size ? c->samples - lo : c->batch_size;
+		c->k->run(c->seed, b, lo, n, &c->stop, t->counts);
 	}
 	pthread_mutex_lock(&c->lock);
 	if (--c->running == 0)
@@ -74,7 +77,6 @@ struct compute *compute_start(const struct kernel *k, uint64_t seed, uint64_t sa
 	c->first = first_batch;
 	c->count = count;
 	atomic_init(&c->next, 0);
-	atomic_init(&c->stop, 0);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	/* Signals stay with the main thread, which polls the stop flag. */
@@ -123,7 +125,7 @@ int compute_wait(struct compute *c, int64_t timeout_ms)
 
 void compute_abort(struct compute *c)
 {
-	atomic_store(&c->stop, 1);
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);
 }
 
 void compute_finish(struct compute *c, uint64_t *out)

@@ -120,39 +120,6 @@ static long loop_deliver(struct loop *l, const char *path, const json_t *body, j
 	}
 }
 
-/* Heartbeats while the pool computes. Returns 0 when the work finished, -1 when the lease was
- * lost (the pool is then aborted). */
-static int loop_compute(struct loop *l, const struct held *h, struct compute *pool)
-{
-	int64_t every = (int64_t)(h->ttl_s * 1000.0 / 3.0);
-	char path[64];
-
-	if (every < 100)
-		every = 100;
-	snprintf(path, sizeof path, "/v1/leases/%s/heartbeat", h->id);
-	while (!compute_wait(pool, every)) {
-		long status = 0;
-		json_t *reply = NULL;
-		if (client_post(l->client, path, NULL, 5000, 0, &status, &reply)) {
-			log_warn("msg=\"heartbeat failed\" lease=%s error=\"%s\"", h->id,
-				 client_errmsg(l->client));
-		} else if (status == 409 || status == 404) {
-			log_warn("msg=\"lease lost\" lease=%s status=%ld", h->id, status);
-			json_decref(reply);
-			compute_abort(pool);
-			return -1;
-		} else if (status == 200 && json_is_number(json_object_get(reply, "ttl_s"))) {
-			/* The coordinator's lease timeout may have changed across a restart. */
-			every = (int64_t)(json_number_value(json_object_get(reply, "ttl_s")) * 1000.0 /
-					  3.0);
-			if (every < 100)
-				every = 100;
-		}
-		json_decref(reply);
-	}
-	return 0;
-}
-
 /* Gives an unusable lease back at once, so that it does not wait for its expiry. */
 static void loop_give_back(struct loop *l, const char *id, const char *why)
 {
@@ -169,6 +136,59 @@ static void loop_give_back(struct loop *l, const char *id, const char *why)
 done:
 	json_decref(reply);
 	json_decref(body);
+}
+
+/* Heartbeats while the pool computes. Returns 0 when the work finished; -1 when the lease was
+ * lost, or when a stop request outlasted LOOP_STOP_GRACE_MS (the lease is then given back): in
+ * both cases the pool has been aborted. */
+static int loop_compute(struct loop *l, const struct held *h, struct compute *pool)
+{
+	int64_t every = (int64_t)(h->ttl_s * 1000.0 / 3.0);
+	int64_t next_beat, give_up = 0;
+	char path[64];
+
+	if (every < 100)
+		every = 100;
+	next_beat = timefmt_mono_ms() + every;
+	snprintf(path, sizeof path, "/v1/leases/%s/heartbeat", h->id);
+	for (;;) {
+		int64_t now = timefmt_mono_ms(), wait = next_beat - now;
+		long status = 0;
+		json_t *reply = NULL;
+
+		if (*l->stop && !give_up)
+			give_up = now + LOOP_STOP_GRACE_MS;
+		if (give_up && now >= give_up) {
+			log_warn("msg=\"stopping: giving the lease back unfinished\" lease=%s", h->id);
+			compute_abort(pool);
+			loop_give_back(l, h->id, "worker: stopped");
+			return -1;
+		}
+		if (wait > 100)
+			wait = 100; /* look at the stop flag ten times a second */
+		if (compute_wait(pool, wait > 0 ? wait : 0))
+			return 0;
+		if (timefmt_mono_ms() < next_beat)
+			continue;
+		next_beat = timefmt_mono_ms() + every;
+		if (client_post(l->client, path, NULL, 5000, 0, &status, &reply)) {
+			log_warn("msg=\"heartbeat failed\" lease=%s error=\"%s\"", h->id,
+				 client_errmsg(l->client));
+		} else if (status == 409 || status == 404) {
+			log_warn("msg=\"lease lost\" lease=%s status=%ld", h->id, status);
+			json_decref(reply);
+			compute_abort(pool);
+			return -1;
+		} else if (status == 200 && json_is_number(json_object_get(reply, "ttl_s"))) {
+			/* The coordinator's lease timeout may have changed across a restart. */
+			every = (int64_t)(json_number_value(json_object_get(reply, "ttl_s")) * 1000.0 /
+					  3.0);
+			if (every < 100)
+				every = 100;
+			next_beat = timefmt_mono_ms() + every;
+		}
+		json_decref(reply);
+	}
 }
 
 /* Runs one lease to the end: compute, then deliver. Returns -1 when the lease was unusable (the

@@ -106,6 +106,31 @@ class FaultTest(TallyTestCase):
             self.assertTrue(w.alive())
         self.assertEqual(done["counts"], self.reference(**spec))
 
+    def test_huge_batch_is_interruptible(self):
+        # One batch of 1e12 samples: minutes of work. A lost lease (the job is cancelled) and a
+        # SIGTERM must both be answered within seconds, not when the batch ends.
+        s = self.server("--lease-timeout", "3")
+        w = self.worker(s, threads=1)
+        big = s.submit(kernel="pi", samples=10**12, batch_size=10**12, seed=1)
+        s.wait_until(big["id"], lambda j: j["batches"]["leased"] == 1)
+        self.assertEqual(s.req("POST", f"/v1/jobs/{big['id']}/cancel").status, 200)
+        deadline = time.monotonic() + 10
+        while "lease lost" not in w.log():
+            self.assertLess(time.monotonic(), deadline, w.log())
+            time.sleep(0.05)
+        # It is free again: it takes the next job at once.
+        small = s.submit(kernel="count", samples=1000, batch_size=1000, seed=1)
+        self.assertEqual(s.wait_job(small["id"], timeout=10)["state"], "succeeded")
+
+        # SIGTERM during another huge batch: after a grace period the lease is given back.
+        big2 = s.submit(kernel="pi", samples=10**12, batch_size=10**12, seed=2)
+        s.wait_until(big2["id"], lambda j: j["batches"]["leased"] == 1)
+        t0 = time.monotonic()
+        self.assertEqual(w.kill(signal.SIGTERM), 0)
+        self.assertLess(time.monotonic() - t0, 20)
+        self.assertEqual(s.job(big2["id"])["batches"]["leased"], 0)
+        self.assertIn("giving the lease back", w.log())
+
     def test_sigterm_stops_cleanly(self):
         s = self.server()
         w = self.worker(s, threads=1)

@@ -45,8 +45,8 @@ static void test_pi_deterministic(void **state)
 {
 	uint64_t a[2] = { 0 }, b[2] = { 0 };
 	(void)state;
-	pi()->run(42, 7, 700, 100000, a);
-	pi()->run(42, 7, 700, 100000, b);
+	pi()->run(42, 7, 700, 100000, NULL, a);
+	pi()->run(42, 7, 700, 100000, NULL, b);
 	assert_memory_equal(a, b, sizeof a);
 	assert_int_equal(a[1], 100000);
 	assert_true(a[0] > 0 && a[0] < a[1]);
@@ -56,17 +56,17 @@ static void test_pi_batches_independent(void **state)
 {
 	uint64_t a[2] = { 0 }, b[2] = { 0 }, c[2] = { 0 };
 	(void)state;
-	pi()->run(42, 0, 0, 100000, a);
-	pi()->run(42, 1, 100000, 100000, b);
-	pi()->run(43, 0, 0, 100000, c);
+	pi()->run(42, 0, 0, 100000, NULL, a);
+	pi()->run(42, 1, 100000, 100000, NULL, b);
+	pi()->run(43, 0, 0, 100000, NULL, c);
 	/* Distinct streams: equal counts would be a 1-in-hundreds coincidence, not a collision,
 	 * so compare the first samples instead: runs of 1..64 samples must differ somewhere. */
 	int differs_batch = 0, differs_seed = 0;
 	for (uint64_t n = 1; n <= 64; n++) {
 		uint64_t x[2] = { 0 }, y[2] = { 0 }, z[2] = { 0 };
-		pi()->run(42, 0, 0, n, x);
-		pi()->run(42, 1, 0, n, y);
-		pi()->run(43, 0, 0, n, z);
+		pi()->run(42, 0, 0, n, NULL, x);
+		pi()->run(42, 1, 0, n, NULL, y);
+		pi()->run(43, 0, 0, n, NULL, z);
 		differs_batch |= x[0] != y[0];
 		differs_seed |= x[0] != z[0];
 	}
@@ -83,7 +83,7 @@ static void test_pi_prefix_property(void **state)
 	(void)state;
 	for (uint64_t n = 1; n <= 200; n++) {
 		uint64_t c[2] = { 0 };
-		pi()->run(5, 3, 0, n, c);
+		pi()->run(5, 3, 0, n, NULL, c);
 		assert_true(c[0] >= prev && c[0] <= prev + 1);
 		prev = c[0];
 	}
@@ -113,7 +113,7 @@ static void test_pi_short_last_batch(void **state)
 	assert_memory_equal(whole, parts, sizeof whole);
 	uint64_t last[2] = { 0 }, direct[2] = { 0 };
 	kernel_run_range(pi(), 9, 1003, 100, 10, 1, last);
-	pi()->run(9, 10, 1000, 3, direct);
+	pi()->run(9, 10, 1000, 3, NULL, direct);
 	assert_memory_equal(last, direct, sizeof last);
 	assert_int_equal(last[1], 3);
 	/* A range past the end adds nothing. */
@@ -134,7 +134,7 @@ static void test_pi_known_answers(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof kat / sizeof kat[0]; i++) {
 		uint64_t c[2] = { 0 };
-		pi()->run(kat[i].seed, kat[i].batch, kat[i].batch * 1000, kat[i].n, c);
+		pi()->run(kat[i].seed, kat[i].batch, kat[i].batch * 1000, kat[i].n, NULL, c);
 		assert_int_equal(c[0], kat[i].inside);
 		assert_int_equal(c[1], kat[i].n);
 	}
@@ -153,13 +153,13 @@ static void test_pi_paths_agree(void **state)
 		uint64_t batch = seed >> 3, n = lens[t % (sizeof lens / sizeof lens[0])];
 		uint64_t want[2] = { 0 };
 		assert_int_equal(pi_set_path("scalar"), 0);
-		pi()->run(seed, batch, 0, n, want);
+		pi()->run(seed, batch, 0, n, NULL, want);
 		for (size_t p = 1; p < sizeof paths / sizeof paths[0]; p++) {
 			uint64_t got[2] = { 0 };
 			if (pi_set_path(paths[p]))
 				continue; /* this CPU lacks it */
 			assert_string_equal(pi_path(), paths[p]);
-			pi()->run(seed, batch, 0, n, got);
+			pi()->run(seed, batch, 0, n, NULL, got);
 			assert_memory_equal(want, got, sizeof want);
 			tried++;
 		}
