@@ -27,8 +27,9 @@ static json_t *lease_to_json(const struct lease *l, int64_t now)
 	snprintf(id, sizeof id, "%lld", (long long)l->id);
 	snprintf(job, sizeof job, "%lld", (long long)l->job_id);
 	timefmt_rfc3339(l->expires_at, expires, sizeof expires);
-	return json_pack("{s:s,s:s,s:s,s:{},s:o,s:I,s:I,s:I,s:I,s:s,s:f}", "id", id, "job_id", job,
-			 "kernel", s->kernel->name, "params", "seed", job_seed_json(s->seed),
+	return json_pack("{s:s,s:s,s:s,s:i,s:{},s:o,s:I,s:I,s:I,s:I,s:s,s:f}", "id", id, "job_id",
+			 job, "kernel", s->kernel->name, "kernel_version", (int)s->kernel_version,
+			 "params", "seed", job_seed_json(s->seed),
 			 "samples", (json_int_t)s->samples, "batch_size",
 			 (json_int_t)s->batch_size, "first_batch", (json_int_t)l->first_batch,
 			 "batch_count", (json_int_t)l->batch_count, "expires_at", expires, "ttl_s",

@@ -20,6 +20,7 @@ struct job_spec {
 	uint64_t samples;
 	uint64_t batch_size;
 	uint64_t seed;
+	unsigned kernel_version; /* the version the job is computed with (set when stored) */
 };
 
 /* A job's full status. Times are ms since the epoch, 0 when unset. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sqlite3.h>
 #include "db.h"
 #include "schema.h"
@@ -44,7 +45,7 @@ enum db_stmt {
 #define JOB_COLS                                                                                  \
 	"id, kernel, samples, batch_size, seed, state, batches_total, batches_done, "              \
 	"batches_leased, samples_done, c0, c1, c2, c3, c4, c5, c6, c7, error, created_at, "        \
-	"started_at, finished_at"
+	"started_at, finished_at, kernel_version"
 
 static const char *const db_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -80,10 +81,11 @@ static const char *const db_sql[ST_COUNT] = {
 			    "VALUES (?1, ?2, ?3)",
 	[ST_RANGE_DROP_JOB] = "DELETE FROM free_ranges WHERE job_id = ?1",
 	[ST_LEASE_INSERT] = "INSERT INTO leases(job_id, first_batch, batch_count, worker, state, "
-			    "granted_at, expires_at) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)",
+			    "granted_at, expires_at, id) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7)",
 	[ST_LEASE_GET] = "SELECT l.id, l.job_id, l.first_batch, l.batch_count, l.state, "
 			 "l.granted_at, l.expires_at, l.worker, j.kernel, j.samples, j.batch_size, "
-			 "j.seed FROM leases l JOIN jobs j ON j.id = l.job_id WHERE l.id = ?1",
+			 "j.seed, j.kernel_version FROM leases l JOIN jobs j ON j.id = l.job_id "
+			 "WHERE l.id = ?1",
 	[ST_LEASE_EXTEND] = "UPDATE leases SET expires_at = ?2 WHERE id = ?1 AND state = 0",
 	[ST_LEASE_SET_STATE] = "UPDATE leases SET state = ?2, finished_at = ?3 WHERE id = ?1",
 	[ST_LEASE_CANCEL_JOB] = "UPDATE leases SET state = 4, finished_at = ?2 "
@@ -299,6 +301,7 @@ static enum tally_err job_from_row(struct db *db, sqlite3_stmt *s, struct job *j
 	j->created_at = col_time(s, 19);
 	j->started_at = col_time(s, 20);
 	j->finished_at = col_time(s, 21);
+	j->spec.kernel_version = (unsigned)sqlite3_column_int(s, 22);
 	return TALLY_OK;
 }
 
@@ -328,7 +331,7 @@ enum tally_err db_job_insert(struct db *db, const struct job_spec *spec, int64_t
 	enum tally_err rc;
 
 	sqlite3_bind_text(s, 1, spec->kernel->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 2, (int)spec->kernel->version);
+	sqlite3_bind_int(s, 2, (int)spec->kernel->version); /* the version this job is computed with */
 	sqlite3_bind_int64(s, 3, (int64_t)spec->samples);
 	sqlite3_bind_int64(s, 4, (int64_t)spec->batch_size);
 	sqlite3_bind_int64(s, 5, (int64_t)spec->seed);
@@ -479,6 +482,38 @@ enum tally_err db_reap(struct db *db, int64_t now, int *reaped)
 	return rc;
 }
 
+/* Inserts a live lease under a random id: ids are never reused, even when a crash rolls back a
+ * grant that a worker already holds, so a complete always names the range it was computed for;
+ * and they cannot be guessed from one's own. Inside a transaction. */
+static enum tally_err lease_insert(struct db *db, int64_t job_id, uint64_t first, uint64_t count,
+				   const char *worker, int64_t now, int64_t expires, int64_t *id)
+{
+	for (int attempt = 0; attempt < 4; attempt++) {
+		sqlite3_stmt *s = db_stmt(db, ST_LEASE_INSERT);
+		uint64_t r = 0;
+		int step;
+		if (getrandom(&r, sizeof r, 0) != sizeof r)
+			r = (uint64_t)now * 2654435761u + (uint64_t)attempt;
+		*id = (int64_t)(r & ((1ULL << 53) - 1)); /* exact in every JSON reader */
+		if (!*id)
+			*id = 1;
+		sqlite3_bind_int64(s, 1, job_id);
+		sqlite3_bind_int64(s, 2, (int64_t)first);
+		sqlite3_bind_int64(s, 3, (int64_t)count);
+		sqlite3_bind_text(s, 4, worker, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 5, now);
+		sqlite3_bind_int64(s, 6, expires);
+		sqlite3_bind_int64(s, 7, *id);
+		step = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (step == SQLITE_DONE)
+			return TALLY_OK;
+		if (sqlite3_extended_errcode(db->conn) != SQLITE_CONSTRAINT_PRIMARYKEY)
+			return db_fail(db, "granting a lease");
+	}
+	return db_fail(db, "granting a lease (no free id)");
+}
+
 enum tally_err db_lease_acquire(struct db *db, const char *worker, const char *const *kernels,
 				size_t nkernels, int64_t now, int64_t ttl_ms, db_size_fn size,
 				void *ctx, struct lease *out, int *reaped)
@@ -518,7 +553,7 @@ enum tally_err db_lease_acquire(struct db *db, const char *worker, const char *c
 		goto fail;
 	}
 	rc = job_from_row(db, s, &job);
-	next_batch = (uint64_t)sqlite3_column_int64(s, 22);
+	next_batch = (uint64_t)sqlite3_column_int64(s, 23);
 	sqlite3_reset(s);
 	if (rc)
 		goto fail;
@@ -571,17 +606,9 @@ enum tally_err db_lease_acquire(struct db *db, const char *worker, const char *c
 	if ((rc = db_exec(db, s)))
 		goto fail;
 
-	s = db_stmt(db, ST_LEASE_INSERT);
-	sqlite3_bind_int64(s, 1, job.id);
-	sqlite3_bind_int64(s, 2, (int64_t)first);
-	sqlite3_bind_int64(s, 3, (int64_t)take);
-	sqlite3_bind_text(s, 4, worker, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 5, now);
-	sqlite3_bind_int64(s, 6, now + ttl_ms);
-	if ((rc = db_exec(db, s)))
-		goto fail;
 	memset(out, 0, sizeof *out);
-	out->id = sqlite3_last_insert_rowid(db->conn);
+	if ((rc = lease_insert(db, job.id, first, take, worker, now, now + ttl_ms, &out->id)))
+		goto fail;
 	if ((rc = db_commit(db)))
 		goto done;
 	out->job_id = job.id;
@@ -629,6 +656,7 @@ enum tally_err db_lease_get(struct db *db, int64_t id, struct lease *out)
 		out->spec.samples = (uint64_t)sqlite3_column_int64(s, 9);
 		out->spec.batch_size = (uint64_t)sqlite3_column_int64(s, 10);
 		out->spec.seed = (uint64_t)sqlite3_column_int64(s, 11);
+		out->spec.kernel_version = (unsigned)sqlite3_column_int(s, 12);
 		if (!out->spec.kernel) {
 			snprintf(db->errmsg, sizeof db->errmsg, "lease %lld: unknown kernel",
 				 (long long)id);

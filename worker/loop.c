@@ -64,19 +64,26 @@ static int held_parse(const json_t *j, struct held *h)
 {
 	const char *id = NULL, *kernel = NULL;
 	json_t *seed = NULL;
-	json_int_t samples = 0, bs = 0, first = -1, count = 0;
+	json_int_t samples = 0, bs = 0, first = -1, count = 0, version = 0;
 	json_error_t e;
 
 	memset(h, 0, sizeof *h);
 	if (json_is_object(j) && json_is_string(json_object_get(j, "id")))
 		snprintf(h->id, sizeof h->id, "%s", json_string_value(json_object_get(j, "id")));
-	if (json_unpack_ex((json_t *)j, &e, 0, "{s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:F}", "id", &id,
-			   "kernel", &kernel, "seed", &seed, "samples", &samples, "batch_size", &bs,
-			   "first_batch", &first, "batch_count", &count, "ttl_s", &h->ttl_s)) {
+	if (json_unpack_ex((json_t *)j, &e, 0, "{s:s,s:s,s:I,s:o,s:I,s:I,s:I,s:I,s:F}", "id", &id,
+			   "kernel", &kernel, "kernel_version", &version, "seed", &seed, "samples",
+			   &samples, "batch_size", &bs, "first_batch", &first, "batch_count", &count,
+			   "ttl_s", &h->ttl_s)) {
 		log_error("msg=\"bad lease from the coordinator\" error=\"%s\"", e.text);
 		return -1;
 	}
 	h->k = kernel_find(kernel);
+	if (h->k && (json_int_t)h->k->version != version) {
+		/* Counts from another version of a kernel are other numbers: never mix them. */
+		log_error("msg=\"kernel version mismatch\" lease=%s kernel=%s job_version=%lld "
+			  "worker_version=%u", h->id, kernel, (long long)version, h->k->version);
+		return -1;
+	}
 	if (!h->k || job_seed_parse(seed, &h->seed) || samples < 1 ||
 	    (uint64_t)samples > JOB_SAMPLES_MAX || bs < 1 || bs > samples || first < 0 ||
 	    count < 1 ||

@@ -234,7 +234,8 @@ class WorkerProc:
 
 def pi_lease(lease_id, seed=7, samples=10_003, batch_size=1000, first=3, count=5, ttl=30.0,
              kernel="pi", **extra):
-    lease = {"id": str(lease_id), "job_id": "1", "kernel": kernel, "params": {}, "seed": seed,
+    lease = {"id": str(lease_id), "job_id": "1", "kernel": kernel, "kernel_version": 1,
+             "params": {}, "seed": seed,
              "samples": samples, "batch_size": batch_size, "first_batch": first,
              "batch_count": count, "expires_at": "2026-11-26T06:30:32.000Z", "ttl_s": ttl}
     lease.update(extra)
@@ -501,6 +502,14 @@ class WorkerTest(TallyTestCase):
             (200, dict(good, id="52", seed=7.5)),
             (200, dict(good, id="53", seed=True)),
         ], "54")
+
+    def test_lease_of_another_kernel_version_refused(self):
+        # Counts of pi version 2 are other numbers than version 1's: never computed with 1.
+        good = pi_lease("65")
+        self.bad_then_good([
+            (200, dict(good, id="66", kernel_version=2)),
+            (200, dict(good, id="67", kernel_version="1")),
+        ], "68")
 
     def test_lease_with_bad_seed_string_refused(self):
         good = pi_lease("55")

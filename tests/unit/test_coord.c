@@ -77,7 +77,7 @@ static json_t *counts_for(const struct lease *l)
 static void test_submit_wakes_and_lease_sets_expiry(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 1000000, 1000, 1 };
+	struct job_spec spec = { kernel_find("pi"), 1000000, 1000, 1, 0 };
 	struct lease_request req = request("a", 5);
 	struct job j;
 	struct lease l;
@@ -92,7 +92,7 @@ static void test_submit_wakes_and_lease_sets_expiry(void **state)
 static void test_expiry_without_sleeping(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1 };
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
 	struct lease_request a = request("a", 4), b = request("b", 4);
 	struct job j;
 	struct lease la, lb;
@@ -125,7 +125,7 @@ static void test_expiry_without_sleeping(void **state)
 static void test_counts_checked_against_lease(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1 };
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
 	struct lease_request a = request("a", 2);
 	struct job j;
 	struct lease l;
@@ -169,7 +169,7 @@ static void test_counts_checked_against_lease(void **state)
 static void test_lease_size_adapts_to_worker_rate(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 1ULL << 40, 100000, 1 };
+	struct job_spec spec = { kernel_find("pi"), 1ULL << 40, 100000, 1, 0 };
 	struct lease_request a = request("fast", 0);
 	struct job j;
 	struct lease l;
@@ -193,7 +193,7 @@ static void test_lease_size_adapts_to_worker_rate(void **state)
 static void test_cancel_and_fail_wake(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1 };
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
 	struct lease_request a = request("a", 2);
 	struct job j;
 	struct lease l;

@@ -49,7 +49,7 @@ static const char *const pi_only[] = { "pi" };
 
 static struct job submit(struct fixture *f, const char *kernel, uint64_t samples, uint64_t bs)
 {
-	struct job_spec spec = { kernel_find(kernel), samples, bs, 42 };
+	struct job_spec spec = { kernel_find(kernel), samples, bs, 42, 0 };
 	struct job j;
 	assert_int_equal(db_job_insert(f->db, &spec, 1000, &j), TALLY_OK);
 	return j;
@@ -87,7 +87,7 @@ static void test_insert_and_get(void **state)
 static void test_seed_keeps_all_64_bits(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10, 10, UINT64_MAX - 1 };
+	struct job_spec spec = { kernel_find("pi"), 10, 10, UINT64_MAX - 1, 0 };
 	struct job j, g;
 	assert_int_equal(db_job_insert(f->db, &spec, 1, &j), TALLY_OK);
 	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
