@@ -9,6 +9,7 @@
 #include "compute.h"
 
 #define COMPUTE_THREADS_MAX 1024
+#define COMPUTE_GRAB_SAMPLES 65536
 
 struct compute_thread {
 	struct compute *c;
@@ -20,6 +21,7 @@ struct compute {
 	const struct kernel *k;
 	uint64_t seed, samples, batch_size, first, count;
 	atomic_uint_fast64_t next; /* next batch offset to hand out */
+	uint64_t grab;             /* batches a thread takes at a time */
 	int stop; /* read and written with __atomic builtins; kernels poll it */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -34,14 +36,18 @@ static void *compute_main(void *arg)
 	struct compute *c = t->c;
 
 	while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
-		uint64_t i = atomic_fetch_add(&c->next, 1);
+		uint64_t i = atomic_fetch_add(&c->next, c->grab);
 		if (i >= c->count)
 			break;
-		uint64_t b = c->first + i, lo = b * c->batch_size;
-		if (lo >= c->samples)
-			break;
-		uint64_t n = c->samples - lo < c->batch_size ? c->samples - lo : c->batch_size;
-		c->k->run(c->seed, b, lo, n, &c->stop, t->counts);
+		uint64_t end = i + c->grab < c->count ? i + c->grab : c->count;
+		for (; i < end; i++) {
+			uint64_t b = c->first + i, lo = b * c->batch_size;
+			if (lo >= c->samples)
+				break;
+			uint64_t n = c->samples - lo < c->batch_size ? c->samples - lo
+								 : c->batch_size;
+			c->k->run(c->seed, b, lo, n, &c->stop, t->counts);
+		}
 	}
 	pthread_mutex_lock(&c->lock);
 	if (--c->running == 0)
@@ -77,6 +83,14 @@ struct compute *compute_start(const struct kernel *k, uint64_t seed, uint64_t sa
 	c->first = first_batch;
 	c->count = count;
 	atomic_init(&c->next, 0);
+	/* Tiny batches are taken a few at a time (about COMPUTE_GRAB_SAMPLES samples), so that the
+	 * shared counter is not touched per batch; but never so many that a thread goes idle
+	 * while another still has several grabs' worth to do. */
+	c->grab = COMPUTE_GRAB_SAMPLES / batch_size;
+	if (c->grab > count / ((uint64_t)nthreads * 8))
+		c->grab = count / ((uint64_t)nthreads * 8);
+	if (c->grab < 1)
+		c->grab = 1;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	/* Signals stay with the main thread, which polls the stop flag. */
