@@ -12,6 +12,11 @@ struct api {
 	struct coord *coord; /* borrowed */
 };
 
+/* What parked requests wait for (http_wake's events). */
+#define API_WAKE_WORK 1u /* work may be leasable: a job submitted, a lease failed or expired */
+#define API_WAKE_JOBS 2u /* a job finished or was cancelled */
+#define API_WAIT_MAX_S 60
+
 extern const struct http_route api_routes[];
 extern const size_t api_nroutes;
 

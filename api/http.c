@@ -38,6 +38,7 @@ struct req {
 	/* parking */
 	int park;
 	int64_t park_until;
+	unsigned park_on;        /* the events that wake it (a mask of the API's choosing) */
 	uint64_t wake_gen;       /* h->wake_gen when the handler last started */
 	struct req *prev, *next; /* in h->parked while parked */
 	int in_list;
@@ -57,6 +58,7 @@ struct http {
 	int timer_started;
 	int stopping;
 	int64_t wake_at;   /* monotonic ms; 0: none */
+	unsigned wake_at_on; /* the events wake_at stands for */
 	uint64_t wake_gen; /* counts wake-everyone events, so that a running handler sees them */
 	struct req *parked;
 };
@@ -76,18 +78,18 @@ static void park_unlink(struct http *h, struct req *r)
 	r->in_list = 0;
 }
 
-/* Resumes every parked request (due_only: only those past their deadline); lock held.
- * Returns the earliest deadline left, or INT64_MAX. */
-static int64_t park_resume(struct http *h, int due_only, int64_t now)
+/* Resumes the parked requests waiting for any event in `wake` (a mask; 0: none) and those past
+ * their deadline; lock held. Returns the earliest deadline left, or INT64_MAX. */
+static int64_t park_resume(struct http *h, unsigned wake, int64_t now)
 {
 	int64_t next = INT64_MAX;
 	struct req *r = h->parked, *n;
 
-	if (!due_only)
+	if (wake)
 		h->wake_gen++;
 	for (; r; r = n) {
 		n = r->next;
-		if (!due_only || r->park_until <= now) {
+		if ((r->park_on & wake) || r->park_until <= now) {
 			park_unlink(h, r);
 			MHD_resume_connection(r->conn);
 		} else if (r->park_until < next) {
@@ -107,9 +109,9 @@ static void *timer_main(void *arg)
 		int64_t next;
 		if (h->wake_at && h->wake_at <= now) {
 			h->wake_at = 0;
-			next = park_resume(h, 0, now);
+			next = park_resume(h, h->wake_at_on, now);
 		} else {
-			next = park_resume(h, 1, now);
+			next = park_resume(h, 0, now);
 		}
 		if (h->wake_at && h->wake_at < next)
 			next = h->wake_at;
@@ -125,20 +127,21 @@ static void *timer_main(void *arg)
 	return NULL;
 }
 
-void http_wake(struct http *h)
+void http_wake(struct http *h, unsigned events)
 {
 	pthread_mutex_lock(&h->lock);
-	park_resume(h, 0, 0);
+	park_resume(h, events, INT64_MIN);
 	pthread_mutex_unlock(&h->lock);
 }
 
-void http_wake_at(struct http *h, int64_t at_ms)
+void http_wake_at(struct http *h, int64_t at_ms, unsigned events)
 {
 	/* Lease expiries are wall-clock times; parking runs on the monotonic clock. The two clocks
 	 * are read at different instants, so wake 2 ms late rather than before the expiry. */
 	int64_t mono = at_ms ? timefmt_mono_ms() + (at_ms - timefmt_now_ms()) + 2 : 0;
 	pthread_mutex_lock(&h->lock);
 	h->wake_at = at_ms ? (mono > 0 ? mono : 1) : 0;
+	h->wake_at_on = events;
 	pthread_cond_signal(&h->cond);
 	pthread_mutex_unlock(&h->lock);
 }
@@ -313,10 +316,11 @@ void reply_header(struct req *r, const char *name, const char *value)
 	r->nhdr++;
 }
 
-void reply_park(struct req *r, int64_t until_ms)
+void reply_park(struct req *r, int64_t until_ms, unsigned wake_on)
 {
 	r->park = 1;
 	r->park_until = until_ms;
+	r->park_on = wake_on;
 }
 
 /* Matches path against pattern, filling r->params. Returns 1 on a match. */
@@ -589,7 +593,7 @@ void http_stop(struct http *h)
 		return;
 	pthread_mutex_lock(&h->lock);
 	h->stopping = 1;
-	park_resume(h, 0, 0);
+	park_resume(h, ~0u, INT64_MAX);
 	pthread_cond_signal(&h->cond);
 	pthread_mutex_unlock(&h->lock);
 	if (h->timer_started)

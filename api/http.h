@@ -32,11 +32,12 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 uint16_t http_port(const struct http *h);
 /* Answers parked requests, stops serving and frees h. Accepts NULL. */
 void http_stop(struct http *h);
-/* Wakes every parked request now (their handlers run again). Thread-safe. */
-void http_wake(struct http *h);
-/* Wakes every parked request at wall-clock time at_ms as well (0: cancel). Thread-safe.
+/* Wakes the parked requests waiting for any of `events` (a mask whose bits the API defines);
+ * their handlers run again. Thread-safe. */
+void http_wake(struct http *h, unsigned events);
+/* Does http_wake(h, events) at wall-clock time at_ms as well (0: cancel). Thread-safe.
  * (Parking itself runs on the monotonic clock, so a clock step does not strand requests.) */
-void http_wake_at(struct http *h, int64_t at_ms);
+void http_wake_at(struct http *h, int64_t at_ms, unsigned events);
 
 /* The i-th {} segment of the matched pattern, borrowed for the request's life. */
 const char *req_param(const struct req *r, size_t i);
@@ -60,9 +61,9 @@ void reply_error(struct req *r, unsigned status, const char *code, const char *f
 void reply_empty(struct req *r, unsigned status);
 /* Adds a header to the reply that follows. Both strings are copied. */
 void reply_header(struct req *r, const char *name, const char *value);
-/* Parks the request until http_wake() or monotonic until_ms, when the handler runs again. Past
- * until_ms, or while stopping, the handler is run again at once. */
-void reply_park(struct req *r, int64_t until_ms);
+/* Parks the request until one of the events in wake_on is woken, or monotonic until_ms; then
+ * the handler runs again. While stopping, the request is answered 503 instead. */
+void reply_park(struct req *r, int64_t until_ms, unsigned wake_on);
 /* Returns 1 when the client has closed its end (it died while its request was parked). */
 int req_gone(const struct req *r);
 /* Returns 1 when the request's park deadline has passed (or the server is stopping). */

@@ -98,19 +98,39 @@ void jobs_create(struct req *r, void *app)
 	reply_json(r, 201, job_to_json(&job, coord_now(a->coord)));
 }
 
+/* GET /v1/jobs/<id>[?wait_s=N]: with wait_s, the reply waits until the job has finished (or N
+ * seconds have passed), so that a curl user can wait for a result in one request. */
 void jobs_get(struct req *r, void *app)
 {
+	static const char *const allowed[] = { "wait_s", NULL };
 	struct api *a = app;
+	const char *unknown = req_query_unknown(r, allowed);
+	const char *wait_s = req_query(r, "wait_s");
 	struct job job;
+	uint64_t wait = 0;
 	int64_t id;
 	enum tally_err rc;
 	char msg[96];
 
 	if (job_id(r, a, &id))
 		return;
+	if (unknown) {
+		reply_error(r, 400, "invalid_query", "%.64s: unknown query parameter", unknown);
+		return;
+	}
+	if (wait_s && num_parse_u64(wait_s, 0, API_WAIT_MAX_S, &wait)) {
+		reply_error(r, 400, "invalid_query", "wait_s: must be an integer from 0 to %d",
+			    API_WAIT_MAX_S);
+		return;
+	}
 	if ((rc = coord_job(a->coord, id, &job))) {
 		snprintf(msg, sizeof msg, "job %lld: no such job", (long long)id);
 		api_reply_rc(r, a, rc, msg);
+		return;
+	}
+	if (wait && !job_is_final(job.state) && !req_expired(r) &&
+	    timefmt_mono_ms() < req_started(r) + (int64_t)wait * 1000) {
+		reply_park(r, req_started(r) + (int64_t)wait * 1000, API_WAKE_JOBS);
 		return;
 	}
 	reply_json(r, 200, job_to_json(&job, coord_now(a->coord)));

@@ -84,7 +84,7 @@ void leases_create(struct req *r, void *app)
 		reply_empty(r, 204);
 		return;
 	}
-	reply_park(r, lp->deadline);
+	reply_park(r, lp->deadline, API_WAKE_WORK);
 }
 
 /* Reads the lease id from the path; replies 404 and returns -1 when it is not one. */

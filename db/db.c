@@ -694,7 +694,7 @@ static int add_checked(uint64_t *a, uint64_t b)
 }
 
 enum tally_err db_lease_complete(struct db *db, int64_t id, const uint64_t *counts, int64_t now,
-				 int *duplicate)
+				 int *duplicate, int *finished)
 {
 	struct lease lease;
 	struct job job;
@@ -702,6 +702,7 @@ enum tally_err db_lease_complete(struct db *db, int64_t id, const uint64_t *coun
 	enum tally_err rc;
 
 	*duplicate = 0;
+	*finished = 0;
 	if ((rc = db_begin(db)))
 		return rc;
 	if ((rc = db_lease_get(db, id, &lease)))
@@ -733,6 +734,7 @@ enum tally_err db_lease_complete(struct db *db, int64_t id, const uint64_t *coun
 	sqlite3_bind_int64(s, 12, now);
 	if ((rc = db_exec(db, s)) || (rc = db_commit(db)))
 		goto fail;
+	*finished = job.batches_done + lease.batch_count == job.batches_total;
 	return TALLY_OK;
 fail:
 	db_rollback(db);

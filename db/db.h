@@ -55,9 +55,10 @@ TALLY_WUR enum tally_err db_lease_heartbeat(struct db *db, int64_t id, int64_t n
 /* In one transaction: marks a live lease done, adds counts[] (the kernel's key order) and its
  * samples to its job, and finishes the job when its last batch is done. *duplicate is set to 1
  * (and nothing changes) when the lease was already completed. TALLY_ELOST when the lease was
- * reclaimed, failed or cancelled; TALLY_ECOUNTS when a total would overflow. */
+ * reclaimed, failed or cancelled; TALLY_ECOUNTS when a total would overflow. *finished is set
+ * when this complete finished the job. */
 TALLY_WUR enum tally_err db_lease_complete(struct db *db, int64_t id, const uint64_t *counts,
-					   int64_t now, int *duplicate);
+					   int64_t now, int *duplicate, int *finished);
 /* Gives a live lease's batches back to pending and records reason on its job.
  * TALLY_ELOST when it is not live. */
 TALLY_WUR enum tally_err db_lease_fail(struct db *db, int64_t id, const char *reason, int64_t now);

@@ -57,6 +57,12 @@ static void coord_wake(struct coord *c)
 		c->hooks.work(c->hooks.ctx);
 }
 
+static void coord_job_ended(struct coord *c)
+{
+	if (c->hooks.jobs)
+		c->hooks.jobs(c->hooks.ctx);
+}
+
 /* Tells the HTTP layer when the next lease may expire, so that long polls wake to take it. */
 static void coord_tell_expiry(struct coord *c)
 {
@@ -94,6 +100,7 @@ enum tally_err coord_cancel(struct coord *c, int64_t id, struct job *out)
 	if (!rc) {
 		log_info("msg=\"job cancelled\" job=%lld", (long long)id);
 		coord_tell_expiry(c);
+		coord_job_ended(c);
 	}
 	return rc;
 }
@@ -143,6 +150,7 @@ enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 {
 	struct lease lease;
 	uint64_t values[KERNEL_MAX_KEYS] = { 0 };
+	int finished = 0;
 	const char *why;
 	enum tally_err rc;
 	int64_t now = coord_now(c);
@@ -165,7 +173,7 @@ enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 		snprintf(err, errlen, "%s", why);
 		return TALLY_ECOUNTS;
 	}
-	rc = db_lease_complete(c->db, id, values, now, duplicate);
+	rc = db_lease_complete(c->db, id, values, now, duplicate, &finished);
 	if (rc == TALLY_ECOUNTS)
 		snprintf(err, errlen, "counts: a job total would pass 2^63-1");
 	if (rc)
@@ -176,6 +184,10 @@ enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 		log_debug("msg=\"lease completed\" lease=%lld job=%lld worker=%s", (long long)id,
 			  (long long)lease.job_id, lease.worker);
 		coord_tell_expiry(c);
+		if (finished) {
+			log_info("msg=\"job succeeded\" job=%lld", (long long)lease.job_id);
+			coord_job_ended(c);
+		}
 	}
 	return TALLY_OK;
 }

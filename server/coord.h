@@ -23,6 +23,7 @@ struct coord_clock {
 struct coord_hooks {
 	void (*work)(void *ctx);              /* new work may be leasable now */
 	void (*expiry)(void *ctx, int64_t at); /* the earliest live lease expires at `at` (0: none) */
+	void (*jobs)(void *ctx);              /* a job finished or was cancelled */
 	void *ctx;
 };
 

@@ -23,14 +23,21 @@ static void hook_work(void *ctx)
 {
 	struct http *h = __atomic_load_n((struct http **)ctx, __ATOMIC_ACQUIRE);
 	if (h)
-		http_wake(h);
+		http_wake(h, API_WAKE_WORK);
+}
+
+static void hook_jobs(void *ctx)
+{
+	struct http *h = __atomic_load_n((struct http **)ctx, __ATOMIC_ACQUIRE);
+	if (h)
+		http_wake(h, API_WAKE_JOBS);
 }
 
 static void hook_expiry(void *ctx, int64_t at)
 {
 	struct http *h = __atomic_load_n((struct http **)ctx, __ATOMIC_ACQUIRE);
 	if (h)
-		http_wake_at(h, at);
+		http_wake_at(h, at, API_WAKE_WORK);
 }
 
 int main(int argc, char **argv)
@@ -95,7 +102,7 @@ int main(int argc, char **argv)
 	struct coord_config cfg = { .lease_timeout_ms = lease_timeout * 1000,
 				    .lease_target_ms = lease_target_ms };
 	coord = coord_new(db, &cfg, (struct coord_clock){ wall_clock, NULL },
-			  (struct coord_hooks){ hook_work, hook_expiry, &http });
+			  (struct coord_hooks){ hook_work, hook_expiry, hook_jobs, &http });
 	api.coord = coord;
 	if (!coord) {
 		fprintf(stderr, "tally-server: out of memory\n");
@@ -118,7 +125,7 @@ int main(int argc, char **argv)
 		db_close(db);
 		return 1;
 	}
-	http_wake_at(http, first_expiry);
+	http_wake_at(http, first_expiry, API_WAKE_WORK);
 	/* The port line is what tests and scripts read to find a server started on port 0. */
 	log_info("msg=listening address=%s port=%u db=%s", host, http_port(http), dbpath);
 	printf("listening on %s:%u\n", host, http_port(http));

@@ -88,6 +88,37 @@ class LongPollTest(TallyTestCase):
         r = s.req("POST", "/v1/leases", {"worker": "alive", "kernels": ["pi"]})
         self.assertEqual(r.status, 200)
 
+    def test_get_job_waits_for_the_result(self):
+        s = self.server()
+        job = s.submit(kernel="pi", samples=2000, batch_size=1000, seed=3)
+        # Not finished within the wait: the job as it is, after about wait_s.
+        t0 = time.monotonic()
+        r = s.req("GET", f"/v1/jobs/{job['id']}?wait_s=1")
+        self.assertEqual((r.status, r.json["state"]), (200, "queued"))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.9)
+        # A waiter parked on the job, and an idle lease poll beside it.
+        out = {}
+        t = threading.Thread(target=lambda: out.update(
+            r=s.req("GET", f"/v1/jobs/{job['id']}?wait_s=30"), t=time.monotonic()))
+        t.start()
+        time.sleep(0.3)
+        self.assertTrue(t.is_alive())
+        lease = s.req("POST", "/v1/leases", {"worker": "w", "kernels": ["pi"]}).json
+        import recompute
+        counts = recompute.job_counts("pi", 3, 1000, 2000, range(2))
+        t1 = time.monotonic()
+        done = s.req("POST", f"/v1/leases/{lease['id']}/complete", {"counts": counts})
+        self.assertEqual(done.status, 200)
+        t.join(timeout=20)
+        self.assertEqual(out["r"].json["state"], "succeeded")
+        self.assertEqual(out["r"].json["counts"], counts)
+        self.assertLess(out["t"] - t1, 5)
+        # A finished job answers at once; wait_s is checked.
+        self.assertEqual(s.req("GET", f"/v1/jobs/{job['id']}?wait_s=60").json["state"],
+                         "succeeded")
+        self.assertEqual(s.req("GET", f"/v1/jobs/{job['id']}?wait_s=61").status, 400)
+        self.assertEqual(s.req("GET", f"/v1/jobs/{job['id']}?wait=1").status, 400)
+
     def test_sigterm_answers_parked_polls(self):
         s = self.server()
         out = {}

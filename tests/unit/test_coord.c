@@ -15,6 +15,7 @@ struct fixture {
 	struct coord *c;
 	int64_t now;
 	int woken;
+	int ended;
 	int64_t expiry;
 };
 
@@ -33,6 +34,11 @@ static void on_expiry(void *ctx, int64_t at)
 	((struct fixture *)ctx)->expiry = at;
 }
 
+static void on_jobs(void *ctx)
+{
+	((struct fixture *)ctx)->ended++;
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
@@ -43,7 +49,7 @@ static int setup(void **state)
 		fail_msg("%s", err);
 	f->now = 1000000;
 	f->c = coord_new(f->db, &cfg, (struct coord_clock){ fake_now, f },
-			 (struct coord_hooks){ on_work, on_expiry, f });
+			 (struct coord_hooks){ on_work, on_expiry, on_jobs, f });
 	*state = f;
 	return 0;
 }
@@ -113,8 +119,10 @@ static void test_expiry_without_sleeping(void **state)
 	assert_int_equal(lb.batch_count, la.batch_count);
 	counts = counts_for(&la);
 	assert_int_equal(coord_complete(f->c, la.id, counts, &dup, err, sizeof err), TALLY_ELOST);
+	assert_int_equal(f->ended, 0);
 	assert_int_equal(coord_complete(f->c, lb.id, counts, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 0);
+	assert_int_equal(f->ended, 0); /* 4 of 10 batches: not finished */
 	assert_int_equal(coord_complete(f->c, lb.id, counts, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1);
 	json_decref(counts);
@@ -206,8 +214,31 @@ static void test_cancel_and_fail_wake(void **state)
 	assert_int_equal(l.first_batch, 0);
 	assert_int_equal(coord_cancel(f->c, j.id, &j), TALLY_OK);
 	assert_int_equal(j.state, JOB_CANCELLED);
+	assert_int_equal(f->ended, 1);
 	assert_int_equal(f->expiry, 0); /* no live lease left */
 	assert_int_equal(coord_heartbeat(f->c, l.id, &l), TALLY_ELOST);
+}
+
+static void test_finishing_job_wakes_waiters(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 2000, 1000, 1, 0 };
+	struct lease_request a = request("a", 0);
+	struct job j;
+	struct lease l;
+	char err[128];
+	int dup;
+	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
+	assert_int_equal(l.batch_count, 2);
+	json_t *c = counts_for(&l);
+	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(f->ended, 1);
+	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(f->ended, 1); /* a duplicate finishes nothing */
+	json_decref(c);
+	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_SUCCEEDED);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -220,6 +251,7 @@ int main(void)
 		T(test_counts_checked_against_lease),
 		T(test_lease_size_adapts_to_worker_rate),
 		T(test_cancel_and_fail_wake),
+		T(test_finishing_job_wakes_waiters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

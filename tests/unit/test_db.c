@@ -15,6 +15,7 @@ struct fixture {
 	struct db *db;
 	uint64_t size; /* what the size callback answers */
 	int reaped;    /* what the last acquire reclaimed */
+	int finished;  /* what the last complete said */
 };
 
 static uint64_t fixed_size(void *ctx, const struct job *job, uint64_t remaining)
@@ -67,7 +68,7 @@ static void complete_ok(struct fixture *f, const struct lease *l, int64_t now)
 	int dup = -1;
 	kernel_run_range(l->spec.kernel, l->spec.seed, l->spec.samples, l->spec.batch_size,
 			 l->first_batch, l->batch_count, counts);
-	assert_int_equal(db_lease_complete(f->db, l->id, counts, now, &dup), TALLY_OK);
+	assert_int_equal(db_lease_complete(f->db, l->id, counts, now, &dup, &f->finished), TALLY_OK);
 	assert_int_equal(dup, 0);
 }
 
@@ -108,6 +109,7 @@ static void test_leases_cover_the_job_exactly_once(void **state)
 		assert_int_equal(l.batch_count, i < 3 ? 3 : 2);
 		next += l.batch_count;
 		complete_ok(f, &l, 3000);
+		assert_int_equal(f->finished, i == 3); /* the last complete finishes the job */
 	}
 	assert_int_equal(take(f, 3, 4000, &l), TALLY_ENOTFOUND);
 	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
@@ -132,9 +134,9 @@ static void test_complete_twice_counts_once(void **state)
 	uint64_t counts[KERNEL_MAX_KEYS] = { 7, 200 };
 	int dup;
 	assert_int_equal(take(f, 2, 10, &l), TALLY_OK);
-	assert_int_equal(db_lease_complete(f->db, l.id, counts, 20, &dup), TALLY_OK);
+	assert_int_equal(db_lease_complete(f->db, l.id, counts, 20, &dup, &f->finished), TALLY_OK);
 	assert_int_equal(dup, 0);
-	assert_int_equal(db_lease_complete(f->db, l.id, counts, 30, &dup), TALLY_OK);
+	assert_int_equal(db_lease_complete(f->db, l.id, counts, 30, &dup, &f->finished), TALLY_OK);
 	assert_int_equal(dup, 1);
 	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
 	assert_int_equal(g.counts[0], 7);
@@ -163,7 +165,7 @@ static void test_expired_lease_is_released_and_lost(void **state)
 	assert_int_equal(db_lease_get(f->db, a.id, &got), TALLY_OK);
 	assert_int_equal(got.state, LEASE_EXPIRED);
 	/* The late complete and heartbeat of a are refused and change nothing. */
-	assert_int_equal(db_lease_complete(f->db, a.id, counts, 30010, &dup), TALLY_ELOST);
+	assert_int_equal(db_lease_complete(f->db, a.id, counts, 30010, &dup, &f->finished), TALLY_ELOST);
 	assert_int_equal(db_lease_heartbeat(f->db, a.id, 30010, 30000, &got), TALLY_ELOST);
 	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
 	assert_int_equal(g.batches_done, 0);
@@ -228,7 +230,7 @@ static void test_cancel(void **state)
 	assert_int_equal(g.batches_leased, 0);
 	assert_int_equal(g.finished_at, 50);
 	/* The leased batches are never counted; no more leases for the job. */
-	assert_int_equal(db_lease_complete(f->db, l.id, counts, 60, &dup), TALLY_ELOST);
+	assert_int_equal(db_lease_complete(f->db, l.id, counts, 60, &dup, &f->finished), TALLY_ELOST);
 	assert_int_equal(take(f, 2, 70, &l), TALLY_ENOTFOUND);
 	assert_int_equal(db_job_cancel(f->db, j.id, 80, &g), TALLY_OK); /* idempotent */
 	assert_int_equal(g.finished_at, 50);
