@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""Runs tally's benchmarks and rewrites docs/benchmarks.md with what they measured.
+
+    scripts/build.sh && python3 bench/run.py            # everything (about 5 minutes)
+    python3 bench/run.py --only kernel e2e              # some; the others keep their old rows
+
+Every figure is the median of several runs unless the table says otherwise; a ratio is measured
+in one run, its two sides interleaved. Timing is for benchmarks, never for tests.
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+os.environ.setdefault("TALLY_BIN", os.path.join(ROOT, "build", "bin"))
+from harness import Server, Worker, request  # noqa: E402
+
+BIN = os.environ["TALLY_BIN"]
+NPROC = os.cpu_count()
+OUT = os.path.join(ROOT, "docs", "benchmarks.md")
+RESULTS = os.path.join(ROOT, "docs", "benchmarks.json")
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def bare(samples, batch_size=100_000, threads=NPROC, path=None):
+    args = [os.path.join(BIN, "tally-bench-kernel"), "--samples", str(samples), "--batch-size",
+            str(batch_size), "--threads", str(threads)]
+    if path:
+        args += ["--path", path]
+    return json.loads(sh(*args))
+
+
+def rss_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Cluster:
+    """A coordinator and one worker with every core, on loopback, in a temporary directory."""
+
+    def __init__(self, threads=NPROC, *server_args):
+        self.tmp = tempfile.mkdtemp(prefix="tally-bench-")
+        self.server = Server(self.tmp, *server_args)
+        self.worker = Worker(self.server, threads, "bench", self.tmp)
+        time.sleep(0.3)
+
+    def run(self, **spec):
+        """Submits a job and waits for it with GET ?wait_s; returns (seconds, job)."""
+        t0 = time.monotonic()
+        job = self.server.submit(**spec)
+        while job["state"] not in ("succeeded", "failed", "cancelled"):
+            job = self.server.req("GET", f"/v1/jobs/{job['id']}?wait_s=60", timeout=90).json
+        return time.monotonic() - t0, job
+
+    def close(self):
+        self.worker.kill(signal.SIGTERM)
+        self.server.stop()
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def bench_kernel(r):
+    for path in ("scalar", "avx2", "avx512"):
+        rates = []
+        for _ in range(3):
+            try:
+                rates.append(bare(1_000_000_000, threads=1, path=path)["rate"])
+            except subprocess.CalledProcessError:
+                break
+        if rates:
+            r[f"kernel_{path}"] = med(rates)
+
+
+def bench_e2e(r, runs=5):
+    c = Cluster()
+    try:
+        c.run(kernel="pi", samples=10**9, batch_size=100_000, seed=1)  # warm-up: rates learnt
+        svc, base, counts = [], [], set()
+        for i in range(runs):
+            base.append(bare(10**10)["seconds"])
+            t, job = c.run(kernel="pi", samples=10**10, batch_size=100_000, seed=42)
+            svc.append(t)
+            counts.add(json.dumps(job["counts"]))
+        r["e2e_service_s"], r["e2e_bare_s"] = med(svc), med(base)
+        r["e2e_ratio"] = med(svc) / med(base)
+        r["e2e_identical"] = len(counts) == 1
+    finally:
+        c.close()
+
+
+def bench_tiny(r, runs=5):
+    c = Cluster()
+    try:
+        c.run(kernel="pi", samples=10**9, batch_size=100_000, seed=1)
+        tiny, big = [], []
+        for _ in range(runs):
+            tiny.append(c.run(kernel="pi", samples=10**9, batch_size=1000, seed=7)[0])
+            big.append(c.run(kernel="pi", samples=10**9, batch_size=100_000, seed=7)[0])
+        r["tiny_s"], r["tiny_big_s"] = med(tiny), med(big)
+        r["tiny_ratio"] = med(tiny) / med(big)
+    finally:
+        c.close()
+
+
+def bench_huge(r):
+    tmp = tempfile.mkdtemp(prefix="tally-bench-")
+    s = Server(tmp)
+    try:
+        s.submit(kernel="pi", samples=1000, seed=1)  # schema and first pages written
+        db = s.db
+        size = lambda: sum(os.path.getsize(db + x) for x in ("", "-wal") if os.path.exists(db + x))
+        before = size()
+        posts, gets, small_gets, jobs = [], [], [], []
+        for i in range(5):
+            t0 = time.monotonic()
+            jobs.append(s.submit(kernel="pi", samples=10**15, batch_size=1000, seed=i))
+            posts.append(time.monotonic() - t0)
+        job = jobs[0]  # the oldest: the one a worker takes first
+        r["huge_post_ms"] = med(posts) * 1000
+        r["huge_db_growth_kib"] = (size() - before) / 5 / 1024
+        small = s.submit(kernel="pi", samples=1000, seed=9)
+        for _ in range(50):
+            t0 = time.monotonic()
+            s.req("GET", f"/v1/jobs/{job['id']}")
+            gets.append(time.monotonic() - t0)
+            t0 = time.monotonic()
+            s.req("GET", f"/v1/jobs/{small['id']}")
+            small_gets.append(time.monotonic() - t0)
+        r["huge_get_ms"], r["small_get_ms"] = med(gets) * 1000, med(small_gets) * 1000
+        w = Worker(s, NPROC, "huge", tmp)
+        s.wait_until(job["id"], lambda j: j["batches"]["leased"] > 0, timeout=30)
+        t0 = time.monotonic()
+        c = s.req("POST", f"/v1/jobs/{job['id']}/cancel")
+        r["huge_cancel_ms"] = (time.monotonic() - t0) * 1000
+        r["huge_cancel_state"] = c.json["state"]
+        w.kill(signal.SIGTERM)
+        for j in jobs[1:]:
+            s.req("POST", f"/v1/jobs/{j['id']}/cancel")
+    finally:
+        s.stop()
+
+
+def bench_latency(r, n=200):
+    c = Cluster(1)
+    try:
+        lat = []
+        for i in range(n):
+            t0 = time.monotonic()
+            job = c.server.submit(kernel="count", samples=1, batch_size=1, seed=i)
+            got = c.server.req("GET", f"/v1/jobs/{job['id']}?wait_s=10").json
+            lat.append(time.monotonic() - t0)
+            assert got["state"] == "succeeded", got
+        lat.sort()
+        r["latency_p50_ms"] = lat[len(lat) // 2] * 1000
+        r["latency_p99_ms"] = lat[int(len(lat) * 0.99) - 1] * 1000
+    finally:
+        c.close()
+
+
+def bench_growth(r):
+    c = Cluster()
+    try:
+        c.run(kernel="pi", samples=10**9, batch_size=100_000, seed=1)
+        for exp in (8, 9, 10, 11):
+            runs = 3 if exp < 11 else 1
+            t = med([c.run(kernel="pi", samples=10**exp, batch_size=100_000, seed=exp)[0]
+                     for _ in range(runs)])
+            r[f"growth_1e{exp}_s"] = t
+        r["worker_hwm_kib"] = rss_kib(c.worker.proc.pid, "VmHWM")
+        ids = [c.server.submit(kernel="pi", samples=10**13, seed=i)["id"] for i in range(10)]
+        time.sleep(3)
+        r["server_rss_10_jobs_kib"] = rss_kib(c.server.proc.pid)
+        for i in ids:
+            c.server.req("POST", f"/v1/jobs/{i}/cancel")
+    finally:
+        c.close()
+
+
+def bench_seed(r):
+    seed = os.path.join(ROOT, "bench", "seed_pi.py")
+    pool = []
+    for _ in range(3):
+        out = sh(sys.executable, seed, "--num-samples", "100000000", "--parallel")
+        pool.append(float(re.search(r"Finished in: ([0-9.]+)s", out).group(1)))
+    r["seed_pool_s"] = med(pool)
+    out = sh(sys.executable, seed, "--num-samples", "100000000")
+    r["seed_serial_s"] = float(re.search(r"Finished in: ([0-9.]+)s", out).group(1))
+    c = Cluster()
+    try:
+        c.run(kernel="pi", samples=10**9, batch_size=100_000, seed=1)
+        r["tally_1e8_s"] = med([c.run(kernel="pi", samples=10**8, batch_size=100_000,
+                                      seed=i)[0] for i in range(5)])
+    finally:
+        c.close()
+
+
+def loadgen(*args):
+    return json.loads(sh(os.path.join(BIN, "tally-loadgen"), *args).strip().splitlines()[-1])
+
+
+def bench_dispatch(r):
+    if not os.access(os.path.join(BIN, "tally-loadgen"), os.X_OK):
+        return
+    tmp = tempfile.mkdtemp(prefix="tally-bench-")
+    s = Server(tmp)
+    try:
+        acked = os.path.join(tmp, "acked")
+        out = loadgen("cycle", "--port", str(s.port), "--workers", "256", "--seconds", "10",
+                      "--acked", acked)
+        r["dispatch_rate"], r["dispatch_p99_ms"] = out["rate"], out["p99_ms"]
+        r["dispatch_p50_ms"], r["dispatch_errors"] = out["p50_ms"], out["errors"]
+        with open(acked) as f:
+            n_acked = sum(1 for _ in f)
+        s.kill(signal.SIGKILL)
+        s.start()
+        jobs = s.req("GET", "/v1/jobs").json["jobs"]
+        done = sum(j["batches"]["done"] for j in jobs)
+        r["dispatch_acked"], r["dispatch_durable"] = n_acked, done >= n_acked
+    finally:
+        s.stop()
+
+
+def bench_idle(r):
+    if not os.access(os.path.join(BIN, "tally-loadgen"), os.X_OK):
+        return
+    tmp = tempfile.mkdtemp(prefix="tally-bench-")
+    s = Server(tmp)
+    try:
+        time.sleep(0.2)
+        c0 = cpu_s(s.proc.pid)
+        t0 = time.monotonic()
+        out = loadgen("idle", "--port", str(s.port), "--workers", "2000", "--seconds", "20",
+                      "--wait", "30")
+        r["idle_cpu_pct"] = (cpu_s(s.proc.pid) - c0) / (time.monotonic() - t0) * 100
+        r["idle_rss_kib"] = rss_kib(s.proc.pid, "VmHWM")
+        r["idle_connected"], r["idle_healthz_max_ms"] = out["connected"], out["healthz_max_ms"]
+    finally:
+        s.stop()
+
+
+BENCHES = {"kernel": bench_kernel, "e2e": bench_e2e, "tiny": bench_tiny, "huge": bench_huge,
+           "latency": bench_latency, "growth": bench_growth, "dispatch": bench_dispatch,
+           "idle": bench_idle, "seed": bench_seed}
+
+
+def fmt(r, key, f="{:.3g}", unit=""):
+    return (f.format(r[key]) + unit) if key in r else "not measured"
+
+
+def write(r):
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    flags = open("/proc/cpuinfo").read()
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    R = "python3 bench/run.py --only"
+    lin = ""
+    if all(f"growth_1e{e}_s" in r for e in (8, 9, 10, 11)):
+        rates = [10**e / r[f"growth_1e{e}_s"] for e in (8, 9, 10, 11)]
+        lin = (f"rates {', '.join(f'{x:.3g}' for x in rates)} samples/s for 1e8..1e11: "
+               + ("linear from 1e9 on (1e8 is dominated by the first lease's ramp-up)"
+                  if max(rates[1:]) / min(rates[1:]) < 1.15 else "NOT linear"))
+    rows = [
+        ("1. kernel, AVX-512 path, 1 core", ">= 2.0e9 samples/s", fmt(r, "kernel_avx512", unit=" samples/s"), f"{R} kernel"),
+        ("1. kernel, AVX2 path, 1 core", "(portable fallback)", fmt(r, "kernel_avx2", unit=" samples/s"), f"{R} kernel"),
+        ("1. kernel, scalar path, 1 core", "(portable fallback)", fmt(r, "kernel_scalar", unit=" samples/s"), f"{R} kernel"),
+        ("2. 1e10 pi, POST to succeeded / bare kernel on all cores", "<= 1.10", f"{fmt(r, 'e2e_ratio', '{:.3f}')} ({fmt(r, 'e2e_service_s', '{:.2f}', ' s')} / {fmt(r, 'e2e_bare_s', '{:.2f}', ' s')}); counts identical over runs: {r.get('e2e_identical', '?')}", f"{R} e2e"),
+        ("3. 1e9 pi, batch_size 1000 / batch_size 1e5", "<= 1.3", f"{fmt(r, 'tiny_ratio', '{:.3f}')} ({fmt(r, 'tiny_s', '{:.3f}', ' s')} / {fmt(r, 'tiny_big_s', '{:.3f}', ' s')})", f"{R} tiny"),
+        ("4. 1e15-sample job: POST", "< 50 ms", fmt(r, "huge_post_ms", "{:.2f}", " ms"), f"{R} huge"),
+        ("4. 1e15-sample job: database growth", "< 64 KiB", fmt(r, "huge_db_growth_kib", "{:.1f}", " KiB per job"), f"{R} huge"),
+        ("4. 1e15-sample job: GET (vs a 1000-sample job)", "O(1)", f"{fmt(r, 'huge_get_ms', '{:.2f}', ' ms')} (vs {fmt(r, 'small_get_ms', '{:.2f}', ' ms')})", f"{R} huge"),
+        ("4. 1e15-sample job: cancel while leased", "at once", f"{fmt(r, 'huge_cancel_ms', '{:.2f}', ' ms')}, state {r.get('huge_cancel_state', '?')}", f"{R} huge"),
+        ("5. dispatch: lease+complete cycles/s, 256 simulated workers", ">= 20,000/s", fmt(r, "dispatch_rate", "{:.0f}", "/s"), f"{R} dispatch"),
+        ("5. dispatch: cycle latency p50 / p99 at 256 workers", "p99 < 20 ms", f"{fmt(r, 'dispatch_p50_ms', '{:.2f}')} / {fmt(r, 'dispatch_p99_ms', '{:.2f}', ' ms')}", f"{R} dispatch"),
+        ("5. dispatch: acknowledged completes after kill -9", "all durable", f"{r.get('dispatch_acked', '?')} acknowledged, all counted: {r.get('dispatch_durable', '?')}", f"{R} dispatch"),
+        ("6. 2,000 idle long-polling workers: coordinator RSS", "< 64 MiB", fmt(r, "idle_rss_kib", "{:.0f}", " KiB"), f"{R} idle"),
+        ("6. 2,000 idle workers: coordinator CPU", "near idle", f"{fmt(r, 'idle_cpu_pct', '{:.1f}', ' %')} of a core; {r.get('idle_connected', '?')} parked; /healthz max {fmt(r, 'idle_healthz_max_ms', '{:.1f}', ' ms')}", f"{R} idle"),
+        ("7. one-batch job, worker waiting: submit to result p50 / p99", "< 2 ms / < 10 ms", f"{fmt(r, 'latency_p50_ms', '{:.2f}')} / {fmt(r, 'latency_p99_ms', '{:.2f}', ' ms')}", f"{R} latency"),
+        ("8. growth: 1e8 / 1e9 / 1e10 / 1e11 samples", "linear", f"{fmt(r, 'growth_1e8_s', '{:.3f}')} / {fmt(r, 'growth_1e9_s', '{:.3f}')} / {fmt(r, 'growth_1e10_s', '{:.2f}')} / {fmt(r, 'growth_1e11_s', '{:.2f}', ' s')}; {lin}", f"{R} growth"),
+        ("8. worker peak RSS", "< 16 MiB", fmt(r, "worker_hwm_kib", "{:.0f}", " KiB"), f"{R} growth"),
+        ("8. coordinator RSS, 10 jobs running", "< 32 MiB", fmt(r, "server_rss_10_jobs_kib", "{:.0f}", " KiB"), f"{R} growth"),
+        ("seed: Python serial, 1e8 samples (1 run)", "94.6 s in the post", fmt(r, "seed_serial_s", "{:.1f}", " s"), f"{R} seed"),
+        ("seed: Python multiprocessing.Pool, 1e8 samples", "12.5 s on 16 vCPUs in the post", fmt(r, "seed_pool_s", "{:.1f}", " s"), f"{R} seed"),
+        ("tally, same job (1e8 samples, batches of 1e5)", "", fmt(r, "tally_1e8_s", "{:.3f}", " s"), f"{R} seed"),
+    ]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Machine: {cpu}, {NPROC} cores ({simd}), {r.get('_date', '?')}. Written by "
+        "`python3 bench/run.py` (after `scripts/build.sh`); each row says how to rerun it alone.",
+        "Figures are medians of several runs (5 for times, 3 for kernel rates) except where a row",
+        "says otherwise; a ratio's two sides are measured in the same run, interleaved. The bare",
+        "kernel is `build/bin/tally-bench-kernel`: the worker's compute pool over the whole job, no",
+        "HTTP, no database. Service times run from the POST to the reply that shows `succeeded`",
+        "(waited for with `GET /v1/jobs/<id>?wait_s=60`), with a coordinator and one worker",
+        "(all cores) on this machine.",
+        "",
+        "| what (issue 3 target) | target | measured | command |",
+        "|---|---|---|---|",
+    ] + [f"| {a} | {b} | {c} | `{d}` |" for a, b, c, d in rows]
+    with open(OUT, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--only", nargs="*", choices=sorted(BENCHES), help="run only these")
+    args = ap.parse_args()
+    r = {}
+    if os.path.exists(RESULTS):
+        with open(RESULTS) as f:
+            r = json.load(f)
+    failed = []
+    for name in args.only or BENCHES:
+        print(f"bench: {name}", file=sys.stderr, flush=True)
+        try:
+            BENCHES[name](r)
+        except Exception as e:  # keep what the others measured
+            print(f"bench: {name} failed: {e!r}", file=sys.stderr)
+            failed.append(name)
+        r["_date"] = datetime.date.today().isoformat()
+        with open(RESULTS, "w") as f:
+            json.dump(r, f, indent=1, sort_keys=True)
+        write(r)
+    if failed:
+        sys.exit(f"bench: failed: {' '.join(failed)}")
+    print(f"wrote {OUT}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
