@@ -20,6 +20,7 @@
 #define HTTP_HEADERS_MAX 4
 #define HTTP_CONN_TIMEOUT_S 300
 #define HTTP_CONN_LIMIT 4000
+#define HTTP_CONN_MEMORY (16 * 1024) /* MHD's per-connection pool: headers; bodies are ours */
 
 struct req {
 	struct http *h;
@@ -557,6 +558,7 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
 				MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
 	freeaddrinfo(ai);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include "api.h"
 #include "coord.h"
 #include "db.h"
@@ -86,6 +87,13 @@ int main(int argc, char **argv)
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [::1]:8080 */
 		memmove(host, host + 1, strlen(host));
 		host[strlen(host) - 1] = '\0';
+	}
+
+	/* Every idle worker holds a connection open: allow as many descriptors as the system does. */
+	struct rlimit nofile;
+	if (!getrlimit(RLIMIT_NOFILE, &nofile) && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
 	}
 
 	/* Signals are taken by sigwait() below; every thread inherits the mask. */
