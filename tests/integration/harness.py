@@ -79,17 +79,22 @@ class Server:
         log.close()
         deadline = time.monotonic() + timeout
         line = b""
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or self.proc.poll() is not None:
-                raise RuntimeError(f"server did not start: {self.log()[-2000:]}")
-            ready, _, _ = select.select([self.proc.stdout], [], [], left)
-            if ready:
-                ch = self.proc.stdout.read(1)
-                if not ch:
-                    raise RuntimeError(f"server exited: {self.log()[-2000:]}")
-                line += ch
-        self.port = int(line.decode().rsplit(":", 1)[1])
+        try:
+            while not line.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise RuntimeError(f"server did not start: {self.log()[-2000:]}")
+                ready, _, _ = select.select([self.proc.stdout], [], [], left)
+                if ready:
+                    ch = self.proc.stdout.read(1)
+                    if not ch:
+                        raise RuntimeError(f"server exited: {self.log()[-2000:]}")
+                    line += ch
+            self.port = int(line.decode().rsplit(":", 1)[1])
+        except BaseException:
+            self.proc.kill()  # never leave a half-started server behind
+            self.proc.wait()
+            raise
         return self
 
     def log(self):
