@@ -551,7 +551,7 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 		snprintf(err, errlen, "resolving %s: %s", host, gai_strerror(gai));
 		goto fail;
 	}
-	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 					MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG |
 					(ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 				port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
