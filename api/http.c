@@ -140,10 +140,15 @@ void http_wake_at(struct http *h, int64_t at_ms, unsigned events)
 	/* Lease expiries are wall-clock times; parking runs on the monotonic clock. The two clocks
 	 * are read at different instants, so wake 2 ms late rather than before the expiry. */
 	int64_t mono = at_ms ? timefmt_mono_ms() + (at_ms - timefmt_now_ms()) + 2 : 0;
+	int64_t was;
 	pthread_mutex_lock(&h->lock);
+	was = h->wake_at;
 	h->wake_at = at_ms ? (mono > 0 ? mono : 1) : 0;
 	h->wake_at_on = events;
-	pthread_cond_signal(&h->cond);
+	/* The timer sleeps until the old time at the latest; only an earlier time (the common
+	 * case is a later one: every grant and heartbeat moves it) needs to wake it now. */
+	if (h->wake_at && (!was || h->wake_at < was))
+		pthread_cond_signal(&h->cond);
 	pthread_mutex_unlock(&h->lock);
 }
 
