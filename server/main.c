@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include "api.h"
 #include "coord.h"
@@ -88,6 +89,11 @@ int main(int argc, char **argv)
 		memmove(host, host + 1, strlen(host));
 		host[strlen(host) - 1] = '\0';
 	}
+
+	/* Keep freed memory: a request's allocations are reused by the next, not handed back to
+	 * the kernel and faulted in again. */
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mallopt(M_MMAP_THRESHOLD, 16 << 20);
 
 	/* Every idle worker holds a connection open: allow as many descriptors as the system does. */
 	struct rlimit nofile;
