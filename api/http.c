@@ -20,6 +20,7 @@
 #define HTTP_HEADERS_MAX 4
 #define HTTP_CONN_TIMEOUT_S 300
 #define HTTP_CONN_LIMIT 4000
+#define HTTP_STOP_MS 200 /* how long a stopping server goes on answering */
 #define HTTP_CONN_MEMORY (16 * 1024) /* MHD's per-connection pool: headers; bodies are ours */
 
 struct req {
@@ -38,6 +39,8 @@ struct req {
 	size_t nhdr;
 	/* parking */
 	int park;
+	int held;             /* 1: waiting for the pass's commit; 2: committed, send the reply */
+	struct req *next_held;
 	int64_t park_until;
 	unsigned park_on;        /* the events that wake it (a mask of the API's choosing) */
 	uint64_t wake_gen;       /* h->wake_gen when the handler last started */
@@ -52,12 +55,19 @@ struct http {
 	const struct http_route *routes;
 	size_t nroutes;
 	void *app;
+	struct http_commit commit;
 	uint16_t port;
+	pthread_mutex_t app_lock; /* around every handler and every commit */
+	pthread_t committer;
+	int committer_started;
 	pthread_mutex_t lock; /* guards everything below */
 	pthread_cond_t cond;
 	pthread_t timer;
 	int timer_started;
 	int stopping;
+	struct req *held;         /* replies waiting for a commit, through req->next_held */
+	pthread_cond_t commit_cond;
+	int stop_commit;
 	int64_t wake_at;   /* monotonic ms; 0: none */
 	unsigned wake_at_on; /* the events wake_at stands for */
 	uint64_t wake_gen; /* counts wake-everyone events, so that a running handler sees them */
@@ -444,6 +454,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (r->held == 2)
+		return reply_send(r); /* resumed after its pass was committed */
 	if (!r->route) {
 		if (r->too_big) {
 			reply_error(r, 413, "body_too_large", "body: over %d bytes", HTTP_BODY_MAX);
@@ -462,7 +474,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	pthread_mutex_lock(&h->lock);
 	r->wake_gen = h->wake_gen;
 	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_lock(&h->app_lock);
 	r->route->fn(r, h->app);
+	int dirty = h->commit.dirty && h->commit.dirty(h->app);
+	pthread_mutex_unlock(&h->app_lock);
 	if (r->park && !r->resp) {
 		pthread_mutex_lock(&h->lock);
 		if (h->stopping) {
@@ -490,7 +505,62 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (!r->resp)
 		reply_error(r, 500, "internal", "the handler gave no reply");
+	if (dirty) {
+		/* What this reply says is not durable until the writes behind it are committed. */
+		pthread_mutex_lock(&h->lock);
+		MHD_suspend_connection(conn);
+		r->held = 1;
+		r->next_held = h->held;
+		if (!h->held)
+			pthread_cond_signal(&h->commit_cond);
+		h->held = r;
+		pthread_mutex_unlock(&h->lock);
+		return MHD_YES;
+	}
 	return reply_send(r);
+}
+
+/* The committer: while replies are held, it commits the writes behind them in one transaction
+ * and lets them go (or turns them into 503s when the commit failed: nothing they reported
+ * happened). Handlers wait for it on app_lock, so under load many requests share one commit. */
+static void *commit_main(void *arg)
+{
+	struct http *h = arg;
+
+	pthread_mutex_lock(&h->lock);
+	for (;;) {
+		while (!h->held && !h->stop_commit)
+			pthread_cond_wait(&h->commit_cond, &h->lock);
+		if (!h->held && h->stop_commit)
+			break;
+		pthread_mutex_unlock(&h->lock);
+
+		pthread_mutex_lock(&h->app_lock);
+		pthread_mutex_lock(&h->lock);
+		struct req *r = h->held, *n;
+		h->held = NULL;
+		pthread_mutex_unlock(&h->lock);
+		int ok = !h->commit.flush || !h->commit.flush(h->app);
+		pthread_mutex_unlock(&h->app_lock);
+
+		for (; r; r = n) {
+			n = r->next_held;
+			r->next_held = NULL;
+			if (!ok) {
+				if (r->resp)
+					MHD_destroy_response(r->resp);
+				r->resp = NULL;
+				r->nhdr = 0;
+				reply_error(r, 503, "unavailable",
+					    "storage failure: the change was not saved; retry later");
+			}
+			r->held = 2;
+			MHD_resume_connection(r->conn);
+		}
+		pthread_mutex_lock(&h->lock);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -527,7 +597,8 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 }
 
 struct http *http_start(const char *host, uint16_t port, const struct http_route *routes,
-			size_t nroutes, void *app, char *err, size_t errlen)
+			size_t nroutes, void *app, const struct http_commit *commit, char *err,
+			size_t errlen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
@@ -544,8 +615,12 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 	h->routes = routes;
 	h->nroutes = nroutes;
 	h->app = app;
+	if (commit)
+		h->commit = *commit;
 	pthread_condattr_t ca;
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_init(&h->app_lock, NULL);
+	pthread_cond_init(&h->commit_cond, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&h->cond, &ca);
@@ -579,6 +654,16 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 		goto fail;
 	}
 	h->timer_started = 1;
+	if (pthread_create(&h->committer, NULL, commit_main, h)) {
+		snprintf(err, errlen, "cannot start the committer thread");
+		pthread_mutex_lock(&h->lock);
+		h->stopping = 1;
+		pthread_cond_signal(&h->cond);
+		pthread_mutex_unlock(&h->lock);
+		pthread_join(h->timer, NULL);
+		goto fail;
+	}
+	h->committer_started = 1;
 	return h;
 fail:
 	if (h->d)
@@ -605,16 +690,28 @@ void http_stop(struct http *h)
 	pthread_mutex_unlock(&h->lock);
 	if (h->timer_started)
 		pthread_join(h->timer, NULL);
-	/* Give resumed long polls a moment to be answered before the daemon closes them. */
+	/* Give resumed long polls and held replies a moment to be answered, then stop. */
 	MHD_quiesce_daemon(h->d);
-	for (int i = 0; i < 20; i++) {
+	for (int i = 0; i < HTTP_STOP_MS / 10; i++) {
 		const union MHD_DaemonInfo *info =
 			MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 		if (!info || !info->num_connections)
 			break;
 		nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
 	}
+	/* The committer lets the last held replies go before it returns. */
+	pthread_mutex_lock(&h->lock);
+	h->stop_commit = 1;
+	pthread_cond_signal(&h->commit_cond);
+	pthread_mutex_unlock(&h->lock);
+	if (h->committer_started)
+		pthread_join(h->committer, NULL);
+	nanosleep(&(struct timespec){ 0, 20000000L }, NULL);
 	MHD_stop_daemon(h->d);
+	if (h->commit.flush) /* writes of requests that arrived while stopping */
+		h->commit.flush(h->app);
+	pthread_mutex_destroy(&h->app_lock);
+	pthread_cond_destroy(&h->commit_cond);
 	pthread_mutex_destroy(&h->lock);
 	pthread_cond_destroy(&h->cond);
 	free(h);

@@ -18,6 +18,14 @@ struct req;
 /* A handler answers with exactly one reply_*() call, or parks the request with reply_park(). */
 typedef void (*http_handler)(struct req *r, void *app);
 
+/* Group commit: after each pass of the event loop the HTTP layer calls flush() when dirty()
+ * says writes are pending, and only then sends the replies made during the pass (503 instead
+ * if flush failed). Both run on the event loop's thread; either may be NULL. */
+struct http_commit {
+	int (*dirty)(void *app);
+	int (*flush)(void *app); /* 0 on success */
+};
+
 struct http_route {
 	const char *method;
 	const char *pattern; /* "/v1/jobs/{}/cancel": each {} matches one path segment */
@@ -27,7 +35,8 @@ struct http_route {
 /* Starts serving routes on host:port (port 0: any free port) with app passed to each handler.
  * Returns NULL after writing why into err. */
 struct http *http_start(const char *host, uint16_t port, const struct http_route *routes,
-			size_t nroutes, void *app, char *err, size_t errlen);
+			size_t nroutes, void *app, const struct http_commit *commit, char *err,
+			size_t errlen);
 /* Returns the port actually bound. */
 uint16_t http_port(const struct http *h);
 /* Answers parked requests, stops serving and frees h. Accepts NULL. */

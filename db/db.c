@@ -17,6 +17,9 @@ enum db_stmt {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
 	ST_JOB_INSERT,
 	ST_JOB_GET,
 	ST_JOB_LIST,
@@ -51,6 +54,9 @@ static const char *const db_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT op",
+	[ST_RELEASE] = "RELEASE op",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO op",
 	[ST_JOB_INSERT] = "INSERT INTO jobs(kernel, kernel_version, samples, batch_size, seed, state, "
 			  "batches_total, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)",
 	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
@@ -98,6 +104,8 @@ static const char *const db_sql[ST_COUNT] = {
 struct db {
 	sqlite3 *conn;
 	sqlite3_stmt *st[ST_COUNT];
+	int group;      /* group commit: operations are savepoints in a shared transaction */
+	int group_open; /* that transaction has begun and not yet been committed */
 	char errmsg[256];
 };
 
@@ -132,25 +140,75 @@ static enum tally_err db_exec(struct db *db, sqlite3_stmt *s)
 	return TALLY_OK;
 }
 
+/* Every write operation runs between db_begin and db_commit (or db_rollback). Alone, that is
+ * a transaction of its own. In group mode it is a savepoint inside one transaction shared by
+ * many operations, which db_flush commits: one WAL write for a whole pass of the event loop. */
 static enum tally_err db_begin(struct db *db)
 {
-	return db_exec(db, db_stmt(db, ST_BEGIN));
+	enum tally_err rc;
+	if (!db->group)
+		return db_exec(db, db_stmt(db, ST_BEGIN));
+	if (!db->group_open) {
+		if ((rc = db_exec(db, db_stmt(db, ST_BEGIN))))
+			return rc;
+		db->group_open = 1;
+	}
+	return db_exec(db, db_stmt(db, ST_SAVEPOINT));
+}
+
+static void db_rollback(struct db *db)
+{
+	if (db->group) {
+		if (db->group_open) {
+			sqlite3_step(db_stmt(db, ST_ROLLBACK_TO));
+			sqlite3_reset(db->st[ST_ROLLBACK_TO]);
+			sqlite3_step(db_stmt(db, ST_RELEASE));
+			sqlite3_reset(db->st[ST_RELEASE]);
+		}
+		return;
+	}
+	if (!sqlite3_get_autocommit(db->conn)) {
+		sqlite3_step(db_stmt(db, ST_ROLLBACK));
+		sqlite3_reset(db->st[ST_ROLLBACK]);
+	}
 }
 
 static enum tally_err db_commit(struct db *db)
 {
-	enum tally_err rc = db_exec(db, db_stmt(db, ST_COMMIT));
+	enum tally_err rc;
+	if (db->group) {
+		if ((rc = db_exec(db, db_stmt(db, ST_RELEASE))))
+			db_rollback(db);
+		return rc;
+	}
+	rc = db_exec(db, db_stmt(db, ST_COMMIT));
 	if (rc)
 		sqlite3_step(db_stmt(db, ST_ROLLBACK)), sqlite3_reset(db->st[ST_ROLLBACK]);
 	return rc;
 }
 
-static void db_rollback(struct db *db)
+void db_set_group(struct db *db, int on)
 {
-	if (!sqlite3_get_autocommit(db->conn)) {
+	db->group = on;
+}
+
+int db_dirty(const struct db *db)
+{
+	return db->group_open;
+}
+
+enum tally_err db_flush(struct db *db)
+{
+	enum tally_err rc;
+	if (!db->group_open)
+		return TALLY_OK;
+	db->group_open = 0;
+	rc = db_exec(db, db_stmt(db, ST_COMMIT));
+	if (rc && !sqlite3_get_autocommit(db->conn)) {
 		sqlite3_step(db_stmt(db, ST_ROLLBACK));
 		sqlite3_reset(db->st[ST_ROLLBACK]);
 	}
+	return rc;
 }
 
 static enum tally_err db_migrate(struct db *db, char *err, size_t errlen)
@@ -339,10 +397,14 @@ enum tally_err db_job_insert(struct db *db, const struct job_spec *spec, int64_t
 	sqlite3_bind_int64(s, 5, (int64_t)spec->seed);
 	sqlite3_bind_int64(s, 6, (int64_t)kernel_batches(spec->samples, spec->batch_size));
 	sqlite3_bind_int64(s, 7, now);
-	rc = db_exec(db, s);
-	if (rc)
+	if ((rc = db_begin(db)))
 		return rc;
-	return job_load(db, sqlite3_last_insert_rowid(db->conn), out);
+	if ((rc = db_exec(db, s)) ||
+	    (rc = job_load(db, sqlite3_last_insert_rowid(db->conn), out)) || (rc = db_commit(db))) {
+		db_rollback(db);
+		return rc;
+	}
+	return TALLY_OK;
 }
 
 enum tally_err db_job_get(struct db *db, int64_t id, struct job *out)
@@ -678,11 +740,17 @@ enum tally_err db_lease_heartbeat(struct db *db, int64_t id, int64_t now, int64_
 
 	sqlite3_bind_int64(s, 1, id);
 	sqlite3_bind_int64(s, 2, now + ttl_ms);
-	if ((rc = db_exec(db, s)))
+	if ((rc = db_begin(db)))
 		return rc;
+	if ((rc = db_exec(db, s))) {
+		db_rollback(db);
+		return rc;
+	}
 	changed = sqlite3_changes(db->conn);
-	if ((rc = db_lease_get(db, id, out)))
+	if ((rc = db_lease_get(db, id, out)) || (rc = db_commit(db))) {
+		db_rollback(db);
 		return rc;
+	}
 	return changed ? TALLY_OK : TALLY_ELOST;
 }
 

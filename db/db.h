@@ -20,6 +20,16 @@ void db_close(struct db *db);
 /* Returns the last storage error message, borrowed until the next call. */
 const char *db_errmsg(struct db *db);
 
+/* Group commit. With it on, the writes of many operations share one transaction (each its own
+ * savepoint, so a failed operation still undoes only itself) until db_flush() commits it: the
+ * caller must not report any of them done before that. Off by default. */
+void db_set_group(struct db *db, int on);
+/* Returns 1 when writes are waiting for db_flush(). */
+int db_dirty(const struct db *db);
+/* Commits the shared transaction. On failure every operation since the last flush is undone
+ * and TALLY_EDB returned. Nothing to do (TALLY_OK) when nothing was written. */
+TALLY_WUR enum tally_err db_flush(struct db *db);
+
 /* Inserts a new queued job and fills *out with it. */
 TALLY_WUR enum tally_err db_job_insert(struct db *db, const struct job_spec *spec, int64_t now,
 				       struct job *out);

@@ -227,3 +227,21 @@ enum tally_err coord_check(struct coord *c)
 	int64_t at;
 	return db_next_expiry(c->db, &at);
 }
+
+void coord_set_group(struct coord *c, int on)
+{
+	db_set_group(c->db, on);
+}
+
+int coord_dirty(struct coord *c)
+{
+	return db_dirty(c->db);
+}
+
+enum tally_err coord_flush(struct coord *c)
+{
+	enum tally_err rc = db_flush(c->db);
+	if (rc)
+		log_error("msg=\"commit failed\" error=\"%s\"", db_errmsg(c->db));
+	return rc;
+}

@@ -79,6 +79,11 @@ TALLY_WUR enum tally_err coord_reap(struct coord *c);
 /* Sets *at to when the first live lease in the store expires (0: none), for the HTTP layer's
  * timer at start, so that leases from before a restart wake long polls too. */
 TALLY_WUR enum tally_err coord_next_expiry(struct coord *c, int64_t *at);
+/* Group commit (see db_set_group): the HTTP layer turns it on, holds every reply while
+ * coord_dirty() and sends them after coord_flush() succeeded. */
+void coord_set_group(struct coord *c, int on);
+int coord_dirty(struct coord *c);
+TALLY_WUR enum tally_err coord_flush(struct coord *c);
 /* Checks that the store answers a query. TALLY_EDB when it does not. */
 TALLY_WUR enum tally_err coord_check(struct coord *c);
 

@@ -42,6 +42,16 @@ static void hook_expiry(void *ctx, int64_t at)
 		http_wake_at(h, at, API_WAKE_WORK);
 }
 
+static int commit_dirty(void *app)
+{
+	return coord_dirty(((struct api *)app)->coord);
+}
+
+static int commit_flush(void *app)
+{
+	return coord_flush(((struct api *)app)->coord) ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *listen = "127.0.0.1:8080", *dbpath = "./tally.db", *level = "info";
@@ -130,8 +140,12 @@ int main(int argc, char **argv)
 		db_close(db);
 		return 1;
 	}
-	struct http *started = http_start(host, (uint16_t)port, api_routes, api_nroutes, &api, err,
-					  sizeof err);
+	/* Group commit: the writes of one pass of the event loop share one transaction, and its
+	 * replies go out only once that is committed. */
+	coord_set_group(coord, 1);
+	const struct http_commit commit = { commit_dirty, commit_flush };
+	struct http *started = http_start(host, (uint16_t)port, api_routes, api_nroutes, &api,
+					  &commit, err, sizeof err);
 	__atomic_store_n(&http, started, __ATOMIC_RELEASE);
 	if (!http) {
 		fprintf(stderr, "tally-server: %s\n", err);
