@@ -1,6 +1,6 @@
 /* The store: the only code that includes sqlite3.h. An opaque struct db owns one connection and
- * its prepared statements; each function is one query or one transaction. Not thread-safe: the
- * coordinator calls it from one thread. Functions that fail with TALLY_EDB leave a message for
+ * its prepared statements; each function is one query or one transaction. Not thread-safe: its
+ * callers take turns (the HTTP layer's app lock serializes handlers and the committer). Functions that fail with TALLY_EDB leave a message for
  * db_errmsg(). Batch state is kept as ranges, so a job's size never changes its row count. */
 #ifndef TALLY_DB_H
 #define TALLY_DB_H
