@@ -67,7 +67,8 @@ struct http {
 	int stopping;
 	struct req *held;         /* replies waiting for a commit, through req->next_held */
 	pthread_cond_t commit_cond;
-	int stop_commit;
+	int flush_wanted;         /* writes with no reply waiting on them */
+	int stop_commit;          /* the committer drains and returns; handlers commit inline */
 	int64_t wake_at;   /* monotonic ms; 0: none */
 	unsigned wake_at_on; /* the events wake_at stands for */
 	uint64_t wake_gen; /* counts wake-everyone events, so that a running handler sees them */
@@ -474,14 +475,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	pthread_mutex_lock(&h->lock);
 	r->wake_gen = h->wake_gen;
 	pthread_mutex_unlock(&h->lock);
+	/* The reply and the decision to hold it are made under app_lock, so that a commit never
+	 * falls between a write and the registration of the reply that reports it. */
 	pthread_mutex_lock(&h->app_lock);
 	r->route->fn(r, h->app);
 	int dirty = h->commit.dirty && h->commit.dirty(h->app);
-	pthread_mutex_unlock(&h->app_lock);
+	pthread_mutex_lock(&h->lock);
+	int committer = !h->stop_commit, stopping = h->stopping;
 	if (r->park && !r->resp) {
-		pthread_mutex_lock(&h->lock);
-		if (h->stopping) {
+		if (dirty && committer) {
+			/* Nobody waits on these writes (a reap, say), but they hold the write
+			 * lock until committed. */
+			h->flush_wanted = 1;
+			pthread_cond_signal(&h->commit_cond);
+		}
+		if (stopping) {
 			pthread_mutex_unlock(&h->lock);
+			if (dirty && !committer)
+				(void)h->commit.flush(h->app);
+			pthread_mutex_unlock(&h->app_lock);
 			reply_error(r, 503, "unavailable", "the server is stopping");
 			return reply_send(r);
 		}
@@ -490,24 +502,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			/* A wake came while the handler ran (it may be what the handler itself
 			 * caused): run it again rather than sleep through it. */
 			MHD_resume_connection(conn);
-			pthread_mutex_unlock(&h->lock);
-			return MHD_YES;
+		} else {
+			r->next = h->parked;
+			r->prev = NULL;
+			if (h->parked)
+				h->parked->prev = r;
+			h->parked = r;
+			r->in_list = 1;
+			pthread_cond_signal(&h->cond);
 		}
-		r->next = h->parked;
-		r->prev = NULL;
-		if (h->parked)
-			h->parked->prev = r;
-		h->parked = r;
-		r->in_list = 1;
-		pthread_cond_signal(&h->cond);
 		pthread_mutex_unlock(&h->lock);
+		pthread_mutex_unlock(&h->app_lock);
 		return MHD_YES;
 	}
 	if (!r->resp)
 		reply_error(r, 500, "internal", "the handler gave no reply");
-	if (dirty) {
+	if (dirty && committer) {
 		/* What this reply says is not durable until the writes behind it are committed. */
-		pthread_mutex_lock(&h->lock);
 		MHD_suspend_connection(conn);
 		r->held = 1;
 		r->next_held = h->held;
@@ -515,8 +526,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			pthread_cond_signal(&h->commit_cond);
 		h->held = r;
 		pthread_mutex_unlock(&h->lock);
+		pthread_mutex_unlock(&h->app_lock);
 		return MHD_YES;
 	}
+	pthread_mutex_unlock(&h->lock);
+	if (dirty && h->commit.flush(h->app)) {
+		/* Stopping, the committer is gone: commit here. */
+		if (r->resp)
+			MHD_destroy_response(r->resp);
+		r->resp = NULL;
+		r->nhdr = 0;
+		reply_error(r, 503, "unavailable", "storage failure: the change was not saved");
+	}
+	pthread_mutex_unlock(&h->app_lock);
 	return reply_send(r);
 }
 
@@ -529,9 +551,9 @@ static void *commit_main(void *arg)
 
 	pthread_mutex_lock(&h->lock);
 	for (;;) {
-		while (!h->held && !h->stop_commit)
+		while (!h->held && !h->flush_wanted && !h->stop_commit)
 			pthread_cond_wait(&h->commit_cond, &h->lock);
-		if (!h->held && h->stop_commit)
+		if (!h->held && !h->flush_wanted && h->stop_commit)
 			break;
 		pthread_mutex_unlock(&h->lock);
 
@@ -539,6 +561,7 @@ static void *commit_main(void *arg)
 		pthread_mutex_lock(&h->lock);
 		struct req *r = h->held, *n;
 		h->held = NULL;
+		h->flush_wanted = 0;
 		pthread_mutex_unlock(&h->lock);
 		int ok = !h->commit.flush || !h->commit.flush(h->app);
 		pthread_mutex_unlock(&h->app_lock);
@@ -685,8 +708,10 @@ void http_stop(struct http *h)
 		return;
 	pthread_mutex_lock(&h->lock);
 	h->stopping = 1;
+	h->stop_commit = 1;
 	park_resume(h, ~0u, INT64_MAX);
 	pthread_cond_signal(&h->cond);
+	pthread_cond_signal(&h->commit_cond);
 	pthread_mutex_unlock(&h->lock);
 	if (h->timer_started)
 		pthread_join(h->timer, NULL);
@@ -699,11 +724,7 @@ void http_stop(struct http *h)
 			break;
 		nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
 	}
-	/* The committer lets the last held replies go before it returns. */
-	pthread_mutex_lock(&h->lock);
-	h->stop_commit = 1;
-	pthread_cond_signal(&h->commit_cond);
-	pthread_mutex_unlock(&h->lock);
+	/* The committer has let the last held replies go; handlers now commit inline. */
 	if (h->committer_started)
 		pthread_join(h->committer, NULL);
 	nanosleep(&(struct timespec){ 0, 20000000L }, NULL);

@@ -106,6 +106,7 @@ struct db {
 	sqlite3_stmt *st[ST_COUNT];
 	int group;      /* group commit: operations are savepoints in a shared transaction */
 	int group_open; /* that transaction has begun and not yet been committed */
+	int group_lost; /* SQLite rolled it back by itself (disk full, I/O): the next flush fails */
 	char errmsg[256];
 };
 
@@ -148,6 +149,12 @@ static enum tally_err db_begin(struct db *db)
 	enum tally_err rc;
 	if (!db->group)
 		return db_exec(db, db_stmt(db, ST_BEGIN));
+	if (db->group_open && sqlite3_get_autocommit(db->conn)) {
+		/* Everything since the last flush is gone: report it at the flush, and keep what
+		 * follows out of the store too, so that one answer covers the whole batch. */
+		db->group_lost = 1;
+		db->group_open = 0;
+	}
 	if (!db->group_open) {
 		if ((rc = db_exec(db, db_stmt(db, ST_BEGIN))))
 			return rc;
@@ -194,12 +201,25 @@ void db_set_group(struct db *db, int on)
 
 int db_dirty(const struct db *db)
 {
-	return db->group_open;
+	return db->group_open || db->group_lost;
 }
 
 enum tally_err db_flush(struct db *db)
 {
 	enum tally_err rc;
+	if (db->group_open && sqlite3_get_autocommit(db->conn))
+		db->group_lost = 1;
+	if (db->group_lost) {
+		db->group_lost = 0;
+		db->group_open = 0;
+		if (!sqlite3_get_autocommit(db->conn)) {
+			sqlite3_step(db_stmt(db, ST_ROLLBACK));
+			sqlite3_reset(db->st[ST_ROLLBACK]);
+		}
+		snprintf(db->errmsg, sizeof db->errmsg,
+			 "the shared transaction was rolled back by SQLite (disk full or I/O error)");
+		return TALLY_EDB;
+	}
 	if (!db->group_open)
 		return TALLY_OK;
 	db->group_open = 0;
