@@ -20,6 +20,39 @@ static json_t *parse(const char *text, struct decode_error *e)
 	return decode_json(text, strlen(text), e);
 }
 
+/* Decodes each row's body with decode() and checks the outcome the row expects. */
+static void check_rows(const struct row *rows, size_t n,
+		       enum tally_err (*decode)(const json_t *body, struct decode_error *e))
+{
+	for (size_t i = 0; i < n; i++) {
+		struct decode_error e = { 0 };
+		json_t *body = parse(rows[i].body, &e);
+		enum tally_err rc = body ? decode(body, &e) : TALLY_EINVAL;
+		json_decref(body);
+		if (!rows[i].code) {
+			if (rc)
+				fail_msg("row %zu (%s) refused: %s", i, rows[i].body, e.message);
+			continue;
+		}
+		if (rc != TALLY_EINVAL)
+			fail_msg("row %zu (%s) accepted", i, rows[i].body);
+		if (strcmp(e.code, rows[i].code) || !strstr(e.message, rows[i].needle))
+			fail_msg("row %zu (%s): got %s '%s'", i, rows[i].body, e.code, e.message);
+	}
+}
+
+static enum tally_err decode_spec_row(const json_t *body, struct decode_error *e)
+{
+	struct job_spec spec;
+	return decode_job_spec(body, 777, &spec, e);
+}
+
+static enum tally_err decode_lease_row(const json_t *body, struct decode_error *e)
+{
+	struct lease_request req;
+	return decode_lease_request(body, &req, e);
+}
+
 static void test_json_layer(void **state)
 {
 	struct decode_error e;
@@ -104,28 +137,7 @@ static void test_job_spec_table(void **state)
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"params\":{\"r\":1}}", "unknown_field", "params.r" },
 	};
 	(void)state;
-	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-		struct decode_error e = { 0 };
-		struct job_spec spec;
-		json_t *body = parse(rows[i].body, &e);
-		enum tally_err rc;
-		if (!body) {
-			assert_non_null(rows[i].code);
-			assert_string_equal(e.code, rows[i].code);
-			continue;
-		}
-		rc = decode_job_spec(body, 777, &spec, &e);
-		json_decref(body);
-		if (!rows[i].code) {
-			if (rc)
-				fail_msg("row %zu (%s) refused: %s", i, rows[i].body, e.message);
-			continue;
-		}
-		if (rc != TALLY_EINVAL)
-			fail_msg("row %zu (%s) accepted", i, rows[i].body);
-		if (strcmp(e.code, rows[i].code) || !strstr(e.message, rows[i].needle))
-			fail_msg("row %zu (%s): got %s '%s'", i, rows[i].body, e.code, e.message);
-	}
+	check_rows(rows, sizeof rows / sizeof rows[0], decode_spec_row);
 }
 
 static void test_job_spec_values(void **state)
@@ -176,25 +188,7 @@ static void test_lease_request_table(void **state)
 		{ "{\"worker\":\"w\",\"kernels\":[\"pi\"],\"wait\":5}", "unknown_field", "wait" },
 	};
 	(void)state;
-	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-		struct decode_error e = { 0 };
-		struct lease_request req;
-		json_t *body = parse(rows[i].body, &e);
-		enum tally_err rc;
-		if (!body) {
-			assert_non_null(rows[i].code);
-			assert_string_equal(e.code, rows[i].code);
-			continue;
-		}
-		rc = decode_lease_request(body, &req, &e);
-		if (!rows[i].code && rc)
-			fail_msg("row %zu (%s) refused: %s", i, rows[i].body, e.message);
-		if (rows[i].code && (rc != TALLY_EINVAL || strcmp(e.code, rows[i].code) ||
-				     !strstr(e.message, rows[i].needle)))
-			fail_msg("row %zu (%s): got rc %d %s '%s'", i, rows[i].body, rc,
-				 rc ? e.code : "-", rc ? e.message : "");
-		json_decref(body);
-	}
+	check_rows(rows, sizeof rows / sizeof rows[0], decode_lease_row);
 }
 
 static void test_complete_fail_empty(void **state)
