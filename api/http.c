@@ -1,6 +1,7 @@
-/* libmicrohttpd glue: routing, capped bodies, JSON replies, and parked (long-poll) requests.
- * Every handler runs on MHD's one internal epoll thread. A timer thread only resumes parked
- * connections; it never runs handlers. */
+/* libmicrohttpd glue: routing, capped bodies, JSON replies, parked (long-poll) requests and
+ * replies held for group commit. Every handler runs on MHD's one internal poll() thread (its
+ * epoll loop stalls with 128+ busy connections in 0.9.75). A timer thread only resumes parked
+ * connections; a committer thread commits and lets held replies go. Neither runs handlers. */
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>

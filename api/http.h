@@ -1,7 +1,9 @@
-/* The HTTP layer: the only code that includes microhttpd.h. One event thread (epoll) runs every
- * handler; a handler may park its request (long poll) until http_wake() or its deadline, and is
- * then called again from the start. Bodies are capped at HTTP_BODY_MAX (413 above it) and must be
- * application/json when present (415 otherwise). */
+/* The HTTP layer: the only code that includes microhttpd.h. One event thread (poll) runs every
+ * handler, under a lock shared with the committer; a handler may park its request (long poll)
+ * until http_wake() or its deadline, and is then called again from the start. Replies made while
+ * writes are uncommitted are held until the committer has committed them (struct http_commit).
+ * Bodies are capped at HTTP_BODY_MAX (413 above it) and must be application/json when present
+ * (415 otherwise). */
 #ifndef TALLY_HTTP_H
 #define TALLY_HTTP_H
 
