@@ -1,8 +1,9 @@
 /* libmicrohttpd glue: routing, capped bodies, JSON replies, parked (long-poll) requests and
- * replies held for group commit. Every handler runs on MHD's one internal poll() thread (its
- * epoll loop stalls with 128+ busy connections in 0.9.75). A timer thread only resumes parked
- * connections; a committer thread commits and lets held replies go. Neither runs handlers. */
+ * replies held for group commit. One event-loop thread of ours runs MHD's passes (epoll, never
+ * blocking inside MHD: 0.9.75's own blocking loop stalls when 128 events come back at once) and
+ * commits after each. A timer thread only resumes parked connections; it never runs handlers. */
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,17 +60,17 @@ struct http {
 	struct http_commit commit;
 	uint16_t port;
 	pthread_mutex_t app_lock; /* around every handler and every commit */
-	pthread_t committer;
-	int committer_started;
+	int epoll_fd;             /* MHD's, which the loop waits on */
+	pthread_t loop;
+	int loop_started;
 	pthread_mutex_t lock; /* guards everything below */
 	pthread_cond_t cond;
 	pthread_t timer;
 	int timer_started;
 	int stopping;
 	struct req *held;         /* replies waiting for a commit, through req->next_held */
-	pthread_cond_t commit_cond;
 	int flush_wanted;         /* writes with no reply waiting on them */
-	int stop_commit;          /* the committer drains and returns; handlers commit inline */
+	int stop_commit;          /* stopping: handlers commit inline, nothing more is held */
 	int64_t wake_at;   /* monotonic ms; 0: none */
 	unsigned wake_at_on; /* the events wake_at stands for */
 	uint64_t wake_gen; /* counts wake-everyone events, so that a running handler sees them */
@@ -482,17 +483,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	r->route->fn(r, h->app);
 	int dirty = h->commit.dirty && h->commit.dirty(h->app);
 	pthread_mutex_lock(&h->lock);
-	int committer = !h->stop_commit, stopping = h->stopping;
+	int hold = !h->stop_commit, stopping = h->stopping;
 	if (r->park && !r->resp) {
-		if (dirty && committer) {
+		if (dirty && hold) {
 			/* Nobody waits on these writes (a reap, say), but they hold the write
 			 * lock until committed. */
 			h->flush_wanted = 1;
-			pthread_cond_signal(&h->commit_cond);
 		}
 		if (stopping) {
 			pthread_mutex_unlock(&h->lock);
-			if (dirty && !committer)
+			if (dirty && !hold)
 				(void)h->commit.flush(h->app);
 			pthread_mutex_unlock(&h->app_lock);
 			reply_error(r, 503, "unavailable", "the server is stopping");
@@ -518,13 +518,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (!r->resp)
 		reply_error(r, 500, "internal", "the handler gave no reply");
-	if (dirty && committer) {
+	if (dirty && hold) {
 		/* What this reply says is not durable until the writes behind it are committed. */
 		MHD_suspend_connection(conn);
 		r->held = 1;
 		r->next_held = h->held;
-		if (!h->held)
-			pthread_cond_signal(&h->commit_cond);
 		h->held = r;
 		pthread_mutex_unlock(&h->lock);
 		pthread_mutex_unlock(&h->app_lock);
@@ -532,7 +530,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (dirty && h->commit.flush(h->app)) {
-		/* Stopping, the committer is gone: commit here. */
+		/* Stopping: the loop may have run its last pass; commit here. */
 		if (r->resp)
 			MHD_destroy_response(r->resp);
 		r->resp = NULL;
@@ -543,47 +541,73 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return reply_send(r);
 }
 
-/* The committer: while replies are held, it commits the writes behind them in one transaction
- * and lets them go (or turns them into 503s when the commit failed: nothing they reported
- * happened). Handlers wait for it on app_lock, so under load many requests share one commit. */
-static void *commit_main(void *arg)
+/* Commits the writes of the pass that just ran and lets its held replies go (or turns them into
+ * 503s when the commit failed: nothing they reported happened). On the event loop's thread.
+ * Returns the number of replies let go. */
+static int http_commit_pass(struct http *h)
+{
+	struct req *r, *n;
+	int ok = 1, released = 0;
+
+	pthread_mutex_lock(&h->app_lock);
+	pthread_mutex_lock(&h->lock);
+	r = h->held;
+	h->held = NULL;
+	h->flush_wanted = 0;
+	pthread_mutex_unlock(&h->lock);
+	if (h->commit.dirty && h->commit.dirty(h->app))
+		ok = !h->commit.flush || !h->commit.flush(h->app);
+	pthread_mutex_unlock(&h->app_lock);
+	for (; r; r = n) {
+		n = r->next_held;
+		r->next_held = NULL;
+		if (!ok) {
+			if (r->resp)
+				MHD_destroy_response(r->resp);
+			r->resp = NULL;
+			r->nhdr = 0;
+			reply_error(r, 503, "unavailable",
+				    "storage failure: the change was not saved; retry later");
+		}
+		r->held = 2;
+		MHD_resume_connection(r->conn);
+		released++;
+	}
+	return released;
+}
+
+/* The event loop: wait on MHD's epoll descriptor, run one pass of MHD (read, run handlers,
+ * write; every epoll_wait inside it non-blocking, which also keeps clear of 0.9.75's stall when
+ * exactly 128 events come back), then commit the pass's writes: one commit per pass, however
+ * many requests it served. After http_stop() it goes on for HTTP_STOP_MS to answer what is in
+ * flight. */
+static void *loop_main(void *arg)
 {
 	struct http *h = arg;
+	int64_t stop_at = 0;
+	int released = 0;
 
-	pthread_mutex_lock(&h->lock);
 	for (;;) {
-		while (!h->held && !h->flush_wanted && !h->stop_commit)
-			pthread_cond_wait(&h->commit_cond, &h->lock);
-		if (!h->held && !h->flush_wanted && h->stop_commit)
+		MHD_UNSIGNED_LONG_LONG to = 0;
+		struct pollfd p = { h->epoll_fd, POLLIN, 0 };
+		int ms = 250, stopping;
+
+		if (MHD_get_timeout(h->d, &to) == MHD_YES && to < (MHD_UNSIGNED_LONG_LONG)ms)
+			ms = (int)to;
+		if (!released) /* replies just let go are sent by the next pass, at once */
+			poll(&p, 1, ms);
+		MHD_run(h->d);
+		released = http_commit_pass(h);
+		pthread_mutex_lock(&h->lock);
+		stopping = h->stopping;
+		pthread_mutex_unlock(&h->lock);
+		if (stopping && !stop_at)
+			stop_at = timefmt_mono_ms() + HTTP_STOP_MS;
+		if (stop_at && timefmt_mono_ms() >= stop_at) {
+			MHD_run(h->d); /* sends what the last commit let go */
 			break;
-		pthread_mutex_unlock(&h->lock);
-
-		pthread_mutex_lock(&h->app_lock);
-		pthread_mutex_lock(&h->lock);
-		struct req *r = h->held, *n;
-		h->held = NULL;
-		h->flush_wanted = 0;
-		pthread_mutex_unlock(&h->lock);
-		int ok = !h->commit.flush || !h->commit.flush(h->app);
-		pthread_mutex_unlock(&h->app_lock);
-
-		for (; r; r = n) {
-			n = r->next_held;
-			r->next_held = NULL;
-			if (!ok) {
-				if (r->resp)
-					MHD_destroy_response(r->resp);
-				r->resp = NULL;
-				r->nhdr = 0;
-				reply_error(r, 503, "unavailable",
-					    "storage failure: the change was not saved; retry later");
-			}
-			r->held = 2;
-			MHD_resume_connection(r->conn);
 		}
-		pthread_mutex_lock(&h->lock);
 	}
-	pthread_mutex_unlock(&h->lock);
 	return NULL;
 }
 
@@ -644,7 +668,6 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 	pthread_condattr_t ca;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_init(&h->app_lock, NULL);
-	pthread_cond_init(&h->commit_cond, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&h->cond, &ca);
@@ -655,7 +678,7 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 		snprintf(err, errlen, "resolving %s: %s", host, gai_strerror(gai));
 		goto fail;
 	}
-	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+	h->d = MHD_start_daemon(MHD_USE_EPOLL |
 					MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG |
 					(ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 				port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
@@ -678,8 +701,10 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 		goto fail;
 	}
 	h->timer_started = 1;
-	if (pthread_create(&h->committer, NULL, commit_main, h)) {
-		snprintf(err, errlen, "cannot start the committer thread");
+	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+	h->epoll_fd = info ? info->epoll_fd : -1;
+	if (h->epoll_fd < 0 || pthread_create(&h->loop, NULL, loop_main, h)) {
+		snprintf(err, errlen, "cannot start the event loop");
 		pthread_mutex_lock(&h->lock);
 		h->stopping = 1;
 		pthread_cond_signal(&h->cond);
@@ -687,7 +712,7 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 		pthread_join(h->timer, NULL);
 		goto fail;
 	}
-	h->committer_started = 1;
+	h->loop_started = 1;
 	return h;
 fail:
 	if (h->d)
@@ -712,28 +737,16 @@ void http_stop(struct http *h)
 	h->stop_commit = 1;
 	park_resume(h, ~0u, INT64_MAX);
 	pthread_cond_signal(&h->cond);
-	pthread_cond_signal(&h->commit_cond);
 	pthread_mutex_unlock(&h->lock);
 	if (h->timer_started)
 		pthread_join(h->timer, NULL);
-	/* Give resumed long polls and held replies a moment to be answered, then stop. */
-	MHD_quiesce_daemon(h->d);
-	for (int i = 0; i < HTTP_STOP_MS / 10; i++) {
-		const union MHD_DaemonInfo *info =
-			MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-		if (!info || !info->num_connections)
-			break;
-		nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
-	}
-	/* The committer has let the last held replies go; handlers now commit inline. */
-	if (h->committer_started)
-		pthread_join(h->committer, NULL);
-	nanosleep(&(struct timespec){ 0, 20000000L }, NULL);
+	/* The loop answers what is in flight for HTTP_STOP_MS, then returns. */
+	if (h->loop_started)
+		pthread_join(h->loop, NULL);
 	MHD_stop_daemon(h->d);
 	if (h->commit.flush) /* writes of requests that arrived while stopping */
 		h->commit.flush(h->app);
 	pthread_mutex_destroy(&h->app_lock);
-	pthread_cond_destroy(&h->commit_cond);
 	pthread_mutex_destroy(&h->lock);
 	pthread_cond_destroy(&h->cond);
 	free(h);

@@ -1,7 +1,7 @@
-/* The HTTP layer: the only code that includes microhttpd.h. One event thread (poll) runs every
- * handler, under a lock shared with the committer; a handler may park its request (long poll)
- * until http_wake() or its deadline, and is then called again from the start. Replies made while
- * writes are uncommitted are held until the committer has committed them (struct http_commit).
+/* The HTTP layer: the only code that includes microhttpd.h. One event-loop thread runs passes of
+ * libmicrohttpd (epoll) and every handler; a handler may park its request (long poll) until
+ * http_wake() or its deadline, and is then called again from the start. Replies made while
+ * writes are uncommitted are held until the end of the pass commits them (struct http_commit).
  * Bodies are capped at HTTP_BODY_MAX (413 above it) and must be application/json when present
  * (415 otherwise). */
 #ifndef TALLY_HTTP_H
@@ -22,7 +22,8 @@ typedef void (*http_handler)(struct req *r, void *app);
 
 /* Group commit: after each pass of the event loop the HTTP layer calls flush() when dirty()
  * says writes are pending, and only then sends the replies made during the pass (503 instead
- * if flush failed). Both run on the event loop's thread; either may be NULL. */
+ * if flush failed). Both run on the event loop's thread, under the same lock as the handlers;
+ * either may be NULL. */
 struct http_commit {
 	int (*dirty)(void *app);
 	int (*flush)(void *app); /* 0 on success */

@@ -328,11 +328,11 @@ def write(r):
     if r.get("dispatch_rate", 1e9) < 20000:
         notes.append(
             "- **Dispatch capacity is below its target.** Writes are group-committed (each "
-            "request a savepoint in a shared transaction, replies held until a committer thread "
-            "commits the batch), which took the figure from about 3,000 to the one above; what "
-            "remains is per request: libmicrohttpd's single poll() thread, the SQLite "
-            "statements of a lease or a complete, JSON, and loopback TCP, with the load "
-            "generator on the same two cores. Next levers: lease and range state kept in memory "
+            "request a savepoint in a shared transaction, committed once per pass of the event "
+            "loop, replies held until then), which took the figure from about 3,000 to the one "
+            "above; what remains is per request, on the one event-loop thread: the SQLite "
+            "statements of a lease or a complete, JSON, libmicrohttpd and loopback TCP, with "
+            "the load generator on the same two cores. Next levers: lease and range state kept in memory "
             "with the store written behind it, and more than one HTTP thread. Real workers are "
             "far from this limit: they take leases of about a second of work each (item 2).")
     if notes:
