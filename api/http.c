@@ -59,8 +59,8 @@ struct http {
 	void *app;
 	struct http_commit commit;
 	uint16_t port;
-	pthread_mutex_t app_lock; /* around every handler and every commit */
 	int epoll_fd;             /* MHD's, which the loop waits on */
+	struct req *held;         /* the loop's own: replies waiting for the pass's commit */
 	pthread_t loop;
 	int loop_started;
 	pthread_mutex_t lock; /* guards everything below */
@@ -68,9 +68,6 @@ struct http {
 	pthread_t timer;
 	int timer_started;
 	int stopping;
-	struct req *held;         /* replies waiting for a commit, through req->next_held */
-	int flush_wanted;         /* writes with no reply waiting on them */
-	int stop_commit;          /* stopping: handlers commit inline, nothing more is held */
 	int64_t wake_at;   /* monotonic ms; 0: none */
 	unsigned wake_at_on; /* the events wake_at stands for */
 	uint64_t wake_gen; /* counts wake-everyone events, so that a running handler sees them */
@@ -335,6 +332,17 @@ void reply_header(struct req *r, const char *name, const char *value)
 	r->nhdr++;
 }
 
+/* Replaces a held reply with a 503: the commit behind it failed, so nothing it reported
+ * happened. */
+static void reply_unsaved(struct req *r)
+{
+	if (r->resp)
+		MHD_destroy_response(r->resp);
+	r->resp = NULL;
+	r->nhdr = 0;
+	reply_error(r, 503, "unavailable", "storage failure: the change was not saved; retry later");
+}
+
 void reply_park(struct req *r, int64_t until_ms, unsigned wake_on)
 {
 	r->park = 1;
@@ -477,27 +485,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	pthread_mutex_lock(&h->lock);
 	r->wake_gen = h->wake_gen;
 	pthread_mutex_unlock(&h->lock);
-	/* The reply and the decision to hold it are made under app_lock, so that a commit never
-	 * falls between a write and the registration of the reply that reports it. */
-	pthread_mutex_lock(&h->app_lock);
+	/* Handlers and commits both run on the event loop's thread: a commit never falls between a
+	 * write and the registration of the reply that reports it. */
 	r->route->fn(r, h->app);
 	int dirty = h->commit.dirty && h->commit.dirty(h->app);
 	pthread_mutex_lock(&h->lock);
-	int hold = !h->stop_commit, stopping = h->stopping;
+	int stopping = h->stopping;
 	if (r->park && !r->resp) {
-		if (dirty && hold) {
-			/* Nobody waits on these writes (a reap, say), but they hold the write
-			 * lock until committed. */
-			h->flush_wanted = 1;
-		}
 		if (stopping) {
 			pthread_mutex_unlock(&h->lock);
-			if (dirty && !hold)
+			if (dirty)
 				(void)h->commit.flush(h->app);
-			pthread_mutex_unlock(&h->app_lock);
 			reply_error(r, 503, "unavailable", "the server is stopping");
 			return reply_send(r);
 		}
+		/* Writes it made (a reap, say) are committed at the end of the pass. */
 		MHD_suspend_connection(conn);
 		if (r->wake_gen != h->wake_gen) {
 			/* A wake came while the handler ran (it may be what the handler itself
@@ -513,31 +515,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			pthread_cond_signal(&h->cond);
 		}
 		pthread_mutex_unlock(&h->lock);
-		pthread_mutex_unlock(&h->app_lock);
 		return MHD_YES;
 	}
+	pthread_mutex_unlock(&h->lock);
 	if (!r->resp)
 		reply_error(r, 500, "internal", "the handler gave no reply");
-	if (dirty && hold) {
-		/* What this reply says is not durable until the writes behind it are committed. */
+	if (dirty && !stopping) {
+		/* What this reply says is not durable until the pass's writes are committed. */
 		MHD_suspend_connection(conn);
 		r->held = 1;
 		r->next_held = h->held;
 		h->held = r;
-		pthread_mutex_unlock(&h->lock);
-		pthread_mutex_unlock(&h->app_lock);
 		return MHD_YES;
 	}
-	pthread_mutex_unlock(&h->lock);
-	if (dirty && h->commit.flush(h->app)) {
-		/* Stopping: the loop may have run its last pass; commit here. */
-		if (r->resp)
-			MHD_destroy_response(r->resp);
-		r->resp = NULL;
-		r->nhdr = 0;
-		reply_error(r, 503, "unavailable", "storage failure: the change was not saved");
-	}
-	pthread_mutex_unlock(&h->app_lock);
+	/* Stopping: this may be the loop's last pass, so commit here. */
+	if (dirty && h->commit.flush(h->app))
+		reply_unsaved(r);
 	return reply_send(r);
 }
 
@@ -549,26 +542,15 @@ static int http_commit_pass(struct http *h)
 	struct req *r, *n;
 	int ok = 1, released = 0;
 
-	pthread_mutex_lock(&h->app_lock);
-	pthread_mutex_lock(&h->lock);
 	r = h->held;
 	h->held = NULL;
-	h->flush_wanted = 0;
-	pthread_mutex_unlock(&h->lock);
 	if (h->commit.dirty && h->commit.dirty(h->app))
 		ok = !h->commit.flush || !h->commit.flush(h->app);
-	pthread_mutex_unlock(&h->app_lock);
 	for (; r; r = n) {
 		n = r->next_held;
 		r->next_held = NULL;
-		if (!ok) {
-			if (r->resp)
-				MHD_destroy_response(r->resp);
-			r->resp = NULL;
-			r->nhdr = 0;
-			reply_error(r, 503, "unavailable",
-				    "storage failure: the change was not saved; retry later");
-		}
+		if (!ok)
+			reply_unsaved(r);
 		r->held = 2;
 		MHD_resume_connection(r->conn);
 		released++;
@@ -667,7 +649,6 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 		h->commit = *commit;
 	pthread_condattr_t ca;
 	pthread_mutex_init(&h->lock, NULL);
-	pthread_mutex_init(&h->app_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&h->cond, &ca);
@@ -734,7 +715,6 @@ void http_stop(struct http *h)
 		return;
 	pthread_mutex_lock(&h->lock);
 	h->stopping = 1;
-	h->stop_commit = 1;
 	park_resume(h, ~0u, INT64_MAX);
 	pthread_cond_signal(&h->cond);
 	pthread_mutex_unlock(&h->lock);
@@ -746,7 +726,6 @@ void http_stop(struct http *h)
 	MHD_stop_daemon(h->d);
 	if (h->commit.flush) /* writes of requests that arrived while stopping */
 		h->commit.flush(h->app);
-	pthread_mutex_destroy(&h->app_lock);
 	pthread_mutex_destroy(&h->lock);
 	pthread_cond_destroy(&h->cond);
 	free(h);

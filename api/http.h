@@ -22,8 +22,8 @@ typedef void (*http_handler)(struct req *r, void *app);
 
 /* Group commit: after each pass of the event loop the HTTP layer calls flush() when dirty()
  * says writes are pending, and only then sends the replies made during the pass (503 instead
- * if flush failed). Both run on the event loop's thread, under the same lock as the handlers;
- * either may be NULL. */
+ * if flush failed). Both run on the event loop's thread, as the handlers do; either may be
+ * NULL. */
 struct http_commit {
 	int (*dirty)(void *app);
 	int (*flush)(void *app); /* 0 on success */

@@ -1,7 +1,7 @@
 /* The coordinator's service layer: what the API can ask of it, in typed terms. It owns the lease
  * policy and the clock, and calls the store; it knows nothing of HTTP. Every function runs on the
- * caller's thread and is not thread-safe: the HTTP layer calls it from its event loop, under
- * one lock. */
+ * caller's thread and is not thread-safe: the HTTP layer calls it from its one event-loop
+ * thread (and, once that has stopped, from the stopping thread). */
 #ifndef TALLY_COORD_H
 #define TALLY_COORD_H
 
