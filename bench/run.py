@@ -126,8 +126,7 @@ def bench_tiny(r, runs=5):
 
 
 def bench_huge(r):
-    tmp = tempfile.mkdtemp(prefix="tally-bench-")
-    s = Server(tmp)
+    s = fresh_server()
     try:
         s.submit(kernel="pi", samples=1000, seed=1)  # schema and first pages written
         db = s.db
@@ -150,7 +149,7 @@ def bench_huge(r):
             s.req("GET", f"/v1/jobs/{small['id']}")
             small_gets.append(time.monotonic() - t0)
         r["huge_get_ms"], r["small_get_ms"] = med(gets) * 1000, med(small_gets) * 1000
-        w = Worker(s, NPROC, "huge", tmp)
+        w = Worker(s, NPROC, "huge", s.tmpdir)
         s.wait_until(job["id"], lambda j: j["batches"]["leased"] > 0, timeout=30)
         t0 = time.monotonic()
         c = s.req("POST", f"/v1/jobs/{job['id']}/cancel")
@@ -221,13 +220,15 @@ def loadgen(*args):
     return json.loads(sh(os.path.join(BIN, "tally-loadgen"), *args).strip().splitlines()[-1])
 
 
+def fresh_server():
+    """A coordinator alone, on a new database in a temporary directory."""
+    return Server(tempfile.mkdtemp(prefix="tally-bench-"))
+
+
 def bench_dispatch(r):
-    if not os.access(os.path.join(BIN, "tally-loadgen"), os.X_OK):
-        return
-    tmp = tempfile.mkdtemp(prefix="tally-bench-")
-    s = Server(tmp)
+    s = fresh_server()
     try:
-        acked = os.path.join(tmp, "acked")
+        acked = os.path.join(s.tmpdir, "acked")
         out = loadgen("cycle", "--port", str(s.port), "--workers", "256", "--seconds", "10",
                       "--acked", acked)
         r["dispatch_rate"], r["dispatch_p99_ms"] = out["rate"], out["p99_ms"]
@@ -244,10 +245,7 @@ def bench_dispatch(r):
 
 
 def bench_idle(r):
-    if not os.access(os.path.join(BIN, "tally-loadgen"), os.X_OK):
-        return
-    tmp = tempfile.mkdtemp(prefix="tally-bench-")
-    s = Server(tmp)
+    s = fresh_server()
     try:
         time.sleep(0.2)
         c0 = cpu_s(s.proc.pid)
