@@ -61,6 +61,7 @@ struct http {
 	uint16_t port;
 	int epoll_fd;             /* MHD's, which the loop waits on */
 	struct req *held;         /* the loop's own: replies waiting for the pass's commit */
+	int pass_failed;          /* a commit earlier in this pass failed */
 	pthread_t loop;
 	int loop_started;
 	pthread_mutex_t lock; /* guards everything below */
@@ -486,16 +487,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	r->wake_gen = h->wake_gen;
 	pthread_mutex_unlock(&h->lock);
 	/* Handlers and commits both run on the event loop's thread: a commit never falls between a
-	 * write and the registration of the reply that reports it. */
+	 * change and the registration of the reply that reports it. */
+	uint64_t before = h->commit.changes ? h->commit.changes(h->app) : 0;
 	r->route->fn(r, h->app);
-	int dirty = h->commit.dirty && h->commit.dirty(h->app);
+	int hold = h->commit.changes && h->commit.changes(h->app) != before;
 	pthread_mutex_lock(&h->lock);
 	int stopping = h->stopping;
 	if (r->park && !r->resp) {
 		if (stopping) {
 			pthread_mutex_unlock(&h->lock);
-			if (dirty)
-				(void)h->commit.flush(h->app);
 			reply_error(r, 503, "unavailable", "the server is stopping");
 			return reply_send(r);
 		}
@@ -520,8 +520,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	pthread_mutex_unlock(&h->lock);
 	if (!r->resp)
 		reply_error(r, 500, "internal", "the handler gave no reply");
-	if (dirty && !stopping) {
-		/* What this reply says is not durable until the pass's writes are committed. */
+	if (hold && !stopping) {
+		/* What this reply says is not durable until the pass's changes are committed. */
 		MHD_suspend_connection(conn);
 		r->held = 1;
 		r->next_held = h->held;
@@ -529,8 +529,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	/* Stopping: this may be the loop's last pass, so commit here. */
-	if (dirty && h->commit.flush(h->app))
+	if (hold && h->commit.flush(h->app)) {
+		h->pass_failed = 1; /* what the pass holds was in that commit too */
 		reply_unsaved(r);
+	}
 	return reply_send(r);
 }
 
@@ -546,6 +548,9 @@ static int http_commit_pass(struct http *h)
 	h->held = NULL;
 	if (h->commit.dirty && h->commit.dirty(h->app))
 		ok = !h->commit.flush || !h->commit.flush(h->app);
+	if (h->pass_failed)
+		ok = 0;
+	h->pass_failed = 0;
 	for (; r; r = n) {
 		n = r->next_held;
 		r->next_held = NULL;

@@ -1,7 +1,7 @@
 /* The HTTP layer: the only code that includes microhttpd.h. One event-loop thread runs passes of
  * libmicrohttpd (epoll) and every handler; a handler may park its request (long poll) until
- * http_wake() or its deadline, and is then called again from the start. Replies made while
- * writes are uncommitted are held until the end of the pass commits them (struct http_commit).
+ * http_wake() or its deadline, and is then called again from the start. A reply reporting a
+ * change is held until the end of the pass commits it (struct http_commit).
  * Bodies are capped at HTTP_BODY_MAX (413 above it) and must be application/json when present
  * (415 otherwise). */
 #ifndef TALLY_HTTP_H
@@ -21,12 +21,13 @@ struct req;
 typedef void (*http_handler)(struct req *r, void *app);
 
 /* Group commit: after each pass of the event loop the HTTP layer calls flush() when dirty()
- * says writes are pending, and only then sends the replies made during the pass (503 instead
- * if flush failed). Both run on the event loop's thread, as the handlers do; either may be
- * NULL. */
+ * says writes are pending, and only then sends the replies whose handlers moved changes() (503
+ * instead if flush failed); other replies go at once. All run on the event loop's thread, as
+ * the handlers do; any may be NULL. */
 struct http_commit {
-	int (*dirty)(void *app);
-	int (*flush)(void *app); /* 0 on success */
+	uint64_t (*changes)(void *app); /* moves when a handler made a change its reply reports */
+	int (*dirty)(void *app);        /* 1: there is something to commit */
+	int (*flush)(void *app);        /* commits; 0 on success */
 };
 
 struct http_route {

@@ -39,6 +39,11 @@ struct job {
 	int64_t finished_at;
 };
 
+/* Batches [first, first + count) of one job. */
+struct batch_range {
+	uint64_t first, count;
+};
+
 enum lease_state { LEASE_ACTIVE, LEASE_DONE, LEASE_EXPIRED, LEASE_FAILED, LEASE_CANCELLED };
 
 /* A lease on batches [first_batch, first_batch + batch_count) of one job. */

@@ -1,14 +1,10 @@
-/* The SQLite store of jobs, leases and free batch ranges. Every statement is prepared once at
- * open; read-then-write transactions start with BEGIN IMMEDIATE.
- *
- * Batch bookkeeping, per job: batches [0, next_batch) have been handed out at least once;
- * [next_batch, batches_total) are fresh. Handed-out batches are done (counted in batches_done),
- * in a live lease (batches_leased), or back in free_ranges after a lease expired or failed.
- * So pending = (batches_total - next_batch) + sum(free_ranges) = total - done - leased. */
+/* The SQLite store of jobs, leases and free batch ranges, written behind by the coordinator.
+ * Every statement is prepared once at open; writes run inside one BEGIN IMMEDIATE transaction
+ * per db_begin/db_commit. Rows are written whole (upserts), so a save never depends on what the
+ * file held before. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sqlite3.h>
 #include "db.h"
 #include "schema.h"
@@ -17,31 +13,21 @@ enum db_stmt {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
-	ST_SAVEPOINT,
-	ST_RELEASE,
-	ST_ROLLBACK_TO,
-	ST_JOB_INSERT,
+	ST_JOB_SAVE,
 	ST_JOB_GET,
 	ST_JOB_LIST,
 	ST_JOB_LIST_STATE,
-	ST_JOB_CANCEL,
-	ST_JOB_PICK,
-	ST_JOB_TAKE_FRESH,
-	ST_JOB_LEASED,
-	ST_JOB_DONE,
-	ST_JOB_FAILURE,
-	ST_RANGE_FIRST,
-	ST_RANGE_DELETE,
-	ST_RANGE_SHRINK,
-	ST_RANGE_INSERT,
+	ST_JOB_LOAD,
+	ST_JOB_MAX,
 	ST_RANGE_DROP_JOB,
-	ST_LEASE_INSERT,
+	ST_RANGE_INSERT,
+	ST_RANGE_LOAD,
+	ST_LEASE_SAVE,
 	ST_LEASE_GET,
-	ST_LEASE_EXTEND,
-	ST_LEASE_SET_STATE,
-	ST_LEASE_CANCEL_JOB,
-	ST_LEASE_EXPIRED,
-	ST_LEASE_NEXT_EXPIRY,
+	ST_LEASE_LOAD,
+	ST_LEASE_MAX,
+	ST_META_GET,
+	ST_META_SET,
 	ST_COUNT
 };
 
@@ -54,59 +40,51 @@ static const char *const db_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_SAVEPOINT] = "SAVEPOINT op",
-	[ST_RELEASE] = "RELEASE op",
-	[ST_ROLLBACK_TO] = "ROLLBACK TO op",
-	[ST_JOB_INSERT] = "INSERT INTO jobs(kernel, kernel_version, samples, batch_size, seed, state, "
-			  "batches_total, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)",
+	[ST_JOB_SAVE] = "INSERT INTO jobs(id, kernel, kernel_version, samples, batch_size, seed, "
+			"state, batches_total, next_batch, batches_done, batches_leased, "
+			"samples_done, c0, c1, c2, c3, c4, c5, c6, c7, error, last_failure, "
+			"created_at, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+			"?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, "
+			"?23, ?24, ?25) ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+			"next_batch = excluded.next_batch, batches_done = excluded.batches_done, "
+			"batches_leased = excluded.batches_leased, "
+			"samples_done = excluded.samples_done, c0 = excluded.c0, c1 = excluded.c1, "
+			"c2 = excluded.c2, c3 = excluded.c3, c4 = excluded.c4, c5 = excluded.c5, "
+			"c6 = excluded.c6, c7 = excluded.c7, error = excluded.error, "
+			"last_failure = excluded.last_failure, started_at = excluded.started_at, "
+			"finished_at = excluded.finished_at",
 	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
 	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
 	[ST_JOB_LIST_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE state = ?3 AND id < ?1 "
 			      "ORDER BY id DESC LIMIT ?2",
-	[ST_JOB_CANCEL] = "UPDATE jobs SET state = 4, batches_leased = 0, finished_at = ?2 "
-			  "WHERE id = ?1",
-	[ST_JOB_PICK] = "SELECT " JOB_COLS ", next_batch FROM jobs WHERE state IN (0, 1) "
-			"AND batches_done + batches_leased < batches_total "
-			"AND kernel IN (SELECT value FROM json_each(?1)) ORDER BY id LIMIT 1",
-	[ST_JOB_TAKE_FRESH] = "UPDATE jobs SET next_batch = next_batch + ?2 WHERE id = ?1",
-	[ST_JOB_LEASED] = "UPDATE jobs SET batches_leased = batches_leased + ?2, state = 1, "
-			  "started_at = coalesce(started_at, ?3) WHERE id = ?1",
-	[ST_JOB_DONE] = "UPDATE jobs SET batches_done = batches_done + ?2, "
-			"batches_leased = batches_leased - ?2, samples_done = samples_done + ?3, "
-			"c0 = ?4, c1 = ?5, c2 = ?6, c3 = ?7, c4 = ?8, c5 = ?9, c6 = ?10, c7 = ?11, "
-			"state = CASE WHEN batches_done + ?2 = batches_total THEN 2 ELSE state END, "
-			"finished_at = CASE WHEN batches_done + ?2 = batches_total THEN ?12 "
-			"ELSE finished_at END WHERE id = ?1",
-	[ST_JOB_FAILURE] = "UPDATE jobs SET last_failure = ?2 WHERE id = ?1",
-	[ST_RANGE_FIRST] = "SELECT id, first_batch, batch_count FROM free_ranges WHERE job_id = ?1 "
-			   "ORDER BY first_batch LIMIT 1",
-	[ST_RANGE_DELETE] = "DELETE FROM free_ranges WHERE id = ?1",
-	[ST_RANGE_SHRINK] = "UPDATE free_ranges SET first_batch = first_batch + ?2, "
-			    "batch_count = batch_count - ?2 WHERE id = ?1",
+	[ST_JOB_LOAD] = "SELECT " JOB_COLS ", next_batch, last_failure FROM jobs "
+			"WHERE state IN (0, 1) ORDER BY id",
+	[ST_JOB_MAX] = "SELECT coalesce(max(id), 0) FROM jobs",
+	[ST_RANGE_DROP_JOB] = "DELETE FROM free_ranges WHERE job_id = ?1",
 	[ST_RANGE_INSERT] = "INSERT INTO free_ranges(job_id, first_batch, batch_count) "
 			    "VALUES (?1, ?2, ?3)",
-	[ST_RANGE_DROP_JOB] = "DELETE FROM free_ranges WHERE job_id = ?1",
-	[ST_LEASE_INSERT] = "INSERT INTO leases(job_id, first_batch, batch_count, worker, state, "
-			    "granted_at, expires_at, id) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7)",
+	[ST_RANGE_LOAD] = "SELECT job_id, first_batch, batch_count FROM free_ranges "
+			  "ORDER BY job_id, first_batch",
+	[ST_LEASE_SAVE] = "INSERT INTO leases(id, job_id, first_batch, batch_count, worker, state, "
+			  "granted_at, expires_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+			  "?8, ?9) ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+			  "expires_at = excluded.expires_at, finished_at = excluded.finished_at",
 	[ST_LEASE_GET] = "SELECT l.id, l.job_id, l.first_batch, l.batch_count, l.state, "
 			 "l.granted_at, l.expires_at, l.worker, j.kernel, j.samples, j.batch_size, "
 			 "j.seed, j.kernel_version FROM leases l JOIN jobs j ON j.id = l.job_id "
 			 "WHERE l.id = ?1",
-	[ST_LEASE_EXTEND] = "UPDATE leases SET expires_at = ?2 WHERE id = ?1 AND state = 0",
-	[ST_LEASE_SET_STATE] = "UPDATE leases SET state = ?2, finished_at = ?3 WHERE id = ?1",
-	[ST_LEASE_CANCEL_JOB] = "UPDATE leases SET state = 4, finished_at = ?2 "
-				"WHERE job_id = ?1 AND state = 0",
-	[ST_LEASE_EXPIRED] = "SELECT id, job_id, first_batch, batch_count FROM leases "
-			     "WHERE state = 0 AND expires_at <= ?1",
-	[ST_LEASE_NEXT_EXPIRY] = "SELECT min(expires_at) FROM leases WHERE state = 0",
+	[ST_LEASE_LOAD] = "SELECT id, job_id, first_batch, batch_count, granted_at, expires_at, "
+			  "worker FROM leases WHERE state = 0",
+	[ST_LEASE_MAX] = "SELECT coalesce(max(id), 0) FROM leases",
+	[ST_META_GET] = "SELECT value FROM meta WHERE name = ?1",
+	[ST_META_SET] = "INSERT INTO meta(name, value) VALUES (?1, ?2) "
+			"ON CONFLICT(name) DO UPDATE SET value = excluded.value",
 };
 
 struct db {
 	sqlite3 *conn;
 	sqlite3_stmt *st[ST_COUNT];
-	int group;      /* group commit: operations are savepoints in a shared transaction */
-	int group_open; /* that transaction has begun and not yet been committed */
-	int group_lost; /* SQLite rolled it back by itself (disk full, I/O): the next flush fails */
+	int in_tx;
 	char errmsg[256];
 };
 
@@ -132,102 +110,51 @@ static sqlite3_stmt *db_stmt(struct db *db, enum db_stmt which)
 }
 
 /* Runs a statement that returns no rows. */
-static enum tally_err db_exec(struct db *db, sqlite3_stmt *s)
+static enum tally_err db_exec(struct db *db, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return db_fail(db, "writing");
+		return db_fail(db, what);
 	return TALLY_OK;
 }
 
-/* Every write operation runs between db_begin and db_commit (or db_rollback). Alone, that is
- * a transaction of its own. In group mode it is a savepoint inside one transaction shared by
- * many operations, which db_flush commits: one WAL write for a whole pass of the event loop. */
-static enum tally_err db_begin(struct db *db)
+enum tally_err db_begin(struct db *db)
 {
 	enum tally_err rc;
-	if (!db->group)
-		return db_exec(db, db_stmt(db, ST_BEGIN));
-	if (db->group_open && sqlite3_get_autocommit(db->conn)) {
-		/* Everything since the last flush is gone: report it at the flush, and keep what
-		 * follows out of the store too, so that one answer covers the whole batch. */
-		db->group_lost = 1;
-		db->group_open = 0;
-	}
-	if (!db->group_open) {
-		if ((rc = db_exec(db, db_stmt(db, ST_BEGIN))))
-			return rc;
-		db->group_open = 1;
-	}
-	return db_exec(db, db_stmt(db, ST_SAVEPOINT));
+	if (db->in_tx && !sqlite3_get_autocommit(db->conn))
+		return TALLY_OK;
+	if ((rc = db_exec(db, db_stmt(db, ST_BEGIN), "beginning a transaction")))
+		return rc;
+	db->in_tx = 1;
+	return TALLY_OK;
 }
 
-static void db_rollback(struct db *db)
+void db_rollback(struct db *db)
 {
-	if (db->group) {
-		if (db->group_open) {
-			sqlite3_step(db_stmt(db, ST_ROLLBACK_TO));
-			sqlite3_reset(db->st[ST_ROLLBACK_TO]);
-			sqlite3_step(db_stmt(db, ST_RELEASE));
-			sqlite3_reset(db->st[ST_RELEASE]);
-		}
-		return;
-	}
+	db->in_tx = 0;
 	if (!sqlite3_get_autocommit(db->conn)) {
 		sqlite3_step(db_stmt(db, ST_ROLLBACK));
 		sqlite3_reset(db->st[ST_ROLLBACK]);
 	}
 }
 
-static enum tally_err db_commit(struct db *db)
+enum tally_err db_commit(struct db *db)
 {
 	enum tally_err rc;
-	if (db->group) {
-		if ((rc = db_exec(db, db_stmt(db, ST_RELEASE))))
-			db_rollback(db);
-		return rc;
-	}
-	rc = db_exec(db, db_stmt(db, ST_COMMIT));
-	if (rc)
-		sqlite3_step(db_stmt(db, ST_ROLLBACK)), sqlite3_reset(db->st[ST_ROLLBACK]);
-	return rc;
-}
-
-void db_set_group(struct db *db, int on)
-{
-	db->group = on;
-}
-
-int db_dirty(const struct db *db)
-{
-	return db->group_open || db->group_lost;
-}
-
-enum tally_err db_flush(struct db *db)
-{
-	enum tally_err rc;
-	if (db->group_open && sqlite3_get_autocommit(db->conn))
-		db->group_lost = 1;
-	if (db->group_lost) {
-		db->group_lost = 0;
-		db->group_open = 0;
-		if (!sqlite3_get_autocommit(db->conn)) {
-			sqlite3_step(db_stmt(db, ST_ROLLBACK));
-			sqlite3_reset(db->st[ST_ROLLBACK]);
-		}
+	if (!db->in_tx)
+		return TALLY_OK;
+	if (sqlite3_get_autocommit(db->conn)) {
+		/* SQLite rolled the transaction back by itself (disk full, I/O error). */
+		db->in_tx = 0;
 		snprintf(db->errmsg, sizeof db->errmsg,
-			 "the shared transaction was rolled back by SQLite (disk full or I/O error)");
+			 "the transaction was rolled back by SQLite (disk full or I/O error)");
 		return TALLY_EDB;
 	}
-	if (!db->group_open)
-		return TALLY_OK;
-	db->group_open = 0;
-	rc = db_exec(db, db_stmt(db, ST_COMMIT));
-	if (rc && !sqlite3_get_autocommit(db->conn)) {
-		sqlite3_step(db_stmt(db, ST_ROLLBACK));
-		sqlite3_reset(db->st[ST_ROLLBACK]);
-	}
+	rc = db_exec(db, db_stmt(db, ST_COMMIT), "committing");
+	if (rc)
+		db_rollback(db);
+	db->in_tx = 0;
 	return rc;
 }
 
@@ -385,7 +312,7 @@ static enum tally_err job_from_row(struct db *db, sqlite3_stmt *s, struct job *j
 	return TALLY_OK;
 }
 
-/* Reads job id into *j, inside or outside a transaction. */
+/* Reads job id into *j. */
 static enum tally_err job_load(struct db *db, int64_t id, struct job *j)
 {
 	sqlite3_stmt *s = db_stmt(db, ST_JOB_GET);
@@ -402,29 +329,6 @@ static enum tally_err job_load(struct db *db, int64_t id, struct job *j)
 		rc = job_from_row(db, s, j);
 	sqlite3_reset(s);
 	return rc;
-}
-
-enum tally_err db_job_insert(struct db *db, const struct job_spec *spec, int64_t now,
-			     struct job *out)
-{
-	sqlite3_stmt *s = db_stmt(db, ST_JOB_INSERT);
-	enum tally_err rc;
-
-	sqlite3_bind_text(s, 1, spec->kernel->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 2, (int)spec->kernel->version); /* the version this job is computed with */
-	sqlite3_bind_int64(s, 3, (int64_t)spec->samples);
-	sqlite3_bind_int64(s, 4, (int64_t)spec->batch_size);
-	sqlite3_bind_int64(s, 5, (int64_t)spec->seed);
-	sqlite3_bind_int64(s, 6, (int64_t)kernel_batches(spec->samples, spec->batch_size));
-	sqlite3_bind_int64(s, 7, now);
-	if ((rc = db_begin(db)))
-		return rc;
-	if ((rc = db_exec(db, s)) ||
-	    (rc = job_load(db, sqlite3_last_insert_rowid(db->conn), out)) || (rc = db_commit(db))) {
-		db_rollback(db);
-		return rc;
-	}
-	return TALLY_OK;
 }
 
 enum tally_err db_job_get(struct db *db, int64_t id, struct job *out)
@@ -455,260 +359,6 @@ enum tally_err db_job_list(struct db *db, int state, int64_t before, size_t limi
 		rc = db_fail(db, "listing jobs");
 	sqlite3_reset(s);
 	free(j);
-	return rc;
-}
-
-enum tally_err db_job_cancel(struct db *db, int64_t id, int64_t now, struct job *out)
-{
-	enum tally_err rc = db_begin(db);
-	sqlite3_stmt *s;
-
-	if (rc)
-		return rc;
-	rc = job_load(db, id, out);
-	if (rc)
-		goto fail;
-	if (out->state == JOB_SUCCEEDED || out->state == JOB_FAILED) {
-		rc = TALLY_ECONFLICT;
-		goto fail;
-	}
-	if (out->state == JOB_CANCELLED)
-		goto fail; /* rc is TALLY_OK: nothing to change */
-	s = db_stmt(db, ST_LEASE_CANCEL_JOB);
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, now);
-	if ((rc = db_exec(db, s)))
-		goto fail;
-	s = db_stmt(db, ST_RANGE_DROP_JOB);
-	sqlite3_bind_int64(s, 1, id);
-	if ((rc = db_exec(db, s)))
-		goto fail;
-	s = db_stmt(db, ST_JOB_CANCEL);
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, now);
-	if ((rc = db_exec(db, s)) || (rc = db_commit(db)))
-		goto fail;
-	return job_load(db, id, out);
-fail:
-	db_rollback(db);
-	return rc;
-}
-
-/* Returns a lease's batches to pending and takes them off the job's leased count.
- * Inside a transaction. */
-static enum tally_err range_release(struct db *db, int64_t job_id, uint64_t first, uint64_t count)
-{
-	sqlite3_stmt *s = db_stmt(db, ST_RANGE_INSERT);
-	enum tally_err rc;
-
-	sqlite3_bind_int64(s, 1, job_id);
-	sqlite3_bind_int64(s, 2, (int64_t)first);
-	sqlite3_bind_int64(s, 3, (int64_t)count);
-	if ((rc = db_exec(db, s)))
-		return rc;
-	s = db_stmt(db, ST_JOB_LEASED);
-	sqlite3_bind_int64(s, 1, job_id);
-	sqlite3_bind_int64(s, 2, -(int64_t)count);
-	sqlite3_bind_null(s, 3);
-	return db_exec(db, s);
-}
-
-static enum tally_err lease_set_state(struct db *db, int64_t id, enum lease_state state,
-				      int64_t now)
-{
-	sqlite3_stmt *s = db_stmt(db, ST_LEASE_SET_STATE);
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int(s, 2, (int)state);
-	sqlite3_bind_int64(s, 3, now);
-	return db_exec(db, s);
-}
-
-/* Reclaims expired leases; inside a transaction. */
-static enum tally_err reap_locked(struct db *db, int64_t now, int *reaped)
-{
-	enum { REAP_CHUNK = 64 };
-	struct { int64_t id, job; uint64_t first, count; } batch[REAP_CHUNK];
-	enum tally_err rc = TALLY_OK;
-	int n, step;
-
-	*reaped = 0;
-	do {
-		sqlite3_stmt *s = db_stmt(db, ST_LEASE_EXPIRED);
-		sqlite3_bind_int64(s, 1, now);
-		n = 0;
-		while (n < REAP_CHUNK && (step = sqlite3_step(s)) == SQLITE_ROW) {
-			batch[n].id = sqlite3_column_int64(s, 0);
-			batch[n].job = sqlite3_column_int64(s, 1);
-			batch[n].first = (uint64_t)sqlite3_column_int64(s, 2);
-			batch[n].count = (uint64_t)sqlite3_column_int64(s, 3);
-			n++;
-		}
-		if (n < REAP_CHUNK && step != SQLITE_DONE)
-			rc = db_fail(db, "finding expired leases");
-		sqlite3_reset(s);
-		for (int i = 0; !rc && i < n; i++) {
-			rc = lease_set_state(db, batch[i].id, LEASE_EXPIRED, now);
-			if (!rc)
-				rc = range_release(db, batch[i].job, batch[i].first, batch[i].count);
-		}
-		*reaped += n;
-	} while (!rc && n == REAP_CHUNK);
-	return rc;
-}
-
-enum tally_err db_reap(struct db *db, int64_t now, int *reaped)
-{
-	enum tally_err rc = db_begin(db);
-	if (rc)
-		return rc;
-	if ((rc = reap_locked(db, now, reaped)) || (rc = db_commit(db)))
-		db_rollback(db);
-	return rc;
-}
-
-/* Inserts a live lease under a random id: ids are never reused, even when a crash rolls back a
- * grant that a worker already holds, so a complete always names the range it was computed for;
- * and they cannot be guessed from one's own. Inside a transaction. */
-static enum tally_err lease_insert(struct db *db, int64_t job_id, uint64_t first, uint64_t count,
-				   const char *worker, int64_t now, int64_t expires, int64_t *id)
-{
-	for (int attempt = 0; attempt < 4; attempt++) {
-		sqlite3_stmt *s = db_stmt(db, ST_LEASE_INSERT);
-		uint64_t r = 0;
-		int step;
-		if (getrandom(&r, sizeof r, 0) != sizeof r)
-			r = (uint64_t)now * 2654435761u + (uint64_t)attempt;
-		*id = (int64_t)(r & ((1ULL << 53) - 1)); /* exact in every JSON reader */
-		if (!*id)
-			*id = 1;
-		sqlite3_bind_int64(s, 1, job_id);
-		sqlite3_bind_int64(s, 2, (int64_t)first);
-		sqlite3_bind_int64(s, 3, (int64_t)count);
-		sqlite3_bind_text(s, 4, worker, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 5, now);
-		sqlite3_bind_int64(s, 6, expires);
-		sqlite3_bind_int64(s, 7, *id);
-		step = sqlite3_step(s);
-		sqlite3_reset(s);
-		if (step == SQLITE_DONE)
-			return TALLY_OK;
-		if (sqlite3_extended_errcode(db->conn) != SQLITE_CONSTRAINT_PRIMARYKEY)
-			return db_fail(db, "granting a lease");
-	}
-	return db_fail(db, "granting a lease (no free id)");
-}
-
-enum tally_err db_lease_acquire(struct db *db, const char *worker, const char *const *kernels,
-				size_t nkernels, int64_t now, int64_t ttl_ms, db_size_fn size,
-				void *ctx, struct lease *out, int *reaped)
-{
-	json_t *names = json_array();
-	char *names_text = NULL;
-	struct job job;
-	uint64_t next_batch, remaining, first, take;
-	enum tally_err rc = TALLY_ENOMEM;
-	sqlite3_stmt *s;
-	int step;
-
-	*reaped = 0;
-	if (!names)
-		return TALLY_ENOMEM;
-	for (size_t i = 0; i < nkernels; i++)
-		if (json_array_append_new(names, json_string(kernels[i])))
-			goto done;
-	if (!(names_text = json_dumps(names, JSON_COMPACT)))
-		goto done;
-	if ((rc = db_begin(db)))
-		goto done;
-	if ((rc = reap_locked(db, now, reaped)))
-		goto fail;
-
-	s = db_stmt(db, ST_JOB_PICK);
-	sqlite3_bind_text(s, 1, names_text, -1, SQLITE_STATIC);
-	step = sqlite3_step(s);
-	if (step == SQLITE_DONE) {
-		sqlite3_reset(s);
-		rc = db_commit(db) ? TALLY_EDB : TALLY_ENOTFOUND;
-		goto done;
-	}
-	if (step != SQLITE_ROW) {
-		rc = db_fail(db, "picking a job");
-		sqlite3_reset(s);
-		goto fail;
-	}
-	rc = job_from_row(db, s, &job);
-	next_batch = (uint64_t)sqlite3_column_int64(s, 23);
-	sqlite3_reset(s);
-	if (rc)
-		goto fail;
-
-	remaining = job.batches_total - job.batches_done - job.batches_leased;
-	take = size(ctx, &job, remaining);
-	if (take < 1)
-		take = 1;
-	if (take > remaining)
-		take = remaining;
-
-	/* Returned ranges first, lowest batch first; then fresh batches. */
-	s = db_stmt(db, ST_RANGE_FIRST);
-	sqlite3_bind_int64(s, 1, job.id);
-	step = sqlite3_step(s);
-	if (step == SQLITE_ROW) {
-		int64_t range_id = sqlite3_column_int64(s, 0);
-		uint64_t count = (uint64_t)sqlite3_column_int64(s, 2);
-		first = (uint64_t)sqlite3_column_int64(s, 1);
-		sqlite3_reset(s);
-		if (take >= count) {
-			take = count;
-			s = db_stmt(db, ST_RANGE_DELETE);
-			sqlite3_bind_int64(s, 1, range_id);
-		} else {
-			s = db_stmt(db, ST_RANGE_SHRINK);
-			sqlite3_bind_int64(s, 1, range_id);
-			sqlite3_bind_int64(s, 2, (int64_t)take);
-		}
-	} else if (step == SQLITE_DONE) {
-		sqlite3_reset(s);
-		first = next_batch;
-		if (take > job.batches_total - next_batch)
-			take = job.batches_total - next_batch;
-		s = db_stmt(db, ST_JOB_TAKE_FRESH);
-		sqlite3_bind_int64(s, 1, job.id);
-		sqlite3_bind_int64(s, 2, (int64_t)take);
-	} else {
-		rc = db_fail(db, "reading free ranges");
-		sqlite3_reset(s);
-		goto fail;
-	}
-	if ((rc = db_exec(db, s)))
-		goto fail;
-
-	s = db_stmt(db, ST_JOB_LEASED);
-	sqlite3_bind_int64(s, 1, job.id);
-	sqlite3_bind_int64(s, 2, (int64_t)take);
-	sqlite3_bind_int64(s, 3, now);
-	if ((rc = db_exec(db, s)))
-		goto fail;
-
-	memset(out, 0, sizeof *out);
-	if ((rc = lease_insert(db, job.id, first, take, worker, now, now + ttl_ms, &out->id)))
-		goto fail;
-	if ((rc = db_commit(db)))
-		goto done;
-	out->job_id = job.id;
-	out->spec = job.spec;
-	out->first_batch = first;
-	out->batch_count = take;
-	out->state = LEASE_ACTIVE;
-	out->granted_at = now;
-	out->expires_at = now + ttl_ms;
-	snprintf(out->worker, sizeof out->worker, "%s", worker);
-	goto done;
-fail:
-	db_rollback(db);
-done:
-	free(names_text);
-	json_decref(names);
 	return rc;
 }
 
@@ -751,123 +401,181 @@ enum tally_err db_lease_get(struct db *db, int64_t id, struct lease *out)
 	return rc;
 }
 
-enum tally_err db_lease_heartbeat(struct db *db, int64_t id, int64_t now, int64_t ttl_ms,
-				  struct lease *out)
+
+/* Binds a time: NULL when unset (0). */
+static void bind_time(sqlite3_stmt *s, int i, int64_t t)
 {
-	sqlite3_stmt *s = db_stmt(db, ST_LEASE_EXTEND);
-	enum tally_err rc;
-	int changed;
-
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, now + ttl_ms);
-	if ((rc = db_begin(db)))
-		return rc;
-	if ((rc = db_exec(db, s))) {
-		db_rollback(db);
-		return rc;
-	}
-	changed = sqlite3_changes(db->conn);
-	if ((rc = db_lease_get(db, id, out)) || (rc = db_commit(db))) {
-		db_rollback(db);
-		return rc;
-	}
-	return changed ? TALLY_OK : TALLY_ELOST;
-}
-
-/* Adds b to *a unless the sum would pass INT64_MAX (SQLite's integer). Returns 0, or -1. */
-static int add_checked(uint64_t *a, uint64_t b)
-{
-	if (b > (uint64_t)INT64_MAX - *a)
-		return -1;
-	*a += b;
-	return 0;
-}
-
-enum tally_err db_lease_complete(struct db *db, int64_t id, const uint64_t *counts, int64_t now,
-				 int *duplicate, int *finished)
-{
-	struct lease lease;
-	struct job job;
-	sqlite3_stmt *s;
-	enum tally_err rc;
-
-	*duplicate = 0;
-	*finished = 0;
-	if ((rc = db_begin(db)))
-		return rc;
-	if ((rc = db_lease_get(db, id, &lease)))
-		goto fail;
-	if (lease.state == LEASE_DONE) {
-		*duplicate = 1;
-		goto fail; /* rc is TALLY_OK; nothing to write */
-	}
-	if (lease.state != LEASE_ACTIVE) {
-		rc = TALLY_ELOST;
-		goto fail;
-	}
-	if ((rc = job_load(db, lease.job_id, &job)))
-		goto fail;
-	for (size_t i = 0; i < job.spec.kernel->nkeys; i++) {
-		if (add_checked(&job.counts[i], counts[i])) {
-			rc = TALLY_ECOUNTS;
-			goto fail;
-		}
-	}
-	if ((rc = lease_set_state(db, id, LEASE_DONE, now)))
-		goto fail;
-	s = db_stmt(db, ST_JOB_DONE);
-	sqlite3_bind_int64(s, 1, job.id);
-	sqlite3_bind_int64(s, 2, (int64_t)lease.batch_count);
-	sqlite3_bind_int64(s, 3, (int64_t)lease_samples(&lease));
-	for (int i = 0; i < KERNEL_MAX_KEYS; i++)
-		sqlite3_bind_int64(s, 4 + i, (int64_t)job.counts[i]);
-	sqlite3_bind_int64(s, 12, now);
-	if ((rc = db_exec(db, s)) || (rc = db_commit(db)))
-		goto fail;
-	*finished = job.batches_done + lease.batch_count == job.batches_total;
-	return TALLY_OK;
-fail:
-	db_rollback(db);
-	return rc;
-}
-
-enum tally_err db_lease_fail(struct db *db, int64_t id, const char *reason, int64_t now)
-{
-	struct lease lease;
-	sqlite3_stmt *s;
-	enum tally_err rc;
-
-	if ((rc = db_begin(db)))
-		return rc;
-	if ((rc = db_lease_get(db, id, &lease)))
-		goto fail;
-	if (lease.state != LEASE_ACTIVE) {
-		rc = TALLY_ELOST;
-		goto fail;
-	}
-	if ((rc = lease_set_state(db, id, LEASE_FAILED, now)) ||
-	    (rc = range_release(db, lease.job_id, lease.first_batch, lease.batch_count)))
-		goto fail;
-	s = db_stmt(db, ST_JOB_FAILURE);
-	sqlite3_bind_int64(s, 1, lease.job_id);
-	sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
-	if ((rc = db_exec(db, s)) || (rc = db_commit(db)))
-		goto fail;
-	return TALLY_OK;
-fail:
-	db_rollback(db);
-	return rc;
-}
-
-enum tally_err db_next_expiry(struct db *db, int64_t *out)
-{
-	sqlite3_stmt *s = db_stmt(db, ST_LEASE_NEXT_EXPIRY);
-	enum tally_err rc = TALLY_OK;
-
-	if (sqlite3_step(s) == SQLITE_ROW)
-		*out = col_time(s, 0);
+	if (t)
+		sqlite3_bind_int64(s, i, t);
 	else
-		rc = db_fail(db, "reading next expiry");
+		sqlite3_bind_null(s, i);
+}
+
+enum tally_err db_job_save(struct db *db, const struct job *job, uint64_t next_batch,
+			   const char *last_failure)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_JOB_SAVE);
+
+	sqlite3_bind_int64(s, 1, job->id);
+	sqlite3_bind_text(s, 2, job->spec.kernel->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, (int)job->spec.kernel_version);
+	sqlite3_bind_int64(s, 4, (int64_t)job->spec.samples);
+	sqlite3_bind_int64(s, 5, (int64_t)job->spec.batch_size);
+	sqlite3_bind_int64(s, 6, (int64_t)job->spec.seed);
+	sqlite3_bind_int(s, 7, (int)job->state);
+	sqlite3_bind_int64(s, 8, (int64_t)job->batches_total);
+	sqlite3_bind_int64(s, 9, (int64_t)next_batch);
+	sqlite3_bind_int64(s, 10, (int64_t)job->batches_done);
+	sqlite3_bind_int64(s, 11, (int64_t)job->batches_leased);
+	sqlite3_bind_int64(s, 12, (int64_t)job->samples_done);
+	for (int i = 0; i < KERNEL_MAX_KEYS; i++)
+		sqlite3_bind_int64(s, 13 + i, (int64_t)job->counts[i]);
+	if (job->error[0])
+		sqlite3_bind_text(s, 21, job->error, -1, SQLITE_STATIC);
+	if (last_failure && last_failure[0])
+		sqlite3_bind_text(s, 22, last_failure, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 23, job->created_at);
+	bind_time(s, 24, job->started_at);
+	bind_time(s, 25, job->finished_at);
+	return db_exec(db, s, "saving a job");
+}
+
+enum tally_err db_ranges_save(struct db *db, int64_t job_id, const struct batch_range *ranges,
+			      size_t n)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_RANGE_DROP_JOB);
+	enum tally_err rc;
+
+	sqlite3_bind_int64(s, 1, job_id);
+	if ((rc = db_exec(db, s, "saving free ranges")))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		s = db_stmt(db, ST_RANGE_INSERT);
+		sqlite3_bind_int64(s, 1, job_id);
+		sqlite3_bind_int64(s, 2, (int64_t)ranges[i].first);
+		sqlite3_bind_int64(s, 3, (int64_t)ranges[i].count);
+		if ((rc = db_exec(db, s, "saving free ranges")))
+			return rc;
+	}
+	return TALLY_OK;
+}
+
+enum tally_err db_lease_save(struct db *db, const struct lease *l, int64_t finished_at)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_LEASE_SAVE);
+
+	sqlite3_bind_int64(s, 1, l->id);
+	sqlite3_bind_int64(s, 2, l->job_id);
+	sqlite3_bind_int64(s, 3, (int64_t)l->first_batch);
+	sqlite3_bind_int64(s, 4, (int64_t)l->batch_count);
+	sqlite3_bind_text(s, 5, l->worker, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 6, (int)l->state);
+	sqlite3_bind_int64(s, 7, l->granted_at);
+	sqlite3_bind_int64(s, 8, l->expires_at);
+	bind_time(s, 9, finished_at);
+	return db_exec(db, s, "saving a lease");
+}
+
+enum tally_err db_meta_get(struct db *db, const char *name, int64_t *value)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_META_GET);
+	enum tally_err rc = TALLY_OK;
+	int step;
+
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW)
+		*value = sqlite3_column_int64(s, 0);
+	else if (step != SQLITE_DONE)
+		rc = db_fail(db, "reading settings");
 	sqlite3_reset(s);
 	return rc;
+}
+
+enum tally_err db_meta_set(struct db *db, const char *name, int64_t value)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_META_SET);
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, value);
+	return db_exec(db, s, "saving settings");
+}
+
+/* Reads one integer from a statement that returns one row. */
+static enum tally_err read_one(struct db *db, enum db_stmt which, int64_t *out)
+{
+	sqlite3_stmt *s = db_stmt(db, which);
+	enum tally_err rc = TALLY_OK;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	else
+		rc = db_fail(db, "reading");
+	sqlite3_reset(s);
+	return rc;
+}
+
+enum tally_err db_load(struct db *db, const struct db_loader *l, int64_t *max_job_id,
+		       int64_t *max_lease_id, int *skipped)
+{
+	struct job *j = malloc(sizeof *j);
+	enum tally_err rc = TALLY_OK;
+	sqlite3_stmt *s;
+	int step = SQLITE_DONE, stop = 0;
+
+	*skipped = 0;
+	if (!j)
+		return TALLY_ENOMEM;
+	if ((rc = read_one(db, ST_JOB_MAX, max_job_id)) ||
+	    (rc = read_one(db, ST_LEASE_MAX, max_lease_id)))
+		goto done;
+	s = db_stmt(db, ST_JOB_LOAD);
+	while (!stop && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *failure = (const char *)sqlite3_column_text(s, 24);
+		if (job_from_row(db, s, j)) {
+			(*skipped)++; /* a kernel this build lacks: it stays as stored */
+			continue;
+		}
+		stop = l->job(l->ctx, j, (uint64_t)sqlite3_column_int64(s, 23),
+			      failure ? failure : "");
+	}
+	if (!stop && step != SQLITE_DONE)
+		rc = db_fail(db, "loading jobs");
+	sqlite3_reset(s);
+	if (rc || stop)
+		goto done;
+	s = db_stmt(db, ST_RANGE_LOAD);
+	while (!stop && (step = sqlite3_step(s)) == SQLITE_ROW)
+		stop = l->range(l->ctx, sqlite3_column_int64(s, 0),
+				(uint64_t)sqlite3_column_int64(s, 1),
+				(uint64_t)sqlite3_column_int64(s, 2));
+	if (!stop && step != SQLITE_DONE)
+		rc = db_fail(db, "loading free ranges");
+	sqlite3_reset(s);
+	if (rc || stop)
+		goto done;
+	s = db_stmt(db, ST_LEASE_LOAD);
+	while (!stop && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *worker = (const char *)sqlite3_column_text(s, 6);
+		struct lease lease = { 0 };
+		lease.id = sqlite3_column_int64(s, 0);
+		lease.job_id = sqlite3_column_int64(s, 1);
+		lease.first_batch = (uint64_t)sqlite3_column_int64(s, 2);
+		lease.batch_count = (uint64_t)sqlite3_column_int64(s, 3);
+		lease.state = LEASE_ACTIVE;
+		lease.granted_at = sqlite3_column_int64(s, 4);
+		lease.expires_at = sqlite3_column_int64(s, 5);
+		snprintf(lease.worker, sizeof lease.worker, "%s", worker ? worker : "");
+		stop = l->lease(l->ctx, &lease);
+	}
+	if (!stop && step != SQLITE_DONE)
+		rc = db_fail(db, "loading leases");
+	sqlite3_reset(s);
+done:
+	free(j);
+	return rc ? rc : stop ? (enum tally_err)stop : TALLY_OK;
+}
+
+enum tally_err db_check(struct db *db)
+{
+	int64_t v;
+	return read_one(db, ST_JOB_MAX, &v);
 }

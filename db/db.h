@@ -1,6 +1,9 @@
 /* The store: the only code that includes sqlite3.h. An opaque struct db owns one connection and
- * its prepared statements; each function is one query or one transaction. Not thread-safe: its
- * callers take turns (the HTTP layer's app lock serializes handlers and the committer). Functions that fail with TALLY_EDB leave a message for
+ * its prepared statements. The coordinator keeps live state in memory and writes it behind:
+ * db_begin, then saves of whatever changed, then db_commit, so the file always holds one
+ * consistent moment. At start it loads the unfinished jobs and live leases back (db_load).
+ * Finished jobs and leases are read from here. Not thread-safe: one caller at a time (the HTTP
+ * layer's event-loop thread). Functions that fail with TALLY_EDB leave a message for
  * db_errmsg(). Batch state is kept as ranges, so a job's size never changes its row count. */
 #ifndef TALLY_DB_H
 #define TALLY_DB_H
@@ -20,62 +23,53 @@ void db_close(struct db *db);
 /* Returns the last storage error message, borrowed until the next call. */
 const char *db_errmsg(struct db *db);
 
-/* Group commit. With it on, the writes of many operations share one transaction (each its own
- * savepoint, so a failed operation still undoes only itself) until db_flush() commits it: the
- * caller must not report any of them done before that. Off by default. */
-void db_set_group(struct db *db, int on);
-/* Returns 1 when writes are waiting for db_flush(). */
-int db_dirty(const struct db *db);
-/* Commits the shared transaction. On failure every operation since the last flush is undone
- * and TALLY_EDB returned. Nothing to do (TALLY_OK) when nothing was written. */
-TALLY_WUR enum tally_err db_flush(struct db *db);
+/* Starts the write transaction, unless one is open. */
+TALLY_WUR enum tally_err db_begin(struct db *db);
+/* Commits it (nothing to do when none is open). On failure it is rolled back: nothing since
+ * db_begin happened. */
+TALLY_WUR enum tally_err db_commit(struct db *db);
+/* Undoes everything since db_begin. */
+void db_rollback(struct db *db);
 
-/* Inserts a new queued job and fills *out with it. */
-TALLY_WUR enum tally_err db_job_insert(struct db *db, const struct job_spec *spec, int64_t now,
-				       struct job *out);
-/* Reads job id into *out. TALLY_ENOTFOUND when there is none. */
+/* Saves (inserts or updates) a job row with its bookkeeping: next_batch (batches [0, next_batch)
+ * handed out at least once) and the last failure reason. Inside db_begin/db_commit. */
+TALLY_WUR enum tally_err db_job_save(struct db *db, const struct job *job, uint64_t next_batch,
+				     const char *last_failure);
+/* Replaces a job's free (given-back) ranges with ranges[0..n). Inside db_begin/db_commit. */
+TALLY_WUR enum tally_err db_ranges_save(struct db *db, int64_t job_id,
+					const struct batch_range *ranges, size_t n);
+/* Saves (inserts or updates) a lease; finished_at is 0 while it is live. Inside
+ * db_begin/db_commit. */
+TALLY_WUR enum tally_err db_lease_save(struct db *db, const struct lease *lease,
+				       int64_t finished_at);
+/* Reads and writes a named integer (the store's own settings and counters). db_meta_get
+ * leaves *value alone when name is unset. */
+TALLY_WUR enum tally_err db_meta_get(struct db *db, const char *name, int64_t *value);
+TALLY_WUR enum tally_err db_meta_set(struct db *db, const char *name, int64_t value);
+
+/* What db_load hands over, in order: every unfinished job with a kernel this build has
+ * (ascending id), every free range of those, every live lease (lease.spec is not filled).
+ * A non-zero return from a callback stops the load and is returned. */
+struct db_loader {
+	int (*job)(void *ctx, const struct job *job, uint64_t next_batch, const char *last_failure);
+	int (*range)(void *ctx, int64_t job_id, uint64_t first, uint64_t count);
+	int (*lease)(void *ctx, const struct lease *lease);
+	void *ctx;
+};
+/* Loads live state through l. Sets *max_job_id and *max_lease_id to the highest ids stored and
+ * *skipped to the unfinished jobs left out because this build lacks their kernel. */
+TALLY_WUR enum tally_err db_load(struct db *db, const struct db_loader *l, int64_t *max_job_id,
+				 int64_t *max_lease_id, int *skipped);
+
+/* Reads job id as stored. TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err db_job_get(struct db *db, int64_t id, struct job *out);
 /* Calls each(ctx, job) for up to limit jobs with id < before (0: no bound), newest first, only
- * those in state `state` unless state < 0. A non-zero return from each stops the walk. */
+ * those in `state` when state >= 0; stops early when each returns non-zero. */
 TALLY_WUR enum tally_err db_job_list(struct db *db, int state, int64_t before, size_t limit,
 				     int (*each)(void *ctx, const struct job *job), void *ctx);
-/* Cancels a queued or running job: its live leases become lost, its pending batches are dropped.
- * Fills *out. TALLY_ECONFLICT when it already succeeded or failed (then *out is filled too);
- * cancelling a cancelled job succeeds. */
-TALLY_WUR enum tally_err db_job_cancel(struct db *db, int64_t id, int64_t now, struct job *out);
-
-/* Chooses how many batches a lease on job gets, from 1 to remaining. */
-typedef uint64_t (*db_size_fn)(void *ctx, const struct job *job, uint64_t remaining);
-
-/* In one transaction: returns expired leases' batches to pending, picks the oldest queued or
- * running job whose kernel is in kernels[0..nkernels) and that has pending batches, and leases
- * the next contiguous pending range of it (sized by size()) to worker until now + ttl_ms.
- * *reaped counts the expired leases reclaimed on the way (also on TALLY_ENOTFOUND).
- * TALLY_ENOTFOUND when no job has work for this worker. */
-TALLY_WUR enum tally_err db_lease_acquire(struct db *db, const char *worker,
-					  const char *const *kernels, size_t nkernels, int64_t now,
-					  int64_t ttl_ms, db_size_fn size, void *ctx,
-					  struct lease *out, int *reaped);
-/* Reads lease id (with its job's spec) into *out. TALLY_ENOTFOUND when there is none. */
+/* Reads lease id (with its job's spec) as stored. TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err db_lease_get(struct db *db, int64_t id, struct lease *out);
-/* Extends a live lease to now + ttl_ms and fills *out. TALLY_ELOST when it is no longer live
- * (*out still filled), TALLY_ENOTFOUND when there is no such lease. */
-TALLY_WUR enum tally_err db_lease_heartbeat(struct db *db, int64_t id, int64_t now, int64_t ttl_ms,
-					    struct lease *out);
-/* In one transaction: marks a live lease done, adds counts[] (the kernel's key order) and its
- * samples to its job, and finishes the job when its last batch is done. *duplicate is set to 1
- * (and nothing changes) when the lease was already completed. TALLY_ELOST when the lease was
- * reclaimed, failed or cancelled; TALLY_ECOUNTS when a total would overflow. *finished is set
- * when this complete finished the job. */
-TALLY_WUR enum tally_err db_lease_complete(struct db *db, int64_t id, const uint64_t *counts,
-					   int64_t now, int *duplicate, int *finished);
-/* Gives a live lease's batches back to pending and records reason on its job.
- * TALLY_ELOST when it is not live. */
-TALLY_WUR enum tally_err db_lease_fail(struct db *db, int64_t id, const char *reason, int64_t now);
-/* Returns the batches of every lease that expired at or before now to pending; *reaped counts
- * the leases. */
-TALLY_WUR enum tally_err db_reap(struct db *db, int64_t now, int *reaped);
-/* Sets *out to the earliest expiry among live leases, or 0 when there are none. */
-TALLY_WUR enum tally_err db_next_expiry(struct db *db, int64_t *out);
+/* Runs a trivial read: TALLY_OK while the file can be read. */
+TALLY_WUR enum tally_err db_check(struct db *db);
 
 #endif

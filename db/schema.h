@@ -6,7 +6,7 @@
 #ifndef TALLY_SCHEMA_H
 #define TALLY_SCHEMA_H
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 static const char *const schema_migrations[SCHEMA_VERSION] = {
 	/* 1: jobs with range bookkeeping, leases, free ranges. */
@@ -55,6 +55,14 @@ static const char *const schema_migrations[SCHEMA_VERSION] = {
 	"  batch_count INTEGER NOT NULL"
 	");"
 	"CREATE INDEX free_ranges_job ON free_ranges(job_id, first_batch);",
+	/* 2: the coordinator keeps live state in memory and writes it behind. Leases are found by
+	 * id or loaded whole at start, so the per-job index only cost writes. meta holds the
+	 * store's own counters (the lease id sequence reserved so far). */
+	"DROP INDEX leases_job;"
+	"CREATE TABLE meta ("
+	"  name TEXT PRIMARY KEY,"
+	"  value INTEGER NOT NULL"
+	");",
 };
 
 #endif

@@ -1,28 +1,48 @@
-/* The coordinator: job lifecycle and lease handling on top of the store and the lease policy. */
+/* The coordinator: job lifecycle and lease handling on the live state, written behind to the
+ * store. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include "coord.h"
+#include "live.h"
 #include "log.h"
 #include "sched.h"
 
+/* Lease ids are reserved in blocks of this many sequence numbers; a new block is written when
+ * half of the current one is used. */
+#define COORD_SEQ_BLOCK (1ULL << 16)
+#define COORD_SEQ_META "lease_seq_limit"
+
 struct coord {
 	struct db *db;
+	struct live *live;
 	struct sched *sched;
 	struct coord_config cfg;
 	struct coord_clock clock;
 	struct coord_hooks hooks;
 	const struct lease_request *sizing; /* the request being sized, during coord_lease */
+	uint64_t changes;     /* changes whose replies wait for a flush */
+	uint64_t seq_pending; /* a lease id limit written but not yet committed (0: none) */
+	int synced;           /* changes are written but not committed */
+	int lost;             /* a write failed between flushes: the next flush must fail */
+	int broken;           /* the live state could not be loaded again after a failed write */
 };
 
 struct coord *coord_new(struct db *db, const struct coord_config *cfg, struct coord_clock clock,
 			struct coord_hooks hooks)
 {
 	struct coord *c = calloc(1, sizeof *c);
+	uint64_t seed = 0;
 	if (!c)
 		return NULL;
+	if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+		seed = (uint64_t)clock.now_ms(clock.ctx) ^ (uint64_t)(uintptr_t)c;
 	c->sched = sched_new(cfg->lease_target_ms);
-	if (!c->sched) {
+	c->live = live_new(seed);
+	if (!c->sched || !c->live) {
+		sched_free(c->sched);
+		live_free(c->live);
 		free(c);
 		return NULL;
 	}
@@ -38,6 +58,7 @@ void coord_free(struct coord *c)
 	if (!c)
 		return;
 	sched_free(c->sched);
+	live_free(c->live);
 	free(c);
 }
 
@@ -50,6 +71,181 @@ const char *coord_errmsg(struct coord *c)
 {
 	return db_errmsg(c->db);
 }
+
+/* --- loading -------------------------------------------------------------------------------- */
+
+static int load_job(void *ctx, const struct job *job, uint64_t next_batch, const char *failure)
+{
+	return live_load_job(ctx, job, next_batch, failure);
+}
+
+static int load_range(void *ctx, int64_t job_id, uint64_t first, uint64_t count)
+{
+	return live_load_range(ctx, job_id, first, count);
+}
+
+static int load_lease(void *ctx, const struct lease *lease)
+{
+	return live_load_lease(ctx, lease);
+}
+
+/* Fills the (empty) live state from the store. Sets *seq_floor to the lowest lease sequence
+ * number that no stored lease id has used. */
+static enum tally_err coord_read_store(struct coord *c, uint64_t *seq_floor, int64_t *limit)
+{
+	struct db_loader l = { load_job, load_range, load_lease, c->live };
+	int64_t max_job = 0, max_lease = 0;
+	int skipped = 0;
+	enum tally_err rc = db_load(c->db, &l, &max_job, &max_lease, &skipped);
+
+	if (!rc)
+		rc = db_meta_get(c->db, COORD_SEQ_META, limit);
+	if (rc) {
+		live_clear(c->live);
+		return rc;
+	}
+	if (skipped)
+		log_warn("msg=\"jobs left out: this build lacks their kernel\" count=%d", skipped);
+	live_set_next_job_id(c->live, max_job + 1);
+	*seq_floor = ((uint64_t)max_lease >> LIVE_ID_RANDOM_BITS) + 1;
+	return TALLY_OK;
+}
+
+enum tally_err coord_load(struct coord *c)
+{
+	int64_t limit = 0;
+	uint64_t next = 0;
+	enum tally_err rc = coord_read_store(c, &next, &limit);
+
+	if (rc)
+		return rc;
+	/* Ids below the stored limit may have been handed out before a crash: start above it. */
+	if ((uint64_t)limit > next)
+		next = (uint64_t)limit;
+	if ((rc = db_begin(c->db)) ||
+	    (rc = db_meta_set(c->db, COORD_SEQ_META, (int64_t)(next + COORD_SEQ_BLOCK))) ||
+	    (rc = db_commit(c->db))) {
+		db_rollback(c->db);
+		live_clear(c->live);
+		return rc;
+	}
+	live_set_seq(c->live, next, next + COORD_SEQ_BLOCK);
+	log_info("msg=\"state loaded\" jobs=%zu leases=%zu", live_jobs_count(c->live),
+		 live_leases_count(c->live));
+	return TALLY_OK;
+}
+
+/* After a failed write: memory is ahead of the store, so it is read again. Lease sequence
+ * numbers already handed out are never reused. */
+static void coord_reload(struct coord *c)
+{
+	uint64_t next = live_seq_next(c->live), limit = live_seq_limit(c->live), floor = 0;
+	int64_t stored = 0;
+
+	live_clear(c->live);
+	c->seq_pending = 0;
+	c->synced = 0;
+	if (coord_read_store(c, &floor, &stored)) {
+		c->broken = 1;
+		log_error("msg=\"reloading state failed\" error=\"%s\"", db_errmsg(c->db));
+		return;
+	}
+	c->broken = 0;
+	live_set_seq(c->live, next, limit);
+	log_warn("msg=\"state reloaded after a failed write\" jobs=%zu leases=%zu",
+		 live_jobs_count(c->live), live_leases_count(c->live));
+}
+
+/* --- writing behind ------------------------------------------------------------------------- */
+
+static int save_job(void *ctx, const struct live_job_row *row)
+{
+	struct db *db = ctx;
+	enum tally_err rc = db_job_save(db, row->job, row->next_batch, row->last_failure);
+	if (!rc && row->ranges_changed)
+		rc = db_ranges_save(db, row->job->id, row->free, row->nfree);
+	return (int)rc;
+}
+
+static int save_lease(void *ctx, const struct live_lease_row *row)
+{
+	return (int)db_lease_save(ctx, row->lease, row->finished_at);
+}
+
+/* Writes the changes into the open transaction (not committing), so that the store's own reads
+ * see them. On failure the transaction is rolled back and the state reloaded. */
+static enum tally_err coord_sync(struct coord *c)
+{
+	enum tally_err rc;
+	uint64_t next = live_seq_next(c->live), limit = live_seq_limit(c->live);
+	int more_ids = !c->seq_pending && limit - next < COORD_SEQ_BLOCK / 2;
+
+	if (!live_dirty(c->live) && !more_ids)
+		return TALLY_OK;
+	if ((rc = db_begin(c->db)))
+		goto fail;
+	if ((rc = (enum tally_err)live_each_dirty(c->live, save_job, save_lease, c->db)))
+		goto fail;
+	if (more_ids) {
+		if ((rc = db_meta_set(c->db, COORD_SEQ_META, (int64_t)(next + COORD_SEQ_BLOCK))))
+			goto fail;
+		c->seq_pending = next + COORD_SEQ_BLOCK;
+	}
+	live_written(c->live);
+	c->synced = 1;
+	return TALLY_OK;
+fail:
+	db_rollback(c->db);
+	coord_reload(c);
+	return rc;
+}
+
+int coord_dirty(struct coord *c)
+{
+	return c->lost || c->synced || live_dirty(c->live);
+}
+
+uint64_t coord_changes(struct coord *c)
+{
+	return c->changes;
+}
+
+/* Writes and commits the changes; on failure the state is reloaded. */
+static enum tally_err coord_commit(struct coord *c)
+{
+	enum tally_err rc = coord_sync(c);
+	if (!rc && c->synced) {
+		rc = db_commit(c->db);
+		c->synced = 0;
+		if (rc) {
+			coord_reload(c);
+		} else if (c->seq_pending) {
+			live_set_seq(c->live, live_seq_next(c->live), c->seq_pending);
+			c->seq_pending = 0;
+		}
+	}
+	return rc;
+}
+
+enum tally_err coord_flush(struct coord *c)
+{
+	enum tally_err rc;
+	if (c->lost) {
+		/* A write between flushes failed: the changes before it are gone, and those after
+		 * it go too, so that one answer covers them all. */
+		c->lost = 0;
+		db_rollback(c->db);
+		coord_reload(c);
+		rc = TALLY_EDB;
+	} else {
+		rc = coord_commit(c);
+	}
+	if (rc)
+		log_error("msg=\"commit failed\" error=\"%s\"", db_errmsg(c->db));
+	return rc;
+}
+
+/* --- operations ----------------------------------------------------------------------------- */
 
 static void coord_wake(struct coord *c)
 {
@@ -66,15 +262,15 @@ static void coord_job_ended(struct coord *c)
 /* Tells the HTTP layer when the next lease may expire, so that long polls wake to take it. */
 static void coord_tell_expiry(struct coord *c)
 {
-	int64_t at = 0;
-	if (c->hooks.expiry && !db_next_expiry(c->db, &at))
-		c->hooks.expiry(c->hooks.ctx, at);
+	if (c->hooks.expiry)
+		c->hooks.expiry(c->hooks.ctx, live_next_expiry(c->live));
 }
 
 enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, struct job *out)
 {
-	enum tally_err rc = db_job_insert(c->db, spec, coord_now(c), out);
+	enum tally_err rc = c->broken ? TALLY_EDB : live_submit(c->live, spec, coord_now(c), out);
 	if (!rc) {
+		c->changes++;
 		log_info("msg=\"job submitted\" job=%lld kernel=%s samples=%llu batch_size=%llu",
 			 (long long)out->id, spec->kernel->name, (unsigned long long)spec->samples,
 			 (unsigned long long)spec->batch_size);
@@ -85,19 +281,39 @@ enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, struct
 
 enum tally_err coord_job(struct coord *c, int64_t id, struct job *out)
 {
+	const struct job *j = live_job(c->live, id);
+	if (j) {
+		*out = *j;
+		return TALLY_OK;
+	}
 	return db_job_get(c->db, id, out);
 }
 
 enum tally_err coord_jobs(struct coord *c, int state, int64_t before, size_t limit,
 			  int (*each)(void *ctx, const struct job *job), void *ctx)
 {
+	/* The list is the store's: bring it up to date (in the open transaction) first. */
+	enum tally_err rc = coord_sync(c);
+	if (rc) {
+		c->lost = 1;
+		return rc;
+	}
 	return db_job_list(c->db, state, before, limit, each, ctx);
 }
 
 enum tally_err coord_cancel(struct coord *c, int64_t id, struct job *out)
 {
-	enum tally_err rc = db_job_cancel(c->db, id, coord_now(c), out);
-	if (!rc) {
+	const struct job *j = live_job(c->live, id);
+	int was_cancelled = j && j->state == JOB_CANCELLED;
+	enum tally_err rc = live_cancel(c->live, id, coord_now(c), out);
+	if (rc == TALLY_ENOTFOUND) {
+		/* Not in memory: finished and written. */
+		if ((rc = db_job_get(c->db, id, out)))
+			return rc;
+		return out->state == JOB_CANCELLED ? TALLY_OK : TALLY_ECONFLICT;
+	}
+	if (!rc && !was_cancelled) {
+		c->changes++;
 		log_info("msg=\"job cancelled\" job=%lld", (long long)id);
 		coord_tell_expiry(c);
 		coord_job_ended(c);
@@ -114,12 +330,26 @@ static uint64_t coord_size(void *ctx, const struct job *job, uint64_t remaining)
 
 enum tally_err coord_lease(struct coord *c, const struct lease_request *req, struct lease *out)
 {
+	int64_t now = coord_now(c);
 	enum tally_err rc;
-	int reaped = 0;
+	int reaped;
 
+	if (c->broken)
+		return TALLY_EDB;
+	reaped = live_reap(c->live, now);
 	c->sizing = req;
-	rc = db_lease_acquire(c->db, req->worker, req->kernels, req->nkernels, coord_now(c),
-			      c->cfg.lease_timeout_ms, coord_size, c, out, &reaped);
+	rc = live_acquire(c->live, req->worker, req->kernels, req->nkernels, now,
+			  c->cfg.lease_timeout_ms, coord_size, c, out);
+	if (rc == TALLY_ETOOBIG) {
+		/* The reserved ids are used up (the flushes fell behind): reserve more now. */
+		if ((rc = coord_commit(c)))
+			c->lost = 1;
+		else
+			rc = live_acquire(c->live, req->worker, req->kernels, req->nkernels, now,
+					  c->cfg.lease_timeout_ms, coord_size, c, out);
+		if (rc == TALLY_ETOOBIG)
+			rc = TALLY_EDB;
+	}
 	c->sizing = NULL;
 	if (reaped) {
 		log_info("msg=\"leases expired\" count=%d", reaped);
@@ -137,9 +367,22 @@ enum tally_err coord_lease(struct coord *c, const struct lease_request *req, str
 	return rc;
 }
 
+/* For a lease that is not in memory: TALLY_ELOST when the store has it (it finished, or its job
+ * is one this build cannot run), TALLY_ENOTFOUND when nobody does. *stored is filled when it
+ * is there. */
+static enum tally_err coord_stored_lease(struct coord *c, int64_t id, struct lease *stored)
+{
+	enum tally_err rc = db_lease_get(c->db, id, stored);
+	if (rc == TALLY_EDB && !stored->spec.kernel && stored->id == id)
+		return TALLY_ELOST; /* its job's kernel is unknown to this build */
+	return rc ? rc : TALLY_ELOST;
+}
+
 enum tally_err coord_heartbeat(struct coord *c, int64_t id, struct lease *out)
 {
-	enum tally_err rc = db_lease_heartbeat(c->db, id, coord_now(c), c->cfg.lease_timeout_ms, out);
+	enum tally_err rc = live_heartbeat(c->live, id, coord_now(c), c->cfg.lease_timeout_ms, out);
+	if (rc == TALLY_ENOTFOUND)
+		return coord_stored_lease(c, id, out);
 	if (!rc)
 		coord_tell_expiry(c);
 	return rc;
@@ -148,6 +391,7 @@ enum tally_err coord_heartbeat(struct coord *c, int64_t id, struct lease *out)
 enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts, int *duplicate,
 			      char *err, size_t errlen)
 {
+	const struct lease *live = live_lease(c->live, id);
 	struct lease lease;
 	uint64_t values[KERNEL_MAX_KEYS] = { 0 };
 	int finished = 0;
@@ -156,15 +400,21 @@ enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 	int64_t now = coord_now(c);
 
 	*duplicate = 0;
-	if ((rc = db_lease_get(c->db, id, &lease)))
-		return rc;
+	if (live) {
+		lease = *live;
+	} else {
+		memset(&lease, 0, sizeof lease);
+		rc = coord_stored_lease(c, id, &lease);
+		if (rc != TALLY_ELOST)
+			return rc;
+	}
 	/* The lease's state answers first: a repeat is acknowledged and a lost lease refused
-	 * whatever the counts say; db_lease_complete checks it again inside its transaction. */
+	 * whatever the counts say. */
 	if (lease.state == LEASE_DONE) {
 		*duplicate = 1;
 		return TALLY_OK;
 	}
-	if (lease.state != LEASE_ACTIVE)
+	if (lease.state != LEASE_ACTIVE || !live)
 		return TALLY_ELOST;
 	if (kernel_counts_decode(lease.spec.kernel, counts, values, err, errlen))
 		return TALLY_ECOUNTS;
@@ -173,29 +423,33 @@ enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 		snprintf(err, errlen, "%s", why);
 		return TALLY_ECOUNTS;
 	}
-	rc = db_lease_complete(c->db, id, values, now, duplicate, &finished);
+	rc = live_complete(c->live, id, values, now, &finished);
 	if (rc == TALLY_ECOUNTS)
 		snprintf(err, errlen, "counts: a job total would pass 2^63-1");
 	if (rc)
 		return rc;
-	if (!*duplicate) {
-		sched_observe(c->sched, lease.worker, lease_samples(&lease), now - lease.granted_at,
-			      now);
-		log_debug("msg=\"lease completed\" lease=%lld job=%lld worker=%s", (long long)id,
-			  (long long)lease.job_id, lease.worker);
-		coord_tell_expiry(c);
-		if (finished) {
-			log_info("msg=\"job succeeded\" job=%lld", (long long)lease.job_id);
-			coord_job_ended(c);
-		}
+	c->changes++;
+	sched_observe(c->sched, lease.worker, lease_samples(&lease), now - lease.granted_at, now);
+	log_debug("msg=\"lease completed\" lease=%lld job=%lld worker=%s", (long long)id,
+		  (long long)lease.job_id, lease.worker);
+	coord_tell_expiry(c);
+	if (finished) {
+		log_info("msg=\"job succeeded\" job=%lld", (long long)lease.job_id);
+		coord_job_ended(c);
 	}
 	return TALLY_OK;
 }
 
 enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason)
 {
-	enum tally_err rc = db_lease_fail(c->db, id, reason, coord_now(c));
+	enum tally_err rc = live_fail(c->live, id, reason, coord_now(c));
 	char clean[201];
+	struct lease stored;
+
+	if (rc == TALLY_ENOTFOUND) {
+		memset(&stored, 0, sizeof stored);
+		return coord_stored_lease(c, id, &stored);
+	}
 	if (!rc) {
 		log_warn("msg=\"lease failed\" lease=%lld reason=\"%s\"", (long long)id,
 			 log_clean(reason, clean, sizeof clean));
@@ -207,41 +461,27 @@ enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason)
 
 enum tally_err coord_reap(struct coord *c)
 {
-	int reaped = 0;
-	enum tally_err rc = db_reap(c->db, coord_now(c), &reaped);
-	if (!rc && reaped) {
+	int reaped = live_reap(c->live, coord_now(c));
+	if (reaped) {
 		log_info("msg=\"leases expired\" count=%d", reaped);
 		coord_tell_expiry(c);
 		coord_wake(c);
 	}
-	return rc;
+	return TALLY_OK;
 }
 
 enum tally_err coord_next_expiry(struct coord *c, int64_t *at)
 {
-	return db_next_expiry(c->db, at);
+	*at = live_next_expiry(c->live);
+	return TALLY_OK;
 }
 
 enum tally_err coord_check(struct coord *c)
 {
-	int64_t at;
-	return db_next_expiry(c->db, &at);
-}
-
-void coord_set_group(struct coord *c, int on)
-{
-	db_set_group(c->db, on);
-}
-
-int coord_dirty(struct coord *c)
-{
-	return db_dirty(c->db);
-}
-
-enum tally_err coord_flush(struct coord *c)
-{
-	enum tally_err rc = db_flush(c->db);
-	if (rc)
-		log_error("msg=\"commit failed\" error=\"%s\"", db_errmsg(c->db));
-	return rc;
+	if (c->broken) {
+		coord_reload(c);
+		if (c->broken)
+			return TALLY_EDB;
+	}
+	return db_check(c->db);
 }

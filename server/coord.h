@@ -1,7 +1,13 @@
-/* The coordinator's service layer: what the API can ask of it, in typed terms. It owns the lease
- * policy and the clock, and calls the store; it knows nothing of HTTP. Every function runs on the
- * caller's thread and is not thread-safe: the HTTP layer calls it from its one event-loop
- * thread (and, once that has stopped, from the stopping thread). */
+/* The coordinator's service layer: what the API can ask of it, in typed terms. It owns the live
+ * state (server/live.h), the lease policy and the clock, and writes the state behind to the
+ * store; it knows nothing of HTTP. Every function runs on the caller's thread and is not
+ * thread-safe: the HTTP layer calls it from its one event-loop thread (and, once that has
+ * stopped, from the stopping thread).
+ *
+ * Durability: operations change memory only. coord_flush() writes every change since the last
+ * flush in one transaction. A reply reporting a submit, cancel or complete must wait for that
+ * flush (coord_changes() counts them). Grants, heartbeats and fails need not: if the flush is
+ * lost, so is the grant, and its worker's complete is refused (404), never counted twice. */
 #ifndef TALLY_COORD_H
 #define TALLY_COORD_H
 
@@ -45,9 +51,12 @@ struct lease_request {
 struct coord;
 
 /* Returns a new coordinator over db (borrowed until coord_free), or NULL when out of memory.
- * hooks may have NULL members. */
+ * hooks may have NULL members. coord_load() must run before anything else. */
 struct coord *coord_new(struct db *db, const struct coord_config *cfg, struct coord_clock clock,
 			struct coord_hooks hooks);
+/* Loads the unfinished jobs and live leases from the store and reserves lease ids (a commit).
+ * TALLY_EDB, TALLY_ENOMEM. */
+TALLY_WUR enum tally_err coord_load(struct coord *c);
 void coord_free(struct coord *c);
 /* Returns the injected clock's time. */
 int64_t coord_now(struct coord *c);
@@ -77,13 +86,16 @@ TALLY_WUR enum tally_err coord_fail(struct coord *c, int64_t id, const char *rea
 /* Reclaims expired leases now; wakes long polls when any were. */
 TALLY_WUR enum tally_err coord_reap(struct coord *c);
 
-/* Sets *at to when the first live lease in the store expires (0: none), for the HTTP layer's
- * timer at start, so that leases from before a restart wake long polls too. */
+/* Sets *at to when the first live lease expires (0: none), for the HTTP layer's timer at start,
+ * so that leases from before a restart wake long polls too. */
 TALLY_WUR enum tally_err coord_next_expiry(struct coord *c, int64_t *at);
-/* Group commit (see db_set_group): the HTTP layer turns it on, holds every reply while
- * coord_dirty() and sends them after coord_flush() succeeded. */
-void coord_set_group(struct coord *c, int on);
+/* Returns 1 when there are changes that coord_flush() has not committed. */
 int coord_dirty(struct coord *c);
+/* Counts the changes so far whose replies must wait for coord_flush() (submits, cancels,
+ * completes): the HTTP layer holds a reply when its handler moved this count. */
+uint64_t coord_changes(struct coord *c);
+/* Writes every change since the last flush and commits them together. On failure none of them
+ * happened: the live state is loaded again from the store, and TALLY_EDB returned. */
 TALLY_WUR enum tally_err coord_flush(struct coord *c);
 /* Checks that the store answers a query. TALLY_EDB when it does not. */
 TALLY_WUR enum tally_err coord_check(struct coord *c);

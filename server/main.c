@@ -42,6 +42,11 @@ static void hook_expiry(void *ctx, int64_t at)
 		http_wake_at(h, at, API_WAKE_WORK);
 }
 
+static uint64_t commit_changes(void *app)
+{
+	return coord_changes(((struct api *)app)->coord);
+}
+
 static int commit_dirty(void *app)
 {
 	return coord_dirty(((struct api *)app)->coord);
@@ -134,16 +139,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int64_t first_expiry = 0;
-	if (coord_next_expiry(coord, &first_expiry)) {
+	if (coord_load(coord) || coord_next_expiry(coord, &first_expiry)) {
 		fprintf(stderr, "tally-server: %s\n", coord_errmsg(coord));
 		coord_free(coord);
 		db_close(db);
 		return 1;
 	}
-	/* Group commit: the writes of one pass of the event loop share one transaction, and its
-	 * replies go out only once that is committed. */
-	coord_set_group(coord, 1);
-	const struct http_commit commit = { commit_dirty, commit_flush };
+	/* Group commit: the changes of one pass of the event loop are written behind in one
+	 * transaction, and the replies that report them go out only once that is committed. */
+	const struct http_commit commit = { commit_changes, commit_dirty, commit_flush };
 	struct http *started = http_start(host, (uint16_t)port, api_routes, api_nroutes, &api,
 					  &commit, err, sizeof err);
 	__atomic_store_n(&http, started, __ATOMIC_RELEASE);

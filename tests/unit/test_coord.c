@@ -50,6 +50,8 @@ static int setup(void **state)
 	f->now = 1000000;
 	f->c = coord_new(f->db, &cfg, (struct coord_clock){ fake_now, f },
 			 (struct coord_hooks){ on_work, on_expiry, on_jobs, f });
+	if (!f->c || coord_load(f->c))
+		fail_msg("coord_load: %s", db_errmsg(f->db));
 	*state = f;
 	return 0;
 }
