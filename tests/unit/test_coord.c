@@ -243,6 +243,160 @@ static void test_finishing_job_wakes_waiters(void **state)
 	assert_int_equal(j.state, JOB_SUCCEEDED);
 }
 
+/* A restart without the last flush: a crash. The store is opened again and loaded. */
+static void crash_and_restart(struct fixture *f)
+{
+	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000 };
+	char err[256];
+	coord_free(f->c);
+	db_close(f->db);
+	if (db_open(f->t.path, &f->db, err, sizeof err))
+		fail_msg("%s", err);
+	f->c = coord_new(f->db, &cfg, (struct coord_clock){ fake_now, f },
+			 (struct coord_hooks){ on_work, on_expiry, on_jobs, f });
+	if (!f->c || coord_load(f->c))
+		fail_msg("coord_load: %s", db_errmsg(f->db));
+}
+
+/* Only submits, cancels and completes make a reply wait for the flush. */
+static void test_changes_that_replies_wait_for(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct lease_request a = request("a", 2);
+	struct job j;
+	struct lease l, l2;
+	char err[128];
+	int dup;
+	uint64_t n = coord_changes(f->c);
+
+	assert_int_equal(coord_dirty(f->c), 0);
+	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_true(coord_changes(f->c) == ++n);
+	assert_int_equal(coord_dirty(f->c), 1);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(coord_dirty(f->c), 0);
+	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
+	assert_int_equal(coord_heartbeat(f->c, l.id, &l), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &l2), TALLY_OK);
+	assert_int_equal(coord_fail(f->c, l2.id, "x"), TALLY_OK);
+	assert_true(coord_changes(f->c) == n); /* grants, heartbeats, fails: written behind */
+	assert_int_equal(coord_dirty(f->c), 1);
+	json_t *c = counts_for(&l);
+	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_true(coord_changes(f->c) == ++n);
+	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(dup, 1);
+	assert_true(coord_changes(f->c) == n); /* a duplicate changes nothing */
+	json_decref(c);
+	assert_int_equal(coord_cancel(f->c, j.id, &j), TALLY_OK);
+	assert_true(coord_changes(f->c) == ++n);
+	assert_int_equal(coord_cancel(f->c, j.id, &j), TALLY_OK);
+	assert_true(coord_changes(f->c) == n);
+}
+
+/* What was flushed survives a crash; what was not is gone, and the batches of a grant that was
+ * lost are granted again under a new id, so its worker's complete is refused, never counted. */
+static void test_crash_keeps_exactly_the_flushed(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct lease_request a = request("a", 2);
+	struct job j;
+	struct lease kept, lost, done_late, again;
+	char err[128];
+	int dup;
+
+	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &kept), TALLY_OK);      /* batches 0-1 */
+	assert_int_equal(coord_lease(f->c, &a, &done_late), TALLY_OK); /* batches 2-3 */
+	json_t *c = counts_for(&kept);
+	assert_int_equal(coord_complete(f->c, kept.id, c, &dup, err, sizeof err), TALLY_OK);
+	json_decref(c);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &lost), TALLY_OK); /* batches 4-5, never flushed */
+	c = counts_for(&done_late);
+	assert_int_equal(coord_complete(f->c, done_late.id, c, &dup, err, sizeof err), TALLY_OK);
+	crash_and_restart(f);
+
+	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(j.batches_done, 2);
+	assert_int_equal(j.batches_leased, 2);
+	/* The unflushed complete was never acknowledged; its lease is live again, so the
+	 * worker's retry counts it once. */
+	assert_int_equal(coord_complete(f->c, done_late.id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(dup, 0);
+	json_decref(c);
+	c = counts_for(&lost);
+	assert_int_equal(coord_complete(f->c, lost.id, c, &dup, err, sizeof err), TALLY_ENOTFOUND);
+	json_decref(c);
+	assert_int_equal(coord_lease(f->c, &a, &again), TALLY_OK);
+	assert_int_equal(again.first_batch, lost.first_batch);
+	assert_true(again.id > lost.id); /* ids are never handed out twice */
+	c = counts_for(&kept);
+	assert_int_equal(coord_complete(f->c, kept.id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(dup, 1); /* answered from the store */
+	json_decref(c);
+	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(j.batches_done, 4);
+}
+
+/* Finished leases leave memory once written; the store answers for them. */
+static void test_written_leases_answer_from_the_store(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct lease_request a = request("a", 1);
+	struct job j;
+	struct lease expired, failed;
+	char err[128];
+	int dup;
+
+	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &expired), TALLY_OK);
+	f->now += 10000;
+	assert_int_equal(coord_reap(f->c), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &failed), TALLY_OK);
+	assert_int_equal(coord_fail(f->c, failed.id, "x"), TALLY_OK);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	json_t *c = counts_for(&expired);
+	assert_int_equal(coord_complete(f->c, expired.id, c, &dup, err, sizeof err), TALLY_ELOST);
+	assert_int_equal(coord_heartbeat(f->c, failed.id, &failed), TALLY_ELOST);
+	assert_int_equal(coord_fail(f->c, failed.id, "again"), TALLY_ELOST);
+	assert_int_equal(coord_complete(f->c, 12345, c, &dup, err, sizeof err), TALLY_ENOTFOUND);
+	json_decref(c);
+}
+
+static int count_job(void *ctx, const struct job *job)
+{
+	(void)job;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* A list reads the store, brought up to date first: it shows what memory holds. */
+static void test_list_sees_unflushed_changes(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct lease_request a = request("a", 1);
+	struct job j;
+	struct lease l;
+	int n = 0;
+
+	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
+	assert_int_equal(coord_jobs(f->c, JOB_RUNNING, 0, 10, count_job, &n), TALLY_OK);
+	assert_int_equal(n, 1);
+	n = 0;
+	assert_int_equal(coord_jobs(f->c, JOB_QUEUED, 0, 10, count_job, &n), TALLY_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(coord_dirty(f->c), 1); /* written, not yet committed */
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(coord_dirty(f->c), 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -254,6 +408,10 @@ int main(void)
 		T(test_lease_size_adapts_to_worker_rate),
 		T(test_cancel_and_fail_wake),
 		T(test_finishing_job_wakes_waiters),
+		T(test_changes_that_replies_wait_for),
+		T(test_crash_keeps_exactly_the_flushed),
+		T(test_written_leases_answer_from_the_store),
+		T(test_list_sees_unflushed_changes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

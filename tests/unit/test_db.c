@@ -1,6 +1,6 @@
-/* The store, on a fresh temporary database per test: job insert, range leasing, completion
- * exactly once, expiry and re-leasing, failure, cancel, listing, restart, and O(1) size in the
- * number of batches. */
+/* The store, on a fresh temporary database per test: rows saved whole and read back, upserts,
+ * what db_load hands back after a restart (unfinished jobs, their ranges, live leases), meta
+ * values, rollback, listing, and refusing a file that is not a database. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,17 +13,7 @@
 struct fixture {
 	struct tmpdb t;
 	struct db *db;
-	uint64_t size; /* what the size callback answers */
-	int reaped;    /* what the last acquire reclaimed */
-	int finished;  /* what the last complete said */
 };
-
-static uint64_t fixed_size(void *ctx, const struct job *job, uint64_t remaining)
-{
-	struct fixture *f = ctx;
-	(void)job;
-	return f->size < remaining ? f->size : remaining;
-}
 
 static int setup(void **state)
 {
@@ -32,7 +22,6 @@ static int setup(void **state)
 	tmpdb_make(&f->t);
 	if (db_open(f->t.path, &f->db, err, sizeof err))
 		fail_msg("db_open: %s", err);
-	f->size = 1;
 	*state = f;
 	return 0;
 }
@@ -46,221 +35,237 @@ static int teardown(void **state)
 	return 0;
 }
 
-static const char *const pi_only[] = { "pi" };
-
-static struct job submit(struct fixture *f, const char *kernel, uint64_t samples, uint64_t bs)
+static void reopen(struct fixture *f)
 {
-	struct job_spec spec = { kernel_find(kernel), samples, bs, 42, 0 };
+	char err[256];
+	db_close(f->db);
+	if (db_open(f->t.path, &f->db, err, sizeof err))
+		fail_msg("db_open: %s", err);
+}
+
+static struct job make_job(int64_t id, const char *kernel, uint64_t samples, uint64_t bs)
+{
 	struct job j;
-	assert_int_equal(db_job_insert(f->db, &spec, 1000, &j), TALLY_OK);
+	memset(&j, 0, sizeof j);
+	j.id = id;
+	j.spec.kernel = kernel_find(kernel);
+	j.spec.samples = samples;
+	j.spec.batch_size = bs;
+	j.spec.seed = 42;
+	j.spec.kernel_version = j.spec.kernel->version;
+	j.batches_total = kernel_batches(samples, bs);
+	j.created_at = 1000;
 	return j;
 }
 
-static enum tally_err take(struct fixture *f, uint64_t n, int64_t now, struct lease *l)
+static struct lease make_lease(int64_t id, int64_t job_id, uint64_t first, uint64_t count)
 {
-	f->size = n;
-	return db_lease_acquire(f->db, "w1", pi_only, 1, now, 30000, fixed_size, f, l, &f->reaped);
-}
-
-static void complete_ok(struct fixture *f, const struct lease *l, int64_t now)
-{
-	uint64_t counts[KERNEL_MAX_KEYS] = { 0 };
-	int dup = -1;
-	kernel_run_range(l->spec.kernel, l->spec.seed, l->spec.samples, l->spec.batch_size,
-			 l->first_batch, l->batch_count, counts);
-	assert_int_equal(db_lease_complete(f->db, l->id, counts, now, &dup, &f->finished), TALLY_OK);
-	assert_int_equal(dup, 0);
-}
-
-static void test_insert_and_get(void **state)
-{
-	struct fixture *f = *state;
-	struct job j = submit(f, "pi", 1003, 100), g;
-	assert_int_equal(j.state, JOB_QUEUED);
-	assert_int_equal(j.batches_total, 11);
-	assert_int_equal(j.created_at, 1000);
-	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
-	assert_int_equal(g.spec.samples, 1003);
-	assert_int_equal(g.spec.seed, 42);
-	assert_int_equal(db_job_get(f->db, j.id + 1, &g), TALLY_ENOTFOUND);
-}
-
-static void test_seed_keeps_all_64_bits(void **state)
-{
-	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10, 10, UINT64_MAX - 1, 0 };
-	struct job j, g;
-	assert_int_equal(db_job_insert(f->db, &spec, 1, &j), TALLY_OK);
-	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
-	assert_true(g.spec.seed == UINT64_MAX - 1);
-}
-
-static void test_leases_cover_the_job_exactly_once(void **state)
-{
-	struct fixture *f = *state;
-	struct job j = submit(f, "pi", 1003, 100), g;
 	struct lease l;
-	uint64_t next = 0;
-	/* Ranges of 3 batches: 0-2, 3-5, 6-8, 9-10. */
-	for (int i = 0; i < 4; i++) {
-		assert_int_equal(take(f, 3, 2000, &l), TALLY_OK);
-		assert_int_equal(l.job_id, j.id);
-		assert_int_equal(l.first_batch, next);
-		assert_int_equal(l.batch_count, i < 3 ? 3 : 2);
-		next += l.batch_count;
-		complete_ok(f, &l, 3000);
-		assert_int_equal(f->finished, i == 3); /* the last complete finishes the job */
-	}
-	assert_int_equal(take(f, 3, 4000, &l), TALLY_ENOTFOUND);
-	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
+	memset(&l, 0, sizeof l);
+	l.id = id;
+	l.job_id = job_id;
+	l.first_batch = first;
+	l.batch_count = count;
+	l.state = LEASE_ACTIVE;
+	l.granted_at = 2000;
+	l.expires_at = 32000;
+	snprintf(l.worker, sizeof l.worker, "w1");
+	return l;
+}
+
+static void save_job(struct fixture *f, const struct job *j, uint64_t next_batch)
+{
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, j, next_batch, ""), TALLY_OK);
+	assert_int_equal(db_commit(f->db), TALLY_OK);
+}
+
+static void test_job_saved_whole(void **state)
+{
+	struct fixture *f = *state;
+	struct job j = make_job(7, "pi", 1003, 100), g;
+	j.spec.seed = UINT64_MAX - 1; /* all 64 bits survive the signed column */
+	save_job(f, &j, 0);
+	assert_int_equal(db_job_get(f->db, 7, &g), TALLY_OK);
+	assert_int_equal(g.state, JOB_QUEUED);
+	assert_int_equal(g.batches_total, 11);
+	assert_int_equal(g.spec.samples, 1003);
+	assert_true(g.spec.seed == UINT64_MAX - 1);
+	assert_int_equal(g.created_at, 1000);
+	assert_int_equal(g.started_at, 0); /* unset times read back as 0 */
+	assert_int_equal(g.finished_at, 0);
+	assert_string_equal(g.error, "");
+	assert_int_equal(db_job_get(f->db, 8, &g), TALLY_ENOTFOUND);
+
+	/* Saved again: the same row, updated. */
+	j.state = JOB_SUCCEEDED;
+	j.batches_done = 11;
+	j.samples_done = 1003;
+	j.counts[0] = 790;
+	j.counts[1] = 1003;
+	j.started_at = 1500;
+	j.finished_at = 1600;
+	save_job(f, &j, 11);
+	reopen(f);
+	assert_int_equal(db_job_get(f->db, 7, &g), TALLY_OK);
 	assert_int_equal(g.state, JOB_SUCCEEDED);
 	assert_int_equal(g.batches_done, 11);
-	assert_int_equal(g.batches_leased, 0);
-	assert_int_equal(g.samples_done, 1003);
+	assert_int_equal(g.counts[0], 790);
 	assert_int_equal(g.counts[1], 1003);
-	assert_int_equal(g.finished_at, 3000);
-	assert_int_equal(g.started_at, 2000);
-	/* The same counts as computing the whole job in one go. */
-	uint64_t whole[2] = { 0 };
-	kernel_run_range(kernel_find("pi"), 42, 1003, 100, 0, 11, whole);
-	assert_int_equal(g.counts[0], whole[0]);
+	assert_int_equal(g.started_at, 1500);
+	assert_int_equal(g.finished_at, 1600);
 }
 
-static void test_complete_twice_counts_once(void **state)
+struct loaded {
+	int64_t jobs[16];
+	uint64_t next_batch[16];
+	char failure[16][64];
+	int njobs;
+	struct batch_range ranges[16];
+	int64_t range_job[16];
+	int nranges;
+	struct lease leases[16];
+	int nleases;
+};
+
+static int on_job(void *ctx, const struct job *job, uint64_t next_batch, const char *failure)
 {
-	struct fixture *f = *state;
-	struct job j = submit(f, "pi", 1000, 100), g;
-	struct lease l;
-	uint64_t counts[KERNEL_MAX_KEYS] = { 7, 200 };
-	int dup;
-	assert_int_equal(take(f, 2, 10, &l), TALLY_OK);
-	assert_int_equal(db_lease_complete(f->db, l.id, counts, 20, &dup, &f->finished), TALLY_OK);
-	assert_int_equal(dup, 0);
-	assert_int_equal(db_lease_complete(f->db, l.id, counts, 30, &dup, &f->finished), TALLY_OK);
-	assert_int_equal(dup, 1);
-	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
-	assert_int_equal(g.counts[0], 7);
-	assert_int_equal(g.counts[1], 200);
-	assert_int_equal(g.batches_done, 2);
+	struct loaded *l = ctx;
+	l->jobs[l->njobs] = job->id;
+	l->next_batch[l->njobs] = next_batch;
+	snprintf(l->failure[l->njobs], sizeof l->failure[0], "%s", failure);
+	l->njobs++;
+	return 0;
 }
 
-static void test_expired_lease_is_released_and_lost(void **state)
+static int on_range(void *ctx, int64_t job_id, uint64_t first, uint64_t count)
+{
+	struct loaded *l = ctx;
+	l->range_job[l->nranges] = job_id;
+	l->ranges[l->nranges].first = first;
+	l->ranges[l->nranges].count = count;
+	l->nranges++;
+	return 0;
+}
+
+static int on_lease(void *ctx, const struct lease *lease)
+{
+	struct loaded *l = ctx;
+	l->leases[l->nleases++] = *lease;
+	return 0;
+}
+
+static void test_load_gives_back_live_state(void **state)
 {
 	struct fixture *f = *state;
-	struct job j = submit(f, "pi", 1000, 100), g;
-	struct lease a, b, c, got;
-	uint64_t counts[KERNEL_MAX_KEYS] = { 7, 200 };
-	int dup, reaped;
+	struct job running = make_job(1, "pi", 1000, 100), done = make_job(2, "pi", 10, 10),
+		   queued = make_job(3, "count", 50, 10);
+	struct batch_range free[] = { { 2, 1 }, { 5, 2 } };
+	struct lease live = make_lease(1 << 16, 1, 0, 2), finished = make_lease(2 << 16, 1, 3, 1),
+		     old = make_lease(3 << 16, 2, 0, 1);
+	struct db_loader fns;
+	struct loaded l = { 0 };
+	int64_t max_job = -1, max_lease = -1;
+	int skipped = -1;
 
-	assert_int_equal(take(f, 2, 0, &a), TALLY_OK);     /* batches 0-1, expires at 30000 */
-	assert_int_equal(take(f, 2, 10, &b), TALLY_OK);    /* batches 2-3 */
-	/* Not yet expired: nothing reaped; a late heartbeat is still fine. */
-	assert_int_equal(db_reap(f->db, 29999, &reaped), TALLY_OK);
-	assert_int_equal(reaped, 0);
-	/* At 30000 lease a expires; the next acquire reclaims it and hands out its range first. */
-	assert_int_equal(take(f, 5, 30005, &c), TALLY_OK);
-	assert_int_equal(f->reaped, 1);
-	assert_int_equal(c.first_batch, 0);
-	assert_int_equal(c.batch_count, 2);
-	assert_int_equal(db_lease_get(f->db, a.id, &got), TALLY_OK);
-	assert_int_equal(got.state, LEASE_EXPIRED);
-	/* The late complete and heartbeat of a are refused and change nothing. */
-	assert_int_equal(db_lease_complete(f->db, a.id, counts, 30010, &dup, &f->finished), TALLY_ELOST);
-	assert_int_equal(db_lease_heartbeat(f->db, a.id, 30010, 30000, &got), TALLY_ELOST);
-	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
-	assert_int_equal(g.batches_done, 0);
-	assert_int_equal(g.counts[1], 0);
-	/* b expired too (granted at 10): reaped separately, its range comes next. */
-	assert_int_equal(db_reap(f->db, 30010, &reaped), TALLY_OK);
-	assert_int_equal(reaped, 1);
-	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
-	assert_int_equal(g.batches_leased, 2);
-	assert_int_equal(take(f, 1, 30020, &got), TALLY_OK);
-	assert_int_equal(got.first_batch, 2);
-	assert_int_equal(got.batch_count, 1);
-	assert_int_equal(take(f, 9, 30020, &got), TALLY_OK); /* the rest of b's range */
-	assert_int_equal(got.first_batch, 3);
-	assert_int_equal(got.batch_count, 1);
-	assert_int_equal(take(f, 9, 30020, &got), TALLY_OK); /* then fresh batches */
+	running.state = JOB_RUNNING;
+	done.state = JOB_SUCCEEDED;
+	finished.state = LEASE_DONE;
+	old.state = LEASE_DONE;
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &running, 8, "worker crashed"), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &done, 1, ""), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &queued, 0, ""), TALLY_OK);
+	assert_int_equal(db_ranges_save(f->db, 1, free, 2), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &live, 0), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &finished, 2500), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &old, 2600), TALLY_OK);
+	assert_int_equal(db_commit(f->db), TALLY_OK);
+	reopen(f);
+
+	fns = (struct db_loader){ on_job, on_range, on_lease, &l };
+	assert_int_equal(db_load(f->db, &fns, &max_job, &max_lease, &skipped), TALLY_OK);
+	assert_int_equal(max_job, 3);
+	assert_int_equal(max_lease, 3 << 16);
+	assert_int_equal(skipped, 0);
+	assert_int_equal(l.njobs, 2); /* the succeeded job stays in the store */
+	assert_int_equal(l.jobs[0], 1);
+	assert_int_equal(l.jobs[1], 3);
+	assert_int_equal(l.next_batch[0], 8);
+	assert_string_equal(l.failure[0], "worker crashed");
+	assert_string_equal(l.failure[1], "");
+	assert_int_equal(l.nranges, 2);
+	assert_int_equal(l.ranges[0].first, 2);
+	assert_int_equal(l.ranges[1].first, 5);
+	assert_int_equal(l.ranges[1].count, 2);
+	assert_int_equal(l.nleases, 1); /* only the live one */
+	assert_int_equal(l.leases[0].id, live.id);
+	assert_int_equal(l.leases[0].batch_count, 2);
+	assert_int_equal(l.leases[0].expires_at, 32000);
+	assert_string_equal(l.leases[0].worker, "w1");
+
+	/* Ranges are replaced, not added to. */
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	assert_int_equal(db_ranges_save(f->db, 1, free + 1, 1), TALLY_OK);
+	assert_int_equal(db_commit(f->db), TALLY_OK);
+	memset(&l, 0, sizeof l);
+	assert_int_equal(db_load(f->db, &fns, &max_job, &max_lease, &skipped), TALLY_OK);
+	assert_int_equal(l.nranges, 1);
+	assert_int_equal(l.ranges[0].first, 5);
+}
+
+static void test_lease_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct job j = make_job(1, "pi", 1000, 100);
+	struct lease l = make_lease(77, 1, 4, 3), got;
+
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &j, 7, ""), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &l, 0), TALLY_OK);
+	assert_int_equal(db_commit(f->db), TALLY_OK);
+	assert_int_equal(db_lease_get(f->db, 77, &got), TALLY_OK);
+	assert_int_equal(got.state, LEASE_ACTIVE);
 	assert_int_equal(got.first_batch, 4);
-	assert_int_equal(got.batch_count, 6);
+	assert_ptr_equal(got.spec.kernel, kernel_find("pi")); /* with its job's spec */
+	assert_int_equal(got.spec.batch_size, 100);
+	l.state = LEASE_EXPIRED;
+	l.expires_at = 40000;
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &l, 41000), TALLY_OK);
+	assert_int_equal(db_commit(f->db), TALLY_OK);
+	assert_int_equal(db_lease_get(f->db, 77, &got), TALLY_OK);
+	assert_int_equal(got.state, LEASE_EXPIRED);
+	assert_int_equal(got.expires_at, 40000);
+	assert_int_equal(db_lease_get(f->db, 78, &got), TALLY_ENOTFOUND);
 }
 
-static void test_heartbeat_extends(void **state)
+static void test_rollback_and_meta(void **state)
 {
 	struct fixture *f = *state;
-	struct lease l, got;
-	int reaped;
-	submit(f, "pi", 1000, 100);
-	assert_int_equal(take(f, 2, 0, &l), TALLY_OK);
-	assert_int_equal(db_lease_heartbeat(f->db, l.id, 20000, 30000, &got), TALLY_OK);
-	assert_int_equal(got.expires_at, 50000);
-	assert_int_equal(db_reap(f->db, 40000, &reaped), TALLY_OK);
-	assert_int_equal(reaped, 0);
-	assert_int_equal(db_lease_heartbeat(f->db, 999, 1, 1, &got), TALLY_ENOTFOUND);
-}
+	struct job j = make_job(5, "pi", 100, 10), g;
+	int64_t v = -1;
 
-static void test_fail_returns_batches(void **state)
-{
-	struct fixture *f = *state;
-	struct job j = submit(f, "pi", 1000, 100), g;
-	struct lease l, again;
-	assert_int_equal(take(f, 4, 0, &l), TALLY_OK);
-	assert_int_equal(db_lease_fail(f->db, l.id, "boom", 5), TALLY_OK);
-	assert_int_equal(db_lease_fail(f->db, l.id, "boom", 6), TALLY_ELOST);
-	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
-	assert_int_equal(g.batches_leased, 0);
-	assert_int_equal(take(f, 10, 7, &again), TALLY_OK);
-	assert_int_equal(again.first_batch, 0);
-	assert_int_equal(again.batch_count, 4);
-}
+	assert_int_equal(db_meta_get(f->db, "x", &v), TALLY_OK);
+	assert_int_equal(v, -1); /* unset: left alone */
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	assert_int_equal(db_begin(f->db), TALLY_OK); /* already open: fine */
+	assert_int_equal(db_job_save(f->db, &j, 0, ""), TALLY_OK);
+	assert_int_equal(db_meta_set(f->db, "x", 12), TALLY_OK);
+	assert_int_equal(db_job_get(f->db, 5, &g), TALLY_OK); /* the transaction sees itself */
+	db_rollback(f->db);
+	assert_int_equal(db_job_get(f->db, 5, &g), TALLY_ENOTFOUND);
+	assert_int_equal(db_meta_get(f->db, "x", &v), TALLY_OK);
+	assert_int_equal(v, -1);
+	assert_int_equal(db_commit(f->db), TALLY_OK); /* nothing open: nothing to do */
 
-static void test_cancel(void **state)
-{
-	struct fixture *f = *state;
-	struct job j = submit(f, "pi", 1000, 100), g;
-	struct lease l, l2;
-	uint64_t counts[KERNEL_MAX_KEYS] = { 7, 200 };
-	int dup;
-	assert_int_equal(take(f, 2, 0, &l), TALLY_OK);
-	assert_int_equal(take(f, 2, 0, &l2), TALLY_OK);
-	assert_int_equal(db_lease_fail(f->db, l2.id, "x", 1), TALLY_OK); /* a free range too */
-	assert_int_equal(db_job_cancel(f->db, j.id, 50, &g), TALLY_OK);
-	assert_int_equal(g.state, JOB_CANCELLED);
-	assert_int_equal(g.batches_leased, 0);
-	assert_int_equal(g.finished_at, 50);
-	/* The leased batches are never counted; no more leases for the job. */
-	assert_int_equal(db_lease_complete(f->db, l.id, counts, 60, &dup, &f->finished), TALLY_ELOST);
-	assert_int_equal(take(f, 2, 70, &l), TALLY_ENOTFOUND);
-	assert_int_equal(db_job_cancel(f->db, j.id, 80, &g), TALLY_OK); /* idempotent */
-	assert_int_equal(g.finished_at, 50);
-	/* A finished job cannot be cancelled. */
-	struct job done = submit(f, "pi", 100, 100);
-	assert_int_equal(take(f, 1, 90, &l), TALLY_OK);
-	complete_ok(f, &l, 91);
-	assert_int_equal(db_job_cancel(f->db, done.id, 92, &g), TALLY_ECONFLICT);
-	assert_int_equal(g.state, JOB_SUCCEEDED);
-	assert_int_equal(db_job_cancel(f->db, 12345, 92, &g), TALLY_ENOTFOUND);
-}
-
-static void test_kernel_filter_and_order(void **state)
-{
-	struct fixture *f = *state;
-	struct job c = submit(f, "count", 10, 10);
-	struct job p = submit(f, "pi", 10, 10);
-	struct lease l;
-	const char *const both[] = { "count", "pi" };
-	(void)c;
-	assert_int_equal(take(f, 1, 0, &l), TALLY_OK); /* only pi: skips the older count job */
-	assert_int_equal(l.job_id, p.id);
-	f->size = 1;
-	assert_int_equal(db_lease_acquire(f->db, "w", both, 2, 0, 1000, fixed_size, f, &l,
-					  &f->reaped),
-			 TALLY_OK);
-	assert_int_equal(l.job_id, c.id);
-	assert_int_equal(db_lease_acquire(f->db, "w", both, 2, 0, 1000, fixed_size, f, &l,
-					  &f->reaped),
-			 TALLY_ENOTFOUND);
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	assert_int_equal(db_meta_set(f->db, "x", 12), TALLY_OK);
+	assert_int_equal(db_meta_set(f->db, "x", 1LL << 40), TALLY_OK);
+	assert_int_equal(db_commit(f->db), TALLY_OK);
+	reopen(f);
+	assert_int_equal(db_meta_get(f->db, "x", &v), TALLY_OK);
+	assert_int_equal(v, 1LL << 40);
 }
 
 struct collect {
@@ -268,10 +273,10 @@ struct collect {
 	int n;
 };
 
-static int collect_one(void *ctx, const struct job *j)
+static int collect_one(void *ctx, const struct job *job)
 {
 	struct collect *c = ctx;
-	c->ids[c->n++] = j->id;
+	c->ids[c->n++] = job->id;
 	return 0;
 }
 
@@ -279,9 +284,13 @@ static void test_list_newest_first_with_cursor(void **state)
 {
 	struct fixture *f = *state;
 	struct collect c = { 0 };
-	struct lease l;
-	for (int i = 0; i < 5; i++)
-		submit(f, "pi", 100, 10);
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	for (int i = 1; i <= 5; i++) {
+		struct job j = make_job(i, "pi", 100, 10);
+		j.state = i == 1 ? JOB_RUNNING : JOB_QUEUED;
+		assert_int_equal(db_job_save(f->db, &j, 0, ""), TALLY_OK);
+	}
+	assert_int_equal(db_commit(f->db), TALLY_OK);
 	assert_int_equal(db_job_list(f->db, -1, 0, 2, collect_one, &c), TALLY_OK);
 	assert_int_equal(c.n, 2);
 	assert_int_equal(c.ids[0], 5);
@@ -289,52 +298,52 @@ static void test_list_newest_first_with_cursor(void **state)
 	assert_int_equal(db_job_list(f->db, -1, 4, 10, collect_one, &c), TALLY_OK);
 	assert_int_equal(c.n, 5);
 	assert_int_equal(c.ids[4], 1);
-	assert_int_equal(take(f, 1, 0, &l), TALLY_OK); /* job 1 now running */
 	c.n = 0;
 	assert_int_equal(db_job_list(f->db, JOB_RUNNING, 0, 10, collect_one, &c), TALLY_OK);
 	assert_int_equal(c.n, 1);
 	assert_int_equal(c.ids[0], 1);
 }
 
-static void test_state_survives_reopen(void **state)
+/* A job this build has no kernel for stays in the store, untouched, and is counted. */
+static void test_load_skips_unknown_kernels(void **state)
 {
 	struct fixture *f = *state;
-	struct job j = submit(f, "pi", 1000, 100), g;
-	struct lease l, got;
-	char err[256];
-	assert_int_equal(take(f, 3, 0, &l), TALLY_OK);
-	complete_ok(f, &l, 1);
-	assert_int_equal(take(f, 3, 2, &l), TALLY_OK);
-	db_close(f->db);
-	assert_int_equal(db_open(f->t.path, &f->db, err, sizeof err), TALLY_OK);
-	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
-	assert_int_equal(g.batches_done, 3);
-	assert_int_equal(g.batches_leased, 3);
-	assert_int_equal(db_lease_get(f->db, l.id, &got), TALLY_OK);
-	assert_int_equal(got.state, LEASE_ACTIVE);
-	complete_ok(f, &l, 3); /* the lease granted before the restart completes after it */
-	assert_int_equal(take(f, 100, 4, &l), TALLY_OK);
-	assert_int_equal(l.first_batch, 6);
-	assert_int_equal(l.batch_count, 4);
+	static const struct kernel gone = { .name = "gone", .version = 1, .nkeys = 1 };
+	struct job j = make_job(1, "pi", 100, 10), g;
+	struct loaded l = { 0 };
+	struct db_loader fns = { on_job, on_range, on_lease, &l };
+	int64_t max_job, max_lease;
+	int skipped = 0;
+
+	j.spec.kernel = &gone;
+	save_job(f, &j, 0);
+	assert_int_equal(db_load(f->db, &fns, &max_job, &max_lease, &skipped), TALLY_OK);
+	assert_int_equal(skipped, 1);
+	assert_int_equal(l.njobs, 0);
+	assert_int_equal(max_job, 1);
+	assert_int_equal(db_job_get(f->db, 1, &g), TALLY_EDB);
+	assert_non_null(strstr(db_errmsg(f->db), "gone"));
 }
 
 static void test_huge_job_is_small(void **state)
 {
 	struct fixture *f = *state;
-	struct stat before, after;
-	struct lease l;
-	struct job j, g;
-	(void)j;
-	assert_int_equal(stat(f->t.path, &before), 0);
-	j = submit(f, "pi", 1000000000000000ULL, 1); /* 1e15 batches */
-	assert_int_equal(take(f, 1000, 0, &l), TALLY_OK);
-	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
+	struct job j = make_job(1, "pi", 1000000000000000ULL, 1), g; /* 1e15 batches */
+	struct lease l = make_lease(1 << 16, 1, 0, 1000);
+	struct stat wal;
+	char path[128];
+
+	j.state = JOB_RUNNING;
+	j.batches_leased = 1000;
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &j, 1000, ""), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &l, 0), TALLY_OK);
+	assert_int_equal(db_commit(f->db), TALLY_OK);
+	assert_int_equal(db_job_get(f->db, 1, &g), TALLY_OK);
 	assert_int_equal(g.batches_total, 1000000000000000ULL);
-	assert_int_equal(g.batches_leased, 1000);
-	char wal[128];
-	snprintf(wal, sizeof wal, "%s-wal", f->t.path);
-	assert_int_equal(stat(wal, &after), 0);
-	assert_true(after.st_size < 256 * 1024);
+	snprintf(path, sizeof path, "%s-wal", f->t.path);
+	assert_int_equal(stat(path, &wal), 0);
+	assert_true(wal.st_size < 256 * 1024);
 }
 
 static void test_open_rejects_garbage(void **state)
@@ -356,61 +365,18 @@ static void test_open_rejects_garbage(void **state)
 	tmpdb_remove(&t);
 }
 
-static void test_group_commit(void **state)
-{
-	struct fixture *f = *state;
-	struct job j, g;
-	struct lease a, b;
-	uint64_t counts[KERNEL_MAX_KEYS] = { 7, 100 };
-	int dup;
-	char err[256];
-
-	j = submit(f, "pi", 1000, 100);
-	db_set_group(f->db, 1);
-	assert_int_equal(db_dirty(f->db), 0);
-	assert_int_equal(take(f, 1, 10, &a), TALLY_OK);
-	assert_int_equal(db_dirty(f->db), 1);
-	assert_int_equal(take(f, 1, 10, &b), TALLY_OK);
-	assert_int_equal(db_lease_complete(f->db, a.id, counts, 20, &dup, &f->finished), TALLY_OK);
-	/* A refused operation undoes only itself. */
-	assert_int_equal(db_lease_fail(f->db, a.id, "late", 21), TALLY_ELOST);
-	assert_int_equal(db_job_cancel(f->db, 999, 22, &g), TALLY_ENOTFOUND);
-	assert_int_equal(db_flush(f->db), TALLY_OK);
-	assert_int_equal(db_dirty(f->db), 0);
-	/* Written: it survives a reopen. */
-	db_close(f->db);
-	assert_int_equal(db_open(f->t.path, &f->db, err, sizeof err), TALLY_OK);
-	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
-	assert_int_equal(g.batches_done, 1);
-	assert_int_equal(g.batches_leased, 1);
-	/* Not flushed: gone with a crash (here, a close without flush). */
-	db_set_group(f->db, 1);
-	assert_int_equal(db_lease_complete(f->db, b.id, counts, 30, &dup, &f->finished), TALLY_OK);
-	db_close(f->db);
-	assert_int_equal(db_open(f->t.path, &f->db, err, sizeof err), TALLY_OK);
-	assert_int_equal(db_job_get(f->db, j.id, &g), TALLY_OK);
-	assert_int_equal(g.batches_done, 1);
-	assert_int_equal(db_flush(f->db), TALLY_OK); /* nothing to do */
-}
-
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_insert_and_get),
-		T(test_seed_keeps_all_64_bits),
-		T(test_leases_cover_the_job_exactly_once),
-		T(test_complete_twice_counts_once),
-		T(test_expired_lease_is_released_and_lost),
-		T(test_heartbeat_extends),
-		T(test_fail_returns_batches),
-		T(test_cancel),
-		T(test_kernel_filter_and_order),
+		T(test_job_saved_whole),
+		T(test_load_gives_back_live_state),
+		T(test_lease_rows),
+		T(test_rollback_and_meta),
 		T(test_list_newest_first_with_cursor),
-		T(test_state_survives_reopen),
+		T(test_load_skips_unknown_kernels),
 		T(test_huge_job_is_small),
-		T(test_group_commit),
 		cmocka_unit_test(test_open_rejects_garbage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
