@@ -23,7 +23,7 @@
 #define HTTP_CONN_TIMEOUT_S 300
 #define HTTP_CONN_LIMIT 4000
 #define HTTP_STOP_MS 200 /* how long a stopping server goes on answering */
-#define HTTP_CONN_MEMORY (16 * 1024) /* MHD's per-connection pool: headers; bodies are ours */
+#define HTTP_CONN_MEMORY (6 * 1024) /* MHD's per-connection pool: headers; bodies are ours */
 
 struct req {
 	struct http *h;
