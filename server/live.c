@@ -33,8 +33,8 @@ struct live {
 	size_t nbuckets, nleases;
 	struct llease **heap;
 	size_t nheap, capheap;
-	struct ljob *dirty_jobs;
-	struct llease *dirty_leases;
+	struct ljob *dirty_jobs, **dirty_jobs_tail;       /* in the order they changed */
+	struct llease *dirty_leases, **dirty_leases_tail; /* so new lease rows append */
 	int64_t next_job_id;
 	uint64_t seq_next, seq_limit;
 	uint64_t rnd;
@@ -53,6 +53,8 @@ struct live *live_new(uint64_t rand_seed)
 	}
 	lv->rnd = rand_seed;
 	lv->next_job_id = 1;
+	lv->dirty_jobs_tail = &lv->dirty_jobs;
+	lv->dirty_leases_tail = &lv->dirty_leases;
 	return lv;
 }
 
@@ -76,6 +78,8 @@ void live_clear(struct live *lv)
 	lv->njobs = lv->nleases = lv->nheap = 0;
 	lv->dirty_jobs = NULL;
 	lv->dirty_leases = NULL;
+	lv->dirty_jobs_tail = &lv->dirty_jobs;
+	lv->dirty_leases_tail = &lv->dirty_leases;
 }
 
 void live_free(struct live *lv)
@@ -94,8 +98,9 @@ static void job_touch(struct live *lv, struct ljob *j)
 {
 	if (!j->dirty) {
 		j->dirty = 1;
-		j->dnext = lv->dirty_jobs;
-		lv->dirty_jobs = j;
+		j->dnext = NULL;
+		*lv->dirty_jobs_tail = j;
+		lv->dirty_jobs_tail = &j->dnext;
 	}
 }
 
@@ -103,8 +108,9 @@ static void lease_touch(struct live *lv, struct llease *l)
 {
 	if (!l->dirty) {
 		l->dirty = 1;
-		l->dnext = lv->dirty_leases;
-		lv->dirty_leases = l;
+		l->dnext = NULL;
+		*lv->dirty_leases_tail = l;
+		lv->dirty_leases_tail = &l->dnext;
 	}
 }
 
@@ -313,12 +319,8 @@ static void heap_swap(struct live *lv, size_t a, size_t b)
 	lv->heap[b]->heap = b;
 }
 
-static void heap_fix(struct live *lv, size_t i)
+static void heap_down(struct live *lv, size_t i)
 {
-	while (i > 0 && heap_less(lv, i, (i - 1) / 2)) {
-		heap_swap(lv, i, (i - 1) / 2);
-		i = (i - 1) / 2;
-	}
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;
 		if (l < lv->nheap && heap_less(lv, l, m))
@@ -330,6 +332,16 @@ static void heap_fix(struct live *lv, size_t i)
 		heap_swap(lv, i, m);
 		i = m;
 	}
+}
+
+/* Restores the heap order around index i after its key changed either way. */
+static void heap_fix(struct live *lv, size_t i)
+{
+	while (i > 0 && heap_less(lv, i, (i - 1) / 2)) {
+		heap_swap(lv, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	heap_down(lv, i);
 }
 
 static enum tally_err heap_push(struct live *lv, struct llease *l)
@@ -627,8 +639,8 @@ enum tally_err live_cancel(struct live *lv, int64_t id, int64_t now, struct job 
 		lease_touch(lv, l);
 	}
 	lv->nheap = kept;
-	for (size_t i = kept / 2; i-- > 0;)
-		heap_fix(lv, i);
+	for (size_t i = kept / 2; i-- > 0;) /* heapify: sift each parent down, last first */
+		heap_down(lv, i);
 	j->job.state = JOB_CANCELLED;
 	j->job.finished_at = now;
 	j->job.batches_leased = 0;
@@ -679,6 +691,7 @@ void live_written(struct live *lv)
 		}
 	}
 	lv->dirty_leases = NULL;
+	lv->dirty_leases_tail = &lv->dirty_leases;
 	for (j = lv->dirty_jobs; j; j = jn) {
 		jn = j->dnext;
 		j->dirty = 0;
@@ -691,6 +704,7 @@ void live_written(struct live *lv)
 		}
 	}
 	lv->dirty_jobs = NULL;
+	lv->dirty_jobs_tail = &lv->dirty_jobs;
 }
 
 size_t live_jobs_count(const struct live *lv)

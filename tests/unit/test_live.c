@@ -1,0 +1,896 @@
+/* The live state: every batch leased once at a time and done once, expiry and the expiry heap,
+ * fail and the merging of given-back ranges, cancel, the kernel filter, lease ids, count
+ * overflow, dirty tracking for write-behind, and loading the state back after a restart. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "live.h"
+
+#define T0 1000000 /* a start time, ms */
+#define TTL 10000
+
+static const char *const pi_only[] = { "pi" };
+static const char *const count_only[] = { "count" };
+static const char *const both[] = { "pi", "count" };
+
+/* Grant sizes, v[i++ % n]. Also checks the remaining count the policy is told. */
+struct sizes {
+	uint64_t v[8];
+	size_t n, i;
+};
+
+static uint64_t size_next(void *ctx, const struct job *job, uint64_t remaining)
+{
+	struct sizes *s = ctx;
+	assert_true(remaining >= 1);
+	assert_int_equal(remaining, job->batches_total - job->batches_done - job->batches_leased);
+	return s->v[s->i++ % s->n];
+}
+
+static struct live *new_live(void)
+{
+	struct live *lv = live_new(42);
+	assert_non_null(lv);
+	live_set_seq(lv, 1, LIVE_SEQ_MAX);
+	return lv;
+}
+
+/* Submits a job of `samples` samples in batches of 1000. */
+static int64_t submit(struct live *lv, const char *kernel, uint64_t samples, int64_t now)
+{
+	struct job_spec spec = { kernel_find(kernel), samples, 1000, 7, 0 };
+	struct job j;
+	assert_int_equal(live_submit(lv, &spec, now, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_QUEUED);
+	return j.id;
+}
+
+static enum tally_err try_grant(struct live *lv, const char *const *kernels, size_t nk,
+				uint64_t n, int64_t now, int64_t ttl, struct lease *out)
+{
+	struct sizes s = { { n }, 1, 0 };
+	return live_acquire(lv, "w", kernels, nk, now, ttl, size_next, &s, out);
+}
+
+/* Grants up to n batches of the oldest job of kernel. */
+static struct lease grant(struct live *lv, const char *kernel, uint64_t n, int64_t now,
+			  int64_t ttl)
+{
+	const char *k[] = { kernel };
+	struct lease l;
+	assert_int_equal(try_grant(lv, k, 1, n, now, ttl, &l), TALLY_OK);
+	assert_int_equal(l.state, LEASE_ACTIVE);
+	assert_int_equal(l.expires_at, now + ttl);
+	return l;
+}
+
+/* Completes l with counts batch_count * (key + 1), so sums are easy to predict. Returns the
+ * finished flag. */
+static int complete(struct live *lv, const struct lease *l, int64_t now)
+{
+	uint64_t c[KERNEL_MAX_KEYS];
+	int finished = -1;
+	for (size_t i = 0; i < KERNEL_MAX_KEYS; i++)
+		c[i] = l->batch_count * (i + 1);
+	assert_int_equal(live_complete(lv, l->id, c, now, &finished), TALLY_OK);
+	return finished;
+}
+
+static enum lease_state lease_state(struct live *lv, int64_t id)
+{
+	const struct lease *l = live_lease(lv, id);
+	assert_non_null(l);
+	return l->state;
+}
+
+/* --- a store for write-behind: rows upserted by id, as the coordinator writes them ---------- */
+
+struct srow_job {
+	struct job job;
+	uint64_t next_batch;
+	char failure[LIVE_REASON_MAX];
+	struct batch_range free[16];
+	size_t nfree;
+	int ranges_changed;
+};
+
+struct srow_lease {
+	struct lease lease;
+	int64_t finished_at;
+	int writes; /* in the last pass */
+};
+
+struct store {
+	struct srow_job jobs[8];
+	struct srow_lease leases[64];
+	size_t njobs, nleases;
+	size_t job_rows, lease_rows; /* in the last pass */
+	int job_after_lease;
+};
+
+static int store_job(void *ctx, const struct live_job_row *row)
+{
+	struct store *st = ctx;
+	struct srow_job *r = NULL;
+	for (size_t i = 0; i < st->njobs && !r; i++)
+		if (st->jobs[i].job.id == row->job->id)
+			r = &st->jobs[i];
+	if (!r) {
+		assert_true(st->njobs < 8);
+		r = &st->jobs[st->njobs++];
+	}
+	st->job_after_lease |= st->lease_rows > 0;
+	st->job_rows++;
+	r->job = *row->job;
+	r->next_batch = row->next_batch;
+	assert_true(strlen(row->last_failure) < LIVE_REASON_MAX);
+	strcpy(r->failure, row->last_failure);
+	r->ranges_changed = row->ranges_changed;
+	if (row->ranges_changed) {
+		assert_true(row->nfree <= 16);
+		memcpy(r->free, row->free, row->nfree * sizeof *row->free);
+		r->nfree = row->nfree;
+	}
+	return 0;
+}
+
+static int store_lease(void *ctx, const struct live_lease_row *row)
+{
+	struct store *st = ctx;
+	struct srow_lease *r = NULL;
+	for (size_t i = 0; i < st->nleases && !r; i++)
+		if (st->leases[i].lease.id == row->lease->id)
+			r = &st->leases[i];
+	if (!r) {
+		assert_true(st->nleases < 64);
+		r = &st->leases[st->nleases++];
+	}
+	st->lease_rows++;
+	r->lease = *row->lease;
+	r->finished_at = row->finished_at;
+	r->writes++;
+	return 0;
+}
+
+static int ignore_lease(void *ctx, const struct live_lease_row *row)
+{
+	(void)ctx;
+	(void)row;
+	return 0;
+}
+
+/* Takes in what is dirty without marking it written. */
+static void pass(struct live *lv, struct store *st)
+{
+	st->job_rows = st->lease_rows = 0;
+	st->job_after_lease = 0;
+	for (size_t i = 0; i < st->nleases; i++)
+		st->leases[i].writes = 0;
+	assert_int_equal(live_each_dirty(lv, store_job, store_lease, st), 0);
+}
+
+static void flush(struct live *lv, struct store *st)
+{
+	pass(lv, st);
+	live_written(lv);
+	assert_false(live_dirty(lv));
+}
+
+static struct srow_job *job_row(struct store *st, int64_t id)
+{
+	for (size_t i = 0; i < st->njobs; i++)
+		if (st->jobs[i].job.id == id)
+			return &st->jobs[i];
+	fail_msg("job %lld not written", (long long)id);
+	return NULL;
+}
+
+static struct srow_lease *lease_row(struct store *st, int64_t id)
+{
+	for (size_t i = 0; i < st->nleases; i++)
+		if (st->leases[i].lease.id == id)
+			return &st->leases[i];
+	fail_msg("lease %lld not written", (long long)id);
+	return NULL;
+}
+
+/* --- tests ---------------------------------------------------------------------------------- */
+
+/* Four workers, grants of varying size, some fails: no batch is ever in two live leases, every
+ * batch ends done exactly once, and the job succeeds on the last complete only. */
+static void test_leases_cover_job_once(void **state)
+{
+	struct live *lv = new_live();
+	struct sizes sz = { { 1, 37, 5, 200, 2, 64, 13 }, 7, 0 };
+	const char *const workers[] = { "a", "b", "c", "d" };
+	static unsigned char mark[1000]; /* 0 pending, 1 leased, 2 done */
+	struct lease held[4];
+	int holding[4] = { 0 }, finishes = 0;
+	int64_t now = T0, id = submit(lv, "pi", 999500, T0), last = 0;
+	const struct job *j;
+	(void)state;
+
+	memset(mark, 0, sizeof mark);
+	for (unsigned k = 0; !finishes && k < 100000; k++) {
+		unsigned w = k % 4;
+		struct lease *l = &held[w];
+		now += 10;
+		if (holding[w] && k % 9 == 4) {
+			assert_int_equal(live_fail(lv, l->id, "flaky", now), TALLY_OK);
+			memset(mark + l->first_batch, 0, l->batch_count);
+		} else if (holding[w]) {
+			assert_int_equal(lease_state(lv, l->id), LEASE_ACTIVE);
+			int f = complete(lv, l, now);
+			memset(mark + l->first_batch, 2, l->batch_count);
+			assert_int_equal(f, live_job(lv, id)->batches_done == 1000);
+			assert_int_equal(live_job(lv, id)->state, f ? JOB_SUCCEEDED : JOB_RUNNING);
+			finishes += f;
+			last = now;
+		}
+		holding[w] = 0;
+		enum tally_err rc = live_acquire(lv, workers[w], pi_only, 1, now, TTL, size_next,
+						 &sz, l);
+		if (rc == TALLY_ENOTFOUND)
+			continue;
+		assert_int_equal(rc, TALLY_OK);
+		holding[w] = 1;
+		assert_int_equal(l->job_id, id);
+		assert_string_equal(l->worker, workers[w]);
+		assert_int_equal(l->granted_at, now);
+		assert_true(l->batch_count >= 1 && l->first_batch + l->batch_count <= 1000);
+		for (uint64_t b = l->first_batch; b < l->first_batch + l->batch_count; b++) {
+			assert_int_equal(mark[b], 0);
+			mark[b] = 1;
+		}
+		uint64_t leased = 0;
+		for (size_t b = 0; b < 1000; b++)
+			leased += mark[b] == 1;
+		assert_int_equal(live_job(lv, id)->batches_leased, leased);
+	}
+	assert_int_equal(finishes, 1);
+	for (size_t b = 0; b < 1000; b++)
+		assert_int_equal(mark[b], 2);
+	j = live_job(lv, id);
+	assert_int_equal(j->state, JOB_SUCCEEDED);
+	assert_int_equal(j->batches_done, 1000);
+	assert_int_equal(j->batches_leased, 0);
+	assert_int_equal(j->samples_done, 999500); /* the short last batch counted right */
+	assert_int_equal(j->counts[0], 1000);
+	assert_int_equal(j->counts[1], 2000);
+	assert_int_equal(j->started_at, T0 + 10);
+	assert_int_equal(j->finished_at, last);
+	live_free(lv);
+}
+
+/* A repeated complete is ELOST and adds nothing; the lease stays visible as done. */
+static void test_complete_twice_is_lost(void **state)
+{
+	struct live *lv = new_live();
+	int64_t id = submit(lv, "pi", 10000000, T0);
+	struct lease l = grant(lv, "pi", 3, T0, TTL), out;
+	uint64_t c[KERNEL_MAX_KEYS] = { 5, 5 };
+	struct job before;
+	int finished = -1;
+	(void)state;
+
+	assert_int_equal(complete(lv, &l, T0 + 5), 0);
+	before = *live_job(lv, id);
+	assert_int_equal(live_complete(lv, l.id, c, T0 + 6, &finished), TALLY_ELOST);
+	assert_int_equal(finished, 0);
+	assert_int_equal(lease_state(lv, l.id), LEASE_DONE);
+	assert_memory_equal(live_job(lv, id)->counts, before.counts, sizeof before.counts);
+	assert_int_equal(live_job(lv, id)->batches_done, 3);
+	assert_int_equal(live_heartbeat(lv, l.id, T0 + 7, TTL, &out), TALLY_ELOST);
+	assert_int_equal(out.state, LEASE_DONE);
+	assert_int_equal(live_fail(lv, l.id, "late", T0 + 7), TALLY_ELOST);
+	assert_int_equal(live_complete(lv, 12345, c, T0, &finished), TALLY_ENOTFOUND);
+	assert_int_equal(live_heartbeat(lv, 12345, T0, TTL, &out), TALLY_ENOTFOUND);
+	assert_int_equal(live_fail(lv, 12345, "x", T0), TALLY_ENOTFOUND);
+	live_free(lv);
+}
+
+/* Expiry at exactly expires_at; heartbeats move it; reclaimed batches go out first, lowest first,
+ * even when they came back later; an expired lease is lost. */
+static void test_expiry_and_heartbeat(void **state)
+{
+	struct live *lv = new_live();
+	int64_t id = submit(lv, "pi", 100000, T0);
+	struct lease a, b, c, out, l;
+	uint64_t nc[KERNEL_MAX_KEYS] = { 0 };
+	int finished;
+	(void)state;
+
+	assert_int_equal(live_next_expiry(lv), 0);
+	a = grant(lv, "pi", 10, T0, 3000); /* [0, 10) */
+	b = grant(lv, "pi", 10, T0, 2000); /* [10, 20) */
+	c = grant(lv, "pi", 10, T0, 1000); /* [20, 30) */
+	assert_int_equal(c.first_batch, 20);
+	assert_int_equal(live_next_expiry(lv), T0 + 1000);
+	assert_int_equal(live_reap(lv, T0 + 999), 0);
+	assert_int_equal(lease_state(lv, c.id), LEASE_ACTIVE);
+	assert_int_equal(live_reap(lv, T0 + 1000), 1);
+	assert_int_equal(lease_state(lv, c.id), LEASE_EXPIRED);
+	assert_int_equal(live_heartbeat(lv, b.id, T0 + 1000, 5000, &out), TALLY_OK);
+	assert_int_equal(out.expires_at, T0 + 6000);
+	assert_int_equal(live_next_expiry(lv), T0 + 3000);
+	assert_int_equal(live_reap(lv, T0 + 3000), 1);
+	assert_int_equal(lease_state(lv, a.id), LEASE_EXPIRED);
+	assert_int_equal(lease_state(lv, b.id), LEASE_ACTIVE);
+	assert_int_equal(live_next_expiry(lv), T0 + 6000);
+	assert_int_equal(live_job(lv, id)->batches_leased, 10);
+
+	assert_int_equal(live_heartbeat(lv, a.id, T0 + 3000, TTL, &out), TALLY_ELOST);
+	assert_int_equal(out.state, LEASE_EXPIRED);
+	assert_int_equal(live_complete(lv, c.id, nc, T0 + 3000, &finished), TALLY_ELOST);
+	assert_int_equal(live_fail(lv, a.id, "late", T0 + 3000), TALLY_ELOST);
+
+	l = grant(lv, "pi", 4, T0 + 3000, TTL);
+	assert_int_equal(l.first_batch, 0); /* a's, though c's came back first */
+	l = grant(lv, "pi", 100, T0 + 3000, TTL);
+	assert_int_equal(l.first_batch, 4);
+	assert_int_equal(l.batch_count, 6); /* no further than the range */
+	l = grant(lv, "pi", 100, T0 + 3000, TTL);
+	assert_int_equal(l.first_batch, 20);
+	assert_int_equal(l.batch_count, 10);
+	l = grant(lv, "pi", 3, T0 + 3000, TTL);
+	assert_int_equal(l.first_batch, 30); /* fresh ones only now */
+	assert_int_equal(live_next_expiry(lv), T0 + 6000);
+	live_free(lv);
+}
+
+/* Fail gives the batches back (leased again first) and keeps the reason, truncated. */
+static void test_fail_returns_batches(void **state)
+{
+	struct live *lv = new_live();
+	struct store st = { 0 };
+	int64_t id = submit(lv, "pi", 50000, T0);
+	struct lease a = grant(lv, "pi", 5, T0, TTL), b = grant(lv, "pi", 5, T0, TTL), l;
+	char longer[300];
+	(void)state;
+
+	assert_int_equal(live_fail(lv, a.id, "disk full", T0 + 1), TALLY_OK);
+	assert_int_equal(lease_state(lv, a.id), LEASE_FAILED);
+	assert_int_equal(live_job(lv, id)->batches_leased, 5);
+	assert_int_equal(live_fail(lv, a.id, "again", T0 + 2), TALLY_ELOST);
+	pass(lv, &st);
+	assert_string_equal(job_row(&st, id)->failure, "disk full");
+	assert_true(job_row(&st, id)->ranges_changed);
+	assert_int_equal(job_row(&st, id)->nfree, 1);
+	assert_int_equal(job_row(&st, id)->free[0].first, 0);
+	assert_int_equal(job_row(&st, id)->free[0].count, 5);
+	assert_int_equal(lease_row(&st, a.id)->finished_at, T0 + 1);
+	assert_int_equal(lease_row(&st, a.id)->lease.state, LEASE_FAILED);
+
+	l = grant(lv, "pi", 100, T0 + 3, TTL);
+	assert_int_equal(l.first_batch, 0);
+	assert_int_equal(l.batch_count, 5);
+	memset(longer, 'x', sizeof longer - 1);
+	longer[sizeof longer - 1] = '\0';
+	assert_int_equal(live_fail(lv, b.id, longer, T0 + 4), TALLY_OK);
+	pass(lv, &st);
+	assert_int_equal(strlen(job_row(&st, id)->failure), LIVE_REASON_MAX - 1);
+	assert_int_equal(live_fail(lv, l.id, "oom", T0 + 5), TALLY_OK);
+	pass(lv, &st);
+	assert_string_equal(job_row(&st, id)->failure, "oom"); /* nothing left of the long one */
+	live_free(lv);
+}
+
+/* Checks a job row's free ranges against a map of free batches: sorted, never adjacent, exactly
+ * the free batches. */
+static void check_ranges(const struct srow_job *r, const unsigned char *isfree, uint64_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i + 1 < r->nfree; i++)
+		assert_true(r->free[i].first + r->free[i].count < r->free[i + 1].first);
+	for (uint64_t b = 0, e; b < n; b = e) {
+		for (e = b; e < n && isfree[e]; e++)
+			;
+		if (e == b) {
+			e++;
+			continue;
+		}
+		assert_true(k < r->nfree);
+		assert_int_equal(r->free[k].first, b);
+		assert_int_equal(r->free[k].count, e - b);
+		k++;
+	}
+	assert_int_equal(k, r->nfree);
+}
+
+/* Given-back ranges merge with both neighbours whatever the order they come back in; a grant
+ * takes the front of the first range. */
+static void test_free_ranges_merge(void **state)
+{
+	static const int orders[][6] = {
+		{ 2, 4, 3, 0, 5, 1 }, { 5, 4, 3, 2, 1, 0 }, { 0, 2, 4, 1, 3, 5 }, { 1, 3, 5, 0, 4, 2 },
+	};
+	(void)state;
+
+	for (size_t o = 0; o < sizeof orders / sizeof orders[0]; o++) {
+		struct live *lv = new_live();
+		struct store st = { 0 };
+		int64_t id = submit(lv, "pi", 60000, T0);
+		unsigned char isfree[60] = { 0 };
+		struct lease l[6], g;
+
+		for (int i = 0; i < 6; i++)
+			l[i] = grant(lv, "pi", 10, T0, TTL);
+		for (int i = 0; i < 6; i++) {
+			const struct lease *f = &l[orders[o][i]];
+			assert_int_equal(live_fail(lv, f->id, "x", T0 + i), TALLY_OK);
+			memset(isfree + f->first_batch, 1, f->batch_count);
+			pass(lv, &st);
+			check_ranges(job_row(&st, id), isfree, 60);
+		}
+		assert_int_equal(job_row(&st, id)->nfree, 1);
+		g = grant(lv, "pi", 25, T0 + 10, TTL);
+		assert_int_equal(g.first_batch, 0);
+		memset(isfree, 0, 25);
+		pass(lv, &st);
+		check_ranges(job_row(&st, id), isfree, 60); /* [25, 60) */
+		live_free(lv);
+	}
+}
+
+/* Cancel ends the job's live leases and drops its pending batches; other jobs' leases still
+ * expire on time. */
+static void test_cancel(void **state)
+{
+	struct live *lv = new_live();
+	struct store st = { 0 };
+	int64_t ja = submit(lv, "pi", 100000, T0), jb = submit(lv, "count", 30000, T0);
+	struct lease a1 = grant(lv, "pi", 10, T0, 1000), b1 = grant(lv, "count", 10, T0, 3000);
+	struct lease a2 = grant(lv, "pi", 10, T0, 2000), b2 = grant(lv, "count", 10, T0, 4000);
+	struct lease l, hb;
+	struct job out;
+	(void)state;
+
+	assert_int_equal(live_next_expiry(lv), T0 + 1000);
+	assert_int_equal(live_cancel(lv, ja, T0 + 100, &out), TALLY_OK);
+	assert_int_equal(out.state, JOB_CANCELLED);
+	assert_int_equal(out.finished_at, T0 + 100);
+	assert_int_equal(out.batches_leased, 0);
+	assert_int_equal(live_job(lv, ja)->batches_leased, 0);
+	assert_int_equal(lease_state(lv, a1.id), LEASE_CANCELLED);
+	assert_int_equal(lease_state(lv, a2.id), LEASE_CANCELLED);
+	assert_int_equal(lease_state(lv, b1.id), LEASE_ACTIVE);
+	assert_int_equal(try_grant(lv, pi_only, 1, 5, T0 + 100, TTL, &l), TALLY_ENOTFOUND);
+	assert_int_equal(live_heartbeat(lv, a1.id, T0 + 100, TTL, &hb), TALLY_ELOST);
+	assert_int_equal(live_next_expiry(lv), T0 + 3000);
+	assert_int_equal(live_reap(lv, T0 + 2999), 0);
+	assert_int_equal(live_reap(lv, T0 + 3000), 1);
+	assert_int_equal(lease_state(lv, b1.id), LEASE_EXPIRED);
+	assert_int_equal(live_next_expiry(lv), T0 + 4000);
+	assert_int_equal(live_reap(lv, T0 + 4000), 1);
+	assert_int_equal(lease_state(lv, b2.id), LEASE_EXPIRED);
+	assert_int_equal(live_next_expiry(lv), 0);
+	assert_int_equal(live_cancel(lv, ja, T0 + 200, &out), TALLY_OK); /* again: nothing new */
+	assert_int_equal(out.finished_at, T0 + 100);
+
+	pass(lv, &st);
+	assert_int_equal(job_row(&st, ja)->nfree, 0);
+	assert_true(job_row(&st, ja)->ranges_changed);
+	assert_int_equal(lease_row(&st, a2.id)->lease.state, LEASE_CANCELLED);
+	assert_int_equal(lease_row(&st, a2.id)->finished_at, T0 + 100);
+
+	l = grant(lv, "count", 100, T0 + 5000, TTL); /* b1 and b2 merged back */
+	assert_int_equal(l.first_batch, 0);
+	assert_int_equal(l.batch_count, 20);
+	assert_int_equal(complete(lv, &l, T0 + 5001), 0);
+	l = grant(lv, "count", 100, T0 + 5000, TTL);
+	assert_int_equal(complete(lv, &l, T0 + 5002), 1);
+	assert_int_equal(live_cancel(lv, jb, T0 + 5003, &out), TALLY_ECONFLICT);
+	assert_int_equal(out.state, JOB_SUCCEEDED);
+	assert_int_equal(live_cancel(lv, 999, T0, &out), TALLY_ENOTFOUND);
+	flush(lv, &st);
+	assert_null(live_job(lv, ja));
+	assert_null(live_job(lv, jb));
+	assert_int_equal(live_jobs_count(lv), 0);
+	assert_int_equal(live_leases_count(lv), 0);
+	live_free(lv);
+}
+
+/* Known bug, skipped: live_cancel rebuilds the heap with heap_fix, which sifts up first; the
+ * parent it swaps down is never sifted further down, so the heap can come out broken.
+ * Here the heap of expiries (s) [1, 2, 1, 4, 3, 3, 2] (pi: 1, 2, 1) is compacted to [4, 3, 3, 2]
+ * and comes out as [3, 4, 3, 2]: the 2 s lease is neither first nor reaped at its expiry. */
+static void test_cancel_keeps_heap_order(void **state)
+{
+	static const struct {
+		const char *kernel;
+		int64_t ttl;
+	} g[] = { { "count", 4000 }, { "count", 3000 }, { "count", 3000 }, { "count", 2000 },
+		  { "pi", 2000 },    { "pi", 1000 },    { "pi", 1000 } };
+	struct live *lv;
+	struct job out;
+	int64_t ja;
+	(void)state;
+
+	lv = new_live();
+	ja = submit(lv, "pi", 100000, T0);
+	submit(lv, "count", 100000, T0);
+	for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
+		grant(lv, g[i].kernel, 1, T0, g[i].ttl);
+	assert_int_equal(live_cancel(lv, ja, T0, &out), TALLY_OK);
+	assert_int_equal(live_next_expiry(lv), T0 + 2000);
+	assert_int_equal(live_reap(lv, T0 + 2000), 1);
+	assert_int_equal(live_reap(lv, T0 + 3000), 2);
+	assert_int_equal(live_reap(lv, T0 + 4000), 1);
+	live_free(lv);
+}
+
+/* Workers get only the kernels they ask for, from the oldest job with pending batches. */
+static void test_kernel_filter_and_order(void **state)
+{
+	struct live *lv = new_live();
+	int64_t c1 = submit(lv, "count", 5000, T0), p = submit(lv, "pi", 5000, T0);
+	int64_t c2 = submit(lv, "count", 5000, T0);
+	static const char *const nope[] = { "nope" };
+	struct lease l, lp;
+	(void)state;
+
+	assert_true(c1 < p && p < c2);
+	assert_int_equal(live_job(lv, c1)->started_at, 0);
+	l = grant(lv, "count", 2, T0 + 1, TTL);
+	assert_int_equal(l.job_id, c1);
+	assert_ptr_equal(l.spec.kernel, kernel_find("count"));
+	assert_int_equal(live_job(lv, c1)->state, JOB_RUNNING);
+	assert_int_equal(live_job(lv, c1)->started_at, T0 + 1);
+	assert_int_equal(live_job(lv, p)->state, JOB_QUEUED);
+	lp = grant(lv, "pi", 100, T0, TTL);
+	assert_int_equal(lp.job_id, p);
+	assert_int_equal(lp.batch_count, 5);
+	assert_int_equal(try_grant(lv, both, 2, 100, T0, TTL, &l), TALLY_OK);
+	assert_int_equal(l.job_id, c1); /* the oldest with pending batches */
+	assert_int_equal(l.batch_count, 3);
+	l = grant(lv, "count", 1, T0, TTL);
+	assert_int_equal(l.job_id, c2);
+	assert_int_equal(try_grant(lv, pi_only, 1, 1, T0, TTL, &l), TALLY_ENOTFOUND);
+	assert_int_equal(try_grant(lv, nope, 1, 1, T0, TTL, &l), TALLY_ENOTFOUND);
+	assert_int_equal(try_grant(lv, both, 0, 1, T0, TTL, &l), TALLY_ENOTFOUND);
+	assert_int_equal(live_fail(lv, lp.id, "x", T0), TALLY_OK);
+	assert_int_equal(try_grant(lv, both, 2, 1, T0, TTL, &l), TALLY_OK);
+	assert_int_equal(l.job_id, p); /* older than c2 again */
+	assert_int_equal(try_grant(lv, count_only, 1, 1, T0, TTL, &l), TALLY_OK);
+	assert_int_equal(l.job_id, c2);
+	live_free(lv);
+}
+
+/* Ids: increasing, below 2^53, seq in the high bits, random low bits; the seq limit holds. */
+static void test_ids(void **state)
+{
+	struct live *lv = new_live();
+	int64_t id = submit(lv, "pi", 1000000000, T0), prev = 0;
+	static unsigned char seen[1u << LIVE_ID_RANDOM_BITS];
+	const uint64_t low = (1u << LIVE_ID_RANDOM_BITS) - 1;
+	size_t distinct = 0;
+	struct lease l;
+	(void)state;
+
+	memset(seen, 0, sizeof seen);
+	for (uint64_t i = 0; i < 300; i++) {
+		l = grant(lv, "pi", 1, T0, TTL);
+		assert_true(l.id > prev && (uint64_t)l.id < (1ULL << 53));
+		assert_int_equal((uint64_t)l.id >> LIVE_ID_RANDOM_BITS, 1 + i);
+		distinct += !seen[(uint64_t)l.id & low]++;
+		prev = l.id;
+	}
+	assert_true(distinct > 250);
+	assert_int_equal(live_seq_next(lv), 301);
+
+	live_set_seq(lv, 500, 502);
+	grant(lv, "pi", 1, T0, TTL);
+	l = grant(lv, "pi", 1, T0, TTL);
+	assert_int_equal(try_grant(lv, pi_only, 1, 1, T0, TTL, &l), TALLY_ETOOBIG);
+	assert_int_equal(live_seq_next(lv), 502);
+	assert_int_equal(live_job(lv, id)->batches_leased, 302); /* the refused one took nothing */
+	live_set_seq(lv, live_seq_next(lv), 600);
+	l = grant(lv, "pi", 1, T0, TTL);
+	assert_int_equal(l.first_batch, 302);
+	assert_int_equal((uint64_t)l.id >> LIVE_ID_RANDOM_BITS, 502);
+
+	live_set_seq(lv, LIVE_SEQ_MAX - 1, UINT64_MAX);
+	assert_int_equal(live_seq_limit(lv), LIVE_SEQ_MAX);
+	l = grant(lv, "pi", 1, T0, TTL);
+	assert_true((uint64_t)l.id >> LIVE_ID_RANDOM_BITS == LIVE_SEQ_MAX - 1);
+	assert_true((uint64_t)l.id < (1ULL << 53));
+	assert_int_equal(try_grant(lv, pi_only, 1, 1, T0, TTL, &l), TALLY_ETOOBIG);
+	live_free(lv);
+}
+
+/* A complete that would take a total past INT64_MAX is refused and changes nothing. */
+static void test_counts_overflow(void **state)
+{
+	struct live *lv = new_live();
+	struct store st = { 0 };
+	int64_t id = submit(lv, "pi", 3000, T0);
+	struct lease a = grant(lv, "pi", 1, T0, TTL), b = grant(lv, "pi", 1, T0, TTL);
+	uint64_t big[KERNEL_MAX_KEYS] = { INT64_MAX - 10, 1 }, over0[KERNEL_MAX_KEYS] = { 11, 0 };
+	uint64_t over1[KERNEL_MAX_KEYS] = { 0, INT64_MAX }, fits[KERNEL_MAX_KEYS] = { 10, 5 };
+	const struct job *j = live_job(lv, id);
+	int finished = -1;
+	(void)state;
+
+	assert_int_equal(live_complete(lv, a.id, big, T0, &finished), TALLY_OK);
+	flush(lv, &st);
+	assert_int_equal(live_complete(lv, b.id, over0, T0, &finished), TALLY_ECOUNTS);
+	assert_int_equal(live_complete(lv, b.id, over1, T0, &finished), TALLY_ECOUNTS);
+	assert_int_equal(finished, 0);
+	assert_int_equal(j->counts[0], INT64_MAX - 10);
+	assert_int_equal(j->counts[1], 1);
+	assert_int_equal(j->batches_done, 1);
+	assert_int_equal(lease_state(lv, b.id), LEASE_ACTIVE);
+	assert_false(live_dirty(lv));
+	assert_int_equal(live_complete(lv, b.id, fits, T0, &finished), TALLY_OK);
+	assert_int_equal(finished, 0); /* 2 of 3 batches */
+	assert_int_equal(j->state, JOB_RUNNING);
+	assert_int_equal(j->counts[0], INT64_MAX);
+	assert_int_equal(j->counts[1], 6);
+	live_free(lv);
+}
+
+static int stop_at_7(void *ctx, const struct live_job_row *row)
+{
+	(void)row;
+	return ++*(int *)ctx == 1 ? 7 : 0;
+}
+
+static int stop_lease_at_7(void *ctx, const struct live_lease_row *row)
+{
+	(void)row;
+	return ++*(int *)ctx == 1 ? 7 : 0;
+}
+
+/* Each change is written once, jobs before leases; finished leases and jobs then leave memory. */
+static void test_dirty_tracking(void **state)
+{
+	struct live *lv = new_live();
+	struct store st = { 0 };
+	int64_t id, id2;
+	struct lease a, b, c, d, hb;
+	int calls = 0;
+	(void)state;
+
+	assert_false(live_dirty(lv));
+	id = submit(lv, "pi", 10000, T0);
+	assert_true(live_dirty(lv));
+	pass(lv, &st);
+	assert_int_equal(st.job_rows, 1);
+	assert_int_equal(st.lease_rows, 0);
+	flush(lv, &st);
+
+	a = grant(lv, "pi", 2, T0 + 1, TTL);
+	b = grant(lv, "pi", 2, T0 + 2, TTL);
+	c = grant(lv, "pi", 2, T0 + 3, TTL);
+	assert_int_equal(complete(lv, &a, T0 + 5), 0);
+	assert_int_equal(live_heartbeat(lv, b.id, T0 + 6, TTL, &hb), TALLY_OK);
+	pass(lv, &st);
+	assert_int_equal(st.job_rows, 1); /* touched four times, written once */
+	assert_int_equal(st.lease_rows, 3);
+	assert_false(st.job_after_lease);
+	assert_int_equal(lease_row(&st, a.id)->writes, 1);
+	assert_int_equal(lease_row(&st, a.id)->lease.state, LEASE_DONE);
+	assert_int_equal(lease_row(&st, a.id)->finished_at, T0 + 5);
+	assert_int_equal(lease_row(&st, b.id)->finished_at, 0);
+	assert_int_equal(lease_row(&st, b.id)->lease.expires_at, T0 + 6 + TTL);
+	assert_int_equal(job_row(&st, id)->job.batches_done, 2);
+	assert_int_equal(job_row(&st, id)->next_batch, 6);
+	live_written(lv);
+	assert_false(live_dirty(lv));
+	assert_null(live_lease(lv, a.id));
+	assert_non_null(live_lease(lv, b.id));
+	assert_int_equal(live_leases_count(lv), 2);
+	assert_int_equal(live_jobs_count(lv), 1);
+
+	assert_int_equal(live_heartbeat(lv, b.id, T0 + 7, TTL, &hb), TALLY_OK);
+	pass(lv, &st);
+	assert_int_equal(st.job_rows, 0);
+	assert_int_equal(st.lease_rows, 1);
+	assert_int_equal(live_each_dirty(lv, stop_at_7, stop_lease_at_7, &calls), 7);
+	assert_int_equal(calls, 1);
+	flush(lv, &st);
+
+	id2 = submit(lv, "count", 1000, T0 + 8);
+	assert_int_equal(complete(lv, &b, T0 + 9), 0);
+	assert_int_equal(complete(lv, &c, T0 + 9), 0);
+	d = grant(lv, "pi", 100, T0 + 9, TTL);
+	assert_int_equal(d.batch_count, 4);
+	assert_int_equal(complete(lv, &d, T0 + 10), 1);
+	pass(lv, &st);
+	assert_int_equal(st.job_rows, 2);
+	assert_false(st.job_after_lease);
+	assert_int_equal(job_row(&st, id)->job.state, JOB_SUCCEEDED);
+	assert_int_equal(job_row(&st, id)->job.finished_at, T0 + 10);
+	live_written(lv);
+	assert_null(live_job(lv, id));
+	assert_non_null(live_job(lv, id2)); /* unfinished: stays */
+	assert_int_equal(live_jobs_count(lv), 1);
+	assert_int_equal(live_leases_count(lv), 0);
+	live_free(lv);
+}
+
+/* Rows written behind load into a fresh state that carries on where the old one stopped. */
+static void test_load_after_restart(void **state)
+{
+	struct live *lv = new_live();
+	struct store st = { 0 };
+	int64_t ja = submit(lv, "pi", 100000, T0), jb = submit(lv, "count", 50000, T0), jc, max_job;
+	struct lease a1 = grant(lv, "pi", 10, T0, TTL), a2 = grant(lv, "pi", 10, T0, TTL);
+	struct lease a3 = grant(lv, "pi", 10, T0, TTL), a4 = grant(lv, "pi", 5, T0, TTL);
+	struct lease b1 = grant(lv, "count", 7, T0, 500), l, hb;
+	uint64_t seq = 0, done;
+	struct job out;
+	(void)state;
+
+	flush(lv, &st);
+	assert_int_equal(complete(lv, &a2, T0 + 1), 0);
+	assert_int_equal(live_fail(lv, a1.id, "boom", T0 + 2), TALLY_OK);
+	assert_int_equal(live_heartbeat(lv, a3.id, T0 + 3, 2 * TTL, &hb), TALLY_OK);
+	flush(lv, &st);
+	assert_int_equal(live_fail(lv, a4.id, "bang", T0 + 4), TALLY_OK);
+	jc = submit(lv, "pi", 1000, T0 + 5);
+	assert_int_equal(live_cancel(lv, jc, T0 + 6, &out), TALLY_OK);
+	flush(lv, &st);
+	live_free(lv);
+
+	/* Restart: unfinished jobs by id, their ranges, the leases (finished ones are skipped). */
+	lv = live_new(7);
+	assert_non_null(lv);
+	max_job = 0;
+	for (size_t i = 0; i < st.njobs; i++) {
+		const struct srow_job *r = &st.jobs[i];
+		max_job = r->job.id > max_job ? r->job.id : max_job;
+		if (job_is_final(r->job.state))
+			continue;
+		assert_int_equal(live_load_job(lv, &r->job, r->next_batch, r->failure), TALLY_OK);
+		for (size_t k = 0; k < r->nfree; k++)
+			assert_int_equal(live_load_range(lv, r->job.id, r->free[k].first,
+							 r->free[k].count), TALLY_OK);
+	}
+	for (size_t i = 0; i < st.nleases; i++) {
+		assert_int_equal(live_load_lease(lv, &st.leases[i].lease), TALLY_OK);
+		if ((uint64_t)st.leases[i].lease.id >> LIVE_ID_RANDOM_BITS > seq)
+			seq = (uint64_t)st.leases[i].lease.id >> LIVE_ID_RANDOM_BITS;
+	}
+	live_set_next_job_id(lv, max_job + 1);
+	live_set_seq(lv, seq + 1, LIVE_SEQ_MAX);
+
+	assert_false(live_dirty(lv));
+	assert_int_equal(live_jobs_count(lv), 2);
+	assert_int_equal(live_leases_count(lv), 2); /* a3 and b1 */
+	assert_null(live_job(lv, jc));
+	assert_null(live_lease(lv, a1.id));
+	assert_int_equal(live_lease(lv, a3.id)->expires_at, T0 + 3 + 2 * TTL);
+	assert_ptr_equal(live_lease(lv, a3.id)->spec.kernel, kernel_find("pi"));
+	assert_int_equal(live_next_expiry(lv), T0 + 500);
+	assert_int_equal(live_job(lv, ja)->batches_done, 10);
+	assert_int_equal(live_job(lv, ja)->batches_leased, 10);
+
+	/* Given-back ranges first, then on from next_batch; the loaded lease still completes. */
+	l = grant(lv, "pi", 100, T0 + 10, TTL);
+	assert_int_equal(l.first_batch, 0);
+	assert_int_equal(l.batch_count, 10);
+	assert_true(l.id > a4.id && l.id > b1.id);
+	assert_int_equal(complete(lv, &l, T0 + 11), 0);
+	l = grant(lv, "pi", 100, T0 + 10, TTL);
+	assert_int_equal(l.first_batch, 30);
+	assert_int_equal(l.batch_count, 5);
+	assert_int_equal(complete(lv, &l, T0 + 11), 0);
+	assert_int_equal(complete(lv, &a3, T0 + 12), 0);
+	l = grant(lv, "pi", 100, T0 + 10, TTL);
+	assert_int_equal(l.first_batch, 35);
+	assert_int_equal(l.batch_count, 65);
+	assert_int_equal(complete(lv, &l, T0 + 13), 1);
+	done = live_job(lv, ja)->batches_done;
+	assert_int_equal(done, 100);
+	assert_int_equal(live_job(lv, ja)->counts[1], 200); /* counts from before the restart kept */
+	assert_int_equal(live_job(lv, ja)->samples_done, 100000);
+	assert_int_equal(live_reap(lv, T0 + 500), 1);
+	assert_int_equal(lease_state(lv, b1.id), LEASE_EXPIRED);
+	assert_int_equal(submit(lv, "pi", 1000, T0), jc + 1);
+
+	live_clear(lv);
+	assert_int_equal(live_jobs_count(lv), 0);
+	assert_int_equal(live_leases_count(lv), 0);
+	assert_null(live_job(lv, jb));
+	assert_null(live_lease(lv, b1.id));
+	assert_int_equal(live_next_expiry(lv), 0);
+	assert_false(live_dirty(lv));
+	assert_int_equal(try_grant(lv, both, 2, 1, T0, TTL, &l), TALLY_ENOTFOUND);
+	live_free(lv);
+}
+
+struct expiry {
+	int64_t at;
+	size_t i;
+};
+
+static int expiry_cmp(const void *a, const void *b)
+{
+	const struct expiry *x = a, *y = b;
+	return (x->at > y->at) - (x->at < y->at);
+}
+
+/* Thousands of leases with scattered expiries (some moved twice) come back in expiry order,
+ * each exactly at its time; lookups still work after the tables grow. */
+static void test_many_leases(void **state)
+{
+	enum { N = 5000 };
+	struct live *lv = new_live();
+	struct store st = { 0 };
+	int64_t id = submit(lv, "pi", N * 1000, T0);
+	int64_t *ids = calloc(N, sizeof *ids);
+	struct expiry *e = calloc(N, sizeof *e);
+	struct lease l;
+	(void)state;
+
+	assert_non_null(ids);
+	assert_non_null(e);
+	for (size_t i = 0; i < N; i++) {
+		l = grant(lv, "pi", 1, T0, TTL);
+		assert_int_equal(l.first_batch, i);
+		ids[i] = l.id;
+	}
+	for (size_t k = 0; k < N; k++) {
+		size_t i = k * 2503 % N; /* a scrambled order */
+		int64_t ttl = 1 + (int64_t)(i * 7919 % 9973);
+		assert_int_equal(live_heartbeat(lv, ids[i], T0 + 1, ttl, &l), TALLY_OK);
+		if (i % 3 == 0) { /* and again, shorter or longer */
+			ttl = 1 + (int64_t)(i * 104729 % 12007);
+			assert_int_equal(live_heartbeat(lv, ids[i], T0 + 2, ttl, &l), TALLY_OK);
+		}
+		e[i] = (struct expiry){ l.expires_at, i };
+	}
+	assert_int_equal(live_leases_count(lv), N);
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(live_lease(lv, ids[i])->first_batch, i);
+	qsort(e, N, sizeof *e, expiry_cmp);
+	for (size_t k = 0; k < N;) {
+		size_t m = 0;
+		assert_int_equal(live_next_expiry(lv), e[k].at);
+		assert_int_equal(live_reap(lv, e[k].at - 1), 0);
+		while (k + m < N && e[k + m].at == e[k].at)
+			m++;
+		assert_int_equal(live_reap(lv, e[k].at), m);
+		for (size_t r = k; r < k + m; r++)
+			assert_int_equal(lease_state(lv, ids[e[r].i]), LEASE_EXPIRED);
+		k += m;
+		if (k < N)
+			assert_int_equal(lease_state(lv, ids[e[k].i]), LEASE_ACTIVE);
+	}
+	assert_int_equal(live_next_expiry(lv), 0);
+	assert_int_equal(live_job(lv, id)->batches_leased, 0);
+	assert_int_equal(live_each_dirty(lv, store_job, ignore_lease, &st), 0);
+	assert_int_equal(job_row(&st, id)->nfree, 1); /* all merged back into [0, N) */
+	assert_int_equal(job_row(&st, id)->free[0].first, 0);
+	assert_int_equal(job_row(&st, id)->free[0].count, N);
+	live_written(lv);
+	assert_int_equal(live_leases_count(lv), 0);
+	free(ids);
+	free(e);
+	live_free(lv);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_leases_cover_job_once),
+		cmocka_unit_test(test_complete_twice_is_lost),
+		cmocka_unit_test(test_expiry_and_heartbeat),
+		cmocka_unit_test(test_fail_returns_batches),
+		cmocka_unit_test(test_free_ranges_merge),
+		cmocka_unit_test(test_cancel),
+		cmocka_unit_test(test_cancel_keeps_heap_order),
+		cmocka_unit_test(test_kernel_filter_and_order),
+		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_counts_overflow),
+		cmocka_unit_test(test_dirty_tracking),
+		cmocka_unit_test(test_load_after_restart),
+		cmocka_unit_test(test_many_leases),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
