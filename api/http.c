@@ -340,6 +340,10 @@ static void reply_unsaved(struct req *r)
 	if (r->resp)
 		MHD_destroy_response(r->resp);
 	r->resp = NULL;
+	for (size_t i = 0; i < r->nhdr; i++) {
+		free(r->hdr_name[i]);
+		free(r->hdr_value[i]);
+	}
 	r->nhdr = 0;
 	reply_error(r, 503, "unavailable", "storage failure: the change was not saved; retry later");
 }

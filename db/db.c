@@ -122,8 +122,16 @@ static enum tally_err db_exec(struct db *db, sqlite3_stmt *s, const char *what)
 enum tally_err db_begin(struct db *db)
 {
 	enum tally_err rc;
-	if (db->in_tx && !sqlite3_get_autocommit(db->conn))
-		return TALLY_OK;
+	if (db->in_tx) {
+		if (!sqlite3_get_autocommit(db->conn))
+			return TALLY_OK;
+		/* SQLite rolled it back by itself (disk full, I/O error): what was written into it
+		 * is gone, and beginning afresh would hide that. */
+		db->in_tx = 0;
+		snprintf(db->errmsg, sizeof db->errmsg,
+			 "the transaction was rolled back by SQLite (disk full or I/O error)");
+		return TALLY_EDB;
+	}
 	if ((rc = db_exec(db, db_stmt(db, ST_BEGIN), "beginning a transaction")))
 		return rc;
 	db->in_tx = 1;

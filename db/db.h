@@ -23,7 +23,8 @@ void db_close(struct db *db);
 /* Returns the last storage error message, borrowed until the next call. */
 const char *db_errmsg(struct db *db);
 
-/* Starts the write transaction, unless one is open. */
+/* Starts the write transaction, unless one is open. TALLY_EDB when the open one was rolled back
+ * by SQLite itself (everything written into it is gone). */
 TALLY_WUR enum tally_err db_begin(struct db *db);
 /* Commits it (nothing to do when none is open). On failure it is rolled back: nothing since
  * db_begin happened. */

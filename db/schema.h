@@ -55,9 +55,16 @@ static const char *const schema_migrations[SCHEMA_VERSION] = {
 	"  batch_count INTEGER NOT NULL"
 	");"
 	"CREATE INDEX free_ranges_job ON free_ranges(job_id, first_batch);",
-	/* 2: the coordinator keeps live state in memory and writes it behind. Leases are found by
-	 * id or loaded whole at start, so the per-job index only cost writes. meta holds the
-	 * store's own counters (the lease id sequence reserved so far). */
+	/* 2: the coordinator keeps live state in memory and writes it behind. Lease ids become
+	 * increasing sequence numbers with random low bits, reserved in blocks recorded in meta.
+	 * Version 1's ids were random across the whole range, so its leases go: live ones give
+	 * their batches back (their workers' completes then get 404 and the batches are done
+	 * again), finished ones are forgotten. Leases are found by id or loaded whole at start,
+	 * so the per-job index only cost writes. */
+	"INSERT INTO free_ranges(job_id, first_batch, batch_count) "
+	"  SELECT job_id, first_batch, batch_count FROM leases WHERE state = 0;"
+	"UPDATE jobs SET batches_leased = 0 WHERE state IN (0, 1);"
+	"DELETE FROM leases;"
 	"DROP INDEX leases_job;"
 	"CREATE TABLE meta ("
 	"  name TEXT PRIMARY KEY,"

@@ -135,6 +135,8 @@ enum tally_err coord_load(struct coord *c)
 	return TALLY_OK;
 }
 
+static void coord_tell_expiry(struct coord *c);
+
 /* After a failed write: memory is ahead of the store, so it is read again. Lease sequence
  * numbers already handed out are never reused. */
 static void coord_reload(struct coord *c)
@@ -152,6 +154,7 @@ static void coord_reload(struct coord *c)
 	}
 	c->broken = 0;
 	live_set_seq(c->live, next, limit);
+	coord_tell_expiry(c);
 	log_warn("msg=\"state reloaded after a failed write\" jobs=%zu leases=%zu",
 		 live_jobs_count(c->live), live_leases_count(c->live));
 }
@@ -202,7 +205,7 @@ fail:
 
 int coord_dirty(struct coord *c)
 {
-	return c->lost || c->synced || live_dirty(c->live);
+	return c->lost || c->broken || c->synced || live_dirty(c->live);
 }
 
 uint64_t coord_changes(struct coord *c)
@@ -230,6 +233,11 @@ static enum tally_err coord_commit(struct coord *c)
 enum tally_err coord_flush(struct coord *c)
 {
 	enum tally_err rc;
+	if (c->broken) {
+		coord_reload(c); /* the store may answer again */
+		if (c->broken)
+			return TALLY_EDB;
+	}
 	if (c->lost) {
 		/* A write between flushes failed: the changes before it are gone, and those after
 		 * it go too, so that one answer covers them all. */
@@ -246,6 +254,14 @@ enum tally_err coord_flush(struct coord *c)
 }
 
 /* --- operations ----------------------------------------------------------------------------- */
+
+/* A reply that reports state must not get ahead of the store: while changes are uncommitted, it
+ * waits for the flush like a reply reporting a change of its own. */
+static void coord_reported(struct coord *c)
+{
+	if (coord_dirty(c))
+		c->changes++;
+}
 
 static void coord_wake(struct coord *c)
 {
@@ -282,6 +298,9 @@ enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, struct
 enum tally_err coord_job(struct coord *c, int64_t id, struct job *out)
 {
 	const struct job *j = live_job(c->live, id);
+	if (c->broken)
+		return TALLY_EDB;
+	coord_reported(c);
 	if (j) {
 		*out = *j;
 		return TALLY_OK;
@@ -293,19 +312,28 @@ enum tally_err coord_jobs(struct coord *c, int state, int64_t before, size_t lim
 			  int (*each)(void *ctx, const struct job *job), void *ctx)
 {
 	/* The list is the store's: bring it up to date (in the open transaction) first. */
-	enum tally_err rc = coord_sync(c);
+	enum tally_err rc = c->broken ? TALLY_EDB : coord_sync(c);
 	if (rc) {
 		c->lost = 1;
 		return rc;
 	}
-	return db_job_list(c->db, state, before, limit, each, ctx);
+	coord_reported(c);
+	rc = db_job_list(c->db, state, before, limit, each, ctx);
+	if (rc == TALLY_EDB && c->synced)
+		c->lost = 1; /* the failure may have taken the open transaction with it */
+	return rc;
 }
 
 enum tally_err coord_cancel(struct coord *c, int64_t id, struct job *out)
 {
 	const struct job *j = live_job(c->live, id);
 	int was_cancelled = j && j->state == JOB_CANCELLED;
-	enum tally_err rc = live_cancel(c->live, id, coord_now(c), out);
+	enum tally_err rc;
+
+	if (c->broken)
+		return TALLY_EDB;
+	coord_reported(c);
+	rc = live_cancel(c->live, id, coord_now(c), out);
 	if (rc == TALLY_ENOTFOUND) {
 		/* Not in memory: finished and written. */
 		if ((rc = db_job_get(c->db, id, out)))
@@ -342,7 +370,9 @@ enum tally_err coord_lease(struct coord *c, const struct lease_request *req, str
 			  c->cfg.lease_timeout_ms, coord_size, c, out);
 	if (rc == TALLY_ETOOBIG) {
 		/* The reserved ids are used up (the flushes fell behind): reserve more now. */
-		if ((rc = coord_commit(c)))
+		if (c->lost)
+			rc = TALLY_EDB; /* committing now would commit what the next flush must undo */
+		else if ((rc = coord_commit(c)))
 			c->lost = 1;
 		else
 			rc = live_acquire(c->live, req->worker, req->kernels, req->nkernels, now,
@@ -380,16 +410,21 @@ static enum tally_err coord_stored_lease(struct coord *c, int64_t id, struct lea
 
 enum tally_err coord_heartbeat(struct coord *c, int64_t id, struct lease *out)
 {
-	enum tally_err rc = live_heartbeat(c->live, id, coord_now(c), c->cfg.lease_timeout_ms, out);
-	if (rc == TALLY_ENOTFOUND)
+	enum tally_err rc;
+	if (c->broken)
+		return TALLY_EDB;
+	rc = live_heartbeat(c->live, id, coord_now(c), c->cfg.lease_timeout_ms, out);
+	if (rc == TALLY_ENOTFOUND) {
+		memset(out, 0, sizeof *out);
 		return coord_stored_lease(c, id, out);
+	}
 	if (!rc)
 		coord_tell_expiry(c);
 	return rc;
 }
 
-enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts, int *duplicate,
-			      char *err, size_t errlen)
+static enum tally_err complete_lease(struct coord *c, int64_t id, const json_t *counts,
+				     int *duplicate, char *err, size_t errlen)
 {
 	const struct lease *live = live_lease(c->live, id);
 	struct lease lease;
@@ -440,9 +475,24 @@ enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 	return TALLY_OK;
 }
 
+enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts, int *duplicate,
+			      char *err, size_t errlen)
+{
+	enum tally_err rc;
+	*duplicate = 0;
+	if (c->broken)
+		return TALLY_EDB;
+	rc = complete_lease(c, id, counts, duplicate, err, errlen);
+	/* A complete counted just now moves coord_changes(); so does any other answer (a repeat,
+	 * a lost lease) given while what it reports is not yet committed. */
+	if (!(rc == TALLY_OK && !*duplicate))
+		coord_reported(c);
+	return rc;
+}
+
 enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason)
 {
-	enum tally_err rc = live_fail(c->live, id, reason, coord_now(c));
+	enum tally_err rc = c->broken ? TALLY_EDB : live_fail(c->live, id, reason, coord_now(c));
 	char clean[201];
 	struct lease stored;
 

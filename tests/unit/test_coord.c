@@ -285,12 +285,23 @@ static void test_changes_that_replies_wait_for(void **state)
 	json_t *c = counts_for(&l);
 	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
 	assert_true(coord_changes(f->c) == ++n);
+	/* A repeat reports the first complete, not yet committed: its reply waits too. */
 	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1);
-	assert_true(coord_changes(f->c) == n); /* a duplicate changes nothing */
+	assert_true(coord_changes(f->c) == ++n);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	/* Committed: a repeat (now answered from the store) and a job read wait for nothing. */
+	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(dup, 1);
+	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_true(coord_changes(f->c) == n);
 	json_decref(c);
 	assert_int_equal(coord_cancel(f->c, j.id, &j), TALLY_OK);
+	assert_true(coord_changes(f->c) > n);
+	n = coord_changes(f->c);
+	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK); /* reads the uncommitted cancel */
 	assert_true(coord_changes(f->c) == ++n);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
 	assert_int_equal(coord_cancel(f->c, j.id, &j), TALLY_OK);
 	assert_true(coord_changes(f->c) == n);
 }
