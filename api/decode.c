@@ -278,17 +278,23 @@ enum tally_err decode_complete(const json_t *body, const json_t **counts, struct
 	return TALLY_OK;
 }
 
-enum tally_err decode_fail(const json_t *body, char *reason, struct decode_error *e)
+enum tally_err decode_fail(const json_t *body, char *reason, int *fault, struct decode_error *e)
 {
-	static const char *const allowed[] = { "error", NULL };
+	static const char *const allowed[] = { "error", "fault", NULL };
 	const json_t *v;
 	enum tally_err rc;
 
 	reason[0] = '\0';
+	*fault = 1;
 	if (!body)
 		return TALLY_OK;
 	if ((rc = check_keys(body, allowed, e)))
 		return rc;
+	v = json_object_get(body, "fault");
+	if (v && !json_is_boolean(v))
+		return fail(e, "invalid_field", "fault: must be true or false");
+	if (v)
+		*fault = json_is_true(v);
 	v = json_object_get(body, "error");
 	if (!v)
 		return TALLY_OK;

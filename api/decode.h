@@ -34,8 +34,10 @@ TALLY_WUR enum tally_err decode_lease_request(const json_t *body, struct lease_r
 /* Decodes a complete body; *counts borrows from body. TALLY_EINVAL. */
 TALLY_WUR enum tally_err decode_complete(const json_t *body, const json_t **counts,
 					 struct decode_error *e);
-/* Decodes a fail body into reason[DECODE_REASON_MAX]. TALLY_EINVAL. */
-TALLY_WUR enum tally_err decode_fail(const json_t *body, char *reason, struct decode_error *e);
+/* Decodes a fail body into reason[DECODE_REASON_MAX] and *fault (default 1: the batches are to
+ * blame; false: a worker giving a lease back for its own reasons). TALLY_EINVAL. */
+TALLY_WUR enum tally_err decode_fail(const json_t *body, char *reason, int *fault,
+				     struct decode_error *e);
 /* Checks that body is absent or an empty object (heartbeat, cancel). TALLY_EINVAL. */
 TALLY_WUR enum tally_err decode_empty(const json_t *body, struct decode_error *e);
 

@@ -171,16 +171,17 @@ void leases_fail(struct req *r, void *app)
 	int64_t id;
 	enum tally_err rc;
 	char reason[DECODE_REASON_MAX];
+	int fault;
 
 	if (lease_id(r, &id) || api_body(r, &body))
 		return;
-	rc = decode_fail(body, reason, &e);
+	rc = decode_fail(body, reason, &fault, &e);
 	json_decref(body);
 	if (rc) {
 		api_reply_decode(r, &e);
 		return;
 	}
-	if ((rc = coord_fail(a->coord, id, reason))) {
+	if ((rc = coord_fail(a->coord, id, reason, fault))) {
 		reply_lease_rc(r, a, rc, id, NULL);
 		return;
 	}

@@ -39,9 +39,12 @@ struct job {
 	int64_t finished_at;
 };
 
-/* Batches [first, first + count) of one job. */
+/* Batches [first, first + count) of one job, how many failed leases they have been in, and how
+ * many of those were leases of one batch alone (strikes: each names its batch). */
 struct batch_range {
 	uint64_t first, count;
+	unsigned failures;
+	unsigned strikes;
 };
 
 enum lease_state { LEASE_ACTIVE, LEASE_DONE, LEASE_EXPIRED, LEASE_FAILED, LEASE_CANCELLED };
@@ -56,6 +59,8 @@ struct lease {
 	enum lease_state state;
 	int64_t granted_at;
 	int64_t expires_at;
+	unsigned failures; /* failed leases its batches were in before this one */
+	unsigned strikes;  /* of those, failed leases of its batch alone (a one-batch lease) */
 	char worker[WORKER_NAME_MAX];
 };
 

@@ -61,20 +61,21 @@ static const char *const db_sql[ST_COUNT] = {
 			"WHERE state IN (0, 1) ORDER BY id",
 	[ST_JOB_MAX] = "SELECT coalesce(max(id), 0) FROM jobs",
 	[ST_RANGE_DROP_JOB] = "DELETE FROM free_ranges WHERE job_id = ?1",
-	[ST_RANGE_INSERT] = "INSERT INTO free_ranges(job_id, first_batch, batch_count) "
-			    "VALUES (?1, ?2, ?3)",
-	[ST_RANGE_LOAD] = "SELECT job_id, first_batch, batch_count FROM free_ranges "
-			  "ORDER BY job_id, first_batch",
+	[ST_RANGE_INSERT] = "INSERT INTO free_ranges(job_id, first_batch, batch_count, failures, "
+			    "strikes) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_RANGE_LOAD] = "SELECT job_id, first_batch, batch_count, failures, strikes "
+			  "FROM free_ranges ORDER BY job_id, first_batch",
 	[ST_LEASE_SAVE] = "INSERT INTO leases(id, job_id, first_batch, batch_count, worker, state, "
-			  "granted_at, expires_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-			  "?8, ?9) ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+			  "granted_at, expires_at, finished_at, failures, strikes) VALUES (?1, ?2, "
+			  "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+			  "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
 			  "expires_at = excluded.expires_at, finished_at = excluded.finished_at",
 	[ST_LEASE_GET] = "SELECT l.id, l.job_id, l.first_batch, l.batch_count, l.state, "
 			 "l.granted_at, l.expires_at, l.worker, j.kernel, j.samples, j.batch_size, "
 			 "j.seed, j.kernel_version FROM leases l JOIN jobs j ON j.id = l.job_id "
 			 "WHERE l.id = ?1",
 	[ST_LEASE_LOAD] = "SELECT id, job_id, first_batch, batch_count, granted_at, expires_at, "
-			  "worker FROM leases WHERE state = 0",
+			  "worker, failures, strikes FROM leases WHERE state = 0",
 	[ST_LEASE_MAX] = "SELECT coalesce(max(id), 0) FROM leases",
 	[ST_META_GET] = "SELECT value FROM meta WHERE name = ?1",
 	[ST_META_SET] = "INSERT INTO meta(name, value) VALUES (?1, ?2) "
@@ -462,6 +463,8 @@ enum tally_err db_ranges_save(struct db *db, int64_t job_id, const struct batch_
 		sqlite3_bind_int64(s, 1, job_id);
 		sqlite3_bind_int64(s, 2, (int64_t)ranges[i].first);
 		sqlite3_bind_int64(s, 3, (int64_t)ranges[i].count);
+		sqlite3_bind_int(s, 4, (int)ranges[i].failures);
+		sqlite3_bind_int(s, 5, (int)ranges[i].strikes);
 		if ((rc = db_exec(db, s, "saving free ranges")))
 			return rc;
 	}
@@ -481,6 +484,8 @@ enum tally_err db_lease_save(struct db *db, const struct lease *l, int64_t finis
 	sqlite3_bind_int64(s, 7, l->granted_at);
 	sqlite3_bind_int64(s, 8, l->expires_at);
 	bind_time(s, 9, finished_at);
+	sqlite3_bind_int(s, 10, (int)l->failures);
+	sqlite3_bind_int(s, 11, (int)l->strikes);
 	return db_exec(db, s, "saving a lease");
 }
 
@@ -551,10 +556,13 @@ enum tally_err db_load(struct db *db, const struct db_loader *l, int64_t *max_jo
 	if (rc || stop)
 		goto done;
 	s = db_stmt(db, ST_RANGE_LOAD);
-	while (!stop && (step = sqlite3_step(s)) == SQLITE_ROW)
-		stop = l->range(l->ctx, sqlite3_column_int64(s, 0),
-				(uint64_t)sqlite3_column_int64(s, 1),
-				(uint64_t)sqlite3_column_int64(s, 2));
+	while (!stop && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		struct batch_range r = { (uint64_t)sqlite3_column_int64(s, 1),
+					 (uint64_t)sqlite3_column_int64(s, 2),
+					 (unsigned)sqlite3_column_int(s, 3),
+					 (unsigned)sqlite3_column_int(s, 4) };
+		stop = l->range(l->ctx, sqlite3_column_int64(s, 0), &r);
+	}
 	if (!stop && step != SQLITE_DONE)
 		rc = db_fail(db, "loading free ranges");
 	sqlite3_reset(s);
@@ -571,6 +579,8 @@ enum tally_err db_load(struct db *db, const struct db_loader *l, int64_t *max_jo
 		lease.state = LEASE_ACTIVE;
 		lease.granted_at = sqlite3_column_int64(s, 4);
 		lease.expires_at = sqlite3_column_int64(s, 5);
+		lease.failures = (unsigned)sqlite3_column_int(s, 7);
+		lease.strikes = (unsigned)sqlite3_column_int(s, 8);
 		snprintf(lease.worker, sizeof lease.worker, "%s", worker ? worker : "");
 		stop = l->lease(l->ctx, &lease);
 	}

@@ -53,7 +53,7 @@ TALLY_WUR enum tally_err db_meta_set(struct db *db, const char *name, int64_t va
  * A non-zero return from a callback stops the load and is returned. */
 struct db_loader {
 	int (*job)(void *ctx, const struct job *job, uint64_t next_batch, const char *last_failure);
-	int (*range)(void *ctx, int64_t job_id, uint64_t first, uint64_t count);
+	int (*range)(void *ctx, int64_t job_id, const struct batch_range *range);
 	int (*lease)(void *ctx, const struct lease *lease);
 	void *ctx;
 };

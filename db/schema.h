@@ -6,7 +6,7 @@
 #ifndef TALLY_SCHEMA_H
 #define TALLY_SCHEMA_H
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 static const char *const schema_migrations[SCHEMA_VERSION] = {
 	/* 1: jobs with range bookkeeping, leases, free ranges. */
@@ -70,6 +70,15 @@ static const char *const schema_migrations[SCHEMA_VERSION] = {
 	"  name TEXT PRIMARY KEY,"
 	"  value INTEGER NOT NULL"
 	");",
+	/* 3: poison batches (how many failed leases a range's batches have been in) and
+	 * idempotent submits (a client's key names at most one job). */
+	"ALTER TABLE free_ranges ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE free_ranges ADD COLUMN strikes INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE leases ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE leases ADD COLUMN strikes INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN idempotency_key TEXT;"
+	"CREATE UNIQUE INDEX jobs_idempotency_key ON jobs(idempotency_key) "
+	"  WHERE idempotency_key IS NOT NULL;",
 };
 
 #endif

@@ -39,7 +39,7 @@ struct coord *coord_new(struct db *db, const struct coord_config *cfg, struct co
 	if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
 		seed = (uint64_t)clock.now_ms(clock.ctx) ^ (uint64_t)(uintptr_t)c;
 	c->sched = sched_new(cfg->lease_target_ms);
-	c->live = live_new(seed);
+	c->live = live_new(seed, cfg->max_failures);
 	if (!c->sched || !c->live) {
 		sched_free(c->sched);
 		live_free(c->live);
@@ -79,9 +79,9 @@ static int load_job(void *ctx, const struct job *job, uint64_t next_batch, const
 	return live_load_job(ctx, job, next_batch, failure);
 }
 
-static int load_range(void *ctx, int64_t job_id, uint64_t first, uint64_t count)
+static int load_range(void *ctx, int64_t job_id, const struct batch_range *r)
 {
-	return live_load_range(ctx, job_id, first, count);
+	return live_load_range(ctx, job_id, r);
 }
 
 static int load_lease(void *ctx, const struct lease *lease)
@@ -360,11 +360,11 @@ enum tally_err coord_lease(struct coord *c, const struct lease_request *req, str
 {
 	int64_t now = coord_now(c);
 	enum tally_err rc;
-	int reaped;
+	int reaped, failed;
 
 	if (c->broken)
 		return TALLY_EDB;
-	reaped = live_reap(c->live, now);
+	reaped = live_reap(c->live, now, &failed);
 	c->sizing = req;
 	rc = live_acquire(c->live, req->worker, req->kernels, req->nkernels, now,
 			  c->cfg.lease_timeout_ms, coord_size, c, out);
@@ -385,6 +385,10 @@ enum tally_err coord_lease(struct coord *c, const struct lease_request *req, str
 		log_info("msg=\"leases expired\" count=%d", reaped);
 		/* What this worker did not take (or cannot run), parked ones may. */
 		coord_wake(c);
+	}
+	if (failed) {
+		log_warn("msg=\"jobs failed: a batch failed too often\" count=%d", failed);
+		coord_job_ended(c);
 	}
 	if (!rc)
 		log_debug("msg=\"lease granted\" lease=%lld job=%lld worker=%s first_batch=%llu "
@@ -490,9 +494,11 @@ enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 	return rc;
 }
 
-enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason)
+enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason, int fault)
 {
-	enum tally_err rc = c->broken ? TALLY_EDB : live_fail(c->live, id, reason, coord_now(c));
+	int failed = 0;
+	enum tally_err rc = c->broken ? TALLY_EDB
+				      : live_fail(c->live, id, reason, fault, coord_now(c), &failed);
 	char clean[201];
 	struct lease stored;
 
@@ -501,21 +507,30 @@ enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason)
 		return coord_stored_lease(c, id, &stored);
 	}
 	if (!rc) {
-		log_warn("msg=\"lease failed\" lease=%lld reason=\"%s\"", (long long)id,
-			 log_clean(reason, clean, sizeof clean));
+		log_warn("msg=\"lease failed\" lease=%lld fault=%d reason=\"%s\"", (long long)id,
+			 fault, log_clean(reason, clean, sizeof clean));
 		coord_tell_expiry(c);
 		coord_wake(c);
+		if (failed) {
+			log_warn("msg=\"job failed: a batch failed too often\" lease=%lld", (long long)id);
+			coord_job_ended(c);
+		}
 	}
 	return rc;
 }
 
 enum tally_err coord_reap(struct coord *c)
 {
-	int reaped = live_reap(c->live, coord_now(c));
+	int failed;
+	int reaped = live_reap(c->live, coord_now(c), &failed);
 	if (reaped) {
 		log_info("msg=\"leases expired\" count=%d", reaped);
 		coord_tell_expiry(c);
 		coord_wake(c);
+	}
+	if (failed) {
+		log_warn("msg=\"jobs failed: a batch failed too often\" count=%d", failed);
+		coord_job_ended(c);
 	}
 	return TALLY_OK;
 }

@@ -37,6 +37,7 @@ struct coord_hooks {
 struct coord_config {
 	int64_t lease_timeout_ms; /* a lease's life after grant or heartbeat */
 	int64_t lease_target_ms;  /* work per lease the policy aims at */
+	unsigned max_failures;    /* failed leases a batch survives before its job fails; 0: any */
 };
 
 /* A worker's request for work, decoded. kernels[] are borrowed for the call. */
@@ -81,8 +82,9 @@ TALLY_WUR enum tally_err coord_heartbeat(struct coord *c, int64_t id, struct lea
  * in err when the counts cannot be right; TALLY_ELOST; TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 					int *duplicate, char *err, size_t errlen);
-/* Gives lease id's batches back. TALLY_ELOST, TALLY_ENOTFOUND. */
-TALLY_WUR enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason);
+/* Gives lease id's batches back. With fault, the lease counts as a failure of its batches (see
+ * server/live.h, poison batches). TALLY_ELOST, TALLY_ENOTFOUND. */
+TALLY_WUR enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason, int fault);
 /* Reclaims expired leases now; wakes long polls when any were. */
 TALLY_WUR enum tally_err coord_reap(struct coord *c);
 

@@ -1,5 +1,6 @@
 /* Live state in memory: unfinished jobs in a list by id, live leases in a hash table by id and in
  * a min-heap by expiry, and the objects changed since the last write on two dirty lists. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "live.h"
@@ -38,9 +39,10 @@ struct live {
 	int64_t next_job_id;
 	uint64_t seq_next, seq_limit;
 	uint64_t rnd;
+	unsigned max_failures;
 };
 
-struct live *live_new(uint64_t rand_seed)
+struct live *live_new(uint64_t rand_seed, unsigned max_failures)
 {
 	struct live *lv = calloc(1, sizeof *lv);
 	if (!lv)
@@ -52,6 +54,7 @@ struct live *live_new(uint64_t rand_seed)
 		return NULL;
 	}
 	lv->rnd = rand_seed;
+	lv->max_failures = max_failures;
 	lv->next_job_id = 1;
 	lv->dirty_jobs_tail = &lv->dirty_jobs;
 	lv->dirty_leases_tail = &lv->dirty_leases;
@@ -149,8 +152,15 @@ static void job_unlink(struct live *lv, struct ljob *j)
 	lv->njobs--;
 }
 
-/* Returns batches [first, first + count) of j to pending, merging with neighbours. */
-static enum tally_err range_give_back(struct ljob *j, uint64_t first, uint64_t count)
+static int same_history(const struct batch_range *r, unsigned failures, unsigned strikes)
+{
+	return r->failures == failures && r->strikes == strikes;
+}
+
+/* Returns batches [first, first + count) of j to pending, merging with neighbours that have the
+ * same failure history. */
+static enum tally_err range_give_back(struct ljob *j, uint64_t first, uint64_t count,
+				      unsigned failures, unsigned strikes)
 {
 	size_t lo = 0, hi = j->nfree;
 	struct batch_range *r;
@@ -163,10 +173,12 @@ static enum tally_err range_give_back(struct ljob *j, uint64_t first, uint64_t c
 			hi = mid;
 	}
 	j->ranges_changed = 1;
-	if (lo > 0 && j->free[lo - 1].first + j->free[lo - 1].count == first) {
+	if (lo > 0 && j->free[lo - 1].first + j->free[lo - 1].count == first &&
+	    same_history(&j->free[lo - 1], failures, strikes)) {
 		r = &j->free[lo - 1];
 		r->count += count;
-		if (lo < j->nfree && r->first + r->count == j->free[lo].first) {
+		if (lo < j->nfree && r->first + r->count == j->free[lo].first &&
+		    same_history(&j->free[lo], failures, strikes)) {
 			r->count += j->free[lo].count;
 			memmove(&j->free[lo], &j->free[lo + 1],
 				(j->nfree - lo - 1) * sizeof *j->free);
@@ -174,7 +186,8 @@ static enum tally_err range_give_back(struct ljob *j, uint64_t first, uint64_t c
 		}
 		return TALLY_OK;
 	}
-	if (lo < j->nfree && first + count == j->free[lo].first) {
+	if (lo < j->nfree && first + count == j->free[lo].first &&
+	    same_history(&j->free[lo], failures, strikes)) {
 		j->free[lo].first = first;
 		j->free[lo].count += count;
 		return TALLY_OK;
@@ -190,6 +203,8 @@ static enum tally_err range_give_back(struct ljob *j, uint64_t first, uint64_t c
 	memmove(&j->free[lo + 1], &j->free[lo], (j->nfree - lo) * sizeof *j->free);
 	j->free[lo].first = first;
 	j->free[lo].count = count;
+	j->free[lo].failures = failures;
+	j->free[lo].strikes = strikes;
 	j->nfree++;
 	return TALLY_OK;
 }
@@ -210,13 +225,13 @@ enum tally_err live_load_job(struct live *lv, const struct job *job, uint64_t ne
 	return TALLY_OK;
 }
 
-enum tally_err live_load_range(struct live *lv, int64_t job_id, uint64_t first, uint64_t count)
+enum tally_err live_load_range(struct live *lv, int64_t job_id, const struct batch_range *r)
 {
 	struct ljob *j = job_find(lv, job_id);
 	enum tally_err rc;
-	if (!j || !count)
+	if (!j || !r->count)
 		return TALLY_OK; /* a finished job's leftovers: nothing to lease */
-	rc = range_give_back(j, first, count);
+	rc = range_give_back(j, r->first, r->count, r->failures, r->strikes);
 	j->ranges_changed = 0;
 	return rc;
 }
@@ -430,33 +445,82 @@ int64_t live_next_expiry(const struct live *lv)
 	return lv->nheap ? lv->heap[0]->lease.expires_at : 0;
 }
 
-/* Ends live lease l in state s: off the heap, its batches given back unless done. */
-static enum tally_err lease_end(struct live *lv, struct llease *l, enum lease_state s, int64_t now)
+/* Ends job j in a final state: its live leases are cancelled (the heap is rebuilt without
+ * them) and its pending batches dropped. */
+static void job_end(struct live *lv, struct ljob *j, enum job_state state, int64_t now)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < lv->nheap; i++) {
+		struct llease *l = lv->heap[i];
+		if (l->job != j) {
+			lv->heap[kept] = l;
+			l->heap = kept++;
+			continue;
+		}
+		l->heap = SIZE_MAX;
+		l->lease.state = LEASE_CANCELLED;
+		l->finished_at = now;
+		lease_touch(lv, l);
+	}
+	lv->nheap = kept;
+	for (size_t i = kept / 2; i-- > 0;) /* heapify: sift each parent down, last first */
+		heap_down(lv, i);
+	j->job.state = state;
+	j->job.finished_at = now;
+	j->job.batches_leased = 0;
+	j->nfree = 0;
+	j->ranges_changed = 1;
+	job_touch(lv, j);
+}
+
+/* Ends live lease l in state s: off the heap, its batches given back unless done. A fault (an
+ * expiry, or a fail saying so) counts against the batches; at the limit their job fails, naming
+ * them and reason, and *job_failed is set. */
+static enum tally_err lease_end(struct live *lv, struct llease *l, enum lease_state s, int64_t now,
+				int fault, const char *reason, int *job_failed)
 {
 	struct ljob *j = l->job;
+	const struct lease *le = &l->lease;
+	int alone = le->batch_count == 1;
+	unsigned failures = le->failures + (fault ? 1 : 0);
+	unsigned strikes = le->strikes + (fault && alone ? 1 : 0);
+	int poison = fault && alone && lv->max_failures && strikes >= lv->max_failures;
 	enum tally_err rc = TALLY_OK;
 
-	if (s != LEASE_DONE && s != LEASE_CANCELLED)
-		rc = range_give_back(j, l->lease.first_batch, l->lease.batch_count);
+	if (s != LEASE_DONE && !poison)
+		rc = range_give_back(j, le->first_batch, le->batch_count, failures, strikes);
 	if (rc)
 		return rc;
-	if (s != LEASE_CANCELLED)
-		j->job.batches_leased -= l->lease.batch_count;
+	j->job.batches_leased -= le->batch_count;
 	heap_remove(lv, l);
 	l->lease.state = s;
 	l->finished_at = now;
 	lease_touch(lv, l);
 	job_touch(lv, j);
+	if (poison) {
+		snprintf(j->job.error, sizeof j->job.error,
+			 "batch %llu failed %u times; last failure: %.900s",
+			 (unsigned long long)le->first_batch, strikes, reason);
+		job_end(lv, j, JOB_FAILED, now);
+		if (job_failed)
+			*job_failed = 1;
+	}
 	return TALLY_OK;
 }
 
-int live_reap(struct live *lv, int64_t now)
+int live_reap(struct live *lv, int64_t now, int *failed_jobs)
 {
-	int n = 0;
+	int n = 0, failed;
+	if (failed_jobs)
+		*failed_jobs = 0;
 	while (lv->nheap && lv->heap[0]->lease.expires_at <= now) {
-		if (lease_end(lv, lv->heap[0], LEASE_EXPIRED, now))
+		failed = 0;
+		if (lease_end(lv, lv->heap[0], LEASE_EXPIRED, now, 1,
+			      "lease expired (its worker was lost, or too slow to heartbeat)", &failed))
 			break; /* out of memory: try again at the next reap */
 		n++;
+		if (failed_jobs)
+			*failed_jobs += failed;
 	}
 	return n;
 }
@@ -500,6 +564,15 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 		first = j->free[0].first;
 		if (take > j->free[0].count)
 			take = j->free[0].count;
+		if (j->free[0].failures) {
+			/* Halved by each failure, down to one batch, which a failure then names. */
+			uint64_t cap = j->free[0].failures < 64 ? j->free[0].count >> j->free[0].failures
+								 : 0;
+			if (take > cap)
+				take = cap ? cap : 1;
+		}
+		l->lease.failures = j->free[0].failures;
+		l->lease.strikes = j->free[0].strikes;
 	} else {
 		/* Nothing given back: all pending batches are fresh, and take <= remaining. */
 		first = j->next_batch;
@@ -585,7 +658,7 @@ enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts
 	for (size_t i = 0; i < job->spec.kernel->nkeys; i++)
 		if (add_checked(&sum[i], counts[i]))
 			return TALLY_ECOUNTS;
-	if (lease_end(lv, l, LEASE_DONE, now))
+	if (lease_end(lv, l, LEASE_DONE, now, 0, "", NULL))
 		return TALLY_ENOMEM; /* not reached: a done lease gives nothing back */
 	memcpy(job->counts, sum, sizeof sum);
 	job->batches_done += l->lease.batch_count;
@@ -598,16 +671,20 @@ enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts
 	return TALLY_OK;
 }
 
-enum tally_err live_fail(struct live *lv, int64_t id, const char *reason, int64_t now)
+enum tally_err live_fail(struct live *lv, int64_t id, const char *reason, int fault, int64_t now,
+			 int *job_failed)
 {
 	struct llease *l = lease_find(lv, id);
 	enum tally_err rc;
 
+	if (job_failed)
+		*job_failed = 0;
 	if (!l)
 		return TALLY_ENOTFOUND;
 	if (l->lease.state != LEASE_ACTIVE)
 		return TALLY_ELOST;
-	if ((rc = lease_end(lv, l, LEASE_FAILED, now)))
+	if ((rc = lease_end(lv, l, LEASE_FAILED, now, fault, reason[0] ? reason : "(no reason given)",
+			    job_failed)))
 		return rc;
 	strncpy(l->job->last_failure, reason, sizeof l->job->last_failure - 1);
 	return TALLY_OK;
@@ -616,7 +693,6 @@ enum tally_err live_fail(struct live *lv, int64_t id, const char *reason, int64_
 enum tally_err live_cancel(struct live *lv, int64_t id, int64_t now, struct job *out)
 {
 	struct ljob *j = job_find(lv, id);
-	size_t kept = 0;
 
 	if (!j)
 		return TALLY_ENOTFOUND;
@@ -625,28 +701,7 @@ enum tally_err live_cancel(struct live *lv, int64_t id, int64_t now, struct job 
 		return TALLY_ECONFLICT;
 	if (j->job.state == JOB_CANCELLED)
 		return TALLY_OK;
-	/* Its live leases end; the heap is rebuilt without them. */
-	for (size_t i = 0; i < lv->nheap; i++) {
-		struct llease *l = lv->heap[i];
-		if (l->job != j) {
-			lv->heap[kept] = l;
-			l->heap = kept++;
-			continue;
-		}
-		l->heap = SIZE_MAX;
-		l->lease.state = LEASE_CANCELLED;
-		l->finished_at = now;
-		lease_touch(lv, l);
-	}
-	lv->nheap = kept;
-	for (size_t i = kept / 2; i-- > 0;) /* heapify: sift each parent down, last first */
-		heap_down(lv, i);
-	j->job.state = JOB_CANCELLED;
-	j->job.finished_at = now;
-	j->job.batches_leased = 0;
-	j->nfree = 0;
-	j->ranges_changed = 1;
-	job_touch(lv, j);
+	job_end(lv, j, JOB_CANCELLED, now);
 	*out = j->job;
 	return TALLY_OK;
 }

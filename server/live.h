@@ -8,6 +8,12 @@
  * [next_batch, batches_total) are fresh. Handed-out batches are done (batches_done), in a live
  * lease (batches_leased), or in the job's free ranges after a lease expired or failed.
  *
+ * Poison batches: batches given back by a lease that failed (a fail with fault, or an expiry)
+ * carry the count of such leases, f, and are leased at most count >> f at a time: each failure
+ * halves the leases around a bad batch until it is leased alone. A one-batch lease that fails is
+ * a strike against its batch; at max_failures strikes the job fails, naming the batch. Random
+ * worker deaths rarely hit the same batch alone that often: one-batch leases are short.
+ *
  * Lease ids are (seq << LIVE_ID_RANDOM_BITS) | random bits: they increase (so the store appends)
  * and cannot be guessed from one's own. seq never passes the limit the coordinator has made
  * durable, so an id handed out before a crash is never handed out again after it.
@@ -47,8 +53,9 @@ struct live_lease_row {
 	int64_t finished_at;
 };
 
-/* Returns a new, empty live state drawing id bits from rand_seed, or NULL when out of memory. */
-struct live *live_new(uint64_t rand_seed);
+/* Returns a new, empty live state drawing id bits from rand_seed, or NULL when out of memory.
+ * A batch that has been in max_failures failed leases fails its job (0: never). */
+struct live *live_new(uint64_t rand_seed, unsigned max_failures);
 void live_free(struct live *lv);
 /* Forgets everything (after a failed write, before loading the store again). */
 void live_clear(struct live *lv);
@@ -57,8 +64,8 @@ void live_clear(struct live *lv);
  * live leases. Loaded objects are clean. TALLY_ENOMEM. */
 TALLY_WUR enum tally_err live_load_job(struct live *lv, const struct job *job,
 				       uint64_t next_batch, const char *last_failure);
-TALLY_WUR enum tally_err live_load_range(struct live *lv, int64_t job_id, uint64_t first,
-					 uint64_t count);
+TALLY_WUR enum tally_err live_load_range(struct live *lv, int64_t job_id,
+					 const struct batch_range *r);
 TALLY_WUR enum tally_err live_load_lease(struct live *lv, const struct lease *lease);
 /* Sets the next job id (one past the store's highest). */
 void live_set_next_job_id(struct live *lv, int64_t id);
@@ -77,9 +84,9 @@ const struct job *live_job(const struct live *lv, int64_t id);
  * *out. TALLY_ENOTFOUND when not in memory; TALLY_ECONFLICT when it succeeded or failed. */
 TALLY_WUR enum tally_err live_cancel(struct live *lv, int64_t id, int64_t now, struct job *out);
 
-/* Reclaims the leases whose expiry is <= now: their batches go back to pending. Returns how
- * many. */
-int live_reap(struct live *lv, int64_t now);
+/* Reclaims the leases whose expiry is <= now: their batches go back to pending (an expiry is a
+ * failure). Returns how many; *failed_jobs counts the jobs this failed (may be NULL). */
+int live_reap(struct live *lv, int64_t now, int *failed_jobs);
 /* Grants worker the next range of the oldest unfinished job with pending batches whose kernel is
  * one of kernels[], sized by size(ctx, ...), live until now + ttl_ms. Returned ranges come
  * first, lowest batch first. TALLY_ENOTFOUND when nothing is pending; TALLY_ETOOBIG when the id
@@ -99,9 +106,11 @@ TALLY_WUR enum tally_err live_heartbeat(struct live *lv, int64_t id, int64_t now
  * (a total would pass 2^63-1; nothing changes). */
 TALLY_WUR enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts,
 				       int64_t now, int *finished);
-/* Gives live lease id's batches back and records reason on its job. TALLY_ENOTFOUND,
- * TALLY_ELOST. */
-TALLY_WUR enum tally_err live_fail(struct live *lv, int64_t id, const char *reason, int64_t now);
+/* Gives live lease id's batches back and records reason on its job. With fault, the lease counts
+ * as a failure of its batches, which may fail the job (*job_failed is set then; may be NULL).
+ * TALLY_ENOTFOUND, TALLY_ELOST. */
+TALLY_WUR enum tally_err live_fail(struct live *lv, int64_t id, const char *reason, int fault,
+				   int64_t now, int *job_failed);
 /* Returns when the first live lease expires, or 0 when none is live. */
 int64_t live_next_expiry(const struct live *lv);
 

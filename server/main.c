@@ -60,7 +60,7 @@ static int commit_flush(void *app)
 int main(int argc, char **argv)
 {
 	const char *listen = "127.0.0.1:8080", *dbpath = "./tally.db", *level = "info";
-	int64_t lease_timeout = 30, lease_target_ms = 1000;
+	int64_t lease_timeout = 30, lease_target_ms = 1000, max_failures = 3;
 	const struct opt opts[] = {
 		{ "listen", "TALLY_LISTEN", OPT_STR, &listen, 0, 0, "address:port to serve on" },
 		{ "db", "TALLY_DB", OPT_STR, &dbpath, 0, 0, "SQLite database file" },
@@ -68,6 +68,8 @@ int main(int argc, char **argv)
 		  "seconds a lease lives without a heartbeat" },
 		{ "lease-target-ms", "TALLY_LEASE_TARGET_MS", OPT_INT, &lease_target_ms, 1, 600000,
 		  "work per lease, in ms of the worker's measured speed" },
+		{ "max-failures", "TALLY_MAX_FAILURES", OPT_INT, &max_failures, 0, 1000,
+		  "failed leases a batch survives before its job fails (0: no limit)" },
 		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
 		  "debug, info, warn or error" },
 	};
@@ -129,7 +131,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct coord_config cfg = { .lease_timeout_ms = lease_timeout * 1000,
-				    .lease_target_ms = lease_target_ms };
+				    .lease_target_ms = lease_target_ms,
+				    .max_failures = (unsigned)max_failures };
 	coord = coord_new(db, &cfg, (struct coord_clock){ wall_clock, NULL },
 			  (struct coord_hooks){ hook_work, hook_expiry, hook_jobs, &http });
 	api.coord = coord;

@@ -127,10 +127,11 @@ static long loop_deliver(struct loop *l, const char *path, const json_t *body, j
 	}
 }
 
-/* Gives an unusable lease back at once, so that it does not wait for its expiry. */
+/* Gives an unusable lease back at once, so that it does not wait for its expiry. The worker's
+ * own reasons are no fault of the batches: they must not count towards failing the job. */
 static void loop_give_back(struct loop *l, const char *id, const char *why)
 {
-	json_t *body = json_pack("{s:s}", "error", why), *reply = NULL;
+	json_t *body = json_pack("{s:s,s:b}", "error", why, "fault", 0), *reply = NULL;
 	char path[64];
 	long status;
 

@@ -65,18 +65,22 @@ class FaultTest(TallyTestCase):
         self.assertEqual((again.status, again.json), (200, {"accepted": True, "duplicate": True}))
         self.assertEqual(s.job(job["id"])["counts"], c1)
 
-        # l2 expires; w2's request reclaims its range; l2's late complete is refused.
+        # l2 expires; w2's request reclaims its range (half of it: an expiry is a failure);
+        # l2's late complete is refused.
         l2 = lease(s, "w1", max_batches=2).json
         time.sleep(1.1)
         l3 = lease(s, "w2", max_batches=2).json
-        self.assertEqual((l3["first_batch"], l3["batch_count"]),
-                         (l2["first_batch"], l2["batch_count"]))
+        self.assertEqual((l3["first_batch"], l3["batch_count"]), (l2["first_batch"], 1))
         late = s.req("POST", f"/v1/leases/{l2['id']}/complete", {"counts": counts_of(l2)})
         self.assertEqual(late.status, 409)
         self.assertEqual(late.error()[0], "lease_lost")
         hb = s.req("POST", f"/v1/leases/{l2['id']}/heartbeat")
         self.assertEqual(hb.status, 409)
         ok = s.req("POST", f"/v1/leases/{l3['id']}/complete", {"counts": counts_of(l3)})
+        self.assertEqual(ok.status, 200)
+        l3b = lease(s, "w2", max_batches=2).json
+        self.assertEqual((l3b["first_batch"], l3b["batch_count"]), (l2["first_batch"] + 1, 1))
+        ok = s.req("POST", f"/v1/leases/{l3b['id']}/complete", {"counts": counts_of(l3b)})
         self.assertEqual(ok.status, 200)
         j = s.job(job["id"])
         self.assertEqual(j["batches"]["done"], 4)
@@ -141,6 +145,39 @@ class FaultTest(TallyTestCase):
         j = s.job(job["id"])
         self.assertEqual(j["batches"]["leased"], 0)
         self.assertEqual(s.stop(), 0)
+
+    def test_poison_batch_fails_the_job(self):
+        """Batch 2 fails every worker that runs it: after --max-failures strikes on it alone
+        the job fails, naming it; give-backs without fault never count."""
+        s = self.server("--max-failures", "3")
+        job = s.submit(kernel="pi", samples=8000, batch_size=1000, seed=9)
+        for _ in range(5):  # a worker stopping gives its lease back: no strike
+            l = lease(s, "polite", max_batches=1).json
+            r = s.req("POST", f"/v1/leases/{l['id']}/fail", {"error": "stopping", "fault": False})
+            self.assertEqual(r.status, 200, r)
+        strikes = 0
+        for _ in range(100):
+            r = lease(s, "w", max_batches=8)
+            if r.status == 204:
+                break
+            l = r.json
+            held = range(l["first_batch"], l["first_batch"] + l["batch_count"])
+            if 2 in held:
+                strikes += l["batch_count"] == 1
+                r = s.req("POST", f"/v1/leases/{l['id']}/fail", {"error": "exit status 139"})
+            else:
+                r = s.req("POST", f"/v1/leases/{l['id']}/complete", {"counts": counts_of(l)})
+            self.assertEqual(r.status, 200, r)
+        done = s.wait_job(job["id"], timeout=10)
+        self.assertEqual(done["state"], "failed")
+        self.assertEqual(strikes, 3)
+        self.assertEqual(done["error"], "batch 2 failed 3 times; last failure: exit status 139")
+        self.assertEqual(lease(s, "w").status, 204)  # nothing more to lease
+        r = s.req("POST", f"/v1/jobs/{job['id']}/cancel")
+        self.assertEqual(r.status, 409, r)
+        s.kill(signal.SIGKILL)  # the failure is durable
+        s.start()
+        self.assertEqual(s.job(job["id"])["state"], "failed")
 
 
 if __name__ == "__main__":

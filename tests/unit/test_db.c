@@ -138,13 +138,11 @@ static int on_job(void *ctx, const struct job *job, uint64_t next_batch, const c
 	return 0;
 }
 
-static int on_range(void *ctx, int64_t job_id, uint64_t first, uint64_t count)
+static int on_range(void *ctx, int64_t job_id, const struct batch_range *r)
 {
 	struct loaded *l = ctx;
 	l->range_job[l->nranges] = job_id;
-	l->ranges[l->nranges].first = first;
-	l->ranges[l->nranges].count = count;
-	l->nranges++;
+	l->ranges[l->nranges++] = *r;
 	return 0;
 }
 
@@ -160,7 +158,7 @@ static void test_load_gives_back_live_state(void **state)
 	struct fixture *f = *state;
 	struct job running = make_job(1, "pi", 1000, 100), done = make_job(2, "pi", 10, 10),
 		   queued = make_job(3, "count", 50, 10);
-	struct batch_range free[] = { { 2, 1 }, { 5, 2 } };
+	struct batch_range free[] = { { 2, 1, 0, 0 }, { 5, 2, 3, 1 } };
 	struct lease live = make_lease(1 << 16, 1, 0, 2), finished = make_lease(2 << 16, 1, 3, 1),
 		     old = make_lease(3 << 16, 2, 0, 1);
 	struct db_loader fns;
@@ -170,6 +168,7 @@ static void test_load_gives_back_live_state(void **state)
 
 	running.state = JOB_RUNNING;
 	done.state = JOB_SUCCEEDED;
+	live.failures = 2;
 	finished.state = LEASE_DONE;
 	old.state = LEASE_DONE;
 	assert_int_equal(db_begin(f->db), TALLY_OK);
@@ -198,10 +197,13 @@ static void test_load_gives_back_live_state(void **state)
 	assert_int_equal(l.ranges[0].first, 2);
 	assert_int_equal(l.ranges[1].first, 5);
 	assert_int_equal(l.ranges[1].count, 2);
+	assert_int_equal(l.ranges[1].failures, 3);
+	assert_int_equal(l.ranges[1].strikes, 1);
 	assert_int_equal(l.nleases, 1); /* only the live one */
 	assert_int_equal(l.leases[0].id, live.id);
 	assert_int_equal(l.leases[0].batch_count, 2);
 	assert_int_equal(l.leases[0].expires_at, 32000);
+	assert_int_equal(l.leases[0].failures, 2);
 	assert_string_equal(l.leases[0].worker, "w1");
 
 	/* Ranges are replaced, not added to. */

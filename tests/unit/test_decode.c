@@ -196,6 +196,7 @@ static void test_complete_fail_empty(void **state)
 	struct decode_error e;
 	const json_t *counts;
 	char reason[DECODE_REASON_MAX];
+	int fault;
 	json_t *b;
 	(void)state;
 
@@ -216,14 +217,25 @@ static void test_complete_fail_empty(void **state)
 	assert_string_equal(e.code, "missing_field");
 	json_decref(b);
 
-	assert_int_equal(decode_fail(NULL, reason, &e), TALLY_OK);
+	fault = -1;
+	assert_int_equal(decode_fail(NULL, reason, &fault, &e), TALLY_OK);
 	assert_string_equal(reason, "");
+	assert_int_equal(fault, 1); /* the batches are to blame unless the worker says not */
 	b = parse("{\"error\":\"disk on fire\"}", &e);
-	assert_int_equal(decode_fail(b, reason, &e), TALLY_OK);
+	assert_int_equal(decode_fail(b, reason, &fault, &e), TALLY_OK);
 	assert_string_equal(reason, "disk on fire");
+	assert_int_equal(fault, 1);
+	json_decref(b);
+	b = parse("{\"error\":\"stopping\",\"fault\":false}", &e);
+	assert_int_equal(decode_fail(b, reason, &fault, &e), TALLY_OK);
+	assert_int_equal(fault, 0);
+	json_decref(b);
+	b = parse("{\"fault\":1}", &e);
+	assert_int_equal(decode_fail(b, reason, &fault, &e), TALLY_EINVAL);
+	assert_non_null(strstr(e.message, "fault"));
 	json_decref(b);
 	b = parse("{\"error\":5}", &e);
-	assert_int_equal(decode_fail(b, reason, &e), TALLY_EINVAL);
+	assert_int_equal(decode_fail(b, reason, &fault, &e), TALLY_EINVAL);
 	json_decref(b);
 
 	assert_int_equal(decode_empty(NULL, &e), TALLY_OK);

@@ -33,7 +33,7 @@ static uint64_t size_next(void *ctx, const struct job *job, uint64_t remaining)
 
 static struct live *new_live(void)
 {
-	struct live *lv = live_new(42);
+	struct live *lv = live_new(42, 0);
 	assert_non_null(lv);
 	live_set_seq(lv, 1, LIVE_SEQ_MAX);
 	return lv;
@@ -220,7 +220,7 @@ static void test_leases_cover_job_once(void **state)
 		struct lease *l = &held[w];
 		now += 10;
 		if (holding[w] && k % 9 == 4) {
-			assert_int_equal(live_fail(lv, l->id, "flaky", now), TALLY_OK);
+			assert_int_equal(live_fail(lv, l->id, "flaky", 0, now, NULL), TALLY_OK);
 			memset(mark + l->first_batch, 0, l->batch_count);
 		} else if (holding[w]) {
 			assert_int_equal(lease_state(lv, l->id), LEASE_ACTIVE);
@@ -286,10 +286,10 @@ static void test_complete_twice_is_lost(void **state)
 	assert_int_equal(live_job(lv, id)->batches_done, 3);
 	assert_int_equal(live_heartbeat(lv, l.id, T0 + 7, TTL, &out), TALLY_ELOST);
 	assert_int_equal(out.state, LEASE_DONE);
-	assert_int_equal(live_fail(lv, l.id, "late", T0 + 7), TALLY_ELOST);
+	assert_int_equal(live_fail(lv, l.id, "late", 0, T0 + 7, NULL), TALLY_ELOST);
 	assert_int_equal(live_complete(lv, 12345, c, T0, &finished), TALLY_ENOTFOUND);
 	assert_int_equal(live_heartbeat(lv, 12345, T0, TTL, &out), TALLY_ENOTFOUND);
-	assert_int_equal(live_fail(lv, 12345, "x", T0), TALLY_ENOTFOUND);
+	assert_int_equal(live_fail(lv, 12345, "x", 0, T0, NULL), TALLY_ENOTFOUND);
 	live_free(lv);
 }
 
@@ -310,14 +310,14 @@ static void test_expiry_and_heartbeat(void **state)
 	c = grant(lv, "pi", 10, T0, 1000); /* [20, 30) */
 	assert_int_equal(c.first_batch, 20);
 	assert_int_equal(live_next_expiry(lv), T0 + 1000);
-	assert_int_equal(live_reap(lv, T0 + 999), 0);
+	assert_int_equal(live_reap(lv, T0 + 999, NULL), 0);
 	assert_int_equal(lease_state(lv, c.id), LEASE_ACTIVE);
-	assert_int_equal(live_reap(lv, T0 + 1000), 1);
+	assert_int_equal(live_reap(lv, T0 + 1000, NULL), 1);
 	assert_int_equal(lease_state(lv, c.id), LEASE_EXPIRED);
 	assert_int_equal(live_heartbeat(lv, b.id, T0 + 1000, 5000, &out), TALLY_OK);
 	assert_int_equal(out.expires_at, T0 + 6000);
 	assert_int_equal(live_next_expiry(lv), T0 + 3000);
-	assert_int_equal(live_reap(lv, T0 + 3000), 1);
+	assert_int_equal(live_reap(lv, T0 + 3000, NULL), 1);
 	assert_int_equal(lease_state(lv, a.id), LEASE_EXPIRED);
 	assert_int_equal(lease_state(lv, b.id), LEASE_ACTIVE);
 	assert_int_equal(live_next_expiry(lv), T0 + 6000);
@@ -326,19 +326,99 @@ static void test_expiry_and_heartbeat(void **state)
 	assert_int_equal(live_heartbeat(lv, a.id, T0 + 3000, TTL, &out), TALLY_ELOST);
 	assert_int_equal(out.state, LEASE_EXPIRED);
 	assert_int_equal(live_complete(lv, c.id, nc, T0 + 3000, &finished), TALLY_ELOST);
-	assert_int_equal(live_fail(lv, a.id, "late", T0 + 3000), TALLY_ELOST);
+	assert_int_equal(live_fail(lv, a.id, "late", 0, T0 + 3000, NULL), TALLY_ELOST);
 
 	l = grant(lv, "pi", 4, T0 + 3000, TTL);
 	assert_int_equal(l.first_batch, 0); /* a's, though c's came back first */
+	assert_int_equal(l.failures, 1);
+	/* After a failure, leases are at most half of what is left of the range. */
 	l = grant(lv, "pi", 100, T0 + 3000, TTL);
 	assert_int_equal(l.first_batch, 4);
-	assert_int_equal(l.batch_count, 6); /* no further than the range */
+	assert_int_equal(l.batch_count, 3);
+	for (uint64_t k = 7; k < 10; k++) {
+		l = grant(lv, "pi", 100, T0 + 3000, TTL);
+		assert_int_equal(l.first_batch, k);
+		assert_int_equal(l.batch_count, 1);
+	}
 	l = grant(lv, "pi", 100, T0 + 3000, TTL);
 	assert_int_equal(l.first_batch, 20);
-	assert_int_equal(l.batch_count, 10);
+	assert_int_equal(l.batch_count, 5);
+	l = grant(lv, "pi", 100, T0 + 3000, TTL);
+	assert_int_equal(l.first_batch, 25);
+	assert_int_equal(l.batch_count, 2);
+	for (uint64_t k = 27; k < 30; k++) {
+		l = grant(lv, "pi", 100, T0 + 3000, TTL);
+		assert_int_equal(l.first_batch, k);
+	}
 	l = grant(lv, "pi", 3, T0 + 3000, TTL);
 	assert_int_equal(l.first_batch, 30); /* fresh ones only now */
 	assert_int_equal(live_next_expiry(lv), T0 + 6000);
+	live_free(lv);
+}
+
+/* A bad batch: every lease holding it fails. Failures halve the leases around it until it is
+ * leased alone; its third strike fails the job, naming it. Fails without fault, and the other
+ * batches, count for nothing. */
+static void test_poison_batch(void **state)
+{
+	struct live *lv = live_new(42, 3);
+	struct store st = { 0 };
+	int64_t id, other;
+	const uint64_t bad = 37;
+	struct lease l, keep;
+	struct job out;
+	int failed = 0, strikes = 0, rounds = 0;
+	(void)state;
+
+	live_set_seq(lv, 1, LIVE_SEQ_MAX);
+	id = submit(lv, "pi", 100000, T0); /* 100 batches */
+	other = submit(lv, "count", 100000, T0);
+	keep = grant(lv, "count", 10, T0, TTL);
+	/* A worker giving a lease back for its own reasons is no strike, however often. */
+	for (int k = 0; k < 5; k++) {
+		l = grant(lv, "pi", 1, T0, TTL);
+		assert_int_equal(live_fail(lv, l.id, "stopping", 0, T0, &failed), TALLY_OK);
+		assert_int_equal(failed, 0);
+		assert_int_equal(l.strikes, 0);
+	}
+	while (!failed && rounds++ < 200) {
+		l = grant(lv, "pi", 64, T0 + rounds, TTL);
+		if (bad < l.first_batch || bad >= l.first_batch + l.batch_count) {
+			complete(lv, &l, T0 + rounds);
+			continue;
+		}
+		if (l.batch_count == 1)
+			strikes++;
+		assert_int_equal(live_fail(lv, l.id, "segfault", 1, T0 + rounds, &failed), TALLY_OK);
+	}
+	assert_int_equal(failed, 1);
+	assert_int_equal(strikes, 3);
+	assert_int_equal(live_job(lv, id)->state, JOB_FAILED);
+	assert_string_equal(live_job(lv, id)->error, "batch 37 failed 3 times; last failure: segfault");
+	assert_int_equal(live_job(lv, id)->finished_at, T0 + rounds);
+	assert_true(live_job(lv, id)->batches_done < 100);
+	assert_int_equal(try_grant(lv, pi_only, 1, 5, T0 + 1000, TTL, &l), TALLY_ENOTFOUND);
+	assert_int_equal(live_cancel(lv, id, T0 + 1000, &out), TALLY_ECONFLICT);
+	assert_int_equal(lease_state(lv, keep.id), LEASE_ACTIVE); /* other jobs go on */
+	assert_int_equal(live_job(lv, other)->state, JOB_RUNNING);
+	pass(lv, &st);
+	assert_int_equal(job_row(&st, id)->job.state, JOB_FAILED);
+	live_free(lv);
+
+	/* Expiries strike too: a worker that dies on the batch. */
+	lv = live_new(42, 2);
+	live_set_seq(lv, 1, LIVE_SEQ_MAX);
+	id = submit(lv, "pi", 1000, T0); /* one batch */
+	l = grant(lv, "pi", 1, T0, 1000);
+	assert_int_equal(live_reap(lv, T0 + 1000, &failed), 1);
+	assert_int_equal(failed, 0);
+	l = grant(lv, "pi", 1, T0 + 1000, 1000);
+	assert_int_equal(l.strikes, 1);
+	assert_int_equal(live_reap(lv, T0 + 2000, &failed), 1);
+	assert_int_equal(failed, 1);
+	assert_int_equal(live_job(lv, id)->state, JOB_FAILED);
+	assert_non_null(strstr(live_job(lv, id)->error, "batch 0 failed 2 times"));
+	assert_non_null(strstr(live_job(lv, id)->error, "expired"));
 	live_free(lv);
 }
 
@@ -352,10 +432,10 @@ static void test_fail_returns_batches(void **state)
 	char longer[300];
 	(void)state;
 
-	assert_int_equal(live_fail(lv, a.id, "disk full", T0 + 1), TALLY_OK);
+	assert_int_equal(live_fail(lv, a.id, "disk full", 0, T0 + 1, NULL), TALLY_OK);
 	assert_int_equal(lease_state(lv, a.id), LEASE_FAILED);
 	assert_int_equal(live_job(lv, id)->batches_leased, 5);
-	assert_int_equal(live_fail(lv, a.id, "again", T0 + 2), TALLY_ELOST);
+	assert_int_equal(live_fail(lv, a.id, "again", 0, T0 + 2, NULL), TALLY_ELOST);
 	pass(lv, &st);
 	assert_string_equal(job_row(&st, id)->failure, "disk full");
 	assert_true(job_row(&st, id)->ranges_changed);
@@ -370,10 +450,10 @@ static void test_fail_returns_batches(void **state)
 	assert_int_equal(l.batch_count, 5);
 	memset(longer, 'x', sizeof longer - 1);
 	longer[sizeof longer - 1] = '\0';
-	assert_int_equal(live_fail(lv, b.id, longer, T0 + 4), TALLY_OK);
+	assert_int_equal(live_fail(lv, b.id, longer, 0, T0 + 4, NULL), TALLY_OK);
 	pass(lv, &st);
 	assert_int_equal(strlen(job_row(&st, id)->failure), LIVE_REASON_MAX - 1);
-	assert_int_equal(live_fail(lv, l.id, "oom", T0 + 5), TALLY_OK);
+	assert_int_equal(live_fail(lv, l.id, "oom", 0, T0 + 5, NULL), TALLY_OK);
 	pass(lv, &st);
 	assert_string_equal(job_row(&st, id)->failure, "oom"); /* nothing left of the long one */
 	live_free(lv);
@@ -421,7 +501,7 @@ static void test_free_ranges_merge(void **state)
 			l[i] = grant(lv, "pi", 10, T0, TTL);
 		for (int i = 0; i < 6; i++) {
 			const struct lease *f = &l[orders[o][i]];
-			assert_int_equal(live_fail(lv, f->id, "x", T0 + i), TALLY_OK);
+			assert_int_equal(live_fail(lv, f->id, "x", 0, T0 + i, NULL), TALLY_OK);
 			memset(isfree + f->first_batch, 1, f->batch_count);
 			pass(lv, &st);
 			check_ranges(job_row(&st, id), isfree, 60);
@@ -461,11 +541,11 @@ static void test_cancel(void **state)
 	assert_int_equal(try_grant(lv, pi_only, 1, 5, T0 + 100, TTL, &l), TALLY_ENOTFOUND);
 	assert_int_equal(live_heartbeat(lv, a1.id, T0 + 100, TTL, &hb), TALLY_ELOST);
 	assert_int_equal(live_next_expiry(lv), T0 + 3000);
-	assert_int_equal(live_reap(lv, T0 + 2999), 0);
-	assert_int_equal(live_reap(lv, T0 + 3000), 1);
+	assert_int_equal(live_reap(lv, T0 + 2999, NULL), 0);
+	assert_int_equal(live_reap(lv, T0 + 3000, NULL), 1);
 	assert_int_equal(lease_state(lv, b1.id), LEASE_EXPIRED);
 	assert_int_equal(live_next_expiry(lv), T0 + 4000);
-	assert_int_equal(live_reap(lv, T0 + 4000), 1);
+	assert_int_equal(live_reap(lv, T0 + 4000, NULL), 1);
 	assert_int_equal(lease_state(lv, b2.id), LEASE_EXPIRED);
 	assert_int_equal(live_next_expiry(lv), 0);
 	assert_int_equal(live_cancel(lv, ja, T0 + 200, &out), TALLY_OK); /* again: nothing new */
@@ -477,11 +557,17 @@ static void test_cancel(void **state)
 	assert_int_equal(lease_row(&st, a2.id)->lease.state, LEASE_CANCELLED);
 	assert_int_equal(lease_row(&st, a2.id)->finished_at, T0 + 100);
 
-	l = grant(lv, "count", 100, T0 + 5000, TTL); /* b1 and b2 merged back */
-	assert_int_equal(l.first_batch, 0);
-	assert_int_equal(l.batch_count, 20);
-	assert_int_equal(complete(lv, &l, T0 + 5001), 0);
+	/* b1 and b2 merged back (both expired once): leased half at a time. */
 	l = grant(lv, "count", 100, T0 + 5000, TTL);
+	assert_int_equal(l.first_batch, 0);
+	assert_int_equal(l.batch_count, 10);
+	assert_int_equal(complete(lv, &l, T0 + 5001), 0);
+	for (int k = 0; k < 64 && (l = grant(lv, "count", 100, T0 + 5000, TTL)).first_batch < 19; k++)
+		assert_int_equal(complete(lv, &l, T0 + 5001), 0);
+	assert_int_equal(l.first_batch, 19);
+	assert_int_equal(complete(lv, &l, T0 + 5001), 0);
+	l = grant(lv, "count", 100, T0 + 5000, TTL); /* the fresh rest, at full size */
+	assert_int_equal(l.first_batch, 20);
 	assert_int_equal(complete(lv, &l, T0 + 5002), 1);
 	assert_int_equal(live_cancel(lv, jb, T0 + 5003, &out), TALLY_ECONFLICT);
 	assert_int_equal(out.state, JOB_SUCCEEDED);
@@ -517,9 +603,9 @@ static void test_cancel_keeps_heap_order(void **state)
 		grant(lv, g[i].kernel, 1, T0, g[i].ttl);
 	assert_int_equal(live_cancel(lv, ja, T0, &out), TALLY_OK);
 	assert_int_equal(live_next_expiry(lv), T0 + 2000);
-	assert_int_equal(live_reap(lv, T0 + 2000), 1);
-	assert_int_equal(live_reap(lv, T0 + 3000), 2);
-	assert_int_equal(live_reap(lv, T0 + 4000), 1);
+	assert_int_equal(live_reap(lv, T0 + 2000, NULL), 1);
+	assert_int_equal(live_reap(lv, T0 + 3000, NULL), 2);
+	assert_int_equal(live_reap(lv, T0 + 4000, NULL), 1);
 	live_free(lv);
 }
 
@@ -552,7 +638,7 @@ static void test_kernel_filter_and_order(void **state)
 	assert_int_equal(try_grant(lv, pi_only, 1, 1, T0, TTL, &l), TALLY_ENOTFOUND);
 	assert_int_equal(try_grant(lv, nope, 1, 1, T0, TTL, &l), TALLY_ENOTFOUND);
 	assert_int_equal(try_grant(lv, both, 0, 1, T0, TTL, &l), TALLY_ENOTFOUND);
-	assert_int_equal(live_fail(lv, lp.id, "x", T0), TALLY_OK);
+	assert_int_equal(live_fail(lv, lp.id, "x", 0, T0, NULL), TALLY_OK);
 	assert_int_equal(try_grant(lv, both, 2, 1, T0, TTL, &l), TALLY_OK);
 	assert_int_equal(l.job_id, p); /* older than c2 again */
 	assert_int_equal(try_grant(lv, count_only, 1, 1, T0, TTL, &l), TALLY_OK);
@@ -728,17 +814,17 @@ static void test_load_after_restart(void **state)
 
 	flush(lv, &st);
 	assert_int_equal(complete(lv, &a2, T0 + 1), 0);
-	assert_int_equal(live_fail(lv, a1.id, "boom", T0 + 2), TALLY_OK);
+	assert_int_equal(live_fail(lv, a1.id, "boom", 0, T0 + 2, NULL), TALLY_OK);
 	assert_int_equal(live_heartbeat(lv, a3.id, T0 + 3, 2 * TTL, &hb), TALLY_OK);
 	flush(lv, &st);
-	assert_int_equal(live_fail(lv, a4.id, "bang", T0 + 4), TALLY_OK);
+	assert_int_equal(live_fail(lv, a4.id, "bang", 0, T0 + 4, NULL), TALLY_OK);
 	jc = submit(lv, "pi", 1000, T0 + 5);
 	assert_int_equal(live_cancel(lv, jc, T0 + 6, &out), TALLY_OK);
 	flush(lv, &st);
 	live_free(lv);
 
 	/* Restart: unfinished jobs by id, their ranges, the leases (finished ones are skipped). */
-	lv = live_new(7);
+	lv = live_new(7, 0);
 	assert_non_null(lv);
 	max_job = 0;
 	for (size_t i = 0; i < st.njobs; i++) {
@@ -748,8 +834,7 @@ static void test_load_after_restart(void **state)
 			continue;
 		assert_int_equal(live_load_job(lv, &r->job, r->next_batch, r->failure), TALLY_OK);
 		for (size_t k = 0; k < r->nfree; k++)
-			assert_int_equal(live_load_range(lv, r->job.id, r->free[k].first,
-							 r->free[k].count), TALLY_OK);
+			assert_int_equal(live_load_range(lv, r->job.id, &r->free[k]), TALLY_OK);
 	}
 	for (size_t i = 0; i < st.nleases; i++) {
 		assert_int_equal(live_load_lease(lv, &st.leases[i].lease), TALLY_OK);
@@ -789,7 +874,7 @@ static void test_load_after_restart(void **state)
 	assert_int_equal(done, 100);
 	assert_int_equal(live_job(lv, ja)->counts[1], 200); /* counts from before the restart kept */
 	assert_int_equal(live_job(lv, ja)->samples_done, 100000);
-	assert_int_equal(live_reap(lv, T0 + 500), 1);
+	assert_int_equal(live_reap(lv, T0 + 500, NULL), 1);
 	assert_int_equal(lease_state(lv, b1.id), LEASE_EXPIRED);
 	assert_int_equal(submit(lv, "pi", 1000, T0), jc + 1);
 
@@ -852,10 +937,10 @@ static void test_many_leases(void **state)
 	for (size_t k = 0; k < N;) {
 		size_t m = 0;
 		assert_int_equal(live_next_expiry(lv), e[k].at);
-		assert_int_equal(live_reap(lv, e[k].at - 1), 0);
+		assert_int_equal(live_reap(lv, e[k].at - 1, NULL), 0);
 		while (k + m < N && e[k + m].at == e[k].at)
 			m++;
-		assert_int_equal(live_reap(lv, e[k].at), m);
+		assert_int_equal(live_reap(lv, e[k].at, NULL), m);
 		for (size_t r = k; r < k + m; r++)
 			assert_int_equal(lease_state(lv, ids[e[r].i]), LEASE_EXPIRED);
 		k += m;
@@ -881,6 +966,7 @@ int main(void)
 		cmocka_unit_test(test_leases_cover_job_once),
 		cmocka_unit_test(test_complete_twice_is_lost),
 		cmocka_unit_test(test_expiry_and_heartbeat),
+		cmocka_unit_test(test_poison_batch),
 		cmocka_unit_test(test_fail_returns_batches),
 		cmocka_unit_test(test_free_ranges_merge),
 		cmocka_unit_test(test_cancel),
