@@ -168,6 +168,11 @@ const char *req_param(const struct req *r, size_t i)
 	return i < HTTP_PARAMS_MAX ? r->params[i] : "";
 }
 
+const char *req_header(struct req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
 const char *req_query(struct req *r, const char *name)
 {
 	const char *v = NULL;

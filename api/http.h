@@ -54,6 +54,8 @@ void http_wake_at(struct http *h, int64_t at_ms, unsigned events);
 
 /* The i-th {} segment of the matched pattern, borrowed for the request's life. */
 const char *req_param(const struct req *r, size_t i);
+/* Returns request header name (case-insensitive), or NULL when absent. Borrowed. */
+const char *req_header(struct req *r, const char *name);
 /* A query argument, or NULL. Borrowed. */
 const char *req_query(struct req *r, const char *name);
 /* Returns the first query argument whose name is not in allowed[] (NULL-terminated), or NULL. */

@@ -62,6 +62,18 @@ static int job_id(struct req *r, struct api *a, int64_t *id)
 	return 0;
 }
 
+/* Returns 1 unless key is 1 to JOB_KEY_MAX - 1 printable ASCII characters. */
+static int idempotency_key_bad(const char *key)
+{
+	size_t n = strlen(key);
+	if (!n || n >= JOB_KEY_MAX)
+		return 1;
+	for (; *key; key++)
+		if (*key < 0x20 || *key > 0x7e)
+			return 1;
+	return 0;
+}
+
 void jobs_create(struct req *r, void *app)
 {
 	struct api *a = app;
@@ -73,6 +85,14 @@ void jobs_create(struct req *r, void *app)
 	enum tally_err rc;
 	char loc[64];
 
+	const char *key = req_header(r, "Idempotency-Key");
+	int seed_given;
+
+	if (key && idempotency_key_bad(key)) {
+		reply_error(r, 400, "invalid_field",
+			    "Idempotency-Key: 1 to %d printable ASCII characters", JOB_KEY_MAX - 1);
+		return;
+	}
 	if (api_body(r, &body))
 		return;
 	if (!body) {
@@ -83,13 +103,29 @@ void jobs_create(struct req *r, void *app)
 	if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
 		seed = (uint64_t)timefmt_now_ms();
 	seed &= (1ULL << 53) - 1;
+	seed_given = json_object_get(body, "seed") != NULL;
 	rc = decode_job_spec(body, seed, &spec, &e);
 	json_decref(body);
 	if (rc) {
 		api_reply_decode(r, &e);
 		return;
 	}
-	if ((rc = coord_submit(a->coord, &spec, &job))) {
+	if (key && (rc = coord_job_by_key(a->coord, key, &job)) != TALLY_ENOTFOUND) {
+		/* A retry: the same job again, if it asks for the same work. */
+		if (rc)
+			api_reply_rc(r, a, rc, NULL);
+		else if (job.spec.kernel != spec.kernel || job.spec.samples != spec.samples ||
+			 job.spec.batch_size != spec.batch_size ||
+			 (seed_given && job.spec.seed != spec.seed))
+			reply_error(r, 409, "conflict",
+				    "Idempotency-Key: already used for job %lld, with other "
+				    "kernel, samples, batch_size or seed",
+				    (long long)job.id);
+		else
+			reply_json(r, 200, job_to_json(&job, coord_now(a->coord)));
+		return;
+	}
+	if ((rc = coord_submit(a->coord, &spec, key, &job))) {
 		api_reply_rc(r, a, rc, NULL);
 		return;
 	}

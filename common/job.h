@@ -11,6 +11,7 @@
 #define JOB_BATCH_SIZE_DEFAULT 100000ULL
 #define JOB_ERROR_MAX 1024  /* bytes of an error message kept, with the NUL */
 #define WORKER_NAME_MAX 65  /* 64 characters and the NUL */
+#define JOB_KEY_MAX 256     /* an Idempotency-Key: 255 characters and the NUL */
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED };
 

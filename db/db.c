@@ -15,6 +15,7 @@ enum db_stmt {
 	ST_ROLLBACK,
 	ST_JOB_SAVE,
 	ST_JOB_GET,
+	ST_JOB_BY_KEY,
 	ST_JOB_LIST,
 	ST_JOB_LIST_STATE,
 	ST_JOB_LOAD,
@@ -43,9 +44,10 @@ static const char *const db_sql[ST_COUNT] = {
 	[ST_JOB_SAVE] = "INSERT INTO jobs(id, kernel, kernel_version, samples, batch_size, seed, "
 			"state, batches_total, next_batch, batches_done, batches_leased, "
 			"samples_done, c0, c1, c2, c3, c4, c5, c6, c7, error, last_failure, "
-			"created_at, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-			"?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, "
-			"?23, ?24, ?25) ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+			"created_at, started_at, finished_at, idempotency_key) VALUES (?1, ?2, ?3, "
+			"?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
+			"?20, ?21, ?22, ?23, ?24, ?25, ?26) "
+			"ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
 			"next_batch = excluded.next_batch, batches_done = excluded.batches_done, "
 			"batches_leased = excluded.batches_leased, "
 			"samples_done = excluded.samples_done, c0 = excluded.c0, c1 = excluded.c1, "
@@ -54,6 +56,7 @@ static const char *const db_sql[ST_COUNT] = {
 			"last_failure = excluded.last_failure, started_at = excluded.started_at, "
 			"finished_at = excluded.finished_at",
 	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
+	[ST_JOB_BY_KEY] = "SELECT " JOB_COLS " FROM jobs WHERE idempotency_key = ?1",
 	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
 	[ST_JOB_LIST_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE state = ?3 AND id < ?1 "
 			      "ORDER BY id DESC LIMIT ?2",
@@ -345,6 +348,24 @@ enum tally_err db_job_get(struct db *db, int64_t id, struct job *out)
 	return job_load(db, id, out);
 }
 
+enum tally_err db_job_by_key(struct db *db, const char *key, struct job *out)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_JOB_BY_KEY);
+	enum tally_err rc;
+	int step;
+
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	step = sqlite3_step(s);
+	if (step == SQLITE_DONE)
+		rc = TALLY_ENOTFOUND;
+	else if (step != SQLITE_ROW)
+		rc = db_fail(db, "reading job");
+	else
+		rc = job_from_row(db, s, out);
+	sqlite3_reset(s);
+	return rc;
+}
+
 enum tally_err db_job_list(struct db *db, int state, int64_t before, size_t limit,
 			   int (*each)(void *ctx, const struct job *job), void *ctx)
 {
@@ -420,8 +441,8 @@ static void bind_time(sqlite3_stmt *s, int i, int64_t t)
 		sqlite3_bind_null(s, i);
 }
 
-enum tally_err db_job_save(struct db *db, const struct job *job, uint64_t next_batch,
-			   const char *last_failure)
+enum tally_err db_job_save(struct db *db, const struct job *job, const char *key,
+			   uint64_t next_batch, const char *last_failure)
 {
 	sqlite3_stmt *s = db_stmt(db, ST_JOB_SAVE);
 
@@ -446,6 +467,8 @@ enum tally_err db_job_save(struct db *db, const struct job *job, uint64_t next_b
 	sqlite3_bind_int64(s, 23, job->created_at);
 	bind_time(s, 24, job->started_at);
 	bind_time(s, 25, job->finished_at);
+	if (key && key[0])
+		sqlite3_bind_text(s, 26, key, -1, SQLITE_STATIC);
 	return db_exec(db, s, "saving a job");
 }
 

@@ -164,7 +164,7 @@ static void coord_reload(struct coord *c)
 static int save_job(void *ctx, const struct live_job_row *row)
 {
 	struct db *db = ctx;
-	enum tally_err rc = db_job_save(db, row->job, row->next_batch, row->last_failure);
+	enum tally_err rc = db_job_save(db, row->job, row->key, row->next_batch, row->last_failure);
 	if (!rc && row->ranges_changed)
 		rc = db_ranges_save(db, row->job->id, row->free, row->nfree);
 	return (int)rc;
@@ -282,9 +282,11 @@ static void coord_tell_expiry(struct coord *c)
 		c->hooks.expiry(c->hooks.ctx, live_next_expiry(c->live));
 }
 
-enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, struct job *out)
+enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, const char *key,
+			    struct job *out)
 {
-	enum tally_err rc = c->broken ? TALLY_EDB : live_submit(c->live, spec, coord_now(c), out);
+	enum tally_err rc = c->broken ? TALLY_EDB
+				      : live_submit(c->live, spec, key, coord_now(c), out);
 	if (!rc) {
 		c->changes++;
 		log_info("msg=\"job submitted\" job=%lld kernel=%s samples=%llu batch_size=%llu",
@@ -306,6 +308,27 @@ enum tally_err coord_job(struct coord *c, int64_t id, struct job *out)
 		return TALLY_OK;
 	}
 	return db_job_get(c->db, id, out);
+}
+
+enum tally_err coord_job_by_key(struct coord *c, const char *key, struct job *out)
+{
+	const struct job *j = live_job_by_key(c->live, key);
+	enum tally_err rc;
+
+	if (c->broken)
+		return TALLY_EDB;
+	coord_reported(c);
+	if (j) {
+		*out = *j;
+		return TALLY_OK;
+	}
+	/* Written already (the store sees what the open transaction holds): memory may still
+	 * have the fresher copy. */
+	if ((rc = db_job_by_key(c->db, key, out)))
+		return rc;
+	if ((j = live_job(c->live, out->id)))
+		*out = *j;
+	return TALLY_OK;
 }
 
 enum tally_err coord_jobs(struct coord *c, int state, int64_t before, size_t limit,

@@ -62,8 +62,11 @@ void coord_free(struct coord *c);
 /* Returns the injected clock's time. */
 int64_t coord_now(struct coord *c);
 
-/* Stores a new queued job and fills *out. */
-TALLY_WUR enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, struct job *out);
+/* Stores a new queued job under key (an Idempotency-Key, or NULL) and fills *out. */
+TALLY_WUR enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, const char *key,
+				      struct job *out);
+/* Fills *out with the job submitted under key; TALLY_ENOTFOUND. */
+TALLY_WUR enum tally_err coord_job_by_key(struct coord *c, const char *key, struct job *out);
 /* Fills *out with job id; TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err coord_job(struct coord *c, int64_t id, struct job *out);
 /* Walks jobs newest first; see db_job_list. */

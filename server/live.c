@@ -12,6 +12,7 @@ struct ljob {
 	struct batch_range *free; /* sorted by first, never adjacent */
 	size_t nfree, capfree;
 	char last_failure[LIVE_REASON_MAX];
+	char key[JOB_KEY_MAX]; /* "" when none */
 	int dirty, ranges_changed;
 	struct ljob *next;  /* by id, ascending */
 	struct ljob *dnext; /* on the dirty list */
@@ -242,12 +243,14 @@ void live_set_next_job_id(struct live *lv, int64_t id)
 		lv->next_job_id = id;
 }
 
-enum tally_err live_submit(struct live *lv, const struct job_spec *spec, int64_t now,
-			   struct job *out)
+enum tally_err live_submit(struct live *lv, const struct job_spec *spec, const char *key,
+			   int64_t now, struct job *out)
 {
 	struct ljob *j = calloc(1, sizeof *j);
 	if (!j)
 		return TALLY_ENOMEM;
+	if (key)
+		strncpy(j->key, key, sizeof j->key - 1);
 	j->job.id = lv->next_job_id++;
 	j->job.spec = *spec;
 	j->job.spec.kernel_version = spec->kernel->version; /* the version it is computed with */
@@ -264,6 +267,14 @@ const struct job *live_job(const struct live *lv, int64_t id)
 {
 	struct ljob *j = job_find(lv, id);
 	return j ? &j->job : NULL;
+}
+
+const struct job *live_job_by_key(const struct live *lv, const char *key)
+{
+	for (struct ljob *j = lv->jobs; j; j = j->next)
+		if (j->key[0] && !strcmp(j->key, key))
+			return &j->job;
+	return NULL;
 }
 
 /* --- leases: the hash table and the expiry heap --------------------------------------------- */
@@ -718,8 +729,8 @@ int live_each_dirty(struct live *lv, int (*job_fn)(void *ctx, const struct live_
 {
 	int rc;
 	for (struct ljob *j = lv->dirty_jobs; j; j = j->dnext) {
-		struct live_job_row row = { &j->job, j->next_batch, j->last_failure, j->free,
-					    j->nfree, j->ranges_changed };
+		struct live_job_row row = { &j->job, j->key, j->next_batch, j->last_failure,
+					    j->free, j->nfree, j->ranges_changed };
 		if ((rc = job_fn(ctx, &row)))
 			return rc;
 	}

@@ -40,6 +40,7 @@ typedef uint64_t (*live_size_fn)(void *ctx, const struct job *job, uint64_t rema
  * when ranges_changed. The pointers are borrowed until live_written(). */
 struct live_job_row {
 	const struct job *job;
+	const char *key; /* the submit's Idempotency-Key; "" when none (or loaded) */
 	uint64_t next_batch;
 	const char *last_failure; /* "" when none */
 	const struct batch_range *free;
@@ -75,9 +76,12 @@ uint64_t live_seq_next(const struct live *lv);
 uint64_t live_seq_limit(const struct live *lv);
 void live_set_seq(struct live *lv, uint64_t next, uint64_t limit);
 
-/* Adds a queued job with the next id and fills *out. TALLY_ENOMEM. */
-TALLY_WUR enum tally_err live_submit(struct live *lv, const struct job_spec *spec, int64_t now,
-				     struct job *out);
+/* Adds a queued job with the next id, under key (may be NULL; at most JOB_KEY_MAX - 1 bytes),
+ * and fills *out. TALLY_ENOMEM. */
+TALLY_WUR enum tally_err live_submit(struct live *lv, const struct job_spec *spec, const char *key,
+				     int64_t now, struct job *out);
+/* Returns the job submitted under key since the last load, or NULL. */
+const struct job *live_job_by_key(const struct live *lv, const char *key);
 /* Returns job id when it is in memory (unfinished, or finished and not yet written), or NULL. */
 const struct job *live_job(const struct live *lv, int64_t id);
 /* Cancels job id: its live leases become cancelled and its pending batches are dropped. Fills

@@ -179,6 +179,34 @@ class FaultTest(TallyTestCase):
         s.start()
         self.assertEqual(s.job(job["id"])["state"], "failed")
 
+    def test_idempotent_submit(self):
+        """A retried submit with the same Idempotency-Key returns the same job, before and
+        after a crash; never a second job."""
+        s = self.server()
+        spec = dict(kernel="pi", samples=5000, batch_size=1000)
+        key = {"Idempotency-Key": "order-42"}
+        first = s.req("POST", "/v1/jobs", spec, headers=key)
+        self.assertEqual(first.status, 201, first)
+        again = s.req("POST", "/v1/jobs", spec, headers=key)
+        self.assertEqual(again.status, 200, again)
+        self.assertEqual(again.json["id"], first.json["id"])
+        self.assertEqual(again.json["seed"], first.json["seed"])  # the seed it was given
+        s.kill(signal.SIGKILL)
+        s.start()
+        after = s.req("POST", "/v1/jobs", dict(spec, seed=first.json["seed"]), headers=key)
+        self.assertEqual((after.status, after.json["id"]), (200, first.json["id"]))
+        other = s.req("POST", "/v1/jobs", dict(spec, samples=6000), headers=key)
+        self.assertEqual(other.status, 409, other)
+        self.assertIn("Idempotency-Key", other.error()[1])
+        for bad in ["", "x" * 256, "caf\u00e9"]:
+            r = s.req("POST", "/v1/jobs", spec, headers={"Idempotency-Key": bad.encode()})
+            self.assertEqual(r.status, 400, (bad, r))
+            self.assertIn("Idempotency-Key", r.error()[1])
+        new = s.req("POST", "/v1/jobs", spec, headers={"Idempotency-Key": "order-43"})
+        self.assertEqual(new.status, 201, new)
+        jobs = s.req("GET", "/v1/jobs").json["jobs"]
+        self.assertEqual(sorted(j["id"] for j in jobs), sorted([first.json["id"], new.json["id"]]))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -89,7 +89,7 @@ static void test_submit_wakes_and_lease_sets_expiry(void **state)
 	struct lease_request req = request("a", 5);
 	struct job j;
 	struct lease l;
-	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(f->woken, 1);
 	assert_int_equal(coord_lease(f->c, &req, &l), TALLY_OK);
 	assert_int_equal(l.batch_count, 5);
@@ -108,7 +108,7 @@ static void test_expiry_without_sleeping(void **state)
 	int dup;
 	json_t *counts;
 
-	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &la), TALLY_OK);
 	f->now += 9999; /* one ms before expiry: a heartbeat keeps it */
 	assert_int_equal(coord_heartbeat(f->c, la.id, &la), TALLY_OK);
@@ -152,7 +152,7 @@ static void test_counts_checked_against_lease(void **state)
 		{ "{\"inside\": 10}", "samples" },
 		{ "{\"inside\": 10, \"samples\": 2000, \"x\": 1}", "counts.x" },
 	};
-	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		json_t *c = json_loads(bad[i].counts, 0, NULL);
@@ -189,7 +189,7 @@ static void test_lease_size_adapts_to_worker_rate(void **state)
 	int dup;
 	json_t *c;
 
-	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	assert_int_equal(l.batch_count, 200); /* 1 s at the default 2e7/s */
 	/* It came back in 10 ms: 2e7 samples / 0.01 s = 2e9/s, so the next lease is far bigger. */
@@ -209,7 +209,7 @@ static void test_cancel_and_fail_wake(void **state)
 	struct lease_request a = request("a", 2);
 	struct job j;
 	struct lease l;
-	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	f->woken = 0;
 	assert_int_equal(coord_fail(f->c, l.id, "oops", 1), TALLY_OK);
@@ -232,7 +232,7 @@ static void test_finishing_job_wakes_waiters(void **state)
 	struct lease l;
 	char err[128];
 	int dup;
-	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	assert_int_equal(l.batch_count, 2);
 	json_t *c = counts_for(&l);
@@ -273,7 +273,7 @@ static void test_changes_that_replies_wait_for(void **state)
 	uint64_t n = coord_changes(f->c);
 
 	assert_int_equal(coord_dirty(f->c), 0);
-	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_true(coord_changes(f->c) == ++n);
 	assert_int_equal(coord_dirty(f->c), 1);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
@@ -320,7 +320,7 @@ static void test_crash_keeps_exactly_the_flushed(void **state)
 	char err[128];
 	int dup;
 
-	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &kept), TALLY_OK);      /* batches 0-1 */
 	assert_int_equal(coord_lease(f->c, &a, &done_late), TALLY_OK); /* batches 2-3 */
 	json_t *c = counts_for(&kept);
@@ -365,7 +365,7 @@ static void test_written_leases_answer_from_the_store(void **state)
 	char err[128];
 	int dup;
 
-	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &expired), TALLY_OK);
 	f->now += 10000;
 	assert_int_equal(coord_reap(f->c), TALLY_OK);
@@ -397,8 +397,8 @@ static void test_list_sees_unflushed_changes(void **state)
 	struct lease l;
 	int n = 0;
 
-	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
-	assert_int_equal(coord_submit(f->c, &spec, &j), TALLY_OK);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	assert_int_equal(coord_jobs(f->c, JOB_RUNNING, 0, 10, count_job, &n), TALLY_OK);
 	assert_int_equal(n, 1);

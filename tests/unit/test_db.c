@@ -76,7 +76,7 @@ static struct lease make_lease(int64_t id, int64_t job_id, uint64_t first, uint6
 static void save_job(struct fixture *f, const struct job *j, uint64_t next_batch)
 {
 	assert_int_equal(db_begin(f->db), TALLY_OK);
-	assert_int_equal(db_job_save(f->db, j, next_batch, ""), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, j, "", next_batch, ""), TALLY_OK);
 	assert_int_equal(db_commit(f->db), TALLY_OK);
 }
 
@@ -172,9 +172,9 @@ static void test_load_gives_back_live_state(void **state)
 	finished.state = LEASE_DONE;
 	old.state = LEASE_DONE;
 	assert_int_equal(db_begin(f->db), TALLY_OK);
-	assert_int_equal(db_job_save(f->db, &running, 8, "worker crashed"), TALLY_OK);
-	assert_int_equal(db_job_save(f->db, &done, 1, ""), TALLY_OK);
-	assert_int_equal(db_job_save(f->db, &queued, 0, ""), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &running, "", 8, "worker crashed"), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &done, "", 1, ""), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &queued, "", 0, ""), TALLY_OK);
 	assert_int_equal(db_ranges_save(f->db, 1, free, 2), TALLY_OK);
 	assert_int_equal(db_lease_save(f->db, &live, 0), TALLY_OK);
 	assert_int_equal(db_lease_save(f->db, &finished, 2500), TALLY_OK);
@@ -223,7 +223,7 @@ static void test_lease_rows(void **state)
 	struct lease l = make_lease(77, 1, 4, 3), got;
 
 	assert_int_equal(db_begin(f->db), TALLY_OK);
-	assert_int_equal(db_job_save(f->db, &j, 7, ""), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &j, "", 7, ""), TALLY_OK);
 	assert_int_equal(db_lease_save(f->db, &l, 0), TALLY_OK);
 	assert_int_equal(db_commit(f->db), TALLY_OK);
 	assert_int_equal(db_lease_get(f->db, 77, &got), TALLY_OK);
@@ -252,7 +252,7 @@ static void test_rollback_and_meta(void **state)
 	assert_int_equal(v, -1); /* unset: left alone */
 	assert_int_equal(db_begin(f->db), TALLY_OK);
 	assert_int_equal(db_begin(f->db), TALLY_OK); /* already open: fine */
-	assert_int_equal(db_job_save(f->db, &j, 0, ""), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &j, "", 0, ""), TALLY_OK);
 	assert_int_equal(db_meta_set(f->db, "x", 12), TALLY_OK);
 	assert_int_equal(db_job_get(f->db, 5, &g), TALLY_OK); /* the transaction sees itself */
 	db_rollback(f->db);
@@ -290,7 +290,7 @@ static void test_list_newest_first_with_cursor(void **state)
 	for (int i = 1; i <= 5; i++) {
 		struct job j = make_job(i, "pi", 100, 10);
 		j.state = i == 1 ? JOB_RUNNING : JOB_QUEUED;
-		assert_int_equal(db_job_save(f->db, &j, 0, ""), TALLY_OK);
+		assert_int_equal(db_job_save(f->db, &j, "", 0, ""), TALLY_OK);
 	}
 	assert_int_equal(db_commit(f->db), TALLY_OK);
 	assert_int_equal(db_job_list(f->db, -1, 0, 2, collect_one, &c), TALLY_OK);
@@ -338,7 +338,7 @@ static void test_huge_job_is_small(void **state)
 	j.state = JOB_RUNNING;
 	j.batches_leased = 1000;
 	assert_int_equal(db_begin(f->db), TALLY_OK);
-	assert_int_equal(db_job_save(f->db, &j, 1000, ""), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &j, "", 1000, ""), TALLY_OK);
 	assert_int_equal(db_lease_save(f->db, &l, 0), TALLY_OK);
 	assert_int_equal(db_commit(f->db), TALLY_OK);
 	assert_int_equal(db_job_get(f->db, 1, &g), TALLY_OK);

@@ -44,7 +44,7 @@ static int64_t submit(struct live *lv, const char *kernel, uint64_t samples, int
 {
 	struct job_spec spec = { kernel_find(kernel), samples, 1000, 7, 0 };
 	struct job j;
-	assert_int_equal(live_submit(lv, &spec, now, &j), TALLY_OK);
+	assert_int_equal(live_submit(lv, &spec, NULL, now, &j), TALLY_OK);
 	assert_int_equal(j.state, JOB_QUEUED);
 	return j.id;
 }
