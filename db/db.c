@@ -324,15 +324,11 @@ static enum tally_err job_from_row(struct db *db, sqlite3_stmt *s, struct job *j
 	return TALLY_OK;
 }
 
-/* Reads job id into *j. */
-static enum tally_err job_load(struct db *db, int64_t id, struct job *j)
+/* Runs a bound statement selecting at most one job (JOB_COLS) into *j. TALLY_ENOTFOUND. */
+static enum tally_err job_read_one(struct db *db, sqlite3_stmt *s, struct job *j)
 {
-	sqlite3_stmt *s = db_stmt(db, ST_JOB_GET);
 	enum tally_err rc;
-	int step;
-
-	sqlite3_bind_int64(s, 1, id);
-	step = sqlite3_step(s);
+	int step = sqlite3_step(s);
 	if (step == SQLITE_DONE)
 		rc = TALLY_ENOTFOUND;
 	else if (step != SQLITE_ROW)
@@ -345,25 +341,16 @@ static enum tally_err job_load(struct db *db, int64_t id, struct job *j)
 
 enum tally_err db_job_get(struct db *db, int64_t id, struct job *out)
 {
-	return job_load(db, id, out);
+	sqlite3_stmt *s = db_stmt(db, ST_JOB_GET);
+	sqlite3_bind_int64(s, 1, id);
+	return job_read_one(db, s, out);
 }
 
 enum tally_err db_job_by_key(struct db *db, const char *key, struct job *out)
 {
 	sqlite3_stmt *s = db_stmt(db, ST_JOB_BY_KEY);
-	enum tally_err rc;
-	int step;
-
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	step = sqlite3_step(s);
-	if (step == SQLITE_DONE)
-		rc = TALLY_ENOTFOUND;
-	else if (step != SQLITE_ROW)
-		rc = db_fail(db, "reading job");
-	else
-		rc = job_from_row(db, s, out);
-	sqlite3_reset(s);
-	return rc;
+	return job_read_one(db, s, out);
 }
 
 enum tally_err db_job_list(struct db *db, int state, int64_t before, size_t limit,
