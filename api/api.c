@@ -1,19 +1,55 @@
-/* The route table, and the replies every handler shares. */
+/* The route table with each route's role, bearer-token checks, and the replies every handler
+ * shares. */
+#include <strings.h>
 #include "api.h"
 #include "log.h"
 
 const struct http_route api_routes[] = {
-	{ "POST", "/v1/jobs", jobs_create },
-	{ "GET", "/v1/jobs", jobs_list },
-	{ "GET", "/v1/jobs/{}", jobs_get },
-	{ "POST", "/v1/jobs/{}/cancel", jobs_cancel },
-	{ "POST", "/v1/leases", leases_create },
-	{ "POST", "/v1/leases/{}/heartbeat", leases_heartbeat },
-	{ "POST", "/v1/leases/{}/complete", leases_complete },
-	{ "POST", "/v1/leases/{}/fail", leases_fail },
-	{ "GET", "/healthz", health_get },
+	{ "POST", "/v1/jobs", jobs_create, API_ROLE_CLIENT },
+	{ "GET", "/v1/jobs", jobs_list, API_ROLE_CLIENT },
+	{ "GET", "/v1/jobs/{}", jobs_get, API_ROLE_CLIENT },
+	{ "POST", "/v1/jobs/{}/cancel", jobs_cancel, API_ROLE_CLIENT },
+	{ "POST", "/v1/leases", leases_create, API_ROLE_WORKER },
+	{ "POST", "/v1/leases/{}/heartbeat", leases_heartbeat, API_ROLE_WORKER },
+	{ "POST", "/v1/leases/{}/complete", leases_complete, API_ROLE_WORKER },
+	{ "POST", "/v1/leases/{}/fail", leases_fail, API_ROLE_WORKER },
+	{ "GET", "/healthz", health_get, API_ROLE_OPEN },
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
+
+static void reply_unauthorized(struct req *r, const char *why)
+{
+	reply_header(r, "WWW-Authenticate", "Bearer");
+	reply_error(r, 401, "unauthorized", "Authorization: %s", why);
+}
+
+int api_authorize(struct req *r, void *app, unsigned role)
+{
+	struct api *a = app;
+	const char *h = req_header(r, "Authorization"), *given;
+	int client, worker;
+
+	if (role == API_ROLE_OPEN || (!a->client_token[0] && !a->worker_token[0]))
+		return 0;
+	if (!h || strncasecmp(h, "Bearer ", 7)) {
+		reply_unauthorized(r, "a bearer token is required (Authorization: Bearer <token>)");
+		return -1;
+	}
+	for (given = h + 7; *given == ' '; given++)
+		;
+	/* Both compared, always: the time taken says nothing about which one matched. */
+	client = token_equal(given, a->client_token);
+	worker = token_equal(given, a->worker_token);
+	if ((role == API_ROLE_CLIENT && client) || (role == API_ROLE_WORKER && worker))
+		return 0;
+	if (client || worker) {
+		reply_error(r, 403, "forbidden", "this %s token cannot use the %s API",
+			    client ? "client" : "worker", role == API_ROLE_CLIENT ? "jobs" : "lease");
+		return -1;
+	}
+	reply_unauthorized(r, "invalid token");
+	return -1;
+}
 
 void api_reply_rc(struct req *r, struct api *a, enum tally_err rc, const char *msg)
 {

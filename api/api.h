@@ -7,10 +7,18 @@
 #include "coord.h"
 #include "decode.h"
 #include "http.h"
+#include "token.h"
 
 struct api {
 	struct coord *coord; /* borrowed */
+	char client_token[TOKEN_MAX]; /* the jobs API's; "" (with worker_token "") when open */
+	char worker_token[TOKEN_MAX]; /* the lease API's */
 };
+
+/* Route roles: who may call it (struct http_route's role). */
+#define API_ROLE_OPEN 0u
+#define API_ROLE_CLIENT 1u
+#define API_ROLE_WORKER 2u
 
 /* What parked requests wait for (http_wake's events). */
 #define API_WAKE_WORK 1u /* work may be leasable: a job submitted, a lease failed or expired */
@@ -20,6 +28,10 @@ struct api {
 extern const struct http_route api_routes[];
 extern const size_t api_nroutes;
 
+/* The authorize hook: with tokens set, a route of a role needs "Authorization: Bearer <that
+ * role's token>": 401 without a valid token, 403 with the other role's. Returns 0, or -1 after
+ * replying. */
+int api_authorize(struct req *r, void *app, unsigned role);
 /* Replies with the status and error code for rc; msg names the problem (may be NULL). */
 void api_reply_rc(struct req *r, struct api *a, enum tally_err rc, const char *msg);
 /* Replies 400 with e's code and message. */

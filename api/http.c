@@ -57,7 +57,7 @@ struct http {
 	const struct http_route *routes;
 	size_t nroutes;
 	void *app;
-	struct http_commit commit;
+	struct http_hooks hooks;
 	uint16_t port;
 	int epoll_fd;             /* MHD's, which the loop waits on */
 	struct req *held;         /* the loop's own: replies waiting for the pass's commit */
@@ -485,6 +485,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->route = route_find(r, method, url);
 		if (!r->route)
 			return reply_send(r);
+		if (h->hooks.authorize && h->hooks.authorize(r, h->app, r->route->role))
+			return reply_send(r);
 		if (r->body.len && !is_json(r)) {
 			reply_error(r, 415, "unsupported_media_type",
 				    "Content-Type: must be application/json");
@@ -497,9 +499,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	pthread_mutex_unlock(&h->lock);
 	/* Handlers and commits both run on the event loop's thread: a commit never falls between a
 	 * change and the registration of the reply that reports it. */
-	uint64_t before = h->commit.changes ? h->commit.changes(h->app) : 0;
+	uint64_t before = h->hooks.changes ? h->hooks.changes(h->app) : 0;
 	r->route->fn(r, h->app);
-	int hold = h->commit.changes && h->commit.changes(h->app) != before;
+	int hold = h->hooks.changes && h->hooks.changes(h->app) != before;
 	pthread_mutex_lock(&h->lock);
 	int stopping = h->stopping;
 	if (r->park && !r->resp) {
@@ -538,7 +540,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	/* Stopping: this may be the loop's last pass, so commit here. */
-	if (hold && h->commit.flush(h->app)) {
+	if (hold && h->hooks.flush(h->app)) {
 		h->pass_failed = 1; /* what the pass holds was in that commit too */
 		reply_unsaved(r);
 	}
@@ -555,8 +557,8 @@ static int http_commit_pass(struct http *h)
 
 	r = h->held;
 	h->held = NULL;
-	if (h->commit.dirty && h->commit.dirty(h->app))
-		ok = !h->commit.flush || !h->commit.flush(h->app);
+	if (h->hooks.dirty && h->hooks.dirty(h->app))
+		ok = !h->hooks.flush || !h->hooks.flush(h->app);
 	if (h->pass_failed)
 		ok = 0;
 	h->pass_failed = 0;
@@ -641,7 +643,7 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 }
 
 struct http *http_start(const char *host, uint16_t port, const struct http_route *routes,
-			size_t nroutes, void *app, const struct http_commit *commit, char *err,
+			size_t nroutes, void *app, const struct http_hooks *hooks, char *err,
 			size_t errlen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -659,8 +661,8 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 	h->routes = routes;
 	h->nroutes = nroutes;
 	h->app = app;
-	if (commit)
-		h->commit = *commit;
+	if (hooks)
+		h->hooks = *hooks;
 	pthread_condattr_t ca;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -738,8 +740,8 @@ void http_stop(struct http *h)
 	if (h->loop_started)
 		pthread_join(h->loop, NULL);
 	MHD_stop_daemon(h->d);
-	if (h->commit.flush) /* writes of requests that arrived while stopping */
-		h->commit.flush(h->app);
+	if (h->hooks.flush) /* writes of requests that arrived while stopping */
+		h->hooks.flush(h->app);
 	pthread_mutex_destroy(&h->lock);
 	pthread_cond_destroy(&h->cond);
 	free(h);

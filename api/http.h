@@ -1,7 +1,7 @@
 /* The HTTP layer: the only code that includes microhttpd.h. One event-loop thread runs passes of
  * libmicrohttpd (epoll) and every handler; a handler may park its request (long poll) until
  * http_wake() or its deadline, and is then called again from the start. A reply reporting a
- * change is held until the end of the pass commits it (struct http_commit).
+ * change is held until the end of the pass commits it (struct http_hooks).
  * Bodies are capped at HTTP_BODY_MAX (413 above it) and must be application/json when present
  * (415 otherwise). */
 #ifndef TALLY_HTTP_H
@@ -20,26 +20,29 @@ struct req;
 /* A handler answers with exactly one reply_*() call, or parks the request with reply_park(). */
 typedef void (*http_handler)(struct req *r, void *app);
 
-/* Group commit: after each pass of the event loop the HTTP layer calls flush() when dirty()
- * says writes are pending, and only then sends the replies whose handlers moved changes() (503
- * instead if flush failed); other replies go at once. All run on the event loop's thread, as
- * the handlers do; any may be NULL. */
-struct http_commit {
+/* The application's hooks. Group commit: after each pass of the event loop the HTTP layer calls
+ * flush() when dirty() says writes are pending, and only then sends the replies whose handlers
+ * moved changes() (503 instead if flush failed); other replies go at once. authorize() runs
+ * before a route's handler with the route's role: 0 lets it run, -1 means it replied (401, 403).
+ * All run on the event loop's thread, as the handlers do; any may be NULL. */
+struct http_hooks {
 	uint64_t (*changes)(void *app); /* moves when a handler made a change its reply reports */
 	int (*dirty)(void *app);        /* 1: there is something to commit */
 	int (*flush)(void *app);        /* commits; 0 on success */
+	int (*authorize)(struct req *r, void *app, unsigned role);
 };
 
 struct http_route {
 	const char *method;
 	const char *pattern; /* "/v1/jobs/{}/cancel": each {} matches one path segment */
 	http_handler fn;
+	unsigned role; /* passed to authorize(); the application's meaning */
 };
 
 /* Starts serving routes on host:port (port 0: any free port) with app passed to each handler.
  * Returns NULL after writing why into err. */
 struct http *http_start(const char *host, uint16_t port, const struct http_route *routes,
-			size_t nroutes, void *app, const struct http_commit *commit, char *err,
+			size_t nroutes, void *app, const struct http_hooks *hooks, char *err,
 			size_t errlen);
 /* Returns the port actually bound. */
 uint16_t http_port(const struct http *h);

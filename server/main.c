@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <malloc.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include "api.h"
 #include "coord.h"
@@ -57,10 +59,24 @@ static int commit_flush(void *app)
 	return coord_flush(((struct api *)app)->coord) ? -1 : 0;
 }
 
+/* Returns 1 for an address only this machine can reach. */
+static int is_loopback(const char *host)
+{
+	struct in_addr v4;
+	struct in6_addr v6;
+	if (!strcmp(host, "localhost"))
+		return 1;
+	if (inet_pton(AF_INET, host, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
 int main(int argc, char **argv)
 {
 	const char *listen = "127.0.0.1:8080", *dbpath = "./tally.db", *level = "info";
+	const char *token_file = "", *worker_token_file = "";
 	int64_t lease_timeout = 30, lease_target_ms = 1000, max_failures = 3;
+	int insecure = 0;
 	const struct opt opts[] = {
 		{ "listen", "TALLY_LISTEN", OPT_STR, &listen, 0, 0, "address:port to serve on" },
 		{ "db", "TALLY_DB", OPT_STR, &dbpath, 0, 0, "SQLite database file" },
@@ -70,13 +86,19 @@ int main(int argc, char **argv)
 		  "work per lease, in ms of the worker's measured speed" },
 		{ "max-failures", "TALLY_MAX_FAILURES", OPT_INT, &max_failures, 0, 1000,
 		  "failed leases a batch survives before its job fails (0: no limit)" },
+		{ "token-file", "TALLY_TOKEN_FILE", OPT_STR, &token_file, 0, 0,
+		  "file holding the client token (jobs API); or set TALLY_TOKEN" },
+		{ "worker-token-file", "TALLY_WORKER_TOKEN_FILE", OPT_STR, &worker_token_file, 0, 0,
+		  "file holding the worker token (lease API); or set TALLY_WORKER_TOKEN" },
+		{ "insecure", "TALLY_INSECURE", OPT_BOOL, &insecure, 0, 0,
+		  "serve a non-loopback address without tokens" },
 		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
 		  "debug, info, warn or error" },
 	};
 	struct db *db = NULL;
 	struct coord *coord = NULL;
 	struct http *http = NULL;
-	struct api api;
+	struct api api = { 0 };
 	enum log_level lvl;
 	char err[512], host[256];
 	const char *colon;
@@ -105,6 +127,28 @@ int main(int argc, char **argv)
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [::1]:8080 */
 		memmove(host, host + 1, strlen(host));
 		host[strlen(host) - 1] = '\0';
+	}
+	if (token_load(getenv("TALLY_TOKEN"), token_file, api.client_token, err, sizeof err) ||
+	    token_load(getenv("TALLY_WORKER_TOKEN"), worker_token_file, api.worker_token, err,
+		       sizeof err)) {
+		fprintf(stderr, "tally-server: %s\n", err);
+		return 2;
+	}
+	if (!api.client_token[0] != !api.worker_token[0]) {
+		fprintf(stderr, "tally-server: set both tokens (TALLY_TOKEN and TALLY_WORKER_TOKEN, or "
+				"--token-file and --worker-token-file), or neither\n");
+		return 2;
+	}
+	if (api.client_token[0] && !strcmp(api.client_token, api.worker_token)) {
+		fprintf(stderr, "tally-server: the client and worker tokens must differ\n");
+		return 2;
+	}
+	if (!api.client_token[0] && !insecure && !is_loopback(host)) {
+		fprintf(stderr, "tally-server: refusing to serve %s without tokens: anyone who can "
+				"reach it could submit jobs and counts. Set TALLY_TOKEN and "
+				"TALLY_WORKER_TOKEN (or the --token-file flags), or pass --insecure\n",
+			host);
+		return 2;
 	}
 
 	/* Keep freed memory: a request's allocations are reused by the next, not handed back to
@@ -150,9 +194,9 @@ int main(int argc, char **argv)
 	}
 	/* Group commit: the changes of one pass of the event loop are written behind in one
 	 * transaction, and the replies that report them go out only once that is committed. */
-	const struct http_commit commit = { commit_changes, commit_dirty, commit_flush };
+	const struct http_hooks hooks = { commit_changes, commit_dirty, commit_flush, api_authorize };
 	struct http *started = http_start(host, (uint16_t)port, api_routes, api_nroutes, &api,
-					  &commit, err, sizeof err);
+					  &hooks, err, sizeof err);
 	__atomic_store_n(&http, started, __ATOMIC_RELEASE);
 	if (!http) {
 		fprintf(stderr, "tally-server: %s\n", err);
