@@ -8,7 +8,8 @@
 
 struct client {
 	CURL *curl;
-	struct curl_slist *headers;
+	struct curl_slist *headers; /* for a JSON body: Content-Type, and the token if any */
+	struct curl_slist *plain;   /* without a body: the token, or NULL */
 	char *base;
 	volatile sig_atomic_t *abort;
 	int abortable;
@@ -16,9 +17,11 @@ struct client {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-struct client *client_new(const char *base_url, volatile sig_atomic_t *abort)
+struct client *client_new(const char *base_url, const char *token,
+			  volatile sig_atomic_t *abort)
 {
 	struct client *c = calloc(1, sizeof *c);
+	char auth[320];
 	size_t n;
 
 	if (!c)
@@ -26,6 +29,14 @@ struct client *client_new(const char *base_url, volatile sig_atomic_t *abort)
 	c->curl = curl_easy_init();
 	c->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	c->base = strdup(base_url);
+	if (c->headers && token && token[0]) {
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+		c->plain = curl_slist_append(NULL, auth);
+		if (!c->plain || !curl_slist_append(c->headers, auth)) {
+			client_free(c);
+			return NULL;
+		}
+	}
 	if (!c->curl || !c->headers || !c->base) {
 		client_free(c);
 		return NULL;
@@ -45,6 +56,7 @@ void client_free(struct client *c)
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
 	curl_slist_free_all(c->headers);
+	curl_slist_free_all(c->plain);
 	buf_release(&c->reply);
 	free(c->base);
 	free(c);
@@ -90,7 +102,7 @@ enum tally_err client_post(struct client *c, const char *path, const json_t *bod
 	curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text ? text : "");
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, text ? (long)strlen(text) : 0L);
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, text ? c->headers : NULL);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, text ? c->headers : c->plain);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);

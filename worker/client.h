@@ -13,7 +13,8 @@ struct client;
 
 /* Returns a client for the coordinator at base_url ("http://host:port"), or NULL when out of
  * memory. abort, when not NULL, is polled during transfers marked abortable. */
-struct client *client_new(const char *base_url, volatile sig_atomic_t *abort);
+struct client *client_new(const char *base_url, const char *token,
+			  volatile sig_atomic_t *abort);
 void client_free(struct client *c);
 
 /* POSTs body (borrowed; NULL sends no body) to base_url + path and waits up to timeout_ms.

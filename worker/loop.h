@@ -10,6 +10,7 @@ struct loop_config {
 	const char *name;    /* this worker's name */
 	int threads;
 	int wait_s;          /* long-poll seconds per lease request */
+	const char *token;   /* the worker token ("" when the coordinator needs none) */
 };
 
 /* Runs until *stop is set, then finishes (or fails) the lease in hand and returns 0.

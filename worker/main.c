@@ -2,6 +2,7 @@
  * Exit codes: 0 clean stop, 1 cannot start, 2 bad usage. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <curl/curl.h>
@@ -9,6 +10,7 @@
 #include "log.h"
 #include "loop.h"
 #include "opt.h"
+#include "token.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -21,6 +23,7 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
 	const char *server = "http://127.0.0.1:8080", *name = NULL, *level = "info";
+	const char *token_file = "";
 	int64_t threads = sysconf(_SC_NPROCESSORS_ONLN), wait_s = 30;
 	const struct opt opts[] = {
 		{ "server", "TALLY_SERVER", OPT_STR, &server, 0, 0, "coordinator URL" },
@@ -29,12 +32,14 @@ int main(int argc, char **argv)
 		{ "name", "TALLY_WORKER_NAME", OPT_STR, &name, 0, 0,
 		  "worker name (default: hostname-pid)" },
 		{ "wait", "TALLY_WAIT", OPT_INT, &wait_s, 1, 60, "long-poll seconds per request" },
+		{ "token-file", "TALLY_WORKER_TOKEN_FILE", OPT_STR, &token_file, 0, 0,
+		  "file holding the worker token; or set TALLY_WORKER_TOKEN" },
 		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
 		  "debug, info, warn or error" },
 	};
 	struct sigaction sa;
 	enum log_level lvl;
-	char host[64], defname[96];
+	char host[64], defname[96], token[TOKEN_MAX], err[512];
 	int rc;
 
 	if (threads < 1)
@@ -72,8 +77,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tally-worker: cannot initialise libcurl\n");
 		return 1;
 	}
+	if (token_load(getenv("TALLY_WORKER_TOKEN"), token_file, token, err, sizeof err)) {
+		fprintf(stderr, "tally-worker: %s\n", err);
+		return 2;
+	}
 	struct loop_config cfg = { .server = server, .name = name, .threads = (int)threads,
-				   .wait_s = (int)wait_s };
+				   .wait_s = (int)wait_s, .token = token };
 	rc = loop_run(&cfg, &stop_flag);
 	curl_global_cleanup();
 	return rc;
