@@ -1,4 +1,5 @@
-/* The API: the route table and one handler file per resource (jobs.c, leases.c, health.c).
+/* The API: the route table and one handler file per resource (jobs.c, leases.c, workers.c,
+ * health.c).
  * Handlers decode with decode.c, ask the coordinator, and encode the answer. */
 #ifndef TALLY_API_H
 #define TALLY_API_H
@@ -50,6 +51,7 @@ void leases_create(struct req *r, void *app);
 void leases_heartbeat(struct req *r, void *app);
 void leases_complete(struct req *r, void *app);
 void leases_fail(struct req *r, void *app);
+void workers_list(struct req *r, void *app);
 void health_get(struct req *r, void *app);
 
 #endif

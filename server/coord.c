@@ -8,6 +8,7 @@
 #include "live.h"
 #include "log.h"
 #include "sched.h"
+#include "workers.h"
 
 /* Lease ids are reserved in blocks of this many sequence numbers; a new block is written when
  * half of the current one is used. */
@@ -18,6 +19,7 @@ struct coord {
 	struct db *db;
 	struct live *live;
 	struct sched *sched;
+	struct workers *workers;
 	struct coord_config cfg;
 	struct coord_clock clock;
 	struct coord_hooks hooks;
@@ -40,9 +42,11 @@ struct coord *coord_new(struct db *db, const struct coord_config *cfg, struct co
 		seed = (uint64_t)clock.now_ms(clock.ctx) ^ (uint64_t)(uintptr_t)c;
 	c->sched = sched_new(cfg->lease_target_ms);
 	c->live = live_new(seed, cfg->max_failures);
-	if (!c->sched || !c->live) {
+	c->workers = workers_new();
+	if (!c->sched || !c->live || !c->workers) {
 		sched_free(c->sched);
 		live_free(c->live);
+		workers_free(c->workers);
 		free(c);
 		return NULL;
 	}
@@ -59,6 +63,7 @@ void coord_free(struct coord *c)
 		return;
 	sched_free(c->sched);
 	live_free(c->live);
+	workers_free(c->workers);
 	free(c);
 }
 
@@ -387,6 +392,7 @@ enum tally_err coord_lease(struct coord *c, const struct lease_request *req, str
 
 	if (c->broken)
 		return TALLY_EDB;
+	workers_seen(c->workers, req->worker, now);
 	reaped = live_reap(c->live, now, &failed);
 	c->sizing = req;
 	rc = live_acquire(c->live, req->worker, req->kernels, req->nkernels, now,
@@ -435,11 +441,20 @@ static enum tally_err coord_stored_lease(struct coord *c, int64_t id, struct lea
 	return rc ? rc : TALLY_ELOST;
 }
 
+/* Notes a call about lease id from its worker, for the registry. */
+static void coord_heard(struct coord *c, int64_t id)
+{
+	const struct lease *l = live_lease(c->live, id);
+	if (l)
+		workers_seen(c->workers, l->worker, coord_now(c));
+}
+
 enum tally_err coord_heartbeat(struct coord *c, int64_t id, struct lease *out)
 {
 	enum tally_err rc;
 	if (c->broken)
 		return TALLY_EDB;
+	coord_heard(c, id);
 	rc = live_heartbeat(c->live, id, coord_now(c), c->cfg.lease_timeout_ms, out);
 	if (rc == TALLY_ENOTFOUND) {
 		memset(out, 0, sizeof *out);
@@ -509,6 +524,7 @@ enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 	*duplicate = 0;
 	if (c->broken)
 		return TALLY_EDB;
+	coord_heard(c, id);
 	rc = complete_lease(c, id, counts, duplicate, err, errlen);
 	/* A complete counted just now moves coord_changes(); so does any other answer (a repeat,
 	 * a lost lease) given while what it reports is not yet committed. */
@@ -520,8 +536,10 @@ enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason, int fault)
 {
 	int failed = 0;
-	enum tally_err rc = c->broken ? TALLY_EDB
-				      : live_fail(c->live, id, reason, fault, coord_now(c), &failed);
+	enum tally_err rc;
+
+	coord_heard(c, id);
+	rc = c->broken ? TALLY_EDB : live_fail(c->live, id, reason, fault, coord_now(c), &failed);
 	char clean[201];
 	struct lease stored;
 
@@ -555,6 +573,41 @@ enum tally_err coord_reap(struct coord *c)
 		log_warn("msg=\"jobs failed: a batch failed too often\" count=%d", failed);
 		coord_job_ended(c);
 	}
+	return TALLY_OK;
+}
+
+static void count_lease(void *ctx, const struct lease *l)
+{
+	workers_holds(ctx, l->worker, l->id, l->granted_at);
+}
+
+struct workers_walk {
+	struct coord *c;
+	int64_t now;
+	int (*each)(void *ctx, const struct coord_worker *w);
+	void *ctx;
+};
+
+static int walk_worker(void *ctx, const struct worker_info *info)
+{
+	struct workers_walk *ww = ctx;
+	struct coord_worker w = { *info, sched_known_rate(ww->c->sched, info->name), "lost" };
+	if (info->leases)
+		w.state = "active";
+	else if (ww->now - info->last_seen <= ww->c->cfg.lease_timeout_ms)
+		w.state = "idle";
+	return ww->each(ww->ctx, &w);
+}
+
+enum tally_err coord_workers(struct coord *c, int (*each)(void *ctx, const struct coord_worker *w),
+			     void *ctx)
+{
+	struct workers_walk ww = { c, coord_now(c), each, ctx };
+	if (c->broken)
+		return TALLY_EDB;
+	workers_reset_leases(c->workers);
+	live_each_lease(c->live, count_lease, c->workers);
+	workers_each(c->workers, walk_worker, &ww);
 	return TALLY_OK;
 }
 

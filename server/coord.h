@@ -17,6 +17,7 @@
 #include "db.h"
 #include "err.h"
 #include "job.h"
+#include "workers.h"
 
 #define COORD_KERNELS_MAX 32
 
@@ -90,6 +91,18 @@ TALLY_WUR enum tally_err coord_complete(struct coord *c, int64_t id, const json_
 TALLY_WUR enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason, int fault);
 /* Reclaims expired leases now; wakes long polls when any were. */
 TALLY_WUR enum tally_err coord_reap(struct coord *c);
+
+/* A worker as the coordinator sees it: state is "active" (it holds a lease), "idle" (heard from
+ * within the lease timeout) or "lost"; rate is its measured samples/s (0 until measured). */
+struct coord_worker {
+	struct worker_info info;
+	double rate;
+	const char *state;
+};
+/* Calls each(ctx, w) for every worker heard from since the start (at most WORKERS_MAX). */
+TALLY_WUR enum tally_err coord_workers(struct coord *c,
+				       int (*each)(void *ctx, const struct coord_worker *w),
+				       void *ctx);
 
 /* Sets *at to when the first live lease expires (0: none), for the HTTP layer's timer at start,
  * so that leases from before a restart wake long polls too. */

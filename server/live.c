@@ -451,6 +451,13 @@ const struct lease *live_lease(const struct live *lv, int64_t id)
 	return l ? &l->lease : NULL;
 }
 
+void live_each_lease(const struct live *lv, void (*each)(void *ctx, const struct lease *l),
+		     void *ctx)
+{
+	for (size_t i = 0; i < lv->nheap; i++)
+		each(ctx, &lv->heap[i]->lease);
+}
+
 int64_t live_next_expiry(const struct live *lv)
 {
 	return lv->nheap ? lv->heap[0]->lease.expires_at : 0;

@@ -57,6 +57,12 @@ double sched_rate(const struct sched *s, const char *worker)
 	return w ? w->rate : SCHED_DEFAULT_RATE;
 }
 
+double sched_known_rate(const struct sched *s, const char *worker)
+{
+	const struct sched_worker *w = sched_find(s, worker);
+	return w ? w->rate : 0;
+}
+
 uint64_t sched_lease_batches(struct sched *s, const char *worker, uint64_t batch_size,
 			     uint64_t remaining, uint64_t max_batches)
 {

@@ -24,5 +24,7 @@ void sched_observe(struct sched *s, const char *worker, uint64_t samples, int64_
 		   int64_t now);
 /* Returns the worker's current rate estimate in samples/s (SCHED_DEFAULT_RATE when unknown). */
 double sched_rate(const struct sched *s, const char *worker);
+/* Returns the worker's measured rate in samples/s, or 0 when it has not been measured. */
+double sched_known_rate(const struct sched *s, const char *worker);
 
 #endif

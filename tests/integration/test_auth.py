@@ -59,6 +59,14 @@ class AuthTest(TallyTestCase):
         self.assertEqual(r.json["state"], "succeeded", r)
         self.assertEqual(r.json["counts"],
                          recompute.job_counts("pi", 3, 1000, 20000, range(20)))
+        # The workers list is for clients.
+        self.assertEqual(s.req("GET", "/v1/workers", headers=bearer(WORKER)).status, 403)
+        r = s.req("GET", "/v1/workers", headers=bearer(CLIENT))
+        self.assertEqual(r.status, 200, r)
+        (w,) = r.json["workers"]
+        self.assertEqual((w["name"], w["state"]), ("authed", "idle"))
+        self.assertGreater(w["rate"], 0)
+        self.assertIsNone(w["lease"])
 
     def test_worker_without_token_gets_nothing(self):
         client_file, worker_file = self.token_files()

@@ -410,6 +410,69 @@ static void test_list_sees_unflushed_changes(void **state)
 	assert_int_equal(coord_dirty(f->c), 0);
 }
 
+struct seen {
+	char names[4][WORKER_NAME_MAX];
+	char states[4][8];
+	unsigned leases[4];
+	int64_t lease_id[4];
+	int n;
+};
+
+static int see_worker(void *ctx, const struct coord_worker *w)
+{
+	struct seen *s = ctx;
+	int i = s->n++;
+	snprintf(s->names[i], sizeof s->names[i], "%s", w->info.name);
+	snprintf(s->states[i], sizeof s->states[i], "%s", w->state);
+	s->leases[i] = w->info.leases;
+	s->lease_id[i] = w->info.lease_id;
+	return 0;
+}
+
+static int seen_index(const struct seen *s, const char *name)
+{
+	for (int i = 0; i < s->n; i++)
+		if (!strcmp(s->names[i], name))
+			return i;
+	fail_msg("worker %s not listed", name);
+	return -1;
+}
+
+/* The registry: a worker holding a lease is active, one heard from lately idle, else lost. */
+static void test_workers_listed_with_state(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct lease_request a = request("alpha", 1), b = request("beta", 1);
+	struct job j;
+	struct lease la, la2, lb;
+	struct seen s = { 0 };
+	int i;
+
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &la), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &la2), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &b, &lb), TALLY_OK);
+	assert_int_equal(coord_fail(f->c, lb.id, "x", 0), TALLY_OK);
+	assert_int_equal(coord_workers(f->c, see_worker, &s), TALLY_OK);
+	assert_int_equal(s.n, 2);
+	i = seen_index(&s, "alpha");
+	assert_string_equal(s.states[i], "active");
+	assert_int_equal(s.leases[i], 2);
+	assert_int_equal(s.lease_id[i] == la.id || s.lease_id[i] == la2.id, 1);
+	i = seen_index(&s, "beta");
+	assert_string_equal(s.states[i], "idle");
+	assert_int_equal(s.leases[i], 0);
+	assert_int_equal(s.lease_id[i], 0);
+
+	f->now += 10001; /* past the lease timeout: alpha's leases expire at the next reap */
+	assert_int_equal(coord_reap(f->c), TALLY_OK);
+	memset(&s, 0, sizeof s);
+	assert_int_equal(coord_workers(f->c, see_worker, &s), TALLY_OK);
+	assert_string_equal(s.states[seen_index(&s, "alpha")], "lost");
+	assert_string_equal(s.states[seen_index(&s, "beta")], "lost");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -425,6 +488,7 @@ int main(void)
 		T(test_crash_keeps_exactly_the_flushed),
 		T(test_written_leases_answer_from_the_store),
 		T(test_list_sees_unflushed_changes),
+		T(test_workers_listed_with_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,38 @@
+/* The worker registry: every worker the coordinator has heard from (by name), when it last did,
+ * and how many live leases it holds. In memory only: after a restart it fills again as workers
+ * call. Bounded at WORKERS_MAX names; past that the one heard from longest ago is forgotten.
+ * Pure C: times come in as arguments. Not thread-safe. */
+#ifndef TALLY_WORKERS_H
+#define TALLY_WORKERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "job.h"
+
+#define WORKERS_MAX 16384
+
+struct workers;
+
+struct worker_info {
+	const char *name;
+	int64_t first_seen;
+	int64_t last_seen;
+	unsigned leases;    /* live leases it holds */
+	int64_t lease_id;   /* the latest granted of them, 0 when none */
+};
+
+/* Returns a new, empty registry, or NULL when out of memory. */
+struct workers *workers_new(void);
+void workers_free(struct workers *ws);
+/* Records a call from worker name at now. */
+void workers_seen(struct workers *ws, const char *name, int64_t now);
+/* Lease counts are recounted from the live leases when asked for: workers_reset_leases, then
+ * workers_holds for each live lease (the latest granted is the one shown). */
+void workers_reset_leases(struct workers *ws);
+void workers_holds(struct workers *ws, const char *name, int64_t lease_id, int64_t granted_at);
+/* Calls each(ctx, info) for every worker, in no particular order; stops at a non-zero return. */
+void workers_each(const struct workers *ws, int (*each)(void *ctx, const struct worker_info *w),
+		  void *ctx);
+size_t workers_count(const struct workers *ws);
+
+#endif
