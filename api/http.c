@@ -20,13 +20,25 @@
 #define HTTP_PARAMS_MAX 2
 #define HTTP_SEGMENT_MAX 128
 #define HTTP_HEADERS_MAX 4
-#define HTTP_CONN_TIMEOUT_S 300
+#define HTTP_CONN_TIMEOUT_S 300 /* MHD's idle timeout; parked requests are exempt */
 #define HTTP_CONN_LIMIT 4000
+#define HTTP_REQUEST_TIMEOUT_S 30
+#define HTTP_SWEEP_MS 500 /* how often connections are checked against the request deadline */
 #define HTTP_STOP_MS 200 /* how long a stopping server goes on answering */
 #define HTTP_CONN_MEMORY (6 * 1024) /* MHD's per-connection pool: headers; bodies are ours */
 
+/* One TCP connection, watched so that a client sending a request slowly (or not at all) cannot
+ * hold it for ever: MHD's own timeout restarts with every byte. */
+struct conn {
+	int fd;
+	int64_t since; /* when it began waiting for a request (opened, or the last one answered) */
+	int waiting;   /* 1 until the request's headers and body are in; 0 while it is handled */
+	struct conn *prev, *next;
+};
+
 struct req {
 	struct http *h;
+	struct conn *c;
 	struct MHD_Connection *conn;
 	const struct http_route *route;
 	char params[HTTP_PARAMS_MAX][HTTP_SEGMENT_MAX];
@@ -62,6 +74,9 @@ struct http {
 	int epoll_fd;             /* MHD's, which the loop waits on */
 	struct req *held;         /* the loop's own: replies waiting for the pass's commit */
 	int pass_failed;          /* a commit earlier in this pass failed */
+	struct conn *conns;       /* the loop's own: every open connection */
+	int64_t request_timeout_ms;
+	int64_t next_sweep;
 	pthread_t loop;
 	int loop_started;
 	pthread_mutex_t lock; /* guards everything below */
@@ -452,12 +467,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	(void)version;
 
 	if (!r) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 		const char *cl;
 		r = calloc(1, sizeof *r);
 		if (!r)
 			return MHD_NO;
 		r->h = h;
 		r->conn = conn;
+		r->c = ci ? ci->socket_context : NULL;
 		r->started = timefmt_mono_ms();
 		buf_init(&r->body, HTTP_BODY_MAX);
 		*con_cls = r;
@@ -475,6 +493,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (r->c)
+		r->c->waiting = 0; /* the whole request is in */
 	if (r->held == 2)
 		return reply_send(r); /* resumed after its pass was committed */
 	if (!r->route) {
@@ -574,6 +594,22 @@ static int http_commit_pass(struct http *h)
 	return released;
 }
 
+/* Shuts down connections that have been waiting for a whole request longer than the request
+ * timeout: MHD then sees them closed and cleans up. On the event loop's thread. */
+static void http_sweep(struct http *h)
+{
+	int64_t now = timefmt_mono_ms();
+	if (now < h->next_sweep)
+		return;
+	h->next_sweep = now + HTTP_SWEEP_MS;
+	for (struct conn *c = h->conns; c; c = c->next) {
+		if (c->waiting && now - c->since > h->request_timeout_ms) {
+			shutdown(c->fd, SHUT_RDWR);
+			c->since = now; /* once is enough */
+		}
+	}
+}
+
 /* The event loop: wait on MHD's epoll descriptor, run one pass of MHD (read, run handlers,
  * write; every epoll_wait inside it non-blocking, which also keeps clear of 0.9.75's stall when
  * exactly 128 events come back), then commit the pass's writes: one commit per pass, however
@@ -596,6 +632,7 @@ static void *loop_main(void *arg)
 			poll(&p, 1, ms);
 		MHD_run(h->d);
 		released = http_commit_pass(h);
+		http_sweep(h);
 		pthread_mutex_lock(&h->lock);
 		stopping = h->stopping;
 		pthread_mutex_unlock(&h->lock);
@@ -619,6 +656,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 	if (!r)
 		return;
+	if (r->c) {
+		r->c->waiting = 1; /* for the next request on this connection */
+		r->c->since = timefmt_mono_ms();
+	}
 	pthread_mutex_lock(&h->lock);
 	park_unlink(h, r);
 	pthread_mutex_unlock(&h->lock);
@@ -635,6 +676,39 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct http *h = cls;
+	struct conn *c = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!ci || !(c = calloc(1, sizeof *c)))
+			return; /* unwatched: MHD's own timeout still applies */
+		c->fd = ci->connect_fd;
+		c->since = timefmt_mono_ms();
+		c->waiting = 1;
+		c->next = h->conns;
+		if (h->conns)
+			h->conns->prev = c;
+		h->conns = c;
+		*socket_context = c;
+		return;
+	}
+	if (!c)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c);
+	*socket_context = NULL;
+}
+
 static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
@@ -643,8 +717,8 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 }
 
 struct http *http_start(const char *host, uint16_t port, const struct http_route *routes,
-			size_t nroutes, void *app, const struct http_hooks *hooks, char *err,
-			size_t errlen)
+			size_t nroutes, void *app, const struct http_hooks *hooks,
+			const struct http_limits *limits, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
@@ -663,6 +737,9 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 	h->app = app;
 	if (hooks)
 		h->hooks = *hooks;
+	h->request_timeout_ms = 1000LL * (limits && limits->request_timeout_s
+						  ? limits->request_timeout_s
+						  : HTTP_REQUEST_TIMEOUT_S);
 	pthread_condattr_t ca;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -681,7 +758,10 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 				port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
+				MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned)(limits && limits->max_connections ? limits->max_connections
+									     : HTTP_CONN_LIMIT),
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
 				MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);

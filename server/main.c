@@ -76,6 +76,7 @@ int main(int argc, char **argv)
 	const char *listen = "127.0.0.1:8080", *dbpath = "./tally.db", *level = "info";
 	const char *token_file = "", *worker_token_file = "";
 	int64_t lease_timeout = 30, lease_target_ms = 1000, max_failures = 3;
+	int64_t request_timeout = 30, max_connections = 4000;
 	int insecure = 0;
 	const struct opt opts[] = {
 		{ "listen", "TALLY_LISTEN", OPT_STR, &listen, 0, 0, "address:port to serve on" },
@@ -90,6 +91,10 @@ int main(int argc, char **argv)
 		  "file holding the client token (jobs API); or set TALLY_TOKEN" },
 		{ "worker-token-file", "TALLY_WORKER_TOKEN_FILE", OPT_STR, &worker_token_file, 0, 0,
 		  "file holding the worker token (lease API); or set TALLY_WORKER_TOKEN" },
+		{ "request-timeout", "TALLY_REQUEST_TIMEOUT", OPT_INT, &request_timeout, 1, 3600,
+		  "seconds a client may take to send a request, or sit idle between two" },
+		{ "max-connections", "TALLY_MAX_CONNECTIONS", OPT_INT, &max_connections, 1, 100000,
+		  "connections open at once" },
 		{ "insecure", "TALLY_INSECURE", OPT_BOOL, &insecure, 0, 0,
 		  "serve a non-loopback address without tokens" },
 		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
@@ -195,8 +200,9 @@ int main(int argc, char **argv)
 	/* Group commit: the changes of one pass of the event loop are written behind in one
 	 * transaction, and the replies that report them go out only once that is committed. */
 	const struct http_hooks hooks = { commit_changes, commit_dirty, commit_flush, api_authorize };
+	const struct http_limits limits = { (unsigned)request_timeout, (unsigned)max_connections };
 	struct http *started = http_start(host, (uint16_t)port, api_routes, api_nroutes, &api,
-					  &hooks, err, sizeof err);
+					  &hooks, &limits, err, sizeof err);
 	__atomic_store_n(&http, started, __ATOMIC_RELEASE);
 	if (!http) {
 		fprintf(stderr, "tally-server: %s\n", err);
