@@ -2,12 +2,18 @@
  * Every statement is prepared once at open; writes run inside one BEGIN IMMEDIATE transaction
  * per db_begin/db_commit. Rows are written whole (upserts), so a save never depends on what the
  * file held before. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sqlite3.h>
 #include "db.h"
 #include "schema.h"
+
+#define TALLY_STR_(x) #x
+#define TALLY_STR(x) TALLY_STR_(x)
 
 enum db_stmt {
 	ST_BEGIN,
@@ -206,6 +212,25 @@ static enum tally_err db_migrate(struct db *db, char *err, size_t errlen)
 	return TALLY_OK;
 }
 
+/* Writes "opening <path>: <SQLite's message> (<the system's reason>)" into err. */
+static void open_error(struct db *db, const char *path, const char *msg, char *err, size_t errlen)
+{
+	int sys = db->conn ? sqlite3_system_errno(db->conn) : 0;
+	/* SQLite's last system error may be about its -wal or -shm file: whether the database
+	 * itself can be written says more (a read-only file system, say). */
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	else if (errno != ENOENT)
+		sys = errno;
+	if (!msg)
+		msg = db->conn ? sqlite3_errmsg(db->conn) : "out of memory";
+	if (sys)
+		snprintf(err, errlen, "opening %s: %s (%s)", path, msg, strerror(sys));
+	else
+		snprintf(err, errlen, "opening %s: %s", path, msg);
+}
+
 /* Runs PRAGMA quick_check; anything but a single "ok" row refuses the file. */
 static enum tally_err db_quick_check(struct db *db, const char *path, char *err, size_t errlen)
 {
@@ -214,11 +239,17 @@ static enum tally_err db_quick_check(struct db *db, const char *path, char *err,
 	int step;
 
 	if (sqlite3_prepare_v2(db->conn, "PRAGMA quick_check", -1, &s, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "opening %s: %s", path, sqlite3_errmsg(db->conn));
+		open_error(db, path, NULL, err, errlen);
 		return TALLY_EDB;
 	}
 	step = sqlite3_step(s);
 	row = step == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+	if (!row && (sqlite3_errcode(db->conn) & 0xff) != SQLITE_CORRUPT &&
+	    (sqlite3_errcode(db->conn) & 0xff) != SQLITE_NOTADB) {
+		open_error(db, path, NULL, err, errlen); /* cannot read it: not a verdict on it */
+		sqlite3_finalize(s);
+		return TALLY_EDB;
+	}
 	if (!row || strcmp(row, "ok")) {
 		snprintf(err, errlen, "opening %s: the database is corrupt or not a database (%.200s)",
 			 path, row ? row : sqlite3_errmsg(db->conn));
@@ -239,8 +270,7 @@ enum tally_err db_open(const char *path, struct db **out, char *err, size_t errl
 		return TALLY_ENOMEM;
 	if (sqlite3_open_v2(path, &db->conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 	    SQLITE_OK) {
-		snprintf(err, errlen, "opening %s: %s", path,
-			 db->conn ? sqlite3_errmsg(db->conn) : "out of memory");
+		open_error(db, path, NULL, err, errlen);
 		goto fail;
 	}
 	sqlite3_busy_timeout(db->conn, 5000);
@@ -253,13 +283,27 @@ enum tally_err db_open(const char *path, struct db **out, char *err, size_t errl
 				   "PRAGMA synchronous = NORMAL; "
 				   "PRAGMA foreign_keys = ON",
 			 NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, errlen, "opening %s: %s", path, msg ? msg : sqlite3_errmsg(db->conn));
+		open_error(db, path, msg, err, errlen);
 		sqlite3_free(msg);
 		goto fail;
 	}
 	rc = db_migrate(db, err, errlen);
 	if (rc)
 		goto fail;
+	/* A write now, so that a file another process holds, or one that cannot be written, is
+	 * refused at start with its name, and the exclusive lock is ours from here on. */
+	if (sqlite3_exec(db->conn, "BEGIN IMMEDIATE; PRAGMA user_version = " TALLY_STR(SCHEMA_VERSION)
+				   "; COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+		int code = sqlite3_extended_errcode(db->conn);
+		open_error(db, path,
+			   (code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED
+				   ? "database is locked by another process"
+				   : msg, err, errlen);
+		sqlite3_free(msg);
+		sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+		rc = TALLY_EDB;
+		goto fail;
+	}
 	for (int i = 0; i < ST_COUNT; i++) {
 		if (sqlite3_prepare_v3(db->conn, db_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i],
 				       NULL) != SQLITE_OK) {

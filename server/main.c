@@ -192,7 +192,7 @@ int main(int argc, char **argv)
 	}
 	int64_t first_expiry = 0;
 	if (coord_load(coord) || coord_next_expiry(coord, &first_expiry)) {
-		fprintf(stderr, "tally-server: %s\n", coord_errmsg(coord));
+		fprintf(stderr, "tally-server: loading %s: %s\n", dbpath, coord_errmsg(coord));
 		coord_free(coord);
 		db_close(db);
 		return 1;

@@ -24,6 +24,15 @@ def binary(name):
     return path
 
 
+def wait_for(what, pred, timeout):
+    """Polls pred until it is true; AssertionError naming what after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.05)
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -63,8 +72,9 @@ def request(port, method, path, body=None, headers=None, raw=None, timeout=30):
 class Server:
     """A tally-server process with its own database under tmpdir."""
 
-    def __init__(self, tmpdir, *args, port=0, db=None):
+    def __init__(self, tmpdir, *args, port=0, db=None, preexec_fn=None):
         self.tmpdir = tmpdir
+        self.preexec_fn = preexec_fn  # run in the child before exec (limits, signals)
         self.db = db or os.path.join(tmpdir, "tally.db")
         self.args = list(args)
         self.port = port
@@ -75,7 +85,8 @@ class Server:
         log = open(os.path.join(self.tmpdir, "server.log"), "ab")
         self.proc = subprocess.Popen(
             [binary("tally-server"), "--listen", f"127.0.0.1:{self.port}", "--db", self.db]
-            + self.args, stdout=subprocess.PIPE, stderr=log, bufsize=0)
+            + self.args, stdout=subprocess.PIPE, stderr=log, bufsize=0,
+            preexec_fn=self.preexec_fn)
         log.close()
         deadline = time.monotonic() + timeout
         line = b""

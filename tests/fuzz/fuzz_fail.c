@@ -1,0 +1,48 @@
+/* libFuzzer target: a POST /v1/leases/<id>/fail body (empty, or {"error": "...", "fault": bool})
+ * through decode_json() and decode_fail(). The reason lands in a buffer of exactly
+ * DECODE_REASON_MAX bytes on the heap, so that a write past it shows; an accepted reason and fault
+ * must be the body's (fault defaults to true). */
+#include <stdlib.h>
+#include <string.h>
+#include "fuzz.h"
+
+static const char *const fields[] = { "body", "error", "fault", NULL };
+
+struct fail_out {
+	char *reason; /* DECODE_REASON_MAX bytes */
+	int fault;
+};
+
+static enum tally_err decode(const json_t *body, void *out, struct decode_error *e)
+{
+	struct fail_out *f = out;
+	return decode_fail(body, f->reason, &f->fault, e);
+}
+
+static void check_fail(const json_t *body, const void *out)
+{
+	const struct fail_out *f = out;
+	const json_t *v = body ? json_object_get(body, "error") : NULL;
+
+	FUZZ_CHECK(!body || json_is_object(body), "accepted a body that is not an object");
+	FUZZ_CHECK(memchr(f->reason, '\0', DECODE_REASON_MAX), "reason not NUL-terminated");
+	FUZZ_CHECK(v ? json_is_string(v) && !strcmp(f->reason, json_string_value(v)) &&
+		       strlen(f->reason) == json_string_length(v)
+		     : !f->reason[0], "reason '%.64s' is not the body's", f->reason);
+	v = body ? json_object_get(body, "fault") : NULL;
+	FUZZ_CHECK(v ? json_is_boolean(v) && f->fault == json_is_true(v) : f->fault == 1,
+		   "fault %d is not the body's", f->fault);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct fuzz_decoder d = { fields, 1, decode, check_fail, NULL };
+	struct fail_out f = { malloc(DECODE_REASON_MAX), -1 };
+
+	if (!f.reason)
+		abort();
+	memset(f.reason, 0xff, DECODE_REASON_MAX);
+	fuzz_run_body(data, size, &d, &f);
+	free(f.reason);
+	return 0;
+}

@@ -1,0 +1,71 @@
+/* libFuzzer target: a POST /v1/jobs body through decode_json() and decode_job_spec(). An accepted
+ * spec must hold exactly what the body says, within the protocol's ranges; a refusal must name
+ * the field at fault. */
+#include <stdlib.h>
+#include <string.h>
+#include "fuzz.h"
+
+static const char *const fields[] = { "body", "kernel", "samples", "batch_size", "seed",
+				      "params", NULL };
+
+/* Checks an accepted spec against the body it came from. */
+static void check_spec(const json_t *body, const void *out)
+{
+	const struct job_spec *s = out;
+	const json_t *v;
+	uint64_t batches, back;
+	json_t *seed;
+
+	FUZZ_CHECK(json_is_object(body), "accepted a body that is not an object");
+	FUZZ_CHECK(s->kernel && kernel_find(s->kernel->name) == s->kernel, "no kernel");
+	FUZZ_CHECK(!strcmp(s->kernel->name, json_string_value(json_object_get(body, "kernel"))),
+		   "kernel %s is not the body's", s->kernel->name);
+	FUZZ_CHECK(s->samples >= 1 && s->samples <= JOB_SAMPLES_MAX, "samples %llu",
+		   (unsigned long long)s->samples);
+	FUZZ_CHECK(fuzz_number_is(json_object_get(body, "samples"), s->samples),
+		   "samples %llu is not the body's", (unsigned long long)s->samples);
+	FUZZ_CHECK(s->batch_size >= 1 && s->batch_size <= s->samples, "batch_size %llu of %llu",
+		   (unsigned long long)s->batch_size, (unsigned long long)s->samples);
+	v = json_object_get(body, "batch_size");
+	FUZZ_CHECK(v ? fuzz_number_is(v, s->batch_size)
+		     : s->batch_size == (s->samples < JOB_BATCH_SIZE_DEFAULT ? s->samples
+									: JOB_BATCH_SIZE_DEFAULT),
+		   "batch_size %llu is not the body's or the default",
+		   (unsigned long long)s->batch_size);
+
+	/* Every batch holds at least one sample; together they hold them all. */
+	batches = kernel_batches(s->samples, s->batch_size);
+	FUZZ_CHECK(batches >= 1 && batches <= s->samples, "%llu batches",
+		   (unsigned long long)batches);
+	FUZZ_CHECK(kernel_range_samples(s->samples, s->batch_size, 0, batches) == s->samples &&
+		   kernel_range_samples(s->samples, s->batch_size, batches - 1, 1) >= 1,
+		   "batches do not cover the samples");
+
+	v = json_object_get(body, "seed");
+	if (!v)
+		FUZZ_CHECK(s->seed == FUZZ_DEFAULT_SEED, "not the default seed");
+	else if (!json_is_string(v))
+		FUZZ_CHECK(fuzz_number_is(v, s->seed), "seed %llu is not the body's",
+			   (unsigned long long)s->seed);
+	else
+		FUZZ_CHECK(strtoull(json_string_value(v), NULL, 10) == s->seed,
+			   "seed %llu is not the body's '%s'", (unsigned long long)s->seed,
+			   json_string_value(v));
+	/* The seed reads back from the JSON form it is stored and sent in. */
+	seed = job_seed_json(s->seed);
+	FUZZ_CHECK(seed && !job_seed_parse(seed, &back) && back == s->seed,
+		   "seed %llu does not read back", (unsigned long long)s->seed);
+	json_decref(seed);
+}
+
+static enum tally_err decode(const json_t *body, void *out, struct decode_error *e)
+{
+	return decode_job_spec(body, FUZZ_DEFAULT_SEED, out, e);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct fuzz_decoder d = { fields, 0, decode, check_spec, NULL };
+	struct job_spec spec;
+	return fuzz_run_body(data, size, &d, &spec);
+}
