@@ -132,7 +132,8 @@ static int store_job(void *ctx, const struct live_job_row *row)
 	r->ranges_changed = row->ranges_changed;
 	if (row->ranges_changed) {
 		assert_true(row->nfree <= 16);
-		memcpy(r->free, row->free, row->nfree * sizeof *row->free);
+		if (row->nfree) /* free is NULL for a job that never gave a batch back */
+			memcpy(r->free, row->free, row->nfree * sizeof *row->free);
 		r->nfree = row->nfree;
 	}
 	return 0;
