@@ -718,8 +718,10 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 
 struct http *http_start(const char *host, uint16_t port, const struct http_route *routes,
 			size_t nroutes, void *app, const struct http_hooks *hooks,
-			const struct http_limits *limits, char *err, size_t errlen)
+			const struct http_options *opts, char *err, size_t errlen)
 {
+	static const struct http_options defaults = { 0 };
+	int tls;
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *ai = NULL;
@@ -737,9 +739,16 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 	h->app = app;
 	if (hooks)
 		h->hooks = *hooks;
-	h->request_timeout_ms = 1000LL * (limits && limits->request_timeout_s
-						  ? limits->request_timeout_s
-						  : HTTP_REQUEST_TIMEOUT_S);
+	if (!opts)
+		opts = &defaults;
+	tls = opts->tls_cert_pem && opts->tls_key_pem;
+	struct MHD_OptionItem tls_opts[] = {
+		{ tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)opts->tls_cert_pem },
+		{ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)opts->tls_key_pem },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	h->request_timeout_ms =
+		1000LL * (opts->request_timeout_s ? opts->request_timeout_s : HTTP_REQUEST_TIMEOUT_S);
 	pthread_condattr_t ca;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -754,21 +763,25 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 	}
 	h->d = MHD_start_daemon(MHD_USE_EPOLL |
 					MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-					(ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+					(ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+					(tls ? MHD_USE_TLS : 0),
 				port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
 				MHD_OPTION_CONNECTION_LIMIT,
-				(unsigned)(limits && limits->max_connections ? limits->max_connections
-									     : HTTP_CONN_LIMIT),
+				(unsigned)(opts->max_connections ? opts->max_connections
+								 : HTTP_CONN_LIMIT),
+				MHD_OPTION_ARRAY, tls_opts,
 				MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
 				MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!h->d) {
-		snprintf(err, errlen, "cannot listen on %s:%u (address in use or not local?)", host,
-			 port);
+		snprintf(err, errlen, "cannot listen on %s:%u (%s)", host, port,
+			 tls ? "address in use or not local, or the TLS certificate or key is not a "
+			       "matching PEM pair"
+			     : "address in use or not local?");
 		goto fail;
 	}
 	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);

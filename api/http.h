@@ -39,18 +39,20 @@ struct http_route {
 	unsigned role; /* passed to authorize(); the application's meaning */
 };
 
-/* Limits; 0 takes the default. */
-struct http_limits {
+/* Options; 0 or NULL takes the default. */
+struct http_options {
 	unsigned request_timeout_s; /* a connection may take this long to send a whole request
 				     * (headers and body), or sit idle between two: 30 */
-	unsigned max_connections;   /* open at once; more are refused: 4000 */
+	unsigned max_connections;   /* open at once; more wait in the kernel's queue: 4000 */
+	const char *tls_cert_pem;   /* with tls_key_pem: serve HTTPS (GnuTLS); NULL: plain HTTP */
+	const char *tls_key_pem;
 };
 
 /* Starts serving routes on host:port (port 0: any free port) with app passed to each handler.
- * limits may be NULL. Returns NULL after writing why into err. */
+ * opts may be NULL. Returns NULL after writing why into err. */
 struct http *http_start(const char *host, uint16_t port, const struct http_route *routes,
 			size_t nroutes, void *app, const struct http_hooks *hooks,
-			const struct http_limits *limits, char *err, size_t errlen);
+			const struct http_options *opts, char *err, size_t errlen);
 /* Returns the port actually bound. */
 uint16_t http_port(const struct http *h);
 /* Answers parked requests, stops serving and frees h. Accepts NULL. */

@@ -1,4 +1,5 @@
 /* The capped buffer. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "buf.h"
@@ -43,4 +44,21 @@ enum tally_err buf_add(struct buf *b, const void *p, size_t n)
 const char *buf_str(const struct buf *b)
 {
 	return b->data ? b->data : "";
+}
+
+enum tally_err buf_add_file(struct buf *b, const char *path)
+{
+	char chunk[4096];
+	enum tally_err rc = TALLY_OK;
+	size_t n;
+	FILE *fp = fopen(path, "rb");
+
+	if (!fp)
+		return TALLY_EIO;
+	while (!rc && (n = fread(chunk, 1, sizeof chunk, fp)) > 0)
+		rc = buf_add(b, chunk, n);
+	if (!rc && ferror(fp))
+		rc = TALLY_EIO;
+	fclose(fp);
+	return rc;
 }

@@ -1,5 +1,6 @@
 /* tally-server: wires the store, the coordinator and the HTTP layer together, then waits for
  * SIGTERM or SIGINT. Exit codes: 0 clean stop, 1 cannot start (store or listen), 2 bad usage. */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include "api.h"
+#include "buf.h"
 #include "coord.h"
 #include "db.h"
 #include "log.h"
@@ -74,7 +76,7 @@ static int is_loopback(const char *host)
 int main(int argc, char **argv)
 {
 	const char *listen = "127.0.0.1:8080", *dbpath = "./tally.db", *level = "info";
-	const char *token_file = "", *worker_token_file = "";
+	const char *token_file = "", *worker_token_file = "", *tls_cert = "", *tls_key = "";
 	int64_t lease_timeout = 30, lease_target_ms = 1000, max_failures = 3;
 	int64_t request_timeout = 30, max_connections = 4000;
 	int insecure = 0;
@@ -95,6 +97,10 @@ int main(int argc, char **argv)
 		  "seconds a client may take to send a request, or sit idle between two" },
 		{ "max-connections", "TALLY_MAX_CONNECTIONS", OPT_INT, &max_connections, 1, 100000,
 		  "connections open at once" },
+		{ "tls-cert", "TALLY_TLS_CERT", OPT_STR, &tls_cert, 0, 0,
+		  "PEM certificate (chain) file: serve HTTPS" },
+		{ "tls-key", "TALLY_TLS_KEY", OPT_STR, &tls_key, 0, 0,
+		  "PEM private key file for --tls-cert" },
 		{ "insecure", "TALLY_INSECURE", OPT_BOOL, &insecure, 0, 0,
 		  "serve a non-loopback address without tokens" },
 		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
@@ -104,6 +110,7 @@ int main(int argc, char **argv)
 	struct coord *coord = NULL;
 	struct http *http = NULL;
 	struct api api = { 0 };
+	struct buf cert, key; /* PEM; freed at exit */
 	enum log_level lvl;
 	char err[512], host[256];
 	const char *colon;
@@ -111,6 +118,8 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int sig, rc;
 
+	buf_init(&cert, 1 << 20);
+	buf_init(&key, 1 << 20);
 	rc = opt_parse(opts, sizeof opts / sizeof opts[0], argc, argv, "tally-server",
 		       "The tally coordinator: accepts map jobs over REST and leases their batches "
 		       "to tally-worker processes.");
@@ -146,6 +155,15 @@ int main(int argc, char **argv)
 	}
 	if (api.client_token[0] && !strcmp(api.client_token, api.worker_token)) {
 		fprintf(stderr, "tally-server: the client and worker tokens must differ\n");
+		return 2;
+	}
+	if (!*tls_cert != !*tls_key) {
+		fprintf(stderr, "tally-server: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
+	if (*tls_cert && (buf_add_file(&cert, tls_cert) || buf_add_file(&key, tls_key))) {
+		fprintf(stderr, "tally-server: reading %s: %s\n", cert.len ? tls_key : tls_cert,
+			errno ? strerror(errno) : "over 1 MiB");
 		return 2;
 	}
 	if (!api.client_token[0] && !insecure && !is_loopback(host)) {
@@ -200,9 +218,11 @@ int main(int argc, char **argv)
 	/* Group commit: the changes of one pass of the event loop are written behind in one
 	 * transaction, and the replies that report them go out only once that is committed. */
 	const struct http_hooks hooks = { commit_changes, commit_dirty, commit_flush, api_authorize };
-	const struct http_limits limits = { (unsigned)request_timeout, (unsigned)max_connections };
+	const struct http_options hopts = { (unsigned)request_timeout, (unsigned)max_connections,
+					    *tls_cert ? buf_str(&cert) : NULL,
+					    *tls_key ? buf_str(&key) : NULL };
 	struct http *started = http_start(host, (uint16_t)port, api_routes, api_nroutes, &api,
-					  &hooks, &limits, err, sizeof err);
+					  &hooks, &hopts, err, sizeof err);
 	__atomic_store_n(&http, started, __ATOMIC_RELEASE);
 	if (!http) {
 		fprintf(stderr, "tally-server: %s\n", err);
@@ -221,5 +241,7 @@ int main(int argc, char **argv)
 	http_stop(http);
 	coord_free(coord);
 	db_close(db);
+	buf_release(&cert);
+	buf_release(&key);
 	return 0;
 }

@@ -17,7 +17,7 @@ struct client {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-struct client *client_new(const char *base_url, const char *token,
+struct client *client_new(const char *base_url, const char *token, const char *cacert,
 			  volatile sig_atomic_t *abort)
 {
 	struct client *c = calloc(1, sizeof *c);
@@ -46,6 +46,8 @@ struct client *client_new(const char *base_url, const char *token,
 		c->base[--n] = '\0';
 	c->abort = abort;
 	buf_init(&c->reply, CLIENT_REPLY_MAX);
+	if (cacert && cacert[0]) /* trust this CA (a self-signed coordinator) for https:// */
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, cacert);
 	return c;
 }
 

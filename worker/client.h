@@ -13,7 +13,7 @@ struct client;
 
 /* Returns a client for the coordinator at base_url ("http://host:port"), or NULL when out of
  * memory. abort, when not NULL, is polled during transfers marked abortable. */
-struct client *client_new(const char *base_url, const char *token,
+struct client *client_new(const char *base_url, const char *token, const char *cacert,
 			  volatile sig_atomic_t *abort);
 void client_free(struct client *c);
 

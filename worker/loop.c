@@ -252,7 +252,7 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 	struct loop l = { .cfg = cfg, .stop = stop };
 	json_t *req;
 
-	l.client = client_new(cfg->server, cfg->token, stop);
+	l.client = client_new(cfg->server, cfg->token, cfg->cacert, stop);
 	req = json_pack("{s:s,s:[],s:i}", "worker", cfg->name, "kernels", "wait_s", cfg->wait_s);
 	/* Offer every kernel this build has. */
 	for (size_t i = 0; req && kernel_at(i); i++)

@@ -11,6 +11,7 @@ struct loop_config {
 	int threads;
 	int wait_s;          /* long-poll seconds per lease request */
 	const char *token;   /* the worker token ("" when the coordinator needs none) */
+	const char *cacert;  /* PEM CA file to trust for https:// ("": the system's) */
 };
 
 /* Runs until *stop is set, then finishes (or fails) the lease in hand and returns 0.

@@ -23,7 +23,7 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
 	const char *server = "http://127.0.0.1:8080", *name = NULL, *level = "info";
-	const char *token_file = "";
+	const char *token_file = "", *cacert = "";
 	int64_t threads = sysconf(_SC_NPROCESSORS_ONLN), wait_s = 30;
 	const struct opt opts[] = {
 		{ "server", "TALLY_SERVER", OPT_STR, &server, 0, 0, "coordinator URL" },
@@ -34,6 +34,8 @@ int main(int argc, char **argv)
 		{ "wait", "TALLY_WAIT", OPT_INT, &wait_s, 1, 60, "long-poll seconds per request" },
 		{ "token-file", "TALLY_WORKER_TOKEN_FILE", OPT_STR, &token_file, 0, 0,
 		  "file holding the worker token; or set TALLY_WORKER_TOKEN" },
+		{ "cacert", "TALLY_CACERT", OPT_STR, &cacert, 0, 0,
+		  "PEM file of the CA to trust for an https:// --server" },
 		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
 		  "debug, info, warn or error" },
 	};
@@ -82,7 +84,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct loop_config cfg = { .server = server, .name = name, .threads = (int)threads,
-				   .wait_s = (int)wait_s, .token = token };
+				   .wait_s = (int)wait_s, .token = token, .cacert = cacert };
 	rc = loop_run(&cfg, &stop_flag);
 	curl_global_cleanup();
 	return rc;

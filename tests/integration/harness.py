@@ -105,6 +105,7 @@ class Server:
         except BaseException:
             self.proc.kill()  # never leave a half-started server behind
             self.proc.wait()
+            self.proc.stdout.close()
             raise
         return self
 
