@@ -66,8 +66,10 @@ void leases_create(struct req *r, void *app)
 			return;
 		}
 		lp->deadline = req_started(r) + lp->req.wait_ms;
-	} else if (req_gone(r)) {
-		/* A worker that died while parked must not be handed a lease nobody will run. */
+	}
+	if (req_gone(r)) {
+		/* A worker that died while parked, or gave up on a request that waited in a queue
+		 * (a coordinator that hung), must not be handed a lease nobody will run. */
 		reply_empty(r, 204);
 		return;
 	}

@@ -79,26 +79,38 @@ const char *coord_errmsg(struct coord *c)
 
 /* --- loading -------------------------------------------------------------------------------- */
 
+struct loading {
+	struct live *live;
+	int64_t expires_at; /* the least expiry a loaded lease gets */
+};
+
 static int load_job(void *ctx, const struct job *job, uint64_t next_batch, const char *failure)
 {
-	return live_load_job(ctx, job, next_batch, failure);
+	return live_load_job(((struct loading *)ctx)->live, job, next_batch, failure);
 }
 
 static int load_range(void *ctx, int64_t job_id, const struct batch_range *r)
 {
-	return live_load_range(ctx, job_id, r);
+	return live_load_range(((struct loading *)ctx)->live, job_id, r);
 }
 
+/* A lease from before a restart gets a whole lease timeout from now: its worker could not reach
+ * a coordinator that was down, and should not lose its work (nor strike its batches) for it. */
 static int load_lease(void *ctx, const struct lease *lease)
 {
-	return live_load_lease(ctx, lease);
+	struct loading *ld = ctx;
+	struct lease l = *lease;
+	if (l.expires_at < ld->expires_at)
+		l.expires_at = ld->expires_at;
+	return live_load_lease(ld->live, &l);
 }
 
 /* Fills the (empty) live state from the store. Sets *seq_floor to the lowest lease sequence
  * number that no stored lease id has used. */
 static enum tally_err coord_read_store(struct coord *c, uint64_t *seq_floor, int64_t *limit)
 {
-	struct db_loader l = { load_job, load_range, load_lease, c->live };
+	struct loading ld = { c->live, coord_now(c) + c->cfg.lease_timeout_ms };
+	struct db_loader l = { load_job, load_range, load_lease, &ld };
 	int64_t max_job = 0, max_lease = 0;
 	int skipped = 0;
 	enum tally_err rc = db_load(c->db, &l, &max_job, &max_lease, &skipped);

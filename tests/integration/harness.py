@@ -15,6 +15,31 @@ import time
 import unittest
 
 BIN = os.environ.get("TALLY_BIN", os.path.join(os.path.dirname(__file__), "../../build/bin"))
+# TALLY_VALGRIND=1 runs every server and worker under valgrind (memcheck, leaks); a test fails
+# when any of them reports an error. Workers then use the scalar pi path (valgrind has no
+# AVX-512).
+VALGRIND = bool(os.environ.get("TALLY_VALGRIND"))
+
+
+def wrap(cmd, logdir):
+    """cmd, under valgrind when TALLY_VALGRIND is set."""
+    if not VALGRIND:
+        return cmd
+    log = os.path.join(logdir, "valgrind-%p.log")
+    return ["valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite", f"--log-file={log}"] + cmd
+
+
+def valgrind_reports(logdir):
+    """The non-empty valgrind logs in logdir (with --quiet, a clean run writes nothing)."""
+    out = []
+    for name in sorted(os.listdir(logdir)):
+        if name.startswith("valgrind-"):
+            with open(os.path.join(logdir, name), errors="replace") as f:
+                text = f.read().strip()
+            if text:
+                out.append(f"{name}:\n{text[:3000]}")
+    return out
 
 
 def binary(name):
@@ -84,8 +109,8 @@ class Server:
     def start(self, timeout=10):
         log = open(os.path.join(self.tmpdir, "server.log"), "ab")
         self.proc = subprocess.Popen(
-            [binary("tally-server"), "--listen", f"127.0.0.1:{self.port}", "--db", self.db]
-            + self.args, stdout=subprocess.PIPE, stderr=log, bufsize=0,
+            wrap([binary("tally-server"), "--listen", f"127.0.0.1:{self.port}", "--db", self.db]
+                 + self.args, self.tmpdir), stdout=subprocess.PIPE, stderr=log, bufsize=0,
             preexec_fn=self.preexec_fn)
         log.close()
         deadline = time.monotonic() + timeout
@@ -176,10 +201,11 @@ class Worker:
         logdir = tmpdir or server.tmpdir
         self.logpath = os.path.join(logdir, f"worker-{self.name}.log")
         log = open(self.logpath, "ab")
+        env = dict(os.environ, TALLY_PI_PATH="scalar") if VALGRIND else None
         self.proc = subprocess.Popen(
-            [binary("tally-worker"), "--server", server.url, "--threads", str(threads),
-             "--name", self.name, "--wait", "2"] + list(args),
-            stdout=log, stderr=log)
+            wrap([binary("tally-worker"), "--server", server.url, "--threads", str(threads),
+                  "--name", self.name, "--wait", "2"] + list(args), logdir),
+            stdout=log, stderr=log, env=env)
         log.close()
 
     def kill(self, sig=signal.SIGKILL):
@@ -211,12 +237,25 @@ class TallyTestCase(unittest.TestCase):
                     p.kill()
             except Exception:
                 pass
-        outcome = getattr(self, "_outcome", None)
-        failed = outcome is not None and not getattr(outcome, "success", True)
-        if failed:
+        reports = valgrind_reports(self.tmpdir) if VALGRIND else []
+        if reports:
+            print(f"\nvalgrind: {self.id()}\n" + "\n".join(reports))
+        if self.failed() or reports:
             print(f"\nkept {self.tmpdir} (server and worker logs)")
         elif not os.environ.get("TALLY_KEEP"):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if reports:
+            self.fail(f"valgrind reported {len(reports)} problem(s); see above")
+
+    def failed(self):
+        """Whether this test has failed so far (outcome.success is not set yet in tearDown on
+        Python 3.11, so the result's lists are read)."""
+        outcome = getattr(self, "_outcome", None)
+        result = getattr(outcome, "result", None)
+        if outcome is not None and not getattr(outcome, "success", True):
+            return True
+        return any(t is self for t, _ in getattr(result, "errors", []) +
+                   getattr(result, "failures", []))
 
     def server(self, *args, **kw):
         s = Server(self.tmpdir, *args, **kw)

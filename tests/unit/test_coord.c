@@ -330,7 +330,11 @@ static void test_crash_keeps_exactly_the_flushed(void **state)
 	assert_int_equal(coord_lease(f->c, &a, &lost), TALLY_OK); /* batches 4-5, never flushed */
 	c = counts_for(&done_late);
 	assert_int_equal(coord_complete(f->c, done_late.id, c, &dup, err, sizeof err), TALLY_OK);
+	f->now += 9000; /* 1 s of the leases' 10 left when the coordinator comes back */
 	crash_and_restart(f);
+	int64_t at = 0;
+	assert_int_equal(coord_next_expiry(f->c, &at), TALLY_OK);
+	assert_int_equal(at, f->now + 10000); /* a whole lease timeout from the restart */
 
 	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
 	assert_int_equal(j.batches_done, 2);
