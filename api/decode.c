@@ -114,7 +114,9 @@ static enum tally_err get_uint(const json_t *v, const char *name, uint64_t min, 
 	}
 	if (json_is_real(v)) {
 		double d = json_real_value(v);
-		if (!isfinite(d) || d != floor(d))
+		/* A real zero may be what is left of 1e-400: jansson keeps no text to tell. Zero is
+		 * written 0. */
+		if (!isfinite(d) || d != floor(d) || d == 0)
 			return fail(e, "invalid_field", "%s: must be an integer", name);
 		/* 2^64 is exact as a double; (double)max may round up, so compare as integers. */
 		if (d < 0 || d >= 18446744073709551616.0 || (d == 0 && signbit(d)))

@@ -71,7 +71,7 @@ NOT_JSON_NUMBERS = ["NaN", "nan", "Infinity", "-Infinity", "inf", "+1", "01", ".
                     "1e", "--1", "1_000"]
 
 # Raw values wrong for every integer field: 400 invalid_field naming the field.
-INT_BAD = ["-1", "-0.0", "1.5", "0.5", I63, I64, I64_1, I10_30, NEG_I63_1, "1e30", "1e400",
+INT_BAD = ["-1", "-0.0", "0.0", "1e-400", "1.5", "0.5", I63, I64, I64_1, I10_30, NEG_I63_1, "1e30", "1e400",
            "-1e400", "null", "true", "false", "[]", "{}", "[1]"]
 
 

@@ -127,6 +127,8 @@ static void test_job_spec_table(void **state)
 		{ "{\"kernel\":\"pi\",\"samples\":4.611686018427387904e18}", NULL, NULL },
 		{ "{\"kernel\":\"pi\",\"samples\":4.62e18,\"batch_size\":1}", "invalid_field", "samples" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":-0.0}", "invalid_field", "seed" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":1e-400}", "invalid_field", "seed" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":0.0}", "invalid_field", "seed" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":0.5}", "invalid_field", "seed" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":\"18446744073709551616\"}", "invalid_field", "seed" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":\"-1\"}", "invalid_field", "seed" },
