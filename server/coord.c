@@ -29,6 +29,7 @@ struct coord {
 	int synced;           /* changes are written but not committed */
 	int lost;             /* a write failed between flushes: the next flush must fail */
 	int broken;           /* the live state could not be loaded again after a failed write */
+	int write_failed;     /* the last commit failed, and no commit has worked since */
 };
 
 struct coord *coord_new(struct db *db, const struct coord_config *cfg, struct coord_clock clock,
@@ -239,9 +240,12 @@ static enum tally_err coord_commit(struct coord *c)
 		c->synced = 0;
 		if (rc) {
 			coord_reload(c);
-		} else if (c->seq_pending) {
-			live_set_seq(c->live, live_seq_next(c->live), c->seq_pending);
-			c->seq_pending = 0;
+		} else {
+			c->write_failed = 0; /* a write worked */
+			if (c->seq_pending) {
+				live_set_seq(c->live, live_seq_next(c->live), c->seq_pending);
+				c->seq_pending = 0;
+			}
 		}
 	}
 	return rc;
@@ -252,8 +256,10 @@ enum tally_err coord_flush(struct coord *c)
 	enum tally_err rc;
 	if (c->broken) {
 		coord_reload(c); /* the store may answer again */
-		if (c->broken)
+		if (c->broken) {
+			c->write_failed = 1;
 			return TALLY_EDB;
+		}
 	}
 	if (c->lost) {
 		/* A write between flushes failed: the changes before it are gone, and those after
@@ -267,6 +273,8 @@ enum tally_err coord_flush(struct coord *c)
 	}
 	if (rc)
 		log_error("msg=\"commit failed\" error=\"%s\"", db_errmsg(c->db));
+	if (rc)
+		c->write_failed = 1;
 	return rc;
 }
 
@@ -631,10 +639,23 @@ enum tally_err coord_next_expiry(struct coord *c, int64_t *at)
 
 enum tally_err coord_check(struct coord *c)
 {
+	enum tally_err rc;
 	if (c->broken) {
 		coord_reload(c);
 		if (c->broken)
 			return TALLY_EDB;
 	}
-	return db_check(c->db);
+	if (!c->write_failed)
+		return db_check(c->db);
+	/* Writes failed last time: healthy again only once a write works (space freed, say). */
+	if (c->synced || live_dirty(c->live) || c->lost)
+		return TALLY_EDB; /* the next pass's commit will tell */
+	if ((rc = db_begin(c->db)) ||
+	    (rc = db_meta_set(c->db, "health_probe", coord_now(c))) || /* a value that changes */
+	    (rc = db_commit(c->db))) {
+		db_rollback(c->db);
+		return rc;
+	}
+	c->write_failed = 0;
+	return TALLY_OK;
 }

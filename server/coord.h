@@ -115,7 +115,8 @@ uint64_t coord_changes(struct coord *c);
 /* Writes every change since the last flush and commits them together. On failure none of them
  * happened: the live state is loaded again from the store, and TALLY_EDB returned. */
 TALLY_WUR enum tally_err coord_flush(struct coord *c);
-/* Checks that the store answers a query. TALLY_EDB when it does not. */
+/* Checks that the store answers a query, and, after a failed commit, that it takes a write
+ * again. TALLY_EDB when it does not. */
 TALLY_WUR enum tally_err coord_check(struct coord *c);
 
 /* Returns the storage error behind the last TALLY_EDB, borrowed. */

@@ -245,6 +245,8 @@ class StorageTest(TallyTestCase):
                 reads[path] = self.assert_answered(s.req("GET", path, timeout=10), path)
             self.assert_unavailable(s.req("POST", "/v1/jobs", SMALL, headers=KEY, timeout=10),
                                     "submit, later")
+            # /healthz says so: writes fail (a monitor must see it, though reads work).
+            self.assert_unavailable(s.req("GET", "/healthz", timeout=10), "healthz")
         finally:
             fault.remove()
         # Writable again: the submit goes through within seconds, as new (its key was never
