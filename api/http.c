@@ -41,6 +41,7 @@ struct req {
 	struct conn *c;
 	struct MHD_Connection *conn;
 	const struct http_route *route;
+	int checked; /* the body's size and type have been checked */
 	char params[HTTP_PARAMS_MAX][HTTP_SEGMENT_MAX];
 	struct buf body;
 	int too_big;
@@ -479,12 +480,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->started = timefmt_mono_ms();
 		buf_init(&r->body, HTTP_BODY_MAX);
 		*con_cls = r;
+		if (r->c)
+			r->c->since = r->started; /* the body gets the whole request timeout */
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
 			reply_error(r, 413, "body_too_large", "body: over %d bytes", HTTP_BODY_MAX);
 			return reply_send(r);
 		}
+		/* Route and credentials are known from the headers: refuse before any body is
+		 * read, so that nobody without a token can make the server buffer one. */
+		r->route = route_find(r, method, url);
+		if (!r->route)
+			return reply_send(r);
+		if (h->hooks.authorize && h->hooks.authorize(r, h->app, r->route->role))
+			return reply_send(r);
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -497,16 +507,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->c->waiting = 0; /* the whole request is in */
 	if (r->held == 2)
 		return reply_send(r); /* resumed after its pass was committed */
-	if (!r->route) {
+	if (!r->checked) {
+		r->checked = 1;
 		if (r->too_big) {
 			reply_error(r, 413, "body_too_large", "body: over %d bytes", HTTP_BODY_MAX);
 			return reply_send(r);
 		}
-		r->route = route_find(r, method, url);
-		if (!r->route)
-			return reply_send(r);
-		if (h->hooks.authorize && h->hooks.authorize(r, h->app, r->route->role))
-			return reply_send(r);
 		if (r->body.len && !is_json(r)) {
 			reply_error(r, 415, "unsupported_media_type",
 				    "Content-Type: must be application/json");

@@ -91,7 +91,10 @@ void reply_header(struct req *r, const char *name, const char *value);
 /* Parks the request until one of the events in wake_on is woken, or monotonic until_ms; then
  * the handler runs again. While stopping, the request is answered 503 instead. */
 void reply_park(struct req *r, int64_t until_ms, unsigned wake_on);
-/* Returns 1 when the client has closed its end (it died while its request was parked). */
+/* Returns 1 when the client has closed its end: it died, or gave up on a request that waited
+ * (parked, or queued behind a hung server). A client that half-closes after sending its
+ * request counts as gone too, as it does for most servers; under TLS a clean close may not be
+ * seen (close_notify arrives first). */
 int req_gone(const struct req *r);
 /* Returns 1 when the request's park deadline has passed (or the server is stopping). */
 int req_expired(const struct req *r);

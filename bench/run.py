@@ -327,7 +327,7 @@ def write(r):
         "ranges and live leases in memory (`server/live.c`: a hash table and an expiry heap) "
         "and writes what changed behind, once per pass of its event loop, in one SQLite "
         "transaction. A grant costs no SQL at all; a pass costs one upsert per changed lease "
-        "and job. Only replies that report a submit, cancel or complete (or uncommitted state) "
+        "and job. Only replies that report a submit, cancel, complete or fail (or uncommitted state) "
         "wait for that commit, which the kill -9 row checks. Grants are answered at once: if "
         "the coordinator dies first, the grant is forgotten and its batches are granted again "
         "under a new id (docs/protocol.md, Durability)."]

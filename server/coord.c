@@ -30,6 +30,7 @@ struct coord {
 	int lost;             /* a write failed between flushes: the next flush must fail */
 	int broken;           /* the live state could not be loaded again after a failed write */
 	int write_failed;     /* the last commit failed, and no commit has worked since */
+	int64_t probed_at;    /* when coord_check last tried a write */
 };
 
 struct coord *coord_new(struct db *db, const struct coord_config *cfg, struct coord_clock clock,
@@ -107,10 +108,12 @@ static int load_lease(void *ctx, const struct lease *lease)
 }
 
 /* Fills the (empty) live state from the store. Sets *seq_floor to the lowest lease sequence
- * number that no stored lease id has used. */
-static enum tally_err coord_read_store(struct coord *c, uint64_t *seq_floor, int64_t *limit)
+ * number that no stored lease id has used. After a restart (not after a failed write, which
+ * may recur) live leases get a whole lease timeout from now. */
+static enum tally_err coord_read_store(struct coord *c, uint64_t *seq_floor, int64_t *limit,
+				       int restart)
 {
-	struct loading ld = { c->live, coord_now(c) + c->cfg.lease_timeout_ms };
+	struct loading ld = { c->live, restart ? coord_now(c) + c->cfg.lease_timeout_ms : 0 };
 	struct db_loader l = { load_job, load_range, load_lease, &ld };
 	int64_t max_job = 0, max_lease = 0;
 	int skipped = 0;
@@ -133,7 +136,7 @@ enum tally_err coord_load(struct coord *c)
 {
 	int64_t limit = 0;
 	uint64_t next = 0;
-	enum tally_err rc = coord_read_store(c, &next, &limit);
+	enum tally_err rc = coord_read_store(c, &next, &limit, 1);
 
 	if (rc)
 		return rc;
@@ -165,7 +168,7 @@ static void coord_reload(struct coord *c)
 	live_clear(c->live);
 	c->seq_pending = 0;
 	c->synced = 0;
-	if (coord_read_store(c, &floor, &stored)) {
+	if (coord_read_store(c, &floor, &stored, 0)) {
 		c->broken = 1;
 		log_error("msg=\"reloading state failed\" error=\"%s\"", db_errmsg(c->db));
 		return;
@@ -568,6 +571,7 @@ enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason, int f
 		return coord_stored_lease(c, id, &stored);
 	}
 	if (!rc) {
+		c->changes++; /* a strike, or a job failed: its reply waits for the commit */
 		log_warn("msg=\"lease failed\" lease=%lld fault=%d reason=\"%s\"", (long long)id,
 			 fault, log_clean(reason, clean, sizeof clean));
 		coord_tell_expiry(c);
@@ -650,6 +654,9 @@ enum tally_err coord_check(struct coord *c)
 	/* Writes failed last time: healthy again only once a write works (space freed, say). */
 	if (c->synced || live_dirty(c->live) || c->lost)
 		return TALLY_EDB; /* the next pass's commit will tell */
+	if (coord_now(c) - c->probed_at < 1000)
+		return TALLY_EDB; /* probed within the second: /healthz must stay cheap */
+	c->probed_at = coord_now(c);
 	if ((rc = db_begin(c->db)) ||
 	    (rc = db_meta_set(c->db, "health_probe", coord_now(c))) || /* a value that changes */
 	    (rc = db_commit(c->db))) {

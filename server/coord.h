@@ -5,8 +5,8 @@
  * stopped, from the stopping thread).
  *
  * Durability: operations change memory only. coord_flush() writes every change since the last
- * flush in one transaction. A reply reporting a submit, cancel or complete must wait for that
- * flush (coord_changes() counts them). Grants, heartbeats and fails need not: if the flush is
+ * flush in one transaction. A reply reporting a submit, cancel, complete or fail must wait for
+ * that flush (coord_changes() counts them). Grants and heartbeats need not: if the flush is
  * lost, so is the grant, and its worker's complete is refused (404), never counted twice. */
 #ifndef TALLY_COORD_H
 #define TALLY_COORD_H
@@ -110,7 +110,8 @@ TALLY_WUR enum tally_err coord_next_expiry(struct coord *c, int64_t *at);
 /* Returns 1 when there are changes that coord_flush() has not committed. */
 int coord_dirty(struct coord *c);
 /* Counts the changes so far whose replies must wait for coord_flush() (submits, cancels,
- * completes): the HTTP layer holds a reply when its handler moved this count. */
+ * completes, fails, and reads of uncommitted state): the HTTP layer holds a reply when its
+ * handler moved this count. */
 uint64_t coord_changes(struct coord *c);
 /* Writes every change since the last flush and commits them together. On failure none of them
  * happened: the live state is loaded again from the store, and TALLY_EDB returned. */
