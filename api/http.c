@@ -24,6 +24,7 @@
 #define HTTP_CONN_LIMIT 4000
 #define HTTP_REQUEST_TIMEOUT_S 30
 #define HTTP_SWEEP_MS 500 /* how often connections are checked against the request deadline */
+#define HTTP_STALL_MS 2000 /* a pass this much later than due means the loop was held up */
 #define HTTP_STOP_MS 200 /* how long a stopping server goes on answering */
 #define HTTP_CONN_MEMORY (6 * 1024) /* MHD's per-connection pool: headers; bodies are ours */
 
@@ -624,7 +625,7 @@ static void http_sweep(struct http *h)
 static void *loop_main(void *arg)
 {
 	struct http *h = arg;
-	int64_t stop_at = 0;
+	int64_t stop_at = 0, due = timefmt_mono_ms(), late;
 	int released = 0;
 
 	for (;;) {
@@ -636,6 +637,12 @@ static void *loop_main(void *arg)
 			ms = (int)to;
 		if (!released) /* replies just let go are sent by the next pass, at once */
 			poll(&p, 1, ms);
+		/* A pass far later than its poll allowed: the process was stopped, or the last
+		 * pass took that long. Heartbeats could not be heard meanwhile. */
+		late = timefmt_mono_ms() - due - (released ? 0 : ms);
+		if (late > HTTP_STALL_MS && h->hooks.stalled)
+			h->hooks.stalled(h->app, late);
+		due = timefmt_mono_ms(); /* the pass's own time counts towards the next one's delay */
 		MHD_run(h->d);
 		released = http_commit_pass(h);
 		http_sweep(h);

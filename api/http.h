@@ -30,6 +30,8 @@ struct http_hooks {
 	int (*dirty)(void *app);        /* 1: there is something to commit */
 	int (*flush)(void *app);        /* commits; 0 on success */
 	int (*authorize)(struct req *r, void *app, unsigned role);
+	void (*stalled)(void *app, int64_t ms); /* the loop itself was held up ms (SIGSTOP, a
+						 * slow disk): nothing was heard meanwhile */
 };
 
 struct http_route {

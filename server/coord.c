@@ -224,6 +224,15 @@ fail:
 	return rc;
 }
 
+void coord_stalled(struct coord *c, int64_t ms)
+{
+	if (ms <= 0 || !live_next_expiry(c->live))
+		return;
+	log_warn("msg=\"coordinator was stalled; live leases extended\" ms=%lld", (long long)ms);
+	live_extend_all(c->live, ms);
+	coord_tell_expiry(c);
+}
+
 int coord_dirty(struct coord *c)
 {
 	return c->lost || c->broken || c->synced || live_dirty(c->live);

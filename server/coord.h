@@ -107,6 +107,9 @@ TALLY_WUR enum tally_err coord_workers(struct coord *c,
 /* Sets *at to when the first live lease expires (0: none), for the HTTP layer's timer at start,
  * so that leases from before a restart wake long polls too. */
 TALLY_WUR enum tally_err coord_next_expiry(struct coord *c, int64_t *at);
+/* Tells the coordinator it was stalled for ms (the process stopped, or a pass that took that
+ * long): live leases get that much longer, since their heartbeats could not be heard. */
+void coord_stalled(struct coord *c, int64_t ms);
 /* Returns 1 when there are changes that coord_flush() has not committed. */
 int coord_dirty(struct coord *c);
 /* Counts the changes so far whose replies must wait for coord_flush() (submits, cancels,

@@ -451,6 +451,14 @@ const struct lease *live_lease(const struct live *lv, int64_t id)
 	return l ? &l->lease : NULL;
 }
 
+void live_extend_all(struct live *lv, int64_t ms)
+{
+	for (size_t i = 0; i < lv->nheap; i++) { /* the same shift for all: the order holds */
+		lv->heap[i]->lease.expires_at += ms;
+		lease_touch(lv, lv->heap[i]);
+	}
+}
+
 void live_each_lease(const struct live *lv, void (*each)(void *ctx, const struct lease *l),
 		     void *ctx)
 {

@@ -115,6 +115,9 @@ TALLY_WUR enum tally_err live_complete(struct live *lv, int64_t id, const uint64
  * TALLY_ENOTFOUND, TALLY_ELOST. */
 TALLY_WUR enum tally_err live_fail(struct live *lv, int64_t id, const char *reason, int fault,
 				   int64_t now, int *job_failed);
+/* Pushes every live lease's expiry ms later (the coordinator was stalled that long, so no
+ * heartbeat could be heard). */
+void live_extend_all(struct live *lv, int64_t ms);
 /* Calls each(ctx, lease) for every live lease. */
 void live_each_lease(const struct live *lv, void (*each)(void *ctx, const struct lease *l),
 		     void *ctx);

@@ -61,6 +61,11 @@ static int commit_flush(void *app)
 	return coord_flush(((struct api *)app)->coord) ? -1 : 0;
 }
 
+static void hook_stalled(void *app, int64_t ms)
+{
+	coord_stalled(((struct api *)app)->coord, ms);
+}
+
 /* Returns 1 for an address only this machine can reach. */
 static int is_loopback(const char *host)
 {
@@ -217,7 +222,8 @@ int main(int argc, char **argv)
 	}
 	/* Group commit: the changes of one pass of the event loop are written behind in one
 	 * transaction, and the replies that report them go out only once that is committed. */
-	const struct http_hooks hooks = { commit_changes, commit_dirty, commit_flush, api_authorize };
+	const struct http_hooks hooks = { commit_changes, commit_dirty, commit_flush, api_authorize,
+					  hook_stalled };
 	const struct http_options hopts = { (unsigned)request_timeout, (unsigned)max_connections,
 					    *tls_cert ? buf_str(&cert) : NULL,
 					    *tls_key ? buf_str(&key) : NULL };

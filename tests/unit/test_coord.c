@@ -478,6 +478,29 @@ static void test_workers_listed_with_state(void **state)
 	assert_string_equal(s.states[seen_index(&s, "beta")], "lost");
 }
 
+/* A stalled coordinator heard no heartbeats: live leases get the stall's length on top. */
+static void test_stall_extends_live_leases(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct lease_request a = request("a", 1);
+	struct job j;
+	struct lease l;
+	int64_t at = 0, granted = f->now;
+
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
+	f->now += 15000; /* stopped 15 s, past the 10 s timeout */
+	coord_stalled(f->c, 15000);
+	assert_int_equal(f->expiry, granted + 25000);
+	assert_int_equal(coord_next_expiry(f->c, &at), TALLY_OK);
+	assert_int_equal(at, granted + 25000);
+	assert_int_equal(coord_heartbeat(f->c, l.id, &l), TALLY_OK); /* not lost */
+	f->now += 10001;
+	assert_int_equal(coord_reap(f->c), TALLY_OK); /* nothing more heard: it expires after all */
+	assert_int_equal(coord_heartbeat(f->c, l.id, &l), TALLY_ELOST);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -494,6 +517,7 @@ int main(void)
 		T(test_written_leases_answer_from_the_store),
 		T(test_list_sees_unflushed_changes),
 		T(test_workers_listed_with_state),
+		T(test_stall_extends_live_leases),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
