@@ -225,23 +225,32 @@ def fresh_server():
     return Server(tempfile.mkdtemp(prefix="tally-bench-"))
 
 
-def bench_dispatch(r):
-    s = fresh_server()
-    try:
-        acked = os.path.join(s.tmpdir, "acked")
-        out = loadgen("cycle", "--port", str(s.port), "--workers", "256", "--seconds", "10",
-                      "--acked", acked)
-        r["dispatch_rate"], r["dispatch_p99_ms"] = out["rate"], out["p99_ms"]
-        r["dispatch_p50_ms"], r["dispatch_errors"] = out["p50_ms"], out["errors"]
-        with open(acked) as f:
-            n_acked = sum(1 for _ in f)
-        s.kill(signal.SIGKILL)
-        s.start()
-        jobs = s.req("GET", "/v1/jobs").json["jobs"]
-        done = sum(j["batches"]["done"] for j in jobs)
-        r["dispatch_acked"], r["dispatch_durable"] = n_acked, done >= n_acked
-    finally:
-        s.stop()
+def bench_dispatch(r, runs=3):
+    """Three 10 s runs, each on a fresh coordinator killed with SIGKILL at its end; the row
+    shows the medians, and every run's acknowledged completes must all be counted."""
+    outs, acked_all, durable = [], 0, True
+    for _ in range(runs):
+        s = fresh_server()
+        try:
+            acked = os.path.join(s.tmpdir, "acked")
+            outs.append(loadgen("cycle", "--port", str(s.port), "--workers", "256",
+                                "--seconds", "10", "--acked", acked))
+            with open(acked) as f:
+                n_acked = sum(1 for _ in f)
+            s.kill(signal.SIGKILL)
+            s.start()
+            jobs = s.req("GET", "/v1/jobs").json["jobs"]
+            done = sum(j["batches"]["done"] for j in jobs)
+            acked_all += n_acked
+            durable = durable and done >= n_acked
+        finally:
+            s.stop()
+    r["dispatch_rate"] = med([o["rate"] for o in outs])
+    r["dispatch_p99_ms"] = med([o["p99_ms"] for o in outs])
+    r["dispatch_p50_ms"] = med([o["p50_ms"] for o in outs])
+    r["dispatch_errors"] = sum(o["errors"] for o in outs)
+    r["dispatch_rates"] = [o["rate"] for o in outs]
+    r["dispatch_acked"], r["dispatch_durable"] = acked_all, durable
 
 
 def bench_idle(r):
@@ -294,9 +303,9 @@ def write(r):
         ("4. 1e15-sample job: database growth", "< 64 KiB", fmt(r, "huge_db_growth_kib", "{:.1f}", " KiB per job"), f"{R} huge"),
         ("4. 1e15-sample job: GET (vs a 1000-sample job)", "O(1)", f"{fmt(r, 'huge_get_ms', '{:.2f}', ' ms')} (vs {fmt(r, 'small_get_ms', '{:.2f}', ' ms')})", f"{R} huge"),
         ("4. 1e15-sample job: cancel while leased", "at once", f"{fmt(r, 'huge_cancel_ms', '{:.2f}', ' ms')}, state {r.get('huge_cancel_state', '?')}", f"{R} huge"),
-        ("5. dispatch: lease+complete cycles/s, 256 simulated workers", ">= 20,000/s", fmt(r, "dispatch_rate", "{:.0f}", "/s"), f"{R} dispatch"),
+        ("5. dispatch: lease+complete cycles/s, 256 simulated workers", ">= 20,000/s", fmt(r, "dispatch_rate", "{:.0f}", "/s") + (f" (median of {', '.join(f'{x:.0f}' for x in r['dispatch_rates'])})" if r.get("dispatch_rates") else ""), f"{R} dispatch"),
         ("5. dispatch: cycle latency p50 / p99 at 256 workers", "p99 < 20 ms", f"{fmt(r, 'dispatch_p50_ms', '{:.2f}')} / {fmt(r, 'dispatch_p99_ms', '{:.2f}', ' ms')}", f"{R} dispatch"),
-        ("5. dispatch: acknowledged completes after kill -9", "all durable", f"{r.get('dispatch_acked', '?')} acknowledged, all counted: {r.get('dispatch_durable', '?')}", f"{R} dispatch"),
+        ("5. dispatch: acknowledged completes after kill -9", "all durable", f"{r.get('dispatch_acked', '?')} acknowledged over the runs, all counted: {r.get('dispatch_durable', '?')}", f"{R} dispatch"),
         ("6. 2,000 idle long-polling workers: coordinator RSS", "< 64 MiB", fmt(r, "idle_rss_kib", "{:.0f}", " KiB"), f"{R} idle"),
         ("6. 2,000 idle workers: coordinator CPU", "near idle", f"{fmt(r, 'idle_cpu_pct', '{:.1f}', ' %')} of a core; {r.get('idle_connected', '?')} parked; /healthz max {fmt(r, 'idle_healthz_max_ms', '{:.1f}', ' ms')}", f"{R} idle"),
         ("7. one-batch job, worker waiting: submit to result p50 / p99", "< 2 ms / < 10 ms", f"{fmt(r, 'latency_p50_ms', '{:.2f}')} / {fmt(r, 'latency_p99_ms', '{:.2f}', ' ms')}", f"{R} latency"),
