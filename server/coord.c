@@ -132,6 +132,16 @@ static enum tally_err coord_read_store(struct coord *c, uint64_t *seq_floor, int
 	return TALLY_OK;
 }
 
+/* Sets a meta value in a transaction of its own. */
+static enum tally_err coord_write_meta(struct coord *c, const char *name, int64_t value)
+{
+	enum tally_err rc;
+	if ((rc = db_begin(c->db)) || (rc = db_meta_set(c->db, name, value)) ||
+	    (rc = db_commit(c->db)))
+		db_rollback(c->db);
+	return rc;
+}
+
 enum tally_err coord_load(struct coord *c)
 {
 	int64_t limit = 0;
@@ -143,10 +153,7 @@ enum tally_err coord_load(struct coord *c)
 	/* Ids below the stored limit may have been handed out before a crash: start above it. */
 	if ((uint64_t)limit > next)
 		next = (uint64_t)limit;
-	if ((rc = db_begin(c->db)) ||
-	    (rc = db_meta_set(c->db, COORD_SEQ_META, (int64_t)(next + COORD_SEQ_BLOCK))) ||
-	    (rc = db_commit(c->db))) {
-		db_rollback(c->db);
+	if ((rc = coord_write_meta(c, COORD_SEQ_META, (int64_t)(next + COORD_SEQ_BLOCK)))) {
 		live_clear(c->live);
 		return rc;
 	}
@@ -666,12 +673,8 @@ enum tally_err coord_check(struct coord *c)
 	if (coord_now(c) - c->probed_at < 1000)
 		return TALLY_EDB; /* probed within the second: /healthz must stay cheap */
 	c->probed_at = coord_now(c);
-	if ((rc = db_begin(c->db)) ||
-	    (rc = db_meta_set(c->db, "health_probe", coord_now(c))) || /* a value that changes */
-	    (rc = db_commit(c->db))) {
-		db_rollback(c->db);
+	if ((rc = coord_write_meta(c, "health_probe", coord_now(c)))) /* a value that changes */
 		return rc;
-	}
 	c->write_failed = 0;
 	return TALLY_OK;
 }

@@ -1,6 +1,7 @@
 /* The lease-size policy and the table of per-worker rates behind it. */
 #include <stdlib.h>
 #include <string.h>
+#include "hash.h"
 #include "job.h"
 #include "sched.h"
 
@@ -31,18 +32,10 @@ void sched_free(struct sched *s)
 	free(s);
 }
 
-static uint64_t sched_hash(const char *name)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *name; name++)
-		h = (h ^ (unsigned char)*name) * 1099511628211ULL;
-	return h;
-}
-
 /* Returns the slot holding name, or NULL. */
 static const struct sched_worker *sched_find(const struct sched *s, const char *name)
 {
-	uint64_t h = sched_hash(name);
+	uint64_t h = hash_str(name);
 	for (int i = 0; i < SCHED_PROBE; i++) {
 		const struct sched_worker *w = &s->w[(h + (uint64_t)i) % SCHED_WORKERS];
 		if (!strcmp(w->name, name))
@@ -79,7 +72,7 @@ uint64_t sched_lease_batches(struct sched *s, const char *worker, uint64_t batch
 void sched_observe(struct sched *s, const char *worker, uint64_t samples, int64_t elapsed_ms,
 		   int64_t now)
 {
-	uint64_t h = sched_hash(worker);
+	uint64_t h = hash_str(worker);
 	struct sched_worker *slot = NULL;
 	double rate;
 

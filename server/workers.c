@@ -1,6 +1,7 @@
 /* The worker registry: a chained hash table by name. */
 #include <stdlib.h>
 #include <string.h>
+#include "hash.h"
 #include "workers.h"
 
 #define WORKERS_BUCKETS 4096
@@ -20,10 +21,7 @@ struct workers {
 
 static size_t workers_hash(const char *name)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *name; name++)
-		h = (h ^ (unsigned char)*name) * 1099511628211ULL;
-	return (size_t)(h % WORKERS_BUCKETS);
+	return (size_t)(hash_str(name) % WORKERS_BUCKETS);
 }
 
 struct workers *workers_new(void)
