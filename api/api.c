@@ -82,6 +82,9 @@ void api_reply_rc(struct req *r, struct api *a, enum tally_err rc, const char *m
 		reply_error(r, 503, "unavailable", "storage failure: %s; retry later",
 			    coord_errmsg(a->coord));
 		return;
+	case TALLY_EFORBIDDEN:
+		reply_error(r, 403, "forbidden", "%s", msg ? msg : "forbidden");
+		return;
 	case TALLY_ENOMEM:
 	case TALLY_EIO:
 		reply_error(r, 503, "unavailable", "%s; retry later", tally_strerror(rc));

@@ -145,7 +145,7 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 			       struct decode_error *e)
 {
 	static const char *const allowed[] = { "kernel", "samples", "batch_size", "seed",
-					       "params", NULL };
+					       "params", "verify", NULL };
 	const json_t *v;
 	enum tally_err rc;
 
@@ -188,6 +188,16 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 				    "18446744073709551615");
 	} else if ((rc = get_uint(v, "seed", 0, INT64_MAX, &out->seed, e))) {
 		return rc;
+	}
+
+	v = json_object_get(body, "verify");
+	if (v) {
+		double f = json_is_number(v) ? json_number_value(v) : -1.0;
+		if (!(f >= 0.0 && f <= 1.0)) /* JSON has no NaN: jansson refuses the spelling */
+			return fail(e, "invalid_field",
+				    "verify: must be a number from 0 to 1 (the fraction of "
+				    "completed leases computed again by another worker)");
+		out->verify = f;
 	}
 
 	v = json_object_get(body, "params");

@@ -17,6 +17,21 @@ static json_t *json_time(int64_t ms)
 	return json_string(ts);
 }
 
+/* Returns a new reference to the array of names in a newline-separated list. */
+static json_t *name_list(const char *s)
+{
+	json_t *a = json_array();
+	while (a && *s) {
+		size_t n = strcspn(s, "\n");
+		if (json_array_append_new(a, json_stringn(s, n))) {
+			json_decref(a);
+			return NULL;
+		}
+		s += n + (s[n] == '\n');
+	}
+	return a;
+}
+
 /* Returns a new reference to the job object, or NULL when out of memory. */
 static json_t *job_to_json(const struct job *j, int64_t now)
 {
@@ -30,12 +45,13 @@ static json_t *job_to_json(const struct job *j, int64_t now)
 	if (j->state == JOB_CANCELLED)
 		pending = j->batches_total - j->batches_done;
 	snprintf(id, sizeof id, "%lld", (long long)j->id);
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:{},s:{s:I,s:I,s:I,s:I},s:f,s:o,s:o,s:o,"
-			 "s:o,s:o,s:o,s:o,s:f}",
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:{},s:f,s:{s:I,s:I,s:I,s:I},s:f,s:o,s:o,s:o,"
+			 "s:o,s:o,s:o,s:o,s:f,s:{s:I,s:I,s:I,s:o}}",
 			 "id", id, "kernel", k->name, "state", job_state_name(j->state),
 			 "samples", (json_int_t)j->spec.samples,
 			 "batch_size", (json_int_t)j->spec.batch_size,
 			 "seed", job_seed_json(j->spec.seed), "params",
+			 "verify", j->spec.verify,
 			 "batches", "total", (json_int_t)j->batches_total,
 			 "done", (json_int_t)j->batches_done,
 			 "leased", (json_int_t)j->batches_leased,
@@ -48,7 +64,11 @@ static json_t *job_to_json(const struct job *j, int64_t now)
 			 "started_at", json_time(j->started_at),
 			 "finished_at", json_time(j->finished_at),
 			 "elapsed_s", j->started_at ? json_real(elapsed) : json_null(),
-			 "rate", elapsed > 0 ? (double)j->samples_done / elapsed : 0.0);
+			 "rate", elapsed > 0 ? (double)j->samples_done / elapsed : 0.0,
+			 "verification", "passed", (json_int_t)j->checks_passed,
+			 "pending", (json_int_t)j->checks_pending,
+			 "mismatches", (json_int_t)j->mismatches,
+			 "quarantined", name_list(j->quarantined));
 }
 
 static int job_id(struct req *r, struct api *a, int64_t *id)
@@ -115,11 +135,11 @@ void jobs_create(struct req *r, void *app)
 		if (rc)
 			api_reply_rc(r, a, rc, NULL);
 		else if (job.spec.kernel != spec.kernel || job.spec.samples != spec.samples ||
-			 job.spec.batch_size != spec.batch_size ||
+			 job.spec.batch_size != spec.batch_size || job.spec.verify != spec.verify ||
 			 (seed_given && job.spec.seed != spec.seed))
 			reply_error(r, 409, "conflict",
 				    "Idempotency-Key: already used for job %lld, with other "
-				    "kernel, samples, batch_size or seed",
+				    "kernel, samples, batch_size, seed or verify",
 				    (long long)job.id);
 		else
 			reply_json(r, 200, job_to_json(&job, coord_now(a->coord)));

@@ -78,6 +78,12 @@ void leases_create(struct req *r, void *app)
 		reply_json(r, 200, lease_to_json(&lease, coord_now(a->coord)));
 		return;
 	}
+	if (rc == TALLY_EFORBIDDEN) {
+		const char *why = coord_quarantined(a->coord, lp->req.worker);
+		reply_error(r, 403, "worker_quarantined", "worker '%s' is quarantined: %s",
+			    lp->req.worker, why ? why : "");
+		return;
+	}
 	if (rc != TALLY_ENOTFOUND) {
 		api_reply_rc(r, a, rc, NULL);
 		return;

@@ -1,4 +1,5 @@
-/* The workers resource: GET /v1/workers lists every worker the coordinator has heard from. */
+/* The workers resource: GET /v1/workers lists every worker the coordinator has heard from since
+ * it started, and every worker it has quarantined. */
 #include <stdio.h>
 #include "api.h"
 #include "timefmt.h"
@@ -17,10 +18,11 @@ static int list_worker(void *ctx, const struct coord_worker *w)
 	timefmt_rfc3339(w->info.last_seen, seen, sizeof seen);
 	timefmt_rfc3339(w->info.first_seen, first, sizeof first);
 	snprintf(lease, sizeof lease, "%lld", (long long)w->info.lease_id);
-	o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:i,s:f}", "name", w->info.name, "state", w->state,
-		      "first_seen", first, "last_seen", seen, "lease",
+	o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:i,s:f,s:o}", "name", w->info.name, "state",
+		      w->state, "first_seen", first, "last_seen", seen, "lease",
 		      w->info.lease_id ? json_string(lease) : json_null(), "leases",
-		      (int)w->info.leases, "rate", w->rate);
+		      (int)w->info.leases, "rate", w->rate, "quarantine_reason",
+		      w->reason ? json_string(w->reason) : json_null());
 	if (!o || json_array_append_new(l->arr, o)) {
 		l->oom = 1;
 		return 1;

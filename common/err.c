@@ -14,6 +14,7 @@ const char *tally_strerror(enum tally_err rc)
 	case TALLY_EDB: return "storage failure";
 	case TALLY_EIO: return "i/o failure";
 	case TALLY_ETOOBIG: return "too large";
+	case TALLY_EFORBIDDEN: return "forbidden";
 	}
 	return "unknown error";
 }

@@ -16,6 +16,7 @@ enum tally_err {
 	TALLY_EDB,       /* storage failed (full, locked, read-only, corrupt) */
 	TALLY_EIO,       /* network or file I/O failed */
 	TALLY_ETOOBIG,   /* a capped buffer would overflow */
+	TALLY_EFORBIDDEN, /* the caller may not do this (a quarantined worker) */
 };
 
 /* Returns a static, human-readable name for rc. This function can't fail. */

@@ -12,6 +12,7 @@
 #define JOB_ERROR_MAX 1024  /* bytes of an error message kept, with the NUL */
 #define WORKER_NAME_MAX 65  /* 64 characters and the NUL */
 #define JOB_KEY_MAX 256     /* an Idempotency-Key: 255 characters and the NUL */
+#define JOB_QUARANTINED_MAX (4 * WORKER_NAME_MAX) /* names a job keeps of workers it caught */
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED };
 
@@ -21,6 +22,7 @@ struct job_spec {
 	uint64_t samples;
 	uint64_t batch_size;
 	uint64_t seed;
+	double verify;           /* the fraction of completed leases computed again to check */
 	unsigned kernel_version; /* the version the job is computed with (set when stored) */
 };
 
@@ -35,6 +37,13 @@ struct job {
 	uint64_t samples_done;
 	uint64_t counts[KERNEL_MAX_KEYS]; /* in spec.kernel's key order */
 	char error[JOB_ERROR_MAX];        /* "" when none */
+	/* Verification (spec.verify): checks of completed leases that agreed (or were settled in
+	 * their favour), checks still waiting for a second (or third...) opinion, checks where
+	 * workers disagreed, and the workers this job caught lying, one per line. */
+	uint64_t checks_passed;
+	uint64_t checks_pending;
+	uint64_t mismatches;
+	char quarantined[JOB_QUARANTINED_MAX];
 	int64_t created_at;
 	int64_t started_at;
 	int64_t finished_at;
@@ -48,9 +57,20 @@ struct batch_range {
 	unsigned strikes;
 };
 
-enum lease_state { LEASE_ACTIVE, LEASE_DONE, LEASE_EXPIRED, LEASE_FAILED, LEASE_CANCELLED };
+/* A discarded lease was done, but its worker was later caught lying: its counts were taken back
+ * out of its job and its batches computed again. */
+enum lease_state {
+	LEASE_ACTIVE,
+	LEASE_DONE,
+	LEASE_EXPIRED,
+	LEASE_FAILED,
+	LEASE_CANCELLED,
+	LEASE_DISCARDED
+};
 
-/* A lease on batches [first_batch, first_batch + batch_count) of one job. */
+/* A lease on batches [first_batch, first_batch + batch_count) of one job. A check lease
+ * (check_of != 0) computes again the batches of lease check_of, done by another worker: its
+ * counts are compared with that lease's, never added to the job. */
 struct lease {
 	int64_t id;
 	int64_t job_id;
@@ -62,6 +82,7 @@ struct lease {
 	int64_t expires_at;
 	unsigned failures; /* failed leases its batches were in before this one */
 	unsigned strikes;  /* of those, failed leases of its batch alone (a one-batch lease) */
+	int64_t check_of;
 	char worker[WORKER_NAME_MAX];
 };
 

@@ -35,13 +35,26 @@ enum db_stmt {
 	ST_LEASE_MAX,
 	ST_META_GET,
 	ST_META_SET,
+	ST_CHECK_SAVE,
+	ST_CHECK_LOAD,
+	ST_OPINION_LOAD,
+	ST_QUAR_SAVE,
+	ST_QUAR_LOAD,
+	ST_WORKER_RESULTS,
 	ST_COUNT
 };
 
 #define JOB_COLS                                                                                  \
 	"id, kernel, samples, batch_size, seed, state, batches_total, batches_done, "              \
 	"batches_leased, samples_done, c0, c1, c2, c3, c4, c5, c6, c7, error, created_at, "        \
-	"started_at, finished_at, kernel_version"
+	"started_at, finished_at, kernel_version, verify, checks_passed, checks_pending, "       \
+	"mismatches, quarantined"
+#define JOB_NCOLS 28
+
+/* A lease with its counts: read by lease_counts_from_row(). */
+#define RESULT_COLS                                                                               \
+	"l.id, l.job_id, l.first_batch, l.batch_count, l.worker, l.check_of, l.c0, l.c1, l.c2, "   \
+	"l.c3, l.c4, l.c5, l.c6, l.c7"
 
 static const char *const db_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -50,9 +63,10 @@ static const char *const db_sql[ST_COUNT] = {
 	[ST_JOB_SAVE] = "INSERT INTO jobs(id, kernel, kernel_version, samples, batch_size, seed, "
 			"state, batches_total, next_batch, batches_done, batches_leased, "
 			"samples_done, c0, c1, c2, c3, c4, c5, c6, c7, error, last_failure, "
-			"created_at, started_at, finished_at, idempotency_key) VALUES (?1, ?2, ?3, "
+			"created_at, started_at, finished_at, idempotency_key, verify, "
+			"checks_passed, checks_pending, mismatches, quarantined) VALUES (?1, ?2, ?3, "
 			"?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-			"?20, ?21, ?22, ?23, ?24, ?25, ?26) "
+			"?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31) "
 			"ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
 			"next_batch = excluded.next_batch, batches_done = excluded.batches_done, "
 			"batches_leased = excluded.batches_leased, "
@@ -60,7 +74,10 @@ static const char *const db_sql[ST_COUNT] = {
 			"c2 = excluded.c2, c3 = excluded.c3, c4 = excluded.c4, c5 = excluded.c5, "
 			"c6 = excluded.c6, c7 = excluded.c7, error = excluded.error, "
 			"last_failure = excluded.last_failure, started_at = excluded.started_at, "
-			"finished_at = excluded.finished_at",
+			"finished_at = excluded.finished_at, "
+			"checks_passed = excluded.checks_passed, "
+			"checks_pending = excluded.checks_pending, mismatches = excluded.mismatches, "
+			"quarantined = excluded.quarantined",
 	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
 	[ST_JOB_BY_KEY] = "SELECT " JOB_COLS " FROM jobs WHERE idempotency_key = ?1",
 	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
@@ -75,20 +92,38 @@ static const char *const db_sql[ST_COUNT] = {
 	[ST_RANGE_LOAD] = "SELECT job_id, first_batch, batch_count, failures, strikes "
 			  "FROM free_ranges ORDER BY job_id, first_batch",
 	[ST_LEASE_SAVE] = "INSERT INTO leases(id, job_id, first_batch, batch_count, worker, state, "
-			  "granted_at, expires_at, finished_at, failures, strikes) VALUES (?1, ?2, "
-			  "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+			  "granted_at, expires_at, finished_at, failures, strikes, check_of, c0, c1, "
+			  "c2, c3, c4, c5, c6, c7) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+			  "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) "
 			  "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
-			  "expires_at = excluded.expires_at, finished_at = excluded.finished_at",
+			  "expires_at = excluded.expires_at, finished_at = excluded.finished_at, "
+			  "c0 = coalesce(excluded.c0, c0), c1 = coalesce(excluded.c1, c1), "
+			  "c2 = coalesce(excluded.c2, c2), c3 = coalesce(excluded.c3, c3), "
+			  "c4 = coalesce(excluded.c4, c4), c5 = coalesce(excluded.c5, c5), "
+			  "c6 = coalesce(excluded.c6, c6), c7 = coalesce(excluded.c7, c7)",
 	[ST_LEASE_GET] = "SELECT l.id, l.job_id, l.first_batch, l.batch_count, l.state, "
 			 "l.granted_at, l.expires_at, l.worker, j.kernel, j.samples, j.batch_size, "
 			 "j.seed, j.kernel_version FROM leases l JOIN jobs j ON j.id = l.job_id "
 			 "WHERE l.id = ?1",
 	[ST_LEASE_LOAD] = "SELECT id, job_id, first_batch, batch_count, granted_at, expires_at, "
-			  "worker, failures, strikes FROM leases WHERE state = 0",
+			  "worker, failures, strikes, check_of FROM leases WHERE state = 0",
 	[ST_LEASE_MAX] = "SELECT coalesce(max(id), 0) FROM leases",
 	[ST_META_GET] = "SELECT value FROM meta WHERE name = ?1",
 	[ST_META_SET] = "INSERT INTO meta(name, value) VALUES (?1, ?2) "
 			"ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+	[ST_CHECK_SAVE] = "UPDATE leases SET check_state = ?2 WHERE id = ?1",
+	[ST_CHECK_LOAD] = "SELECT " RESULT_COLS " FROM leases l WHERE l.check_state = 1 AND "
+			  "l.state = 1 ORDER BY l.id",
+	[ST_OPINION_LOAD] = "SELECT " RESULT_COLS " FROM leases c JOIN leases l ON "
+			    "l.check_of = c.id WHERE c.check_state = 1 AND c.state = 1 AND "
+			    "l.state = 1 ORDER BY l.id",
+	[ST_QUAR_SAVE] = "INSERT INTO quarantine(worker, at, job_id, reason) VALUES (?1, ?2, ?3, "
+			 "?4) ON CONFLICT(worker) DO NOTHING",
+	[ST_QUAR_LOAD] = "SELECT worker, reason, at FROM quarantine ORDER BY at",
+	/* A scan of the leases: it runs only when a worker is caught lying. */
+	[ST_WORKER_RESULTS] = "SELECT " RESULT_COLS " FROM leases l JOIN jobs j ON "
+			      "j.id = l.job_id WHERE l.worker = ?1 AND l.state = 1 AND "
+			      "l.c0 IS NOT NULL AND j.state IN (0, 1) ORDER BY l.id",
 };
 
 struct db {
@@ -365,7 +400,25 @@ static enum tally_err job_from_row(struct db *db, sqlite3_stmt *s, struct job *j
 	j->started_at = col_time(s, 20);
 	j->finished_at = col_time(s, 21);
 	j->spec.kernel_version = (unsigned)sqlite3_column_int(s, 22);
+	j->spec.verify = sqlite3_column_double(s, 23);
+	j->checks_passed = (uint64_t)sqlite3_column_int64(s, 24);
+	j->checks_pending = (uint64_t)sqlite3_column_int64(s, 25);
+	j->mismatches = (uint64_t)sqlite3_column_int64(s, 26);
+	if (sqlite3_column_type(s, 27) == SQLITE_TEXT)
+		snprintf(j->quarantined, sizeof j->quarantined, "%s",
+			 (const char *)sqlite3_column_text(s, 27));
 	return TALLY_OK;
+}
+
+/* Clears *l and fills what every lease query selects first: id, job_id, first_batch,
+ * batch_count. */
+static void lease_head_from_row(sqlite3_stmt *s, struct lease *l)
+{
+	memset(l, 0, sizeof *l);
+	l->id = sqlite3_column_int64(s, 0);
+	l->job_id = sqlite3_column_int64(s, 1);
+	l->first_batch = (uint64_t)sqlite3_column_int64(s, 2);
+	l->batch_count = (uint64_t)sqlite3_column_int64(s, 3);
 }
 
 /* Runs a bound statement selecting at most one job (JOB_COLS) into *j. TALLY_ENOTFOUND. */
@@ -438,11 +491,7 @@ enum tally_err db_lease_get(struct db *db, int64_t id, struct lease *out)
 	} else {
 		const char *worker = (const char *)sqlite3_column_text(s, 7);
 		const char *kernel = (const char *)sqlite3_column_text(s, 8);
-		memset(out, 0, sizeof *out);
-		out->id = sqlite3_column_int64(s, 0);
-		out->job_id = sqlite3_column_int64(s, 1);
-		out->first_batch = (uint64_t)sqlite3_column_int64(s, 2);
-		out->batch_count = (uint64_t)sqlite3_column_int64(s, 3);
+		lease_head_from_row(s, out);
 		out->state = (enum lease_state)sqlite3_column_int(s, 4);
 		out->granted_at = sqlite3_column_int64(s, 5);
 		out->expires_at = sqlite3_column_int64(s, 6);
@@ -500,6 +549,12 @@ enum tally_err db_job_save(struct db *db, const struct job *job, const char *key
 	bind_time(s, 25, job->finished_at);
 	if (key && key[0])
 		sqlite3_bind_text(s, 26, key, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 27, job->spec.verify);
+	sqlite3_bind_int64(s, 28, (int64_t)job->checks_passed);
+	sqlite3_bind_int64(s, 29, (int64_t)job->checks_pending);
+	sqlite3_bind_int64(s, 30, (int64_t)job->mismatches);
+	if (job->quarantined[0])
+		sqlite3_bind_text(s, 31, job->quarantined, -1, SQLITE_STATIC);
 	return db_exec(db, s, "saving a job");
 }
 
@@ -525,7 +580,8 @@ enum tally_err db_ranges_save(struct db *db, int64_t job_id, const struct batch_
 	return TALLY_OK;
 }
 
-enum tally_err db_lease_save(struct db *db, const struct lease *l, int64_t finished_at)
+enum tally_err db_lease_save(struct db *db, const struct lease *l, int64_t finished_at,
+			     const uint64_t *counts)
 {
 	sqlite3_stmt *s = db_stmt(db, ST_LEASE_SAVE);
 
@@ -540,7 +596,73 @@ enum tally_err db_lease_save(struct db *db, const struct lease *l, int64_t finis
 	bind_time(s, 9, finished_at);
 	sqlite3_bind_int(s, 10, (int)l->failures);
 	sqlite3_bind_int(s, 11, (int)l->strikes);
+	if (l->check_of)
+		sqlite3_bind_int64(s, 12, l->check_of);
+	for (int i = 0; counts && i < KERNEL_MAX_KEYS; i++)
+		sqlite3_bind_int64(s, 13 + i, (int64_t)counts[i]);
 	return db_exec(db, s, "saving a lease");
+}
+
+enum tally_err db_check_save(struct db *db, int64_t lease_id, int state)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_CHECK_SAVE);
+	sqlite3_bind_int64(s, 1, lease_id);
+	sqlite3_bind_int(s, 2, state);
+	return db_exec(db, s, "saving a check");
+}
+
+enum tally_err db_quarantine_save(struct db *db, const char *worker, int64_t at, int64_t job_id,
+				  const char *reason)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_QUAR_SAVE);
+	sqlite3_bind_text(s, 1, worker, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, at);
+	if (job_id)
+		sqlite3_bind_int64(s, 3, job_id);
+	sqlite3_bind_text(s, 4, reason, -1, SQLITE_STATIC);
+	return db_exec(db, s, "saving a quarantine");
+}
+
+/* Fills a done lease and its counts from a row selected with RESULT_COLS. */
+static void lease_counts_from_row(sqlite3_stmt *s, struct lease *l, uint64_t *counts)
+{
+	const char *worker = (const char *)sqlite3_column_text(s, 4);
+	lease_head_from_row(s, l);
+	snprintf(l->worker, sizeof l->worker, "%s", worker ? worker : "");
+	l->check_of = sqlite3_column_int64(s, 5);
+	l->state = LEASE_DONE;
+	for (int i = 0; i < KERNEL_MAX_KEYS; i++)
+		counts[i] = (uint64_t)sqlite3_column_int64(s, 6 + i);
+}
+
+/* Runs a bound statement selecting RESULT_COLS, calling each(ctx, lease, counts) per row until
+ * one returns non-zero (returned). */
+static enum tally_err each_result(struct db *db, sqlite3_stmt *s, const char *what,
+				  int (*each)(void *ctx, const struct lease *l, const uint64_t *c),
+				  void *ctx)
+{
+	struct lease l;
+	uint64_t counts[KERNEL_MAX_KEYS];
+	int step, stop = 0;
+	enum tally_err rc = TALLY_OK;
+
+	while (!stop && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		lease_counts_from_row(s, &l, counts);
+		stop = each(ctx, &l, counts);
+	}
+	if (!stop && step != SQLITE_DONE)
+		rc = db_fail(db, what);
+	sqlite3_reset(s);
+	return rc ? rc : (enum tally_err)stop;
+}
+
+enum tally_err db_worker_results(struct db *db, const char *worker,
+				 int (*each)(void *ctx, const struct lease *l, const uint64_t *c),
+				 void *ctx)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_WORKER_RESULTS);
+	sqlite3_bind_text(s, 1, worker, -1, SQLITE_STATIC);
+	return each_result(db, s, "reading a worker's results", each, ctx);
 }
 
 enum tally_err db_meta_get(struct db *db, const char *name, int64_t *value)
@@ -596,12 +718,12 @@ enum tally_err db_load(struct db *db, const struct db_loader *l, int64_t *max_jo
 		goto done;
 	s = db_stmt(db, ST_JOB_LOAD);
 	while (!stop && (step = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *failure = (const char *)sqlite3_column_text(s, 24);
+		const char *failure = (const char *)sqlite3_column_text(s, JOB_NCOLS + 1);
 		if (job_from_row(db, s, j)) {
 			(*skipped)++; /* a kernel this build lacks: it stays as stored */
 			continue;
 		}
-		stop = l->job(l->ctx, j, (uint64_t)sqlite3_column_int64(s, 23),
+		stop = l->job(l->ctx, j, (uint64_t)sqlite3_column_int64(s, JOB_NCOLS),
 			      failure ? failure : "");
 	}
 	if (!stop && step != SQLITE_DONE)
@@ -622,24 +744,39 @@ enum tally_err db_load(struct db *db, const struct db_loader *l, int64_t *max_jo
 	sqlite3_reset(s);
 	if (rc || stop)
 		goto done;
+	if ((rc = each_result(db, db_stmt(db, ST_CHECK_LOAD), "loading checks", l->check,
+			      l->ctx)) ||
+	    (rc = each_result(db, db_stmt(db, ST_OPINION_LOAD), "loading checks", l->opinion,
+			      l->ctx)))
+		goto done;
 	s = db_stmt(db, ST_LEASE_LOAD);
 	while (!stop && (step = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *worker = (const char *)sqlite3_column_text(s, 6);
-		struct lease lease = { 0 };
-		lease.id = sqlite3_column_int64(s, 0);
-		lease.job_id = sqlite3_column_int64(s, 1);
-		lease.first_batch = (uint64_t)sqlite3_column_int64(s, 2);
-		lease.batch_count = (uint64_t)sqlite3_column_int64(s, 3);
+		struct lease lease;
+		lease_head_from_row(s, &lease);
 		lease.state = LEASE_ACTIVE;
 		lease.granted_at = sqlite3_column_int64(s, 4);
 		lease.expires_at = sqlite3_column_int64(s, 5);
 		lease.failures = (unsigned)sqlite3_column_int(s, 7);
 		lease.strikes = (unsigned)sqlite3_column_int(s, 8);
+		lease.check_of = sqlite3_column_int64(s, 9);
 		snprintf(lease.worker, sizeof lease.worker, "%s", worker ? worker : "");
 		stop = l->lease(l->ctx, &lease);
 	}
 	if (!stop && step != SQLITE_DONE)
 		rc = db_fail(db, "loading leases");
+	sqlite3_reset(s);
+	if (rc || stop)
+		goto done;
+	s = db_stmt(db, ST_QUAR_LOAD);
+	while (!stop && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *worker = (const char *)sqlite3_column_text(s, 0);
+		const char *reason = (const char *)sqlite3_column_text(s, 1);
+		stop = l->quarantine(l->ctx, worker ? worker : "", reason ? reason : "",
+				     sqlite3_column_int64(s, 2));
+	}
+	if (!stop && step != SQLITE_DONE)
+		rc = db_fail(db, "loading quarantined workers");
 	sqlite3_reset(s);
 done:
 	free(j);

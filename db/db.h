@@ -40,22 +40,39 @@ TALLY_WUR enum tally_err db_job_save(struct db *db, const struct job *job, const
 /* Replaces a job's free (given-back) ranges with ranges[0..n). Inside db_begin/db_commit. */
 TALLY_WUR enum tally_err db_ranges_save(struct db *db, int64_t job_id,
 					const struct batch_range *ranges, size_t n);
-/* Saves (inserts or updates) a lease; finished_at is 0 while it is live. Inside
- * db_begin/db_commit. */
+/* Saves (inserts or updates) a lease; finished_at is 0 while it is live; counts (NULL: none, or
+ * unchanged) are a done lease's. Inside db_begin/db_commit. */
 TALLY_WUR enum tally_err db_lease_save(struct db *db, const struct lease *lease,
-				       int64_t finished_at);
+				       int64_t finished_at, const uint64_t *counts);
+/* Records the state of the check of lease lease_id (enum live_check_state) on its row. */
+TALLY_WUR enum tally_err db_check_save(struct db *db, int64_t lease_id, int state);
+/* Records that worker was quarantined at `at` by a check of job job_id (0: none), for reason.
+ * A worker already recorded keeps its first record. */
+TALLY_WUR enum tally_err db_quarantine_save(struct db *db, const char *worker, int64_t at,
+					    int64_t job_id, const char *reason);
+/* Calls each(ctx, lease, counts) for every done lease of worker in an unfinished job whose
+ * counts are known, by id; a non-zero return stops the walk and is returned. */
+TALLY_WUR enum tally_err db_worker_results(struct db *db, const char *worker,
+					   int (*each)(void *ctx, const struct lease *l,
+						       const uint64_t *counts),
+					   void *ctx);
 /* Reads and writes a named integer (the store's own settings and counters). db_meta_get
  * leaves *value alone when name is unset. */
 TALLY_WUR enum tally_err db_meta_get(struct db *db, const char *name, int64_t *value);
 TALLY_WUR enum tally_err db_meta_set(struct db *db, const char *name, int64_t value);
 
 /* What db_load hands over, in order: every unfinished job with a kernel this build has
- * (ascending id), every free range of those, every live lease (lease.spec is not filled).
+ * (ascending id), every free range of those, every done lease whose check is pending, with its
+ * counts, every done check lease of those (its opinion), every live lease (lease.spec is not
+ * filled), every quarantined worker. Checks come for finished jobs too: the callee skips them.
  * A non-zero return from a callback stops the load and is returned. */
 struct db_loader {
 	int (*job)(void *ctx, const struct job *job, uint64_t next_batch, const char *last_failure);
 	int (*range)(void *ctx, int64_t job_id, const struct batch_range *range);
+	int (*check)(void *ctx, const struct lease *checked, const uint64_t *counts);
+	int (*opinion)(void *ctx, const struct lease *check, const uint64_t *counts);
 	int (*lease)(void *ctx, const struct lease *lease);
+	int (*quarantine)(void *ctx, const char *worker, const char *reason, int64_t at);
 	void *ctx;
 };
 /* Loads live state through l. Sets *max_job_id and *max_lease_id to the highest ids stored and

@@ -6,7 +6,7 @@
 #ifndef TALLY_SCHEMA_H
 #define TALLY_SCHEMA_H
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 static const char *const schema_migrations[SCHEMA_VERSION] = {
 	/* 1: jobs with range bookkeeping, leases, free ranges. */
@@ -79,6 +79,29 @@ static const char *const schema_migrations[SCHEMA_VERSION] = {
 	"ALTER TABLE jobs ADD COLUMN idempotency_key TEXT;"
 	"CREATE UNIQUE INDEX jobs_idempotency_key ON jobs(idempotency_key) "
 	"  WHERE idempotency_key IS NOT NULL;",
+	/* 4: verification by recomputation. A done lease keeps its counts (NULL for leases done
+	 * before this version, which can therefore never be discarded); a check lease names the
+	 * lease it checks; the checked lease carries the check's state (enum live_check_state);
+	 * quarantined workers are remembered. */
+	"ALTER TABLE jobs ADD COLUMN verify REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN checks_passed INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN checks_pending INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN mismatches INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN quarantined TEXT;"
+	"ALTER TABLE leases ADD COLUMN c0 INTEGER; ALTER TABLE leases ADD COLUMN c1 INTEGER;"
+	"ALTER TABLE leases ADD COLUMN c2 INTEGER; ALTER TABLE leases ADD COLUMN c3 INTEGER;"
+	"ALTER TABLE leases ADD COLUMN c4 INTEGER; ALTER TABLE leases ADD COLUMN c5 INTEGER;"
+	"ALTER TABLE leases ADD COLUMN c6 INTEGER; ALTER TABLE leases ADD COLUMN c7 INTEGER;"
+	"ALTER TABLE leases ADD COLUMN check_of INTEGER;"
+	"ALTER TABLE leases ADD COLUMN check_state INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX leases_checks_pending ON leases(job_id) WHERE check_state = 1;"
+	"CREATE INDEX leases_check_of ON leases(check_of) WHERE check_of IS NOT NULL;"
+	"CREATE TABLE quarantine ("
+	"  worker TEXT PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  job_id INTEGER,"
+	"  reason TEXT NOT NULL"
+	");",
 };
 
 #endif

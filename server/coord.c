@@ -96,6 +96,21 @@ static int load_range(void *ctx, int64_t job_id, const struct batch_range *r)
 	return live_load_range(((struct loading *)ctx)->live, job_id, r);
 }
 
+static int load_check(void *ctx, const struct lease *checked, const uint64_t *counts)
+{
+	return live_load_check(((struct loading *)ctx)->live, checked, counts);
+}
+
+static int load_opinion(void *ctx, const struct lease *check, const uint64_t *counts)
+{
+	return live_load_opinion(((struct loading *)ctx)->live, check, counts);
+}
+
+static int load_quarantine(void *ctx, const char *worker, const char *reason, int64_t at)
+{
+	return live_load_quarantine(((struct loading *)ctx)->live, worker, reason, at);
+}
+
 /* A lease from before a restart gets a whole lease timeout from now: its worker could not reach
  * a coordinator that was down, and should not lose its work (nor strike its batches) for it. */
 static int load_lease(void *ctx, const struct lease *lease)
@@ -114,7 +129,8 @@ static enum tally_err coord_read_store(struct coord *c, uint64_t *seq_floor, int
 				       int restart)
 {
 	struct loading ld = { c->live, restart ? coord_now(c) + c->cfg.lease_timeout_ms : 0 };
-	struct db_loader l = { load_job, load_range, load_lease, &ld };
+	struct db_loader l = { load_job,  load_range,      load_check, load_opinion,
+			       load_lease, load_quarantine, &ld };
 	int64_t max_job = 0, max_lease = 0;
 	int skipped = 0;
 	enum tally_err rc = db_load(c->db, &l, &max_job, &max_lease, &skipped);
@@ -142,6 +158,12 @@ static enum tally_err coord_write_meta(struct coord *c, const char *name, int64_
 	return rc;
 }
 
+/* Quarantined workers are listed from the start, with when they were caught. */
+static void list_quarantined(void *ctx, const struct live_quarantine_row *row)
+{
+	workers_seen(ctx, row->worker, row->at);
+}
+
 enum tally_err coord_load(struct coord *c)
 {
 	int64_t limit = 0;
@@ -158,6 +180,7 @@ enum tally_err coord_load(struct coord *c)
 		return rc;
 	}
 	live_set_seq(c->live, next, next + COORD_SEQ_BLOCK);
+	live_each_quarantined(c->live, list_quarantined, c->workers);
 	log_info("msg=\"state loaded\" jobs=%zu leases=%zu", live_jobs_count(c->live),
 		 live_leases_count(c->live));
 	return TALLY_OK;
@@ -200,7 +223,17 @@ static int save_job(void *ctx, const struct live_job_row *row)
 
 static int save_lease(void *ctx, const struct live_lease_row *row)
 {
-	return (int)db_lease_save(ctx, row->lease, row->finished_at);
+	return (int)db_lease_save(ctx, row->lease, row->finished_at, row->counts);
+}
+
+static int save_check(void *ctx, const struct live_check_row *row)
+{
+	return (int)db_check_save(ctx, row->lease_id, (int)row->state);
+}
+
+static int save_quarantine(void *ctx, const struct live_quarantine_row *row)
+{
+	return (int)db_quarantine_save(ctx, row->worker, row->at, row->job_id, row->reason);
 }
 
 /* Writes the changes into the open transaction (not committing), so that the store's own reads
@@ -210,12 +243,13 @@ static enum tally_err coord_sync(struct coord *c)
 	enum tally_err rc;
 	uint64_t next = live_seq_next(c->live), limit = live_seq_limit(c->live);
 	int more_ids = !c->seq_pending && limit - next < COORD_SEQ_BLOCK / 2;
+	struct live_writer w = { save_job, save_lease, save_check, save_quarantine, c->db };
 
 	if (!live_dirty(c->live) && !more_ids)
 		return TALLY_OK;
 	if ((rc = db_begin(c->db)))
 		goto fail;
-	if ((rc = (enum tally_err)live_each_dirty(c->live, save_job, save_lease, c->db)))
+	if ((rc = (enum tally_err)live_each_dirty(c->live, &w)))
 		goto fail;
 	if (more_ids) {
 		if ((rc = db_meta_set(c->db, COORD_SEQ_META, (int64_t)(next + COORD_SEQ_BLOCK))))
@@ -504,6 +538,35 @@ enum tally_err coord_heartbeat(struct coord *c, int64_t id, struct lease *out)
 	return rc;
 }
 
+static int discard_result(void *ctx, const struct lease *l, const uint64_t *counts)
+{
+	struct coord *c = ctx;
+	return (int)live_discard(c->live, l, counts, coord_now(c));
+}
+
+/* Takes the done leases of workers quarantined just now out of their unfinished jobs (their
+ * batches are computed again), then finishes the jobs that are done. *finished counts those. */
+static enum tally_err coord_discard(struct coord *c, int *finished)
+{
+	char name[WORKER_NAME_MAX];
+	enum tally_err rc;
+
+	*finished = 0;
+	while (live_take_suspect(c->live, name)) {
+		log_warn("msg=\"worker quarantined: its counts disagreed with other workers'\" "
+			 "worker=%s reason=\"%s\"", name, live_quarantined(c->live, name));
+		/* Its done leases are in the store once the changes are written (uncommitted). */
+		if ((rc = coord_sync(c)) ||
+		    (rc = db_worker_results(c->db, name, discard_result, c))) {
+			c->lost = 1; /* the next flush undoes all of it */
+			return rc == TALLY_ENOMEM ? rc : TALLY_EDB;
+		}
+	}
+	*finished = live_settle(c->live, coord_now(c));
+	coord_wake(c); /* discarded batches, and a check that wants another opinion */
+	return TALLY_OK;
+}
+
 static enum tally_err complete_lease(struct coord *c, int64_t id, const json_t *counts,
 				     int *duplicate, char *err, size_t errlen)
 {
@@ -545,12 +608,18 @@ static enum tally_err complete_lease(struct coord *c, int64_t id, const json_t *
 	if (rc)
 		return rc;
 	c->changes++;
+	if (lease.check_of) {
+		int settled = 0;
+		if ((rc = coord_discard(c, &settled)))
+			return rc;
+		finished += settled;
+	}
 	sched_observe(c->sched, lease.worker, lease_samples(&lease), now - lease.granted_at, now);
 	log_debug("msg=\"lease completed\" lease=%lld job=%lld worker=%s", (long long)id,
 		  (long long)lease.job_id, lease.worker);
 	coord_tell_expiry(c);
 	if (finished) {
-		log_info("msg=\"job succeeded\" job=%lld", (long long)lease.job_id);
+		log_info("msg=\"job ended\" job=%lld", (long long)lease.job_id);
 		coord_job_ended(c);
 	}
 	return TALLY_OK;
@@ -631,8 +700,11 @@ struct workers_walk {
 static int walk_worker(void *ctx, const struct worker_info *info)
 {
 	struct workers_walk *ww = ctx;
-	struct coord_worker w = { *info, sched_known_rate(ww->c->sched, info->name), "lost" };
-	if (info->leases)
+	struct coord_worker w = { *info, sched_known_rate(ww->c->sched, info->name), "lost",
+				  live_quarantined(ww->c->live, info->name) };
+	if (w.reason)
+		w.state = "quarantined";
+	else if (info->leases)
 		w.state = "active";
 	else if (ww->now - info->last_seen <= ww->c->cfg.lease_timeout_ms)
 		w.state = "idle";
@@ -649,6 +721,11 @@ enum tally_err coord_workers(struct coord *c, int (*each)(void *ctx, const struc
 	live_each_lease(c->live, count_lease, c->workers);
 	workers_each(c->workers, walk_worker, &ww);
 	return TALLY_OK;
+}
+
+const char *coord_quarantined(struct coord *c, const char *worker)
+{
+	return live_quarantined(c->live, worker);
 }
 
 enum tally_err coord_next_expiry(struct coord *c, int64_t *at)

@@ -76,13 +76,15 @@ TALLY_WUR enum tally_err coord_jobs(struct coord *c, int state, int64_t before, 
 /* Cancels job id; TALLY_ECONFLICT when it already finished (*out filled either way). */
 TALLY_WUR enum tally_err coord_cancel(struct coord *c, int64_t id, struct job *out);
 
-/* Leases the next range of work for req's worker. TALLY_ENOTFOUND when there is none now. */
+/* Leases the next range of work for req's worker. TALLY_ENOTFOUND when there is none now;
+ * TALLY_EFORBIDDEN when the worker is quarantined (see coord_quarantined). */
 TALLY_WUR enum tally_err coord_lease(struct coord *c, const struct lease_request *req,
 				     struct lease *out);
 /* Extends lease id. TALLY_ELOST, TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err coord_heartbeat(struct coord *c, int64_t id, struct lease *out);
 /* Checks counts (a borrowed JSON object) against lease id with its kernel, then adds them to the
- * job once. *duplicate is set when the lease was already completed. TALLY_ECOUNTS with a message
+ * job once (a check lease's are compared instead; a worker caught lying is quarantined and its
+ * done leases in unfinished jobs discarded). *duplicate is set when the lease was already completed. TALLY_ECOUNTS with a message
  * in err when the counts cannot be right; TALLY_ELOST; TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 					int *duplicate, char *err, size_t errlen);
@@ -92,13 +94,17 @@ TALLY_WUR enum tally_err coord_fail(struct coord *c, int64_t id, const char *rea
 /* Reclaims expired leases now; wakes long polls when any were. */
 TALLY_WUR enum tally_err coord_reap(struct coord *c);
 
-/* A worker as the coordinator sees it: state is "active" (it holds a lease), "idle" (heard from
- * within the lease timeout) or "lost"; rate is its measured samples/s (0 until measured). */
+/* A worker as the coordinator sees it: state is "quarantined" (caught by a check: reason says
+ * how), "active" (it holds a lease), "idle" (heard from within the lease timeout) or "lost";
+ * rate is its measured samples/s (0 until measured). */
 struct coord_worker {
 	struct worker_info info;
 	double rate;
 	const char *state;
+	const char *reason; /* NULL unless quarantined */
 };
+/* Returns why worker is quarantined (borrowed until the next call), or NULL. */
+const char *coord_quarantined(struct coord *c, const char *worker);
 /* Calls each(ctx, w) for every worker heard from since the start (at most WORKERS_MAX). */
 TALLY_WUR enum tally_err coord_workers(struct coord *c,
 				       int (*each)(void *ctx, const struct coord_worker *w),

@@ -1,13 +1,48 @@
 /* Live state in memory: unfinished jobs in a list by id, live leases in a hash table by id and in
- * a min-heap by expiry, and the objects changed since the last write on two dirty lists. */
+ * a min-heap by expiry, each job's pending checks in a list, quarantined workers in a list, and
+ * the objects changed since the last write on dirty lists. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "live.h"
 #include "rng.h"
 
+/* One worker's counts for a check's batches; the first is the checked lease's own. */
+struct opinion {
+	int64_t lease_id;
+	uint64_t counts[KERNEL_MAX_KEYS];
+	char worker[WORKER_NAME_MAX];
+};
+
+/* A pending check of lease lease_id's batches [first, first + count), on its job's list until
+ * settled, and on the dirty list until written. */
+struct lcheck {
+	int64_t lease_id;
+	uint64_t first, count;
+	struct opinion op[LIVE_OPINIONS_MAX];
+	size_t nop;
+	int64_t leased;     /* the live check lease on it; 0: none */
+	unsigned failures;  /* failed check leases (faults) */
+	int disputed;       /* its opinions have disagreed (counted in the job's mismatches) */
+	enum live_check_state state;
+	int dirty;
+	struct lcheck *next;  /* on its job's list of pending checks */
+	struct lcheck *dnext; /* on the dirty list */
+};
+
+struct lquar {
+	char worker[WORKER_NAME_MAX];
+	char reason[LIVE_QUARANTINE_REASON_MAX];
+	int64_t at, job_id;
+	int dirty;
+	int suspect; /* its done leases are still to be discarded */
+	struct lquar *next;
+};
+
 struct ljob {
 	struct job job;
+	struct lcheck *checks; /* pending */
+	size_t checks_open;    /* of those, not leased now */
 	uint64_t next_batch;
 	struct batch_range *free; /* sorted by first, never adjacent */
 	size_t nfree, capfree;
@@ -20,6 +55,8 @@ struct ljob {
 
 struct llease {
 	struct lease lease;
+	uint64_t counts[KERNEL_MAX_KEYS]; /* once done */
+	int has_counts;
 	int64_t finished_at;
 	struct ljob *job;
 	size_t heap; /* index in the expiry heap; SIZE_MAX when not live */
@@ -37,6 +74,9 @@ struct live {
 	size_t nheap, capheap;
 	struct ljob *dirty_jobs, **dirty_jobs_tail;       /* in the order they changed */
 	struct llease *dirty_leases, **dirty_leases_tail; /* so new lease rows append */
+	struct lcheck *dirty_checks;
+	struct lquar *quar;
+	size_t nsuspects;
 	int64_t next_job_id;
 	uint64_t seq_next, seq_limit;
 	uint64_t rnd;
@@ -62,9 +102,35 @@ struct live *live_new(uint64_t rand_seed, unsigned max_failures)
 	return lv;
 }
 
+static void job_free(struct ljob *j)
+{
+	struct lcheck *ch, *cn;
+	for (ch = j->checks; ch; ch = cn) {
+		cn = ch->next;
+		free(ch);
+	}
+	free(j->free);
+	free(j);
+}
+
 void live_clear(struct live *lv)
 {
 	struct ljob *j, *jn;
+	struct lcheck *ch, *cn;
+	struct lquar *q, *qn;
+
+	for (ch = lv->dirty_checks; ch; ch = cn) { /* settled ones: pending ones are their job's */
+		cn = ch->dnext;
+		if (ch->state != CHECK_PENDING)
+			free(ch);
+	}
+	lv->dirty_checks = NULL;
+	for (q = lv->quar; q; q = qn) {
+		qn = q->next;
+		free(q);
+	}
+	lv->quar = NULL;
+	lv->nsuspects = 0;
 	for (size_t i = 0; i < lv->nbuckets; i++) {
 		struct llease *l = lv->bucket[i], *n;
 		for (; l; l = n) {
@@ -75,8 +141,7 @@ void live_clear(struct live *lv)
 	}
 	for (j = lv->jobs; j; j = jn) {
 		jn = j->next;
-		free(j->free);
-		free(j);
+		job_free(j);
 	}
 	lv->jobs = lv->jobs_tail = NULL;
 	lv->njobs = lv->nleases = lv->nheap = 0;
@@ -115,6 +180,15 @@ static void lease_touch(struct live *lv, struct llease *l)
 		l->dnext = NULL;
 		*lv->dirty_leases_tail = l;
 		lv->dirty_leases_tail = &l->dnext;
+	}
+}
+
+static void check_touch(struct live *lv, struct lcheck *ch)
+{
+	if (!ch->dirty) {
+		ch->dirty = 1;
+		ch->dnext = lv->dirty_checks;
+		lv->dirty_checks = ch;
 	}
 }
 
@@ -217,6 +291,7 @@ enum tally_err live_load_job(struct live *lv, const struct job *job, uint64_t ne
 	if (!j)
 		return TALLY_ENOMEM;
 	j->job = *job;
+	j->job.checks_pending = 0; /* counted again as the pending checks load */
 	j->next_batch = next_batch;
 	if (last_failure)
 		strncpy(j->last_failure, last_failure, sizeof j->last_failure - 1);
@@ -275,6 +350,75 @@ const struct job *live_job_by_key(const struct live *lv, const char *key)
 		if (j->key[0] && !strcmp(j->key, key))
 			return &j->job;
 	return NULL;
+}
+
+/* --- checks --------------------------------------------------------------------------------- */
+
+static struct lcheck *check_find(const struct ljob *j, int64_t lease_id)
+{
+	struct lcheck *ch = j->checks;
+	while (ch && ch->lease_id != lease_id)
+		ch = ch->next;
+	return ch;
+}
+
+static void check_unlink(struct ljob *j, struct lcheck *ch)
+{
+	struct lcheck **p = &j->checks;
+	while (*p && *p != ch)
+		p = &(*p)->next;
+	if (*p)
+		*p = ch->next;
+	ch->next = NULL;
+}
+
+static int opinion_has(const struct lcheck *ch, const char *worker)
+{
+	for (size_t i = 0; i < ch->nop; i++)
+		if (!strcmp(ch->op[i].worker, worker))
+			return 1;
+	return 0;
+}
+
+/* Returns a check of j that worker can give the next opinion on, or NULL. */
+static struct lcheck *check_for(const struct ljob *j, const char *worker)
+{
+	for (struct lcheck *ch = j->checks; ch; ch = ch->next)
+		if (!ch->leased && ch->nop < LIVE_OPINIONS_MAX && !opinion_has(ch, worker))
+			return ch;
+	return NULL;
+}
+
+static int same_counts(const struct ljob *j, const struct opinion *a, const struct opinion *b)
+{
+	return !memcmp(a->counts, b->counts, j->job.spec.kernel->nkeys * sizeof a->counts[0]);
+}
+
+static void opinion_set(struct opinion *o, const struct lease *l, const uint64_t *counts)
+{
+	memset(o, 0, sizeof *o);
+	o->lease_id = l->id;
+	memcpy(o->counts, counts, sizeof o->counts);
+	snprintf(o->worker, sizeof o->worker, "%s", l->worker);
+}
+
+/* Adds a pending check of done lease l to its job j. Returns it, or NULL when out of memory. */
+static struct lcheck *check_add(struct ljob *j, const struct lease *l, const uint64_t *counts)
+{
+	struct lcheck *ch = calloc(1, sizeof *ch);
+	if (!ch)
+		return NULL;
+	ch->lease_id = l->id;
+	ch->first = l->first_batch;
+	ch->count = l->batch_count;
+	opinion_set(&ch->op[0], l, counts);
+	ch->nop = 1;
+	ch->state = CHECK_PENDING;
+	ch->next = j->checks;
+	j->checks = ch;
+	j->checks_open++;
+	j->job.checks_pending++;
+	return ch;
 }
 
 /* --- leases: the hash table and the expiry heap --------------------------------------------- */
@@ -424,9 +568,18 @@ enum tally_err live_load_lease(struct live *lv, const struct lease *lease)
 	l->lease = *lease;
 	l->lease.spec = j->job.spec;
 	l->job = j;
-	if ((rc = lease_add(lv, l)))
+	if ((rc = lease_add(lv, l))) {
 		free(l);
-	return rc;
+		return rc;
+	}
+	if (lease->check_of) {
+		struct lcheck *ch = check_find(j, lease->check_of);
+		if (ch && !ch->leased) {
+			ch->leased = lease->id;
+			j->checks_open--;
+		}
+	}
+	return TALLY_OK;
 }
 
 uint64_t live_seq_next(const struct live *lv)
@@ -499,6 +652,36 @@ static void job_end(struct live *lv, struct ljob *j, enum job_state state, int64
 	job_touch(lv, j);
 }
 
+/* Ends check lease l in state s. Unless it is done (its opinion is then the caller's to add),
+ * its check is open again; a fault counts against the check, and at the limit the job fails. */
+static void check_lease_end(struct live *lv, struct llease *l, enum lease_state s, int64_t now,
+			    int fault, const char *reason, int *job_failed)
+{
+	struct ljob *j = l->job;
+	struct lcheck *ch = check_find(j, l->lease.check_of);
+
+	heap_remove(lv, l);
+	l->lease.state = s;
+	l->finished_at = now;
+	lease_touch(lv, l);
+	if (!ch || ch->leased != l->lease.id)
+		return; /* its check was settled or dropped meanwhile */
+	ch->leased = 0;
+	if (s == LEASE_DONE)
+		return;
+	j->checks_open++;
+	if (fault && lv->max_failures && ++ch->failures >= lv->max_failures &&
+	    !job_is_final(j->job.state)) {
+		snprintf(j->job.error, sizeof j->job.error,
+			 "checking batches %llu-%llu failed %u times; last failure: %.900s",
+			 (unsigned long long)ch->first,
+			 (unsigned long long)(ch->first + ch->count - 1), ch->failures, reason);
+		job_end(lv, j, JOB_FAILED, now);
+		if (job_failed)
+			*job_failed = 1;
+	}
+}
+
 /* Ends live lease l in state s: off the heap, its batches given back unless done. A fault (an
  * expiry, or a fail saying so) counts against the batches; at the limit their job fails, naming
  * them and reason, and *job_failed is set. */
@@ -513,6 +696,10 @@ static enum tally_err lease_end(struct live *lv, struct llease *l, enum lease_st
 	int poison = fault && alone && lv->max_failures && strikes >= lv->max_failures;
 	enum tally_err rc = TALLY_OK;
 
+	if (le->check_of) {
+		check_lease_end(lv, l, s, now, fault, reason, job_failed);
+		return TALLY_OK;
+	}
 	if (s != LEASE_DONE && !poison)
 		rc = range_give_back(j, le->first_batch, le->batch_count, failures, strikes);
 	if (rc)
@@ -551,6 +738,280 @@ int live_reap(struct live *lv, int64_t now, int *failed_jobs)
 	return n;
 }
 
+/* --- verification -------------------------------------------------------------------------- */
+
+static struct lquar *quar_find(const struct live *lv, const char *worker)
+{
+	struct lquar *q = lv->quar;
+	while (q && strcmp(q->worker, worker))
+		q = q->next;
+	return q;
+}
+
+const char *live_quarantined(const struct live *lv, const char *worker)
+{
+	const struct lquar *q = quar_find(lv, worker);
+	return q ? q->reason : NULL;
+}
+
+static struct lquar *quar_add(struct live *lv, const char *worker, const char *reason, int64_t at,
+			      int64_t job_id)
+{
+	struct lquar *q = calloc(1, sizeof *q);
+	if (!q)
+		return NULL;
+	snprintf(q->worker, sizeof q->worker, "%s", worker);
+	snprintf(q->reason, sizeof q->reason, "%s", reason);
+	q->at = at;
+	q->job_id = job_id;
+	q->next = lv->quar;
+	lv->quar = q;
+	return q;
+}
+
+/* Quarantines worker, caught by a check of job j: no more leases, its live ones taken back (no
+ * fault of their batches), and its done ones queued for the coordinator to discard. */
+static void quarantine(struct live *lv, struct ljob *j, const char *worker, const char *reason,
+		       int64_t now)
+{
+	struct lquar *q;
+	size_t used = strlen(j->job.quarantined), n = strlen(worker);
+	int found;
+
+	if (quar_find(lv, worker) || !(q = quar_add(lv, worker, reason, now, j->job.id)))
+		return; /* out of memory: it goes on, and a later check catches it again */
+	q->dirty = 1;
+	q->suspect = 1;
+	lv->nsuspects++;
+	if (used + n + 2 <= sizeof j->job.quarantined) /* names kept while they fit */
+		snprintf(j->job.quarantined + used, sizeof j->job.quarantined - used, "%s%s",
+			 used ? "\n" : "", worker);
+	job_touch(lv, j);
+	do { /* lease_end reorders the heap: start over after each */
+		found = 0;
+		for (size_t i = 0; i < lv->nheap; i++) {
+			if (strcmp(lv->heap[i]->lease.worker, worker))
+				continue;
+			if (lease_end(lv, lv->heap[i], LEASE_FAILED, now, 0, "worker quarantined",
+				      NULL))
+				return; /* out of memory: it expires instead */
+			found = 1;
+			break;
+		}
+	} while (found);
+}
+
+/* Succeeds job j when all its batches are done and checked, unless quarantined workers' counts
+ * may still be in it. Returns 1 when it did. */
+static int job_settle(struct live *lv, struct ljob *j, int64_t now)
+{
+	if (lv->nsuspects || j->job.state != JOB_RUNNING ||
+	    j->job.batches_done != j->job.batches_total || j->job.checks_pending)
+		return 0;
+	j->job.state = JOB_SUCCEEDED;
+	j->job.finished_at = now;
+	job_touch(lv, j);
+	return 1;
+}
+
+/* Adds check lease l's counts to its check ch as one more opinion. When two opinions agree the
+ * check is settled and every worker that disagreed is quarantined; while none agree, the check
+ * waits for another worker, up to LIVE_OPINIONS_MAX opinions, past which the job fails. */
+static void check_opinion(struct live *lv, struct ljob *j, struct lcheck *ch,
+			  const struct lease *l, const uint64_t *counts, int64_t now)
+{
+	size_t best = 0, agree = 0;
+	char reason[LIVE_QUARANTINE_REASON_MAX], names[3 * WORKER_NAME_MAX + 16] = "";
+
+	opinion_set(&ch->op[ch->nop++], l, counts);
+	for (size_t i = 0; i < ch->nop; i++) {
+		size_t a = 0;
+		for (size_t k = 0; k < ch->nop; k++)
+			a += same_counts(j, &ch->op[i], &ch->op[k]);
+		if (a > agree) {
+			agree = a;
+			best = i;
+		}
+	}
+	if (agree < ch->nop && !ch->disputed) {
+		ch->disputed = 1;
+		j->job.mismatches++;
+		job_touch(lv, j);
+	}
+	if (agree < 2) {
+		if (ch->nop < LIVE_OPINIONS_MAX) {
+			j->checks_open++; /* one more worker must say */
+			return;
+		}
+		snprintf(j->job.error, sizeof j->job.error,
+			 "checking batches %llu-%llu: %zu workers gave %zu different counts",
+			 (unsigned long long)ch->first,
+			 (unsigned long long)(ch->first + ch->count - 1), ch->nop, ch->nop);
+		job_end(lv, j, JOB_FAILED, now);
+		return;
+	}
+	for (size_t i = 0, n = 0; i < ch->nop; i++) {
+		size_t used = strlen(names);
+		if (!same_counts(j, &ch->op[i], &ch->op[best]) || n == 3)
+			continue;
+		snprintf(names + used, sizeof names - used, "%s'%s'", n++ ? ", " : "",
+			 ch->op[i].worker);
+	}
+	snprintf(reason, sizeof reason,
+		 "job %lld, batches %llu-%llu: its counts differed from those of %s",
+		 (long long)j->job.id, (unsigned long long)ch->first,
+		 (unsigned long long)(ch->first + ch->count - 1), names);
+	ch->state = same_counts(j, &ch->op[0], &ch->op[best]) ? CHECK_PASSED : CHECK_REFUTED;
+	if (ch->state == CHECK_PASSED)
+		j->job.checks_passed++;
+	j->job.checks_pending--;
+	check_unlink(j, ch);
+	check_touch(lv, ch);
+	job_touch(lv, j);
+	for (size_t i = 0; i < ch->nop; i++)
+		if (!same_counts(j, &ch->op[i], &ch->op[best]))
+			quarantine(lv, j, ch->op[i].worker, reason, now);
+}
+
+void live_each_quarantined(const struct live *lv,
+			   void (*each)(void *ctx, const struct live_quarantine_row *row), void *ctx)
+{
+	for (const struct lquar *q = lv->quar; q; q = q->next) {
+		struct live_quarantine_row row = { q->worker, q->reason, q->at, q->job_id };
+		each(ctx, &row);
+	}
+}
+
+int live_take_suspect(struct live *lv, char *name)
+{
+	for (struct lquar *q = lv->quar; q; q = q->next) {
+		if (!q->suspect)
+			continue;
+		q->suspect = 0;
+		lv->nsuspects--;
+		snprintf(name, WORKER_NAME_MAX, "%s", q->worker);
+		return 1;
+	}
+	return 0;
+}
+
+/* Drops pending check ch of j (its checked lease was discarded): its live check lease, if any,
+ * is cancelled. */
+static void check_drop(struct live *lv, struct ljob *j, struct lcheck *ch, int64_t now)
+{
+	struct llease *cl = ch->leased ? lease_find(lv, ch->leased) : NULL;
+
+	check_unlink(j, ch);
+	if (cl && cl->lease.state == LEASE_ACTIVE)
+		lease_end(lv, cl, LEASE_CANCELLED, now, 0, "", NULL); /* its check is gone: no-op */
+	else
+		j->checks_open--;
+	ch->state = CHECK_REFUTED;
+	j->job.checks_pending--;
+	check_touch(lv, ch);
+}
+
+enum tally_err live_discard(struct live *lv, const struct lease *stored, const uint64_t *counts,
+			    int64_t now)
+{
+	struct ljob *j = job_find(lv, stored->job_id);
+	struct llease *l;
+	struct lcheck *ch;
+	struct job *job;
+	int fresh = 0, kept = 0;
+	enum tally_err rc = TALLY_OK;
+
+	if (!j || job_is_final(j->job.state) || stored->state != LEASE_DONE)
+		return TALLY_OK;
+	job = &j->job;
+	if (!(l = lease_find(lv, stored->id))) {
+		if (!(l = calloc(1, sizeof *l)))
+			return TALLY_ENOMEM;
+		l->lease = *stored;
+		l->lease.spec = job->spec;
+		l->job = j;
+		l->heap = SIZE_MAX;
+		if (hash_insert(lv, l)) {
+			free(l);
+			return TALLY_ENOMEM;
+		}
+		fresh = 1;
+	} else if (l->lease.state != LEASE_DONE) {
+		return TALLY_OK;
+	}
+	if (!stored->check_of) {
+		for (size_t i = 0; i < job->spec.kernel->nkeys; i++)
+			if (counts[i] > job->counts[i])
+				goto out; /* not this job's counts: leave them */
+		if (stored->batch_count > job->batches_done)
+			goto out;
+		if ((rc = range_give_back(j, stored->first_batch, stored->batch_count, 0, 0)))
+			goto out;
+		for (size_t i = 0; i < job->spec.kernel->nkeys; i++)
+			job->counts[i] -= counts[i];
+		job->batches_done -= stored->batch_count;
+		job->samples_done -= lease_samples(stored);
+		if ((ch = check_find(j, stored->id)))
+			check_drop(lv, j, ch, now);
+	} else if ((ch = check_find(j, stored->check_of))) {
+		for (size_t i = 1; i < ch->nop; i++) { /* withdraw its opinion */
+			if (ch->op[i].lease_id != stored->id)
+				continue;
+			memmove(&ch->op[i], &ch->op[i + 1], (ch->nop - i - 1) * sizeof ch->op[0]);
+			ch->nop--;
+			break;
+		}
+	}
+	l->lease.state = LEASE_DISCARDED;
+	l->finished_at = now;
+	lease_touch(lv, l);
+	job_touch(lv, j);
+	kept = 1;
+out:
+	if (fresh && !kept) {
+		hash_remove(lv, l);
+		free(l);
+	}
+	return rc;
+}
+
+int live_settle(struct live *lv, int64_t now)
+{
+	int n = 0;
+	for (struct ljob *j = lv->jobs; j; j = j->next)
+		n += job_settle(lv, j, now);
+	return n;
+}
+
+enum tally_err live_load_check(struct live *lv, const struct lease *checked,
+			       const uint64_t *counts)
+{
+	struct ljob *j = job_find(lv, checked->job_id);
+	if (!j)
+		return TALLY_OK;
+	return check_add(j, checked, counts) ? TALLY_OK : TALLY_ENOMEM;
+}
+
+enum tally_err live_load_opinion(struct live *lv, const struct lease *check,
+				 const uint64_t *counts)
+{
+	struct ljob *j = job_find(lv, check->job_id);
+	struct lcheck *ch = j ? check_find(j, check->check_of) : NULL;
+
+	if (!ch || ch->nop == LIVE_OPINIONS_MAX)
+		return TALLY_OK;
+	opinion_set(&ch->op[ch->nop++], check, counts);
+	if (!same_counts(j, &ch->op[0], &ch->op[ch->nop - 1]))
+		ch->disputed = 1; /* counted in the job's mismatches already */
+	return TALLY_OK;
+}
+
+enum tally_err live_load_quarantine(struct live *lv, const char *worker, const char *reason,
+				    int64_t at)
+{
+	return quar_add(lv, worker, reason, at, 0) ? TALLY_OK : TALLY_ENOMEM;
+}
+
 static int kernel_wanted(const struct ljob *j, const char *const *kernels, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -565,12 +1026,17 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 {
 	struct ljob *j;
 	struct llease *l;
+	struct lcheck *ch = NULL;
 	uint64_t remaining = 0, first, take;
 	enum tally_err rc;
 
+	if (quar_find(lv, worker))
+		return TALLY_EFORBIDDEN;
 	for (j = lv->jobs; j; j = j->next) {
 		if (job_is_final(j->job.state) || !kernel_wanted(j, kernels, nkernels))
 			continue;
+		if (j->checks_open && (ch = check_for(j, worker)))
+			break;
 		remaining = j->job.batches_total - j->job.batches_done - j->job.batches_leased;
 		if (remaining)
 			break;
@@ -581,6 +1047,13 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 		return TALLY_ETOOBIG;
 	if (!(l = calloc(1, sizeof *l)))
 		return TALLY_ENOMEM;
+	if (ch) {
+		/* The checked lease's batches, all of them: the counts compared must cover the same. */
+		first = ch->first;
+		take = ch->count;
+		l->lease.check_of = ch->lease_id;
+		goto grant;
+	}
 	take = size(ctx, &j->job, remaining);
 	if (take < 1)
 		take = 1;
@@ -603,6 +1076,7 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 		/* Nothing given back: all pending batches are fresh, and take <= remaining. */
 		first = j->next_batch;
 	}
+grant:
 	l->lease.id = (int64_t)((lv->seq_next << LIVE_ID_RANDOM_BITS) |
 				(rng_splitmix64(&lv->rnd) & ((1u << LIVE_ID_RANDOM_BITS) - 1)));
 	l->lease.job_id = j->job.id;
@@ -619,7 +1093,10 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 		return rc;
 	}
 	lv->seq_next++;
-	if (j->nfree) {
+	if (ch) {
+		ch->leased = l->lease.id;
+		j->checks_open--;
+	} else if (j->nfree) {
 		if (take == j->free[0].count) {
 			memmove(&j->free[0], &j->free[1], (j->nfree - 1) * sizeof *j->free);
 			j->nfree--;
@@ -631,7 +1108,8 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 	} else {
 		j->next_batch += take;
 	}
-	j->job.batches_leased += take;
+	if (!ch)
+		j->job.batches_leased += take;
 	if (j->job.state == JOB_QUEUED)
 		j->job.state = JOB_RUNNING;
 	if (!j->job.started_at)
@@ -680,6 +1158,17 @@ enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts
 	if (l->lease.state != LEASE_ACTIVE)
 		return TALLY_ELOST;
 	job = &l->job->job;
+	memcpy(l->counts, counts, sizeof l->counts);
+	l->has_counts = 1;
+	if (l->lease.check_of) {
+		struct lcheck *ch = check_find(l->job, l->lease.check_of);
+		int waiting = ch && ch->leased == l->lease.id; /* not settled or dropped meanwhile */
+		(void)lease_end(lv, l, LEASE_DONE, now, 0, "", NULL); /* a check lease: can't fail */
+		if (waiting)
+			check_opinion(lv, l->job, ch, &l->lease, counts, now);
+		*finished = job_is_final(job->state) || job_settle(lv, l->job, now);
+		return TALLY_OK;
+	}
 	memcpy(sum, job->counts, sizeof sum);
 	for (size_t i = 0; i < job->spec.kernel->nkeys; i++)
 		if (add_checked(&sum[i], counts[i]))
@@ -689,11 +1178,14 @@ enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts
 	memcpy(job->counts, sum, sizeof sum);
 	job->batches_done += l->lease.batch_count;
 	job->samples_done += lease_samples(&l->lease);
-	if (job->batches_done == job->batches_total) {
-		job->state = JOB_SUCCEEDED;
-		job->finished_at = now;
-		*finished = 1;
+	if (job->spec.verify > 0 &&
+	    (double)(rng_splitmix64(&lv->rnd) >> 11) * 0x1.0p-53 < job->spec.verify) {
+		/* Out of memory, the lease goes unchecked: checks are a sample. */
+		struct lcheck *ch = check_add(l->job, &l->lease, counts);
+		if (ch)
+			check_touch(lv, ch);
 	}
+	*finished = job_settle(lv, l->job, now);
 	return TALLY_OK;
 }
 
@@ -734,24 +1226,42 @@ enum tally_err live_cancel(struct live *lv, int64_t id, int64_t now, struct job 
 
 /* --- writing behind ------------------------------------------------------------------------- */
 
-int live_dirty(const struct live *lv)
+static int quar_dirty(const struct live *lv)
 {
-	return lv->dirty_jobs || lv->dirty_leases;
+	for (const struct lquar *q = lv->quar; q; q = q->next)
+		if (q->dirty)
+			return 1;
+	return 0;
 }
 
-int live_each_dirty(struct live *lv, int (*job_fn)(void *ctx, const struct live_job_row *row),
-		    int (*lease_fn)(void *ctx, const struct live_lease_row *row), void *ctx)
+int live_dirty(const struct live *lv)
+{
+	return lv->dirty_jobs || lv->dirty_leases || lv->dirty_checks || quar_dirty(lv);
+}
+
+int live_each_dirty(struct live *lv, const struct live_writer *w)
 {
 	int rc;
 	for (struct ljob *j = lv->dirty_jobs; j; j = j->dnext) {
 		struct live_job_row row = { &j->job, j->key, j->next_batch, j->last_failure,
 					    j->free, j->nfree, j->ranges_changed };
-		if ((rc = job_fn(ctx, &row)))
+		if ((rc = w->job(w->ctx, &row)))
 			return rc;
 	}
 	for (struct llease *l = lv->dirty_leases; l; l = l->dnext) {
-		struct live_lease_row row = { &l->lease, l->finished_at };
-		if ((rc = lease_fn(ctx, &row)))
+		struct live_lease_row row = { &l->lease, l->finished_at,
+					      l->has_counts ? l->counts : NULL };
+		if ((rc = w->lease(w->ctx, &row)))
+			return rc;
+	}
+	for (struct lcheck *ch = lv->dirty_checks; ch; ch = ch->dnext) {
+		struct live_check_row row = { ch->lease_id, ch->state };
+		if ((rc = w->check(w->ctx, &row)))
+			return rc;
+	}
+	for (struct lquar *q = lv->quar; q; q = q->next) {
+		struct live_quarantine_row row = { q->worker, q->reason, q->at, q->job_id };
+		if (q->dirty && (rc = w->quarantine(w->ctx, &row)))
 			return rc;
 	}
 	return 0;
@@ -761,7 +1271,18 @@ void live_written(struct live *lv)
 {
 	struct llease *l, *ln;
 	struct ljob *j, *jn;
+	struct lcheck *ch, *cn;
 
+	for (struct lquar *q = lv->quar; q; q = q->next)
+		q->dirty = 0;
+	for (ch = lv->dirty_checks; ch; ch = cn) { /* before the jobs, which free pending ones */
+		cn = ch->dnext;
+		ch->dirty = 0;
+		ch->dnext = NULL;
+		if (ch->state != CHECK_PENDING)
+			free(ch);
+	}
+	lv->dirty_checks = NULL;
 	for (l = lv->dirty_leases; l; l = ln) {
 		ln = l->dnext;
 		l->dirty = 0;
@@ -780,8 +1301,7 @@ void live_written(struct live *lv)
 		j->dnext = NULL;
 		if (job_is_final(j->job.state)) {
 			job_unlink(lv, j);
-			free(j->free);
-			free(j);
+			job_free(j);
 		}
 	}
 	lv->dirty_jobs = NULL;

@@ -14,6 +14,15 @@
  * a strike against its batch; at max_failures strikes the job fails, naming the batch. Random
  * worker deaths rarely hit the same batch alone that often: one-batch leases are short.
  *
+ * Verification: a job with spec.verify > 0 has that fraction of its completed leases (chosen at
+ * random) checked: a check lease on the same batches goes to a worker that has given no opinion
+ * on them yet, and its counts are compared, never added. Batches are deterministic, so equal
+ * counts pass the check; a disagreement calls for one more worker's opinion, until two agree
+ * (at most LIVE_OPINIONS_MAX opinions; past that the job fails). Every worker that disagreed
+ * with the agreed counts is quarantined: it gets no more leases, its live leases are taken
+ * back, and the coordinator discards its done leases in unfinished jobs (live_discard), whose
+ * batches are then computed again. A job with pending checks does not finish.
+ *
  * Lease ids are (seq << LIVE_ID_RANDOM_BITS) | random bits: they increase (so the store appends)
  * and cannot be guessed from one's own. seq never passes the limit the coordinator has made
  * durable, so an id handed out before a crash is never handed out again after it.
@@ -30,6 +39,11 @@
 #define LIVE_ID_RANDOM_BITS 16
 #define LIVE_SEQ_MAX (1ULL << (53 - LIVE_ID_RANDOM_BITS)) /* ids stay below 2^53 */
 #define LIVE_REASON_MAX 201                                /* a fail reason, with the NUL */
+#define LIVE_OPINIONS_MAX 5 /* opinions a check gathers, the checked lease's own first */
+#define LIVE_QUARANTINE_REASON_MAX 512
+
+/* A check's state, as stored on the checked lease's row. */
+enum live_check_state { CHECK_NONE, CHECK_PENDING, CHECK_PASSED, CHECK_REFUTED };
 
 struct live;
 
@@ -48,10 +62,36 @@ struct live_job_row {
 	int ranges_changed;
 };
 
-/* A lease row: the lease, and when it finished (0: live). */
+/* A lease row: the lease, when it finished (0: live), and its counts when it is done (NULL
+ * otherwise). */
 struct live_lease_row {
 	const struct lease *lease;
 	int64_t finished_at;
+	const uint64_t *counts;
+};
+
+/* A check's new state, kept on the checked lease's row (written after the lease rows). */
+struct live_check_row {
+	int64_t lease_id;
+	enum live_check_state state;
+};
+
+/* A worker quarantined: caught at `at` by a check of job job_id, for reason. */
+struct live_quarantine_row {
+	const char *worker;
+	const char *reason;
+	int64_t at;
+	int64_t job_id;
+};
+
+/* The writer live_each_dirty() calls, in this order: jobs, leases, checks, quarantines. A
+ * non-zero return stops the walk. */
+struct live_writer {
+	int (*job)(void *ctx, const struct live_job_row *row);
+	int (*lease)(void *ctx, const struct live_lease_row *row);
+	int (*check)(void *ctx, const struct live_check_row *row);
+	int (*quarantine)(void *ctx, const struct live_quarantine_row *row);
+	void *ctx;
 };
 
 /* Returns a new, empty live state drawing id bits from rand_seed, or NULL when out of memory.
@@ -62,12 +102,19 @@ void live_free(struct live *lv);
 void live_clear(struct live *lv);
 
 /* Loading from the store, in this order: jobs (unfinished, ascending id), their free ranges,
- * live leases. Loaded objects are clean. TALLY_ENOMEM. */
+ * pending checks (the checked lease and its counts), the opinions given on them so far (done
+ * check leases), live leases, quarantined workers. Loaded objects are clean. TALLY_ENOMEM. */
 TALLY_WUR enum tally_err live_load_job(struct live *lv, const struct job *job,
 				       uint64_t next_batch, const char *last_failure);
 TALLY_WUR enum tally_err live_load_range(struct live *lv, int64_t job_id,
 					 const struct batch_range *r);
+TALLY_WUR enum tally_err live_load_check(struct live *lv, const struct lease *checked,
+					 const uint64_t *counts);
+TALLY_WUR enum tally_err live_load_opinion(struct live *lv, const struct lease *check,
+					   const uint64_t *counts);
 TALLY_WUR enum tally_err live_load_lease(struct live *lv, const struct lease *lease);
+TALLY_WUR enum tally_err live_load_quarantine(struct live *lv, const char *worker,
+					      const char *reason, int64_t at);
 /* Sets the next job id (one past the store's highest). */
 void live_set_next_job_id(struct live *lv, int64_t id);
 
@@ -93,8 +140,9 @@ TALLY_WUR enum tally_err live_cancel(struct live *lv, int64_t id, int64_t now, s
 int live_reap(struct live *lv, int64_t now, int *failed_jobs);
 /* Grants worker the next range of the oldest unfinished job with pending batches whose kernel is
  * one of kernels[], sized by size(ctx, ...), live until now + ttl_ms. Returned ranges come
- * first, lowest batch first. TALLY_ENOTFOUND when nothing is pending; TALLY_ETOOBIG when the id
- * sequence has reached its limit; TALLY_ENOMEM. */
+ * first, lowest batch first; within a job, checks this worker can give an opinion on come
+ * before batches. TALLY_ENOTFOUND when nothing is pending; TALLY_EFORBIDDEN when worker is
+ * quarantined; TALLY_ETOOBIG when the id sequence has reached its limit; TALLY_ENOMEM. */
 TALLY_WUR enum tally_err live_acquire(struct live *lv, const char *worker,
 				      const char *const *kernels, size_t nkernels, int64_t now,
 				      int64_t ttl_ms, live_size_fn size, void *ctx,
@@ -106,8 +154,11 @@ const struct lease *live_lease(const struct live *lv, int64_t id);
 TALLY_WUR enum tally_err live_heartbeat(struct live *lv, int64_t id, int64_t now, int64_t ttl_ms,
 					struct lease *out);
 /* Marks live lease id done and adds counts[] (the kernel's key order) to its job, which succeeds
- * when it was the last. *finished is set then. TALLY_ENOTFOUND, TALLY_ELOST, TALLY_ECOUNTS
- * (a total would pass 2^63-1; nothing changes). */
+ * when it was the last (and no check is pending). A check lease's counts are its opinion
+ * instead: they settle the check or call for another, and may quarantine workers (see
+ * live_take_suspect). *finished is set when the job ended (succeeded, or failed because its
+ * workers could not agree). TALLY_ENOTFOUND, TALLY_ELOST, TALLY_ECOUNTS (a total would pass
+ * 2^63-1; nothing changes). */
 TALLY_WUR enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts,
 				       int64_t now, int *finished);
 /* Gives live lease id's batches back and records reason on its job. With fault, the lease counts
@@ -115,6 +166,24 @@ TALLY_WUR enum tally_err live_complete(struct live *lv, int64_t id, const uint64
  * TALLY_ENOTFOUND, TALLY_ELOST. */
 TALLY_WUR enum tally_err live_fail(struct live *lv, int64_t id, const char *reason, int fault,
 				   int64_t now, int *job_failed);
+/* Returns why worker is quarantined, or NULL when it is not. */
+const char *live_quarantined(const struct live *lv, const char *worker);
+/* Calls each(ctx, row) for every quarantined worker. */
+void live_each_quarantined(const struct live *lv,
+			   void (*each)(void *ctx, const struct live_quarantine_row *row), void *ctx);
+/* Copies into name (WORKER_NAME_MAX bytes) a worker quarantined since the last call whose done
+ * leases must now be discarded, and returns 1; 0 when there is none. Until the queue is empty
+ * no job finishes: its counts may still include that worker's. */
+int live_take_suspect(struct live *lv, char *name);
+/* Discards a done lease of a quarantined worker, as stored (with its counts): a counted lease's
+ * counts leave its job and its batches go back to pending; a check lease's opinion is
+ * withdrawn. Jobs not in memory or finished are left alone. TALLY_ENOMEM. */
+TALLY_WUR enum tally_err live_discard(struct live *lv, const struct lease *stored,
+				      const uint64_t *counts, int64_t now);
+/* Finishes every running job that has all its batches done and no check pending (after the
+ * suspects were discarded). Returns how many finished. */
+int live_settle(struct live *lv, int64_t now);
+
 /* Pushes every live lease's expiry ms later (the coordinator was stalled that long, so no
  * heartbeat could be heard). */
 void live_extend_all(struct live *lv, int64_t ms);
@@ -126,10 +195,8 @@ int64_t live_next_expiry(const struct live *lv);
 
 /* Returns 1 when anything changed since live_written(). */
 int live_dirty(const struct live *lv);
-/* Calls job_fn for each changed job and then lease_fn for each changed lease; stops at the first
- * non-zero return, which it returns. */
-int live_each_dirty(struct live *lv, int (*job_fn)(void *ctx, const struct live_job_row *row),
-		    int (*lease_fn)(void *ctx, const struct live_lease_row *row), void *ctx);
+/* Hands every changed object to w; stops at the first non-zero return, which it returns. */
+int live_each_dirty(struct live *lv, const struct live_writer *w);
 /* Marks everything clean after it was written; finished leases and jobs leave memory. */
 void live_written(struct live *lv);
 /* Counts of what is in memory, for tests and metrics. */

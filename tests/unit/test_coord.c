@@ -85,7 +85,7 @@ static json_t *counts_for(const struct lease *l)
 static void test_submit_wakes_and_lease_sets_expiry(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 1000000, 1000, 1, 0 };
+	struct job_spec spec = { kernel_find("pi"), 1000000, 1000, 1, 0, 0 };
 	struct lease_request req = request("a", 5);
 	struct job j;
 	struct lease l;
@@ -100,7 +100,7 @@ static void test_submit_wakes_and_lease_sets_expiry(void **state)
 static void test_expiry_without_sleeping(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0, 0 };
 	struct lease_request a = request("a", 4), b = request("b", 4);
 	struct job j;
 	struct lease la, lb;
@@ -137,7 +137,7 @@ static void test_expiry_without_sleeping(void **state)
 static void test_counts_checked_against_lease(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0, 0 };
 	struct lease_request a = request("a", 2);
 	struct job j;
 	struct lease l;
@@ -181,7 +181,7 @@ static void test_counts_checked_against_lease(void **state)
 static void test_lease_size_adapts_to_worker_rate(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 1ULL << 40, 100000, 1, 0 };
+	struct job_spec spec = { kernel_find("pi"), 1ULL << 40, 100000, 1, 0, 0 };
 	struct lease_request a = request("fast", 0);
 	struct job j;
 	struct lease l;
@@ -205,7 +205,7 @@ static void test_lease_size_adapts_to_worker_rate(void **state)
 static void test_cancel_and_fail_wake(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0, 0 };
 	struct lease_request a = request("a", 2);
 	struct job j;
 	struct lease l;
@@ -226,7 +226,7 @@ static void test_cancel_and_fail_wake(void **state)
 static void test_finishing_job_wakes_waiters(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 2000, 1000, 1, 0 };
+	struct job_spec spec = { kernel_find("pi"), 2000, 1000, 1, 0, 0 };
 	struct lease_request a = request("a", 0);
 	struct job j;
 	struct lease l;
@@ -264,7 +264,7 @@ static void crash_and_restart(struct fixture *f)
 static void test_changes_that_replies_wait_for(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0, 0 };
 	struct lease_request a = request("a", 2);
 	struct job j;
 	struct lease l, l2;
@@ -314,7 +314,7 @@ static void test_changes_that_replies_wait_for(void **state)
 static void test_crash_keeps_exactly_the_flushed(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0, 0 };
 	struct lease_request a = request("a", 2);
 	struct job j;
 	struct lease kept, lost, done_late, again;
@@ -363,7 +363,7 @@ static void test_crash_keeps_exactly_the_flushed(void **state)
 static void test_written_leases_answer_from_the_store(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0, 0 };
 	struct lease_request a = request("a", 1);
 	struct job j;
 	struct lease expired, failed;
@@ -396,7 +396,7 @@ static int count_job(void *ctx, const struct job *job)
 static void test_list_sees_unflushed_changes(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0, 0 };
 	struct lease_request a = request("a", 1);
 	struct job j;
 	struct lease l;
@@ -447,7 +447,7 @@ static int seen_index(const struct seen *s, const char *name)
 static void test_workers_listed_with_state(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0, 0 };
 	struct lease_request a = request("alpha", 1), b = request("beta", 1);
 	struct job j;
 	struct lease la, la2, lb;
@@ -482,7 +482,7 @@ static void test_workers_listed_with_state(void **state)
 static void test_stall_extends_live_leases(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0 };
+	struct job_spec spec = { kernel_find("pi"), 10000, 1000, 1, 0, 0 };
 	struct lease_request a = request("a", 1);
 	struct job j;
 	struct lease l;

@@ -126,6 +126,10 @@ struct loaded {
 	int nranges;
 	struct lease leases[16];
 	int nleases;
+	struct lease results[16]; /* pending checks and their opinions */
+	uint64_t result_counts[16][KERNEL_MAX_KEYS];
+	int nresults;
+	char quarantined[256];
 };
 
 static int on_job(void *ctx, const struct job *job, uint64_t next_batch, const char *failure)
@@ -153,6 +157,22 @@ static int on_lease(void *ctx, const struct lease *lease)
 	return 0;
 }
 
+static int on_result(void *ctx, const struct lease *lease, const uint64_t *counts)
+{
+	struct loaded *l = ctx;
+	l->results[l->nresults] = *lease;
+	memcpy(l->result_counts[l->nresults++], counts, sizeof l->result_counts[0]);
+	return 0;
+}
+
+static int on_quarantine(void *ctx, const char *worker, const char *reason, int64_t at)
+{
+	struct loaded *l = ctx;
+	(void)at;
+	snprintf(l->quarantined, sizeof l->quarantined, "%s: %s", worker, reason);
+	return 0;
+}
+
 static void test_load_gives_back_live_state(void **state)
 {
 	struct fixture *f = *state;
@@ -176,13 +196,13 @@ static void test_load_gives_back_live_state(void **state)
 	assert_int_equal(db_job_save(f->db, &done, "", 1, ""), TALLY_OK);
 	assert_int_equal(db_job_save(f->db, &queued, "", 0, ""), TALLY_OK);
 	assert_int_equal(db_ranges_save(f->db, 1, free, 2), TALLY_OK);
-	assert_int_equal(db_lease_save(f->db, &live, 0), TALLY_OK);
-	assert_int_equal(db_lease_save(f->db, &finished, 2500), TALLY_OK);
-	assert_int_equal(db_lease_save(f->db, &old, 2600), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &live, 0, NULL), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &finished, 2500, NULL), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &old, 2600, NULL), TALLY_OK);
 	assert_int_equal(db_commit(f->db), TALLY_OK);
 	reopen(f);
 
-	fns = (struct db_loader){ on_job, on_range, on_lease, &l };
+	fns = (struct db_loader){ on_job, on_range, on_result, on_result, on_lease, on_quarantine, &l };
 	assert_int_equal(db_load(f->db, &fns, &max_job, &max_lease, &skipped), TALLY_OK);
 	assert_int_equal(max_job, 3);
 	assert_int_equal(max_lease, 3 << 16);
@@ -224,7 +244,7 @@ static void test_lease_rows(void **state)
 
 	assert_int_equal(db_begin(f->db), TALLY_OK);
 	assert_int_equal(db_job_save(f->db, &j, "", 7, ""), TALLY_OK);
-	assert_int_equal(db_lease_save(f->db, &l, 0), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &l, 0, NULL), TALLY_OK);
 	assert_int_equal(db_commit(f->db), TALLY_OK);
 	assert_int_equal(db_lease_get(f->db, 77, &got), TALLY_OK);
 	assert_int_equal(got.state, LEASE_ACTIVE);
@@ -234,7 +254,7 @@ static void test_lease_rows(void **state)
 	l.state = LEASE_EXPIRED;
 	l.expires_at = 40000;
 	assert_int_equal(db_begin(f->db), TALLY_OK);
-	assert_int_equal(db_lease_save(f->db, &l, 41000), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &l, 41000, NULL), TALLY_OK);
 	assert_int_equal(db_commit(f->db), TALLY_OK);
 	assert_int_equal(db_lease_get(f->db, 77, &got), TALLY_OK);
 	assert_int_equal(got.state, LEASE_EXPIRED);
@@ -313,7 +333,7 @@ static void test_load_skips_unknown_kernels(void **state)
 	static const struct kernel gone = { .name = "gone", .version = 1, .nkeys = 1 };
 	struct job j = make_job(1, "pi", 100, 10), g;
 	struct loaded l = { 0 };
-	struct db_loader fns = { on_job, on_range, on_lease, &l };
+	struct db_loader fns = { on_job, on_range, on_result, on_result, on_lease, on_quarantine, &l };
 	int64_t max_job, max_lease;
 	int skipped = 0;
 
@@ -339,7 +359,7 @@ static void test_huge_job_is_small(void **state)
 	j.batches_leased = 1000;
 	assert_int_equal(db_begin(f->db), TALLY_OK);
 	assert_int_equal(db_job_save(f->db, &j, "", 1000, ""), TALLY_OK);
-	assert_int_equal(db_lease_save(f->db, &l, 0), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &l, 0, NULL), TALLY_OK);
 	assert_int_equal(db_commit(f->db), TALLY_OK);
 	assert_int_equal(db_job_get(f->db, 1, &g), TALLY_OK);
 	assert_int_equal(g.batches_total, 1000000000000000ULL);
