@@ -227,6 +227,11 @@ static int loop_lease(struct loop *l, const json_t *lease)
 		return 0;
 	}
 	compute_finish(pool, counts);
+#ifdef TALLY_LIAR
+	/* tally-worker-liar, built by tests/ only: a faulty worker, one count off, for the test of
+	 * verification by recomputation. */
+	counts[0] = counts[0] ? counts[0] - 1 : 1;
+#endif
 	body = json_pack("{s:o}", "counts", kernel_counts_encode(h.k, counts));
 	if (!body) {
 		log_error("msg=\"out of memory\" lease=%s", h.id);
@@ -247,10 +252,18 @@ static int loop_lease(struct loop *l, const json_t *lease)
 	return 0;
 }
 
+/* Returns 1 when a lease request's refusal says this worker is quarantined. */
+static int loop_quarantined(const json_t *reply)
+{
+	const json_t *code = json_object_get(json_object_get(reply, "error"), "code");
+	return json_is_string(code) && !strcmp(json_string_value(code), "worker_quarantined");
+}
+
 int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 {
 	struct loop l = { .cfg = cfg, .stop = stop };
 	json_t *req;
+	int exit_code = 0;
 
 	l.client = client_new(cfg->server, cfg->token, cfg->cacert, stop);
 	req = json_pack("{s:s,s:[],s:i}", "worker", cfg->name, "kernels", "wait_s", cfg->wait_s);
@@ -293,6 +306,14 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 				l.attempt = 0;
 		} else if (status == 204) {
 			l.attempt = 0;
+		} else if (status == 403 && loop_quarantined(reply)) {
+			/* Its counts disagreed with other workers': nothing it computes is taken. */
+			log_error("msg=\"quarantined by the coordinator; stopping\" error=\"%s\"",
+				  json_string_value(json_object_get(json_object_get(reply, "error"),
+								    "message")));
+			json_decref(reply);
+			exit_code = 3;
+			break;
 		} else {
 			log_error("msg=\"lease request refused\" status=%ld", status);
 			loop_backoff(&l, 0);
@@ -302,5 +323,5 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 	log_info("msg=\"worker stopped\" worker=%s", cfg->name);
 	json_decref(req);
 	client_free(l.client);
-	return 0;
+	return exit_code;
 }

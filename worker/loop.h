@@ -15,7 +15,8 @@ struct loop_config {
 };
 
 /* Runs until *stop is set, then finishes (or fails) the lease in hand and returns 0.
- * Returns 1 when it cannot start (out of memory). */
+ * Returns 1 when it cannot start (out of memory), 3 when the coordinator has quarantined this
+ * worker (its counts disagreed with other workers'). */
 int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop);
 
 #endif

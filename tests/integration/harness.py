@@ -195,7 +195,7 @@ class Worker:
 
     count = 0
 
-    def __init__(self, server, threads=1, name=None, tmpdir=None, *args):
+    def __init__(self, server, threads=1, name=None, tmpdir=None, *args, exe="tally-worker"):
         Worker.count += 1
         self.name = name or f"w{Worker.count}"
         logdir = tmpdir or server.tmpdir
@@ -203,7 +203,7 @@ class Worker:
         log = open(self.logpath, "ab")
         env = dict(os.environ, TALLY_PI_PATH="scalar") if VALGRIND else None
         self.proc = subprocess.Popen(
-            wrap([binary("tally-worker"), "--server", server.url, "--threads", str(threads),
+            wrap([binary(exe), "--server", server.url, "--threads", str(threads),
                   "--name", self.name, "--wait", "2"] + list(args), logdir),
             stdout=log, stderr=log, env=env)
         log.close()
@@ -262,7 +262,7 @@ class TallyTestCase(unittest.TestCase):
         self.procs.append(s)
         return s
 
-    def worker(self, server, threads=1, name=None, *args):
-        w = Worker(server, threads, name, self.tmpdir, *args)
+    def worker(self, server, threads=1, name=None, *args, exe="tally-worker"):
+        w = Worker(server, threads, name, self.tmpdir, *args, exe=exe)
         self.procs.append(w)
         return w
