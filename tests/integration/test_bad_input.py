@@ -247,6 +247,11 @@ class JobsCreateTest(BadInputCase):
                      "1\u0000"]:
             cases.append(Case(f"seed string {text[:30]!r}", "POST", P,
                               replace(base, "seed", S(text)), 400, "invalid_field", "seed"))
+        # verify: a number 0..1
+        for raw in ["-0.1", "-1", "1.0000001", "2", "1e400", "-1e400", S("0.5"), S(""), "true",
+                    "null", "[]", "{}", "[0.5]"]:
+            cases.append(Case(f"verify={raw}", "POST", P, replace(base, "verify", raw), 400,
+                              "invalid_field", "verify"))
         # params: object or null; pi takes none
         for raw in ["[]", S("x"), S(""), "1", "true", "[{}]"]:
             cases.append(Case(f"params={raw}", "POST", P, replace(base, "params", raw), 400,
@@ -272,6 +277,12 @@ class JobsCreateTest(BadInputCase):
             ("seed string 0", replace(base, "seed", S("0"))),
             ("seed string 2^63", replace(base, "seed", S(I63))),
             ("seed string 2^64-1", replace(base, "seed", S(str(2 ** 64 - 1)))),
+            ("verify 0", replace(base, "verify", "0")),
+            ("verify -0.0", replace(base, "verify", "-0.0")),
+            ("verify 1", replace(base, "verify", "1")),
+            ("verify 1.0", replace(base, "verify", "1.0")),
+            ("verify 0.5", replace(base, "verify", "0.5")),
+            ("verify 1e-320", replace(base, "verify", "1e-320")),
             ("params null", replace(base, "params", "null")),
             ("params {}", replace(base, "params", "{}")),
             ("kernel count", replace(base, "kernel", S("count"))),
