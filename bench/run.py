@@ -56,6 +56,15 @@ def cpu_s(pid):
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_job(server, **spec):
+    """Submits a job and waits for it with GET ?wait_s; returns (seconds, job)."""
+    t0 = time.monotonic()
+    job = server.submit(**spec)
+    while job["state"] not in ("succeeded", "failed", "cancelled"):
+        job = server.req("GET", f"/v1/jobs/{job['id']}?wait_s=60", timeout=90).json
+    return time.monotonic() - t0, job
+
+
 class Cluster:
     """A coordinator and one worker with every core, on loopback, in a temporary directory."""
 
@@ -66,12 +75,7 @@ class Cluster:
         time.sleep(0.3)
 
     def run(self, **spec):
-        """Submits a job and waits for it with GET ?wait_s; returns (seconds, job)."""
-        t0 = time.monotonic()
-        job = self.server.submit(**spec)
-        while job["state"] not in ("succeeded", "failed", "cancelled"):
-            job = self.server.req("GET", f"/v1/jobs/{job['id']}?wait_s=60", timeout=90).json
-        return time.monotonic() - t0, job
+        return run_job(self.server, **spec)
 
     def close(self):
         self.worker.kill(signal.SIGTERM)
@@ -253,6 +257,32 @@ def bench_dispatch(r, runs=3):
     r["dispatch_acked"], r["dispatch_durable"] = acked_all, durable
 
 
+def bench_verify(r, runs=3):
+    """1e10 pi with verify 0, 0.1 and 1 on two one-thread workers (a check needs another
+    worker): what recomputation costs. Counts must be the same whatever verify is."""
+    tmp = tempfile.mkdtemp(prefix="tally-bench-")
+    s = Server(tmp)
+    ws = [Worker(s, 1, f"v{i}", tmp) for i in range(2)]
+    try:
+        time.sleep(0.3)
+        run_job(s, kernel="pi", samples=10**9, batch_size=100_000, seed=1)  # rates learnt
+        times, counts, checks = {0: [], 0.1: [], 1: []}, set(), {}
+        for _ in range(runs):
+            for v in times:
+                t, job = run_job(s, kernel="pi", samples=10**10, batch_size=100_000, seed=42,
+                                 verify=v)
+                times[v].append(t)
+                counts.add(json.dumps(job["counts"]))
+                checks[v] = job["verification"]["passed"]
+        r["verify_0_s"], r["verify_01_s"], r["verify_1_s"] = (med(times[v]) for v in times)
+        r["verify_identical"] = len(counts) == 1
+        r["verify_checks_01"], r["verify_checks_1"] = checks[0.1], checks[1]
+    finally:
+        for w in ws:
+            w.kill(signal.SIGTERM)
+        s.stop()
+
+
 def bench_idle(r):
     s = fresh_server()
     try:
@@ -270,7 +300,7 @@ def bench_idle(r):
 
 BENCHES = {"kernel": bench_kernel, "e2e": bench_e2e, "tiny": bench_tiny, "huge": bench_huge,
            "latency": bench_latency, "growth": bench_growth, "dispatch": bench_dispatch,
-           "idle": bench_idle, "seed": bench_seed}
+           "idle": bench_idle, "seed": bench_seed, "verify": bench_verify}
 
 
 def fmt(r, key, f="{:.3g}", unit=""):
@@ -312,6 +342,7 @@ def write(r):
         ("8. growth: 1e8 / 1e9 / 1e10 / 1e11 samples", "linear", f"{fmt(r, 'growth_1e8_s', '{:.3f}')} / {fmt(r, 'growth_1e9_s', '{:.3f}')} / {fmt(r, 'growth_1e10_s', '{:.2f}')} / {fmt(r, 'growth_1e11_s', '{:.2f}', ' s')}; {lin}", f"{R} growth"),
         ("8. worker peak RSS", "< 16 MiB", fmt(r, "worker_hwm_kib", "{:.0f}", " KiB"), f"{R} growth"),
         ("8. coordinator RSS, 10 jobs running", "< 32 MiB", fmt(r, "server_rss_10_jobs_kib", "{:.0f}", " KiB"), f"{R} growth"),
+        ("verify: 1e10 pi on 2 one-thread workers, verify 0 / 0.1 / 1", "about 1x / 1.1x / 2x", f"{fmt(r, 'verify_0_s', '{:.2f}')} / {fmt(r, 'verify_01_s', '{:.2f}')} / {fmt(r, 'verify_1_s', '{:.2f}', ' s')}; checks passed in the last run: {r.get('verify_checks_01', '?')} / {r.get('verify_checks_1', '?')}; counts identical: {r.get('verify_identical', '?')}", f"{R} verify"),
         ("seed: Python serial, 1e8 samples (1 run)", "94.6 s in the post", fmt(r, "seed_serial_s", "{:.1f}", " s"), f"{R} seed"),
         ("seed: Python multiprocessing.Pool, 1e8 samples", "12.5 s on 16 vCPUs in the post", fmt(r, "seed_pool_s", "{:.1f}", " s"), f"{R} seed"),
         ("tally, same job (1e8 samples, batches of 1e5)", "", fmt(r, "tally_1e8_s", "{:.3f}", " s"), f"{R} seed"),

@@ -51,10 +51,11 @@ enum db_stmt {
 	"mismatches, quarantined"
 #define JOB_NCOLS 28
 
-/* A lease with its counts: read by lease_counts_from_row(). */
+/* A lease with its counts: read by lease_counts_from_row(). The lease comes whole (its times
+ * too), so that a caller saving it again (a discard) does not clear them. */
 #define RESULT_COLS                                                                               \
 	"l.id, l.job_id, l.first_batch, l.batch_count, l.worker, l.check_of, l.c0, l.c1, l.c2, "   \
-	"l.c3, l.c4, l.c5, l.c6, l.c7"
+	"l.c3, l.c4, l.c5, l.c6, l.c7, l.granted_at, l.expires_at, l.failures, l.strikes"
 
 static const char *const db_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -633,6 +634,10 @@ static void lease_counts_from_row(sqlite3_stmt *s, struct lease *l, uint64_t *co
 	l->state = LEASE_DONE;
 	for (int i = 0; i < KERNEL_MAX_KEYS; i++)
 		counts[i] = (uint64_t)sqlite3_column_int64(s, 6 + i);
+	l->granted_at = sqlite3_column_int64(s, 14);
+	l->expires_at = sqlite3_column_int64(s, 15);
+	l->failures = (unsigned)sqlite3_column_int(s, 16);
+	l->strikes = (unsigned)sqlite3_column_int(s, 17);
 }
 
 /* Runs a bound statement selecting RESULT_COLS, calling each(ctx, lease, counts) per row until

@@ -181,6 +181,9 @@ enum tally_err coord_load(struct coord *c)
 	}
 	live_set_seq(c->live, next, next + COORD_SEQ_BLOCK);
 	live_each_quarantined(c->live, list_quarantined, c->workers);
+	/* A job whose batches are all done and checked finishes now (the store should not hold
+	 * one, but a job must never wait for nothing). */
+	live_settle(c->live, coord_now(c));
 	log_info("msg=\"state loaded\" jobs=%zu leases=%zu", live_jobs_count(c->live),
 		 live_leases_count(c->live));
 	return TALLY_OK;

@@ -950,7 +950,7 @@ enum tally_err live_discard(struct live *lv, const struct lease *stored, const u
 		for (size_t i = 0; i < job->spec.kernel->nkeys; i++)
 			job->counts[i] -= counts[i];
 		job->batches_done -= stored->batch_count;
-		job->samples_done -= lease_samples(stored);
+		job->samples_done -= lease_samples(&l->lease); /* stored has no spec: l has */
 		if ((ch = check_find(j, stored->id)))
 			check_drop(lv, j, ch, now);
 	} else if ((ch = check_find(j, stored->check_of))) {
@@ -1158,11 +1158,11 @@ enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts
 	if (l->lease.state != LEASE_ACTIVE)
 		return TALLY_ELOST;
 	job = &l->job->job;
-	memcpy(l->counts, counts, sizeof l->counts);
-	l->has_counts = 1;
 	if (l->lease.check_of) {
 		struct lcheck *ch = check_find(l->job, l->lease.check_of);
 		int waiting = ch && ch->leased == l->lease.id; /* not settled or dropped meanwhile */
+		memcpy(l->counts, counts, sizeof l->counts);
+		l->has_counts = 1;
 		(void)lease_end(lv, l, LEASE_DONE, now, 0, "", NULL); /* a check lease: can't fail */
 		if (waiting)
 			check_opinion(lv, l->job, ch, &l->lease, counts, now);
@@ -1172,7 +1172,9 @@ enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts
 	memcpy(sum, job->counts, sizeof sum);
 	for (size_t i = 0; i < job->spec.kernel->nkeys; i++)
 		if (add_checked(&sum[i], counts[i]))
-			return TALLY_ECOUNTS;
+			return TALLY_ECOUNTS; /* refused: the lease stays live, with no counts */
+	memcpy(l->counts, counts, sizeof l->counts);
+	l->has_counts = 1;
 	if (lease_end(lv, l, LEASE_DONE, now, 0, "", NULL))
 		return TALLY_ENOMEM; /* not reached: a done lease gives nothing back */
 	memcpy(job->counts, sum, sizeof sum);

@@ -1,5 +1,6 @@
 /* The coordinator with an injected clock: lease expiry, the lease policy's adaptation, count
- * checks, and the hooks that wake long polls, all without sleeping. */
+ * checks, the hooks that wake long polls, and verification by recomputation (a liar caught,
+ * its work discarded, its quarantine kept across a restart), all without sleeping. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "coord.h"
+#include "live.h"
 #include "tmpdb.h"
 
 struct fixture {
@@ -417,7 +419,7 @@ static void test_list_sees_unflushed_changes(void **state)
 
 struct seen {
 	char names[4][WORKER_NAME_MAX];
-	char states[4][8];
+	char states[4][16];
 	unsigned leases[4];
 	int64_t lease_id[4];
 	int n;
@@ -501,6 +503,187 @@ static void test_stall_extends_live_leases(void **state)
 	assert_int_equal(coord_heartbeat(f->c, l.id, &l), TALLY_ELOST);
 }
 
+/* Counts for lease l, honest or (lie) with "inside" one too many: still within the kernel's
+ * check, so only another worker's recomputation can tell. */
+static json_t *counts_as(const struct lease *l, int lie)
+{
+	uint64_t c[KERNEL_MAX_KEYS] = { 0 };
+	kernel_run_range(l->spec.kernel, l->spec.seed, l->spec.samples, l->spec.batch_size,
+			 l->first_batch, l->batch_count, c);
+	c[0] += lie ? 1 : 0;
+	return kernel_counts_encode(l->spec.kernel, c);
+}
+
+static void complete_as(struct fixture *f, const struct lease *l, int lie)
+{
+	json_t *c = counts_as(l, lie);
+	char err[128] = "";
+	int dup = -1;
+	assert_int_equal(coord_complete(f->c, l->id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(dup, 0);
+	json_decref(c);
+}
+
+/* Verification end to end, with verify 1: A lies in every lease, its opinion on a check of B's
+ * lease included. It is caught, its done leases are discarded (its opinion withdrawn, its
+ * batches computed again), and the job ends with the counts of an honest run. A is listed as
+ * quarantined, its discarded leases keep their times in the store, and after a restart it is
+ * still refused leases. */
+static void test_verify_liar_caught_and_discarded(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 20000, 1000, 3, 1.0, 0 };
+	struct lease_request a = request("A", 2), b = request("B", 2), c = request("C", 2);
+	struct lease_request *const order[] = { &c, &b, &a };
+	uint64_t expect[KERNEL_MAX_KEYS] = { 0 };
+	struct lease lb, l, a_leases[3], stored;
+	struct seen s = { 0 };
+	struct job j;
+	const char *why;
+	char err[128], reason[LIVE_QUARANTINE_REASON_MAX];
+	int dup, forbidden = 0, idle = 0;
+	json_t *counts;
+
+	kernel_run_range(spec.kernel, spec.seed, spec.samples, spec.batch_size, 0, 20, expect);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &b, &lb), TALLY_OK);
+	complete_as(f, &lb, 0);
+	assert_int_equal(coord_lease(f->c, &a, &a_leases[0]), TALLY_OK);
+	assert_int_equal(a_leases[0].check_of, lb.id); /* checks come before batches */
+	assert_int_equal(a_leases[0].first_batch, lb.first_batch);
+	complete_as(f, &a_leases[0], 1);
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(coord_lease(f->c, &a, &a_leases[i]), TALLY_OK);
+		assert_int_equal(a_leases[i].check_of, 0);
+		complete_as(f, &a_leases[i], 1);
+	}
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(j.batches_done, 6);
+	assert_int_equal(j.mismatches, 1);
+
+	for (int k = 0; j.state != JOB_SUCCEEDED && idle < 3 && k < 200; k++) {
+		struct lease_request *r = order[k % 3];
+		enum tally_err rc = coord_lease(f->c, r, &l);
+		f->now += 10;
+		if (rc == TALLY_EFORBIDDEN) {
+			assert_ptr_equal(r, &a);
+			forbidden++;
+			continue;
+		}
+		if (rc == TALLY_ENOTFOUND) {
+			idle++;
+			continue;
+		}
+		assert_int_equal(rc, TALLY_OK);
+		idle = 0;
+		complete_as(f, &l, r == &a);
+		if (k % 5 == 0)
+			assert_int_equal(coord_flush(f->c), TALLY_OK);
+		assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	}
+	assert_int_equal(j.state, JOB_SUCCEEDED);
+	assert_int_equal(f->ended, 1);
+	assert_true(forbidden > 0);
+	assert_memory_equal(j.counts, expect, sizeof expect);
+	assert_int_equal(j.samples_done, 20000);
+	assert_int_equal(j.batches_done, 20);
+	assert_int_equal(j.checks_pending, 0);
+	assert_true(j.checks_passed >= 10); /* every honest lease of 2 batches or fewer */
+	assert_true(j.mismatches >= 1);
+	assert_string_equal(j.quarantined, "A");
+	why = coord_quarantined(f->c, "A");
+	assert_non_null(why);
+	assert_non_null(strstr(why, "job 1, batches"));
+	assert_null(coord_quarantined(f->c, "B"));
+	assert_null(coord_quarantined(f->c, "C"));
+	assert_int_equal(coord_workers(f->c, see_worker, &s), TALLY_OK);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.states[seen_index(&s, "A")], "quarantined");
+	assert_string_not_equal(s.states[seen_index(&s, "B")], "quarantined");
+	assert_string_not_equal(s.states[seen_index(&s, "C")], "quarantined");
+
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(db_lease_get(f->db, a_leases[i].id, &stored), TALLY_OK);
+		assert_int_equal(stored.state, LEASE_DISCARDED);
+		assert_int_equal(stored.granted_at, a_leases[i].granted_at);
+		assert_int_equal(stored.expires_at, a_leases[i].expires_at);
+		counts = counts_as(&a_leases[i], 1);
+		assert_int_equal(coord_complete(f->c, a_leases[i].id, counts, &dup, err, sizeof err),
+				 TALLY_ELOST);
+		json_decref(counts);
+	}
+
+	/* A clean restart: the quarantine is in the store. */
+	snprintf(reason, sizeof reason, "%s", why);
+	crash_and_restart(f);
+	assert_non_null(coord_quarantined(f->c, "A"));
+	assert_string_equal(coord_quarantined(f->c, "A"), reason);
+	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_EFORBIDDEN);
+	assert_int_equal(coord_lease(f->c, &b, &l), TALLY_ENOTFOUND);
+	memset(&s, 0, sizeof s);
+	assert_int_equal(coord_workers(f->c, see_worker, &s), TALLY_OK);
+	assert_string_equal(s.states[seen_index(&s, "A")], "quarantined");
+	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_SUCCEEDED);
+	assert_memory_equal(j.counts, expect, sizeof expect);
+	assert_string_equal(j.quarantined, "A");
+}
+
+/* A pending check survives a restart: written with the lease it checks, loaded back pending,
+ * and granted to another worker (not the one that computed the lease). A check lease granted
+ * and written before a restart is still that worker's: not granted again, and its complete
+ * counts. */
+static void test_verify_pending_check_survives_restart(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { kernel_find("pi"), 4000, 1000, 5, 1.0, 0 };
+	struct lease_request a = request("A", 2), b = request("B", 2), c = request("C", 2);
+	uint64_t expect[KERNEL_MAX_KEYS] = { 0 };
+	struct lease a1, a2, b1, c2, none;
+	struct job j;
+
+	kernel_run_range(spec.kernel, spec.seed, spec.samples, spec.batch_size, 0, 4, expect);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &a, &a1), TALLY_OK);
+	complete_as(f, &a1, 0);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	crash_and_restart(f); /* no check lease granted yet */
+
+	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(j.checks_pending, 1);
+	assert_int_equal(j.batches_done, 2);
+	assert_int_equal(j.state, JOB_RUNNING);
+	assert_int_equal(coord_lease(f->c, &a, &a2), TALLY_OK);
+	assert_int_equal(a2.check_of, 0); /* not its own check */
+	assert_int_equal(a2.first_batch, 2);
+	complete_as(f, &a2, 0);
+	assert_int_equal(coord_lease(f->c, &b, &b1), TALLY_OK);
+	assert_true(b1.check_of == a1.id || b1.check_of == a2.id);
+	assert_int_equal(b1.first_batch, b1.check_of == a1.id ? 0 : 2);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	crash_and_restart(f); /* B's check lease is live */
+
+	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(j.checks_pending, 2);
+	assert_int_equal(coord_lease(f->c, &c, &c2), TALLY_OK);
+	assert_int_equal(c2.check_of, b1.check_of == a1.id ? a2.id : a1.id); /* the other one */
+	assert_int_equal(coord_lease(f->c, &c, &none), TALLY_ENOTFOUND);
+	complete_as(f, &b1, 0);
+	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(j.checks_passed, 1);
+	assert_int_equal(j.state, JOB_RUNNING);
+	complete_as(f, &c2, 0);
+	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_SUCCEEDED);
+	assert_int_equal(j.checks_passed, 2);
+	assert_int_equal(j.checks_pending, 0);
+	assert_int_equal(j.mismatches, 0);
+	assert_memory_equal(j.counts, expect, sizeof expect);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -518,6 +701,8 @@ int main(void)
 		T(test_list_sees_unflushed_changes),
 		T(test_workers_listed_with_state),
 		T(test_stall_extends_live_leases),
+		T(test_verify_liar_caught_and_discarded),
+		T(test_verify_pending_check_survives_restart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

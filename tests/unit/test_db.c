@@ -1,13 +1,16 @@
 /* The store, on a fresh temporary database per test: rows saved whole and read back, upserts,
- * what db_load hands back after a restart (unfinished jobs, their ranges, live leases), meta
- * values, rollback, listing, and refusing a file that is not a database. */
+ * what db_load hands back after a restart (unfinished jobs, their ranges, live leases, pending
+ * checks and their opinions, quarantined workers), a worker's results, meta values, rollback,
+ * listing, migrating a version-3 file, and refusing a file that is not a database. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <cmocka.h>
+#include <sqlite3.h> /* to build a version-3 file by hand */
 #include "db.h"
+#include "schema.h"
 #include "tmpdb.h"
 
 struct fixture {
@@ -387,6 +390,313 @@ static void test_open_rejects_garbage(void **state)
 	tmpdb_remove(&t);
 }
 
+/* What verification stores, as db_load and db_worker_results hand it back. */
+struct verified {
+	struct lease checks[8], opinions[8], leases[8];
+	uint64_t check_counts[8][KERNEL_MAX_KEYS], opinion_counts[8][KERNEL_MAX_KEYS];
+	int nchecks, nopinions, nleases, njobs;
+	char quar_worker[4][WORKER_NAME_MAX];
+	char quar_reason[4][128];
+	int64_t quar_at[4];
+	int nquar;
+	struct lease results[8];
+	uint64_t result_counts[8][KERNEL_MAX_KEYS];
+	int nresults, stop_after;
+};
+
+static int v_job(void *ctx, const struct job *job, uint64_t next_batch, const char *failure)
+{
+	(void)job;
+	(void)next_batch;
+	(void)failure;
+	((struct verified *)ctx)->njobs++;
+	return 0;
+}
+
+static int v_range(void *ctx, int64_t job_id, const struct batch_range *r)
+{
+	(void)ctx;
+	(void)job_id;
+	(void)r;
+	return 0;
+}
+
+static int v_check(void *ctx, const struct lease *lease, const uint64_t *counts)
+{
+	struct verified *v = ctx;
+	assert_true(v->nchecks < 8);
+	v->checks[v->nchecks] = *lease;
+	memcpy(v->check_counts[v->nchecks++], counts, sizeof v->check_counts[0]);
+	return 0;
+}
+
+static int v_opinion(void *ctx, const struct lease *lease, const uint64_t *counts)
+{
+	struct verified *v = ctx;
+	assert_true(v->nopinions < 8);
+	v->opinions[v->nopinions] = *lease;
+	memcpy(v->opinion_counts[v->nopinions++], counts, sizeof v->opinion_counts[0]);
+	return 0;
+}
+
+static int v_lease(void *ctx, const struct lease *lease)
+{
+	struct verified *v = ctx;
+	assert_true(v->nleases < 8);
+	v->leases[v->nleases++] = *lease;
+	return 0;
+}
+
+static int v_quarantine(void *ctx, const char *worker, const char *reason, int64_t at)
+{
+	struct verified *v = ctx;
+	assert_true(v->nquar < 4);
+	snprintf(v->quar_worker[v->nquar], sizeof v->quar_worker[0], "%s", worker);
+	snprintf(v->quar_reason[v->nquar], sizeof v->quar_reason[0], "%s", reason);
+	v->quar_at[v->nquar++] = at;
+	return 0;
+}
+
+static int v_result(void *ctx, const struct lease *lease, const uint64_t *counts)
+{
+	struct verified *v = ctx;
+	assert_true(v->nresults < 8);
+	v->results[v->nresults] = *lease;
+	memcpy(v->result_counts[v->nresults++], counts, sizeof v->result_counts[0]);
+	return v->stop_after && v->nresults == v->stop_after ? 9 : 0;
+}
+
+static struct lease worker_lease(int64_t seq, int64_t job_id, uint64_t first, uint64_t count,
+				 const char *worker, enum lease_state s, int64_t check_of)
+{
+	struct lease l = make_lease(seq << 16, job_id, first, count);
+	snprintf(l.worker, sizeof l.worker, "%s", worker);
+	l.state = s;
+	l.check_of = check_of;
+	return l;
+}
+
+/* Verification's rows: a done lease whose check is pending (state 1, CHECK_PENDING) comes back
+ * with its counts, the done check leases on it as opinions, a live check lease with check_of;
+ * settled checks and their opinions stay behind. Quarantines come back oldest first, each
+ * worker's first record kept. A worker's results are its done leases with counts in unfinished
+ * jobs, by id: not live, discarded or pre-verification (no counts) leases, nor finished jobs'. */
+static void test_verify_rows_load_back(void **state)
+{
+	struct fixture *f = *state;
+	struct job running = make_job(1, "pi", 1000, 100), done = make_job(2, "pi", 1000, 100), g;
+	struct lease checked = worker_lease(1, 1, 0, 2, "w1", LEASE_DONE, 0);
+	struct lease opinion = worker_lease(2, 1, 0, 2, "w2", LEASE_DONE, checked.id);
+	struct lease live_check = worker_lease(3, 1, 0, 2, "w3", LEASE_ACTIVE, checked.id);
+	struct lease plain = worker_lease(4, 1, 2, 1, "w1", LEASE_DONE, 0);
+	struct lease passed = worker_lease(5, 1, 3, 1, "w1", LEASE_DONE, 0);
+	struct lease passed_op = worker_lease(6, 1, 3, 1, "w2", LEASE_DONE, passed.id);
+	struct lease old = worker_lease(7, 1, 4, 1, "w1", LEASE_DONE, 0);
+	struct lease gone = worker_lease(8, 1, 5, 1, "w1", LEASE_DISCARDED, 0);
+	struct lease live = worker_lease(9, 1, 6, 1, "w1", LEASE_ACTIVE, 0);
+	struct lease fin = worker_lease(10, 2, 0, 1, "w1", LEASE_DONE, 0);
+	uint64_t c_checked[KERNEL_MAX_KEYS] = { 150, 200 };
+	uint64_t c_opinion[KERNEL_MAX_KEYS] = { 151, 200 };
+	uint64_t c_plain[KERNEL_MAX_KEYS] = { 70, 100 }, c_passed[KERNEL_MAX_KEYS] = { 75, 100 };
+	uint64_t c_gone[KERNEL_MAX_KEYS] = { 1, 100 }, c_fin[KERNEL_MAX_KEYS] = { 80, 100 };
+	struct db_loader fns = { v_job, v_range, v_check, v_opinion, v_lease, v_quarantine, NULL };
+	struct verified v = { 0 };
+	int64_t max_job, max_lease;
+	int skipped;
+
+	running.state = JOB_RUNNING;
+	running.spec.verify = 0.5;
+	running.checks_passed = 2;
+	running.checks_pending = 1;
+	running.mismatches = 1;
+	snprintf(running.quarantined, sizeof running.quarantined, "liar\nother");
+	done.state = JOB_SUCCEEDED;
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &running, "", 7, ""), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &done, "", 10, ""), TALLY_OK);
+	/* Saved live first, as the coordinator does, then done with counts. */
+	assert_int_equal(db_lease_save(f->db, &live_check, 0, NULL), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &checked, 2500, c_checked), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &opinion, 2600, c_opinion), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &plain, 2700, c_plain), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &plain, 2700, NULL), TALLY_OK); /* counts kept */
+	assert_int_equal(db_lease_save(f->db, &passed, 2800, c_passed), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &passed_op, 2900, c_passed), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &old, 3000, NULL), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &gone, 3100, c_gone), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &live, 0, NULL), TALLY_OK);
+	assert_int_equal(db_lease_save(f->db, &fin, 3200, c_fin), TALLY_OK);
+	assert_int_equal(db_check_save(f->db, checked.id, 1), TALLY_OK); /* CHECK_PENDING */
+	assert_int_equal(db_check_save(f->db, passed.id, 1), TALLY_OK);
+	assert_int_equal(db_check_save(f->db, passed.id, 2), TALLY_OK); /* CHECK_PASSED */
+	assert_int_equal(db_quarantine_save(f->db, "liar", 5000, 1, "job 1, batches 0-1"),
+			 TALLY_OK);
+	assert_int_equal(db_quarantine_save(f->db, "liar", 6000, 2, "again"), TALLY_OK);
+	assert_int_equal(db_quarantine_save(f->db, "other", 4000, 0, "earlier"), TALLY_OK);
+	assert_int_equal(db_commit(f->db), TALLY_OK);
+	reopen(f);
+
+	assert_int_equal(db_job_get(f->db, 1, &g), TALLY_OK);
+	assert_true(g.spec.verify == 0.5);
+	assert_int_equal(g.checks_passed, 2);
+	assert_int_equal(g.checks_pending, 1);
+	assert_int_equal(g.mismatches, 1);
+	assert_string_equal(g.quarantined, "liar\nother");
+	assert_int_equal(db_job_get(f->db, 2, &g), TALLY_OK);
+	assert_true(g.spec.verify == 0);
+	assert_string_equal(g.quarantined, "");
+
+	fns.ctx = &v;
+	assert_int_equal(db_load(f->db, &fns, &max_job, &max_lease, &skipped), TALLY_OK);
+	assert_int_equal(v.njobs, 1);
+	assert_int_equal(v.nchecks, 1);
+	assert_int_equal(v.checks[0].id, checked.id);
+	assert_int_equal(v.checks[0].job_id, 1);
+	assert_int_equal(v.checks[0].first_batch, 0);
+	assert_int_equal(v.checks[0].batch_count, 2);
+	assert_int_equal(v.checks[0].state, LEASE_DONE);
+	assert_int_equal(v.checks[0].check_of, 0);
+	assert_string_equal(v.checks[0].worker, "w1");
+	assert_memory_equal(v.check_counts[0], c_checked, sizeof c_checked);
+	assert_int_equal(v.nopinions, 1);
+	assert_int_equal(v.opinions[0].id, opinion.id);
+	assert_int_equal(v.opinions[0].check_of, checked.id);
+	assert_string_equal(v.opinions[0].worker, "w2");
+	assert_memory_equal(v.opinion_counts[0], c_opinion, sizeof c_opinion);
+	assert_int_equal(v.nleases, 2);
+	assert_int_equal(v.leases[0].id == live_check.id ? v.leases[0].check_of
+							  : v.leases[1].check_of,
+			 checked.id);
+	assert_int_equal(v.leases[0].id == live.id ? v.leases[0].check_of : v.leases[1].check_of,
+			 0);
+	assert_int_equal(v.nquar, 2);
+	assert_string_equal(v.quar_worker[0], "other");
+	assert_int_equal(v.quar_at[0], 4000);
+	assert_string_equal(v.quar_worker[1], "liar");
+	assert_string_equal(v.quar_reason[1], "job 1, batches 0-1");
+	assert_int_equal(v.quar_at[1], 5000);
+
+	assert_int_equal(db_worker_results(f->db, "w1", v_result, &v), TALLY_OK);
+	assert_int_equal(v.nresults, 3);
+	assert_int_equal(v.results[0].id, checked.id);
+	assert_memory_equal(v.result_counts[0], c_checked, sizeof c_checked);
+	assert_int_equal(v.results[1].id, plain.id);
+	assert_memory_equal(v.result_counts[1], c_plain, sizeof c_plain);
+	assert_int_equal(v.results[2].id, passed.id);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(v.results[i].state, LEASE_DONE);
+		assert_int_equal(v.results[i].job_id, 1);
+		assert_string_equal(v.results[i].worker, "w1");
+		assert_int_equal(v.results[i].granted_at, 2000); /* whole, so a rewrite keeps them */
+		assert_int_equal(v.results[i].expires_at, 32000);
+	}
+	assert_int_equal(v.results[1].first_batch, 2);
+	assert_int_equal(v.results[1].batch_count, 1);
+	v.nresults = 0;
+	assert_int_equal(db_worker_results(f->db, "w2", v_result, &v), TALLY_OK);
+	assert_int_equal(v.nresults, 2);
+	assert_int_equal(v.results[0].check_of, checked.id);
+	assert_int_equal(v.results[1].check_of, passed.id);
+	v.nresults = 0;
+	assert_int_equal(db_worker_results(f->db, "nobody", v_result, &v), TALLY_OK);
+	assert_int_equal(v.nresults, 0);
+	v.stop_after = 1; /* a non-zero return stops the walk and is returned */
+	assert_int_equal(db_worker_results(f->db, "w1", v_result, &v), 9);
+	assert_int_equal(v.nresults, 1);
+}
+
+/* A version-3 file (before verification) opens as version 4: its jobs, done and live leases
+ * are kept, with verification off and no counts on the old done leases (never discarded). */
+static void test_migrates_version_3(void **state)
+{
+	struct tmpdb t;
+	struct db *db = NULL;
+	sqlite3 *conn = NULL;
+	sqlite3_stmt *s = NULL;
+	struct verified v = { 0 };
+	struct db_loader fns = { v_job, v_range, v_check, v_opinion, v_lease, v_quarantine, &v };
+	struct job g;
+	struct lease l;
+	uint64_t c[KERNEL_MAX_KEYS] = { 70, 100 };
+	char err[256] = "", sql[1024];
+	int64_t max_job, max_lease;
+	int skipped;
+	(void)state;
+
+	tmpdb_make(&t);
+	assert_int_equal(sqlite3_open(t.path, &conn), SQLITE_OK);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sqlite3_exec(conn, schema_migrations[i], NULL, NULL, NULL),
+				 SQLITE_OK);
+	snprintf(sql, sizeof sql,
+		 "PRAGMA user_version = 3;"
+		 "INSERT INTO jobs(id, kernel, kernel_version, samples, batch_size, seed, state, "
+		 "batches_total, next_batch, batches_done, batches_leased, samples_done, c0, c1, "
+		 "created_at, started_at) VALUES (1, 'pi', %u, 1000, 100, 42, 1, 10, 4, 3, 1, 300, "
+		 "230, 300, 1000, 1500), (2, 'pi', %u, 100, 100, 1, 2, 1, 1, 1, 0, 100, 80, 100, "
+		 "1000, 1500);"
+		 "INSERT INTO leases(id, job_id, first_batch, batch_count, worker, state, "
+		 "granted_at, expires_at, finished_at) VALUES "
+		 "(65536, 1, 0, 3, 'w1', 1, 2000, 32000, 2500), "
+		 "(131072, 1, 3, 1, 'w1', 0, 2000, 32000, NULL);",
+		 kernel_find("pi")->version, kernel_find("pi")->version);
+	assert_int_equal(sqlite3_exec(conn, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(conn);
+
+	if (db_open(t.path, &db, err, sizeof err))
+		fail_msg("db_open: %s", err);
+	assert_int_equal(db_job_get(db, 1, &g), TALLY_OK);
+	assert_int_equal(g.state, JOB_RUNNING);
+	assert_int_equal(g.batches_done, 3);
+	assert_int_equal(g.counts[0], 230);
+	assert_int_equal(g.counts[1], 300);
+	assert_true(g.spec.verify == 0);
+	assert_int_equal(g.checks_passed, 0);
+	assert_int_equal(g.checks_pending, 0);
+	assert_int_equal(g.mismatches, 0);
+	assert_string_equal(g.quarantined, "");
+	assert_int_equal(db_job_get(db, 2, &g), TALLY_OK);
+	assert_int_equal(g.state, JOB_SUCCEEDED);
+	assert_int_equal(db_load(db, &fns, &max_job, &max_lease, &skipped), TALLY_OK);
+	assert_int_equal(v.njobs, 1);
+	assert_int_equal(max_job, 2);
+	assert_int_equal(max_lease, 131072);
+	assert_int_equal(v.nleases, 1);
+	assert_int_equal(v.leases[0].id, 131072);
+	assert_int_equal(v.leases[0].check_of, 0);
+	assert_int_equal(v.nchecks, 0);
+	assert_int_equal(v.nopinions, 0);
+	assert_int_equal(v.nquar, 0);
+	assert_int_equal(db_worker_results(db, "w1", v_result, &v), TALLY_OK);
+	assert_int_equal(v.nresults, 0); /* its done lease has no counts */
+	assert_int_equal(db_lease_get(db, 65536, &l), TALLY_OK);
+	assert_int_equal(l.state, LEASE_DONE);
+
+	/* The new columns and table take writes. */
+	l = make_lease(3 << 16, 1, 4, 1);
+	l.state = LEASE_DONE;
+	assert_int_equal(db_begin(db), TALLY_OK);
+	assert_int_equal(db_lease_save(db, &l, 2600, c), TALLY_OK);
+	assert_int_equal(db_check_save(db, l.id, 1), TALLY_OK);
+	assert_int_equal(db_quarantine_save(db, "w9", 7000, 1, "x"), TALLY_OK);
+	assert_int_equal(db_commit(db), TALLY_OK);
+	memset(&v, 0, sizeof v);
+	assert_int_equal(db_load(db, &fns, &max_job, &max_lease, &skipped), TALLY_OK);
+	assert_int_equal(v.nchecks, 1);
+	assert_memory_equal(v.check_counts[0], c, sizeof c);
+	assert_int_equal(v.nquar, 1);
+	db_close(db);
+
+	assert_int_equal(sqlite3_open(t.path, &conn), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(conn, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(s, 0), SCHEMA_VERSION);
+	assert_int_equal(SCHEMA_VERSION, 4);
+	sqlite3_finalize(s);
+	sqlite3_close(conn);
+	tmpdb_remove(&t);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -399,6 +709,8 @@ int main(void)
 		T(test_list_newest_first_with_cursor),
 		T(test_load_skips_unknown_kernels),
 		T(test_huge_job_is_small),
+		T(test_verify_rows_load_back),
+		cmocka_unit_test(test_migrates_version_3),
 		cmocka_unit_test(test_open_rejects_garbage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -101,14 +101,25 @@ struct srow_job {
 struct srow_lease {
 	struct lease lease;
 	int64_t finished_at;
+	uint64_t counts[KERNEL_MAX_KEYS]; /* kept when a later write has none, as the store does */
+	int has_counts;
+	int wrote_counts; /* the last write carried counts */
+	enum live_check_state check_state;
 	int writes; /* in the last pass */
+};
+
+struct srow_quarantine {
+	char worker[WORKER_NAME_MAX];
+	char reason[LIVE_QUARANTINE_REASON_MAX];
+	int64_t at, job_id;
 };
 
 struct store {
 	struct srow_job jobs[8];
 	struct srow_lease leases[64];
-	size_t njobs, nleases;
-	size_t job_rows, lease_rows; /* in the last pass */
+	struct srow_quarantine quar[8];
+	size_t njobs, nleases, nquar;
+	size_t job_rows, lease_rows, check_rows, quar_rows; /* in the last pass */
 	int job_after_lease;
 };
 
@@ -153,7 +164,45 @@ static int store_lease(void *ctx, const struct live_lease_row *row)
 	st->lease_rows++;
 	r->lease = *row->lease;
 	r->finished_at = row->finished_at;
+	r->wrote_counts = row->counts != NULL;
+	if (row->counts) {
+		memcpy(r->counts, row->counts, sizeof r->counts);
+		r->has_counts = 1;
+	}
 	r->writes++;
+	return 0;
+}
+
+/* A check's state goes on its checked lease's row, which must have been written already. */
+static int store_check(void *ctx, const struct live_check_row *row)
+{
+	struct store *st = ctx;
+	for (size_t i = 0; i < st->nleases; i++) {
+		if (st->leases[i].lease.id == row->lease_id) {
+			st->leases[i].check_state = row->state;
+			st->check_rows++;
+			return 0;
+		}
+	}
+	fail_msg("check of lease %lld written before the lease", (long long)row->lease_id);
+	return 1;
+}
+
+/* A worker's first record is kept, as the store does. */
+static int store_quarantine(void *ctx, const struct live_quarantine_row *row)
+{
+	struct store *st = ctx;
+	struct srow_quarantine *q;
+	st->quar_rows++;
+	for (size_t i = 0; i < st->nquar; i++)
+		if (!strcmp(st->quar[i].worker, row->worker))
+			return 0;
+	assert_true(st->nquar < 8);
+	q = &st->quar[st->nquar++];
+	snprintf(q->worker, sizeof q->worker, "%s", row->worker);
+	snprintf(q->reason, sizeof q->reason, "%s", row->reason);
+	q->at = row->at;
+	q->job_id = row->job_id;
 	return 0;
 }
 
@@ -189,11 +238,12 @@ static int each_dirty(struct live *lv, int (*job_fn)(void *, const struct live_j
 /* Takes in what is dirty without marking it written. */
 static void pass(struct live *lv, struct store *st)
 {
-	st->job_rows = st->lease_rows = 0;
+	struct live_writer w = { store_job, store_lease, store_check, store_quarantine, st };
+	st->job_rows = st->lease_rows = st->check_rows = st->quar_rows = 0;
 	st->job_after_lease = 0;
 	for (size_t i = 0; i < st->nleases; i++)
 		st->leases[i].writes = 0;
-	assert_int_equal(each_dirty(lv, store_job, store_lease, st), 0);
+	assert_int_equal(live_each_dirty(lv, &w), 0);
 }
 
 static void flush(struct live *lv, struct store *st)
@@ -983,6 +1033,827 @@ static void test_many_leases(void **state)
 	live_free(lv);
 }
 
+/* --- verification by recomputation --------------------------------------------------------- */
+
+static const char *const workers5[] = { "A", "B", "C", "D", "E" };
+
+/* Submits a job of `samples` samples in batches of 1000 with spec.verify = verify. */
+static int64_t submit_verify(struct live *lv, const char *kernel, uint64_t samples, double verify,
+			     int64_t now)
+{
+	struct job_spec spec = { kernel_find(kernel), samples, 1000, 7, verify, 0 };
+	struct job j;
+	assert_int_equal(live_submit(lv, &spec, NULL, now, &j), TALLY_OK);
+	return j.id;
+}
+
+static enum tally_err try_grant_to(struct live *lv, const char *worker, const char *kernel,
+				   uint64_t n, int64_t now, int64_t ttl, struct lease *out)
+{
+	struct sizes s = { { n }, 1, 0 };
+	const char *k[] = { kernel };
+	return live_acquire(lv, worker, k, 1, now, ttl, size_next, &s, out);
+}
+
+/* Grants worker up to n batches (or a check) of the oldest job of kernel. */
+static struct lease grant_to(struct live *lv, const char *worker, const char *kernel, uint64_t n,
+			     int64_t now, int64_t ttl)
+{
+	struct lease l;
+	assert_int_equal(try_grant_to(lv, worker, kernel, n, now, ttl, &l), TALLY_OK);
+	assert_int_equal(l.state, LEASE_ACTIVE);
+	assert_string_equal(l.worker, worker);
+	return l;
+}
+
+/* The counts an honest worker reports for lease l: batch b gives 3b + 1 and 1000, so that
+ * every range has counts of its own. */
+static void honest(const struct lease *l, uint64_t *c)
+{
+	memset(c, 0, KERNEL_MAX_KEYS * sizeof *c);
+	for (uint64_t b = l->first_batch; b < l->first_batch + l->batch_count; b++) {
+		c[0] += 3 * b + 1;
+		c[1] += 1000;
+	}
+}
+
+/* The honest counts of a job's batches [0, n). */
+static void honest_job(uint64_t n, uint64_t *c)
+{
+	struct lease l = { .first_batch = 0, .batch_count = n };
+	honest(&l, c);
+}
+
+/* Completes l with the honest counts, the first one `lie` too high. Returns the finished flag. */
+static int complete_as(struct live *lv, const struct lease *l, uint64_t lie, int64_t now)
+{
+	uint64_t c[KERNEL_MAX_KEYS];
+	int finished = -1;
+	honest(l, c);
+	c[0] += lie;
+	assert_int_equal(live_complete(lv, l->id, c, now, &finished), TALLY_OK);
+	return finished;
+}
+
+/* Lease l as the store hands it to live_discard (db_worker_results): done, with its times but
+ * no spec. */
+static struct lease as_stored(const struct lease *l)
+{
+	struct lease s;
+	memset(&s, 0, sizeof s);
+	s.id = l->id;
+	s.job_id = l->job_id;
+	s.first_batch = l->first_batch;
+	s.batch_count = l->batch_count;
+	s.check_of = l->check_of;
+	s.granted_at = l->granted_at;
+	s.expires_at = l->expires_at;
+	s.state = LEASE_DONE;
+	snprintf(s.worker, sizeof s.worker, "%s", l->worker);
+	return s;
+}
+
+/* Discards done lease l, which was completed with counts `lie` off the honest ones. */
+static void discard(struct live *lv, const struct lease *l, uint64_t lie, int64_t now)
+{
+	struct lease s = as_stored(l);
+	uint64_t c[KERNEL_MAX_KEYS];
+	honest(l, c);
+	c[0] += lie;
+	assert_int_equal(live_discard(lv, &s, c, now), TALLY_OK);
+}
+
+/* verify = 1: every completed lease gets a check, never granted to the worker that computed it
+ * (it gets the next batches, or nothing). Another worker's check lease covers the same batches
+ * whatever the size policy says; equal counts pass it and leave the job's counts alone. The job
+ * succeeds when its last check passes, not when its last batch is done. */
+static void test_verify_checks_every_lease(void **state)
+{
+	struct live *lv = new_live();
+	int64_t id = submit_verify(lv, "pi", 4000, 1.0, T0);
+	const struct job *j = live_job(lv, id);
+	uint64_t expect[KERNEL_MAX_KEYS];
+	struct lease a1, a2, c1, c2, l;
+	const struct lease *first;
+	(void)state;
+
+	a1 = grant_to(lv, "A", "pi", 2, T0, TTL);
+	assert_int_equal(a1.check_of, 0);
+	assert_int_equal(complete_as(lv, &a1, 0, T0 + 1), 0);
+	assert_int_equal(j->checks_pending, 1);
+	a2 = grant_to(lv, "A", "pi", 2, T0 + 2, TTL); /* not its own check: the next batches */
+	assert_int_equal(a2.check_of, 0);
+	assert_int_equal(a2.first_batch, 2);
+	assert_int_equal(complete_as(lv, &a2, 0, T0 + 3), 0);
+	assert_int_equal(j->batches_done, 4);
+	assert_int_equal(j->checks_pending, 2);
+	assert_int_equal(j->state, JOB_RUNNING);
+	assert_int_equal(live_settle(lv, T0 + 3), 0);
+	assert_int_equal(try_grant_to(lv, "A", "pi", 2, T0 + 4, TTL, &l), TALLY_ENOTFOUND);
+	honest_job(4, expect);
+	assert_memory_equal(j->counts, expect, sizeof expect);
+
+	c1 = grant_to(lv, "B", "pi", 1, T0 + 5, TTL); /* asks for 1 batch: a check takes all 2 */
+	assert_true(c1.check_of == a1.id || c1.check_of == a2.id);
+	first = c1.check_of == a1.id ? &a1 : &a2;
+	assert_int_equal(c1.first_batch, first->first_batch);
+	assert_int_equal(c1.batch_count, 2);
+	assert_int_equal(c1.job_id, id);
+	assert_int_equal(c1.expires_at, T0 + 5 + TTL);
+	assert_int_equal(j->batches_leased, 0); /* a check leases no batch of the job */
+	assert_int_equal(complete_as(lv, &c1, 0, T0 + 6), 0);
+	assert_int_equal(lease_state(lv, c1.id), LEASE_DONE);
+	assert_int_equal(j->checks_passed, 1);
+	assert_int_equal(j->checks_pending, 1);
+	assert_int_equal(j->mismatches, 0);
+	assert_int_equal(j->batches_done, 4);
+	assert_int_equal(j->samples_done, 4000);
+	assert_memory_equal(j->counts, expect, sizeof expect);
+	assert_int_equal(j->state, JOB_RUNNING);
+
+	c2 = grant_to(lv, "B", "pi", 2, T0 + 7, TTL);
+	assert_int_equal(c2.check_of, first == &a1 ? a2.id : a1.id);
+	assert_int_equal(c2.first_batch, first == &a1 ? 2 : 0);
+	assert_int_equal(complete_as(lv, &c2, 0, T0 + 8), 1);
+	assert_int_equal(j->state, JOB_SUCCEEDED);
+	assert_int_equal(j->finished_at, T0 + 8);
+	assert_int_equal(j->checks_passed, 2);
+	assert_int_equal(j->checks_pending, 0);
+	assert_int_equal(j->mismatches, 0);
+	assert_string_equal(j->quarantined, "");
+	assert_memory_equal(j->counts, expect, sizeof expect);
+	assert_null(live_quarantined(lv, "A"));
+	assert_null(live_quarantined(lv, "B"));
+	live_free(lv);
+}
+
+/* A fractional verify checks about that share of the completed leases; 0 checks none. The
+ * worker that computed them is never offered one. */
+static void test_verify_samples_a_fraction(void **state)
+{
+	struct live *lv = new_live();
+	int64_t quarter = submit_verify(lv, "pi", 400000, 0.25, T0);
+	int64_t none = submit_verify(lv, "count", 100000, 0, T0);
+	struct lease l;
+	(void)state;
+
+	for (int i = 0; i < 400; i++) {
+		l = grant_to(lv, "A", "pi", 1, T0 + i, TTL);
+		assert_int_equal(l.check_of, 0);
+		assert_int_equal(l.first_batch, i);
+		assert_int_equal(complete_as(lv, &l, 0, T0 + i), 0);
+	}
+	assert_true(live_job(lv, quarter)->checks_pending >= 60);
+	assert_true(live_job(lv, quarter)->checks_pending <= 140);
+	assert_int_equal(live_job(lv, quarter)->batches_done, 400);
+	for (int i = 0; i < 100; i++) {
+		l = grant_to(lv, "A", "count", 1, T0 + i, TTL);
+		complete_as(lv, &l, 0, T0 + i);
+	}
+	assert_int_equal(live_job(lv, none)->state, JOB_SUCCEEDED);
+	assert_int_equal(live_job(lv, none)->checks_pending, 0);
+	live_free(lv);
+}
+
+/* The checker lies: A computes, B's check disagrees, so the check waits for a third worker
+ * (neither A nor B); C agrees with A. The check passes, B is quarantined (refused leases from
+ * then on, its reason naming the job, the batches and the workers it disagreed with), and the
+ * job, though done, waits until the suspect is taken and discarded and live_settle runs. */
+static void test_verify_checker_lies(void **state)
+{
+	struct live *lv = new_live();
+	int64_t id = submit_verify(lv, "pi", 2000, 1.0, T0);
+	const struct job *j = live_job(lv, id);
+	uint64_t expect[KERNEL_MAX_KEYS];
+	struct lease a, b, c, l;
+	char name[WORKER_NAME_MAX] = "", want[64];
+	const char *why;
+	(void)state;
+
+	honest_job(2, expect);
+	a = grant_to(lv, "A", "pi", 2, T0, TTL);
+	assert_int_equal(complete_as(lv, &a, 0, T0 + 1), 0);
+	b = grant_to(lv, "B", "pi", 2, T0 + 2, TTL);
+	assert_int_equal(b.check_of, a.id);
+	assert_int_equal(complete_as(lv, &b, 5, T0 + 3), 0);
+	assert_int_equal(j->mismatches, 1);
+	assert_int_equal(j->checks_pending, 1);
+	assert_int_equal(j->checks_passed, 0);
+	assert_null(live_quarantined(lv, "A")); /* one against one: nobody is caught yet */
+	assert_null(live_quarantined(lv, "B"));
+	assert_int_equal(try_grant_to(lv, "A", "pi", 2, T0 + 4, TTL, &l), TALLY_ENOTFOUND);
+	assert_int_equal(try_grant_to(lv, "B", "pi", 2, T0 + 4, TTL, &l), TALLY_ENOTFOUND);
+
+	c = grant_to(lv, "C", "pi", 2, T0 + 5, TTL);
+	assert_int_equal(c.check_of, a.id);
+	assert_int_equal(c.first_batch, 0);
+	assert_int_equal(c.batch_count, 2);
+	assert_int_equal(complete_as(lv, &c, 0, T0 + 6), 0); /* B's counts may still be in it */
+	assert_int_equal(j->state, JOB_RUNNING);
+	assert_int_equal(j->checks_passed, 1);
+	assert_int_equal(j->checks_pending, 0);
+	assert_int_equal(j->mismatches, 1);
+	assert_string_equal(j->quarantined, "B");
+	assert_memory_equal(j->counts, expect, sizeof expect);
+	why = live_quarantined(lv, "B");
+	assert_non_null(why);
+	snprintf(want, sizeof want, "job %lld, batches 0-1", (long long)id);
+	assert_non_null(strstr(why, want));
+	assert_non_null(strstr(why, "'A'"));
+	assert_non_null(strstr(why, "'C'"));
+	assert_null(live_quarantined(lv, "A"));
+	assert_null(live_quarantined(lv, "C"));
+	assert_int_equal(try_grant_to(lv, "B", "pi", 2, T0 + 7, TTL, &l), TALLY_EFORBIDDEN);
+	assert_int_equal(try_grant_to(lv, "B", "count", 2, T0 + 7, TTL, &l), TALLY_EFORBIDDEN);
+
+	assert_int_equal(live_settle(lv, T0 + 7), 0); /* the suspect is still queued */
+	assert_int_equal(j->state, JOB_RUNNING);
+	assert_int_equal(live_take_suspect(lv, name), 1);
+	assert_string_equal(name, "B");
+	assert_int_equal(live_take_suspect(lv, name), 0);
+	/* B's one done lease is its check: discarding it takes nothing from the job. */
+	discard(lv, &b, 5, T0 + 8);
+	assert_int_equal(lease_state(lv, b.id), LEASE_DISCARDED);
+	assert_memory_equal(j->counts, expect, sizeof expect);
+	assert_int_equal(j->batches_done, 2);
+	assert_int_equal(j->checks_passed, 1);
+	assert_int_equal(live_settle(lv, T0 + 9), 1);
+	assert_int_equal(j->state, JOB_SUCCEEDED);
+	assert_int_equal(j->finished_at, T0 + 9);
+	assert_int_equal(live_settle(lv, T0 + 10), 0);
+	live_free(lv);
+}
+
+/* The original lies: B and C agree against A, so the check is refuted and A quarantined. Once
+ * written, A's done leases come back from the store and are discarded: their counts and samples
+ * leave the jobs, their batches are leased again (first), a pending check of one of them is
+ * dropped with its check lease, and the jobs end with the counts of an honest run. */
+static void test_verify_original_lies(void **state)
+{
+	struct live *lv = new_live();
+	struct store st = { 0 };
+	int64_t id = submit_verify(lv, "pi", 4000, 1.0, T0);
+	int64_t id2 = submit_verify(lv, "count", 2000, 1.0, T0);
+	const struct job *j = live_job(lv, id), *j2 = live_job(lv, id2);
+	uint64_t expect[KERNEL_MAX_KEYS], zero[KERNEL_MAX_KEYS] = { 0 };
+	struct lease a, a2, b, c, d, l;
+	struct sizes sz = { { 2 }, 1, 0 };
+	char name[WORKER_NAME_MAX] = "";
+	const char *why;
+	int64_t now = T0 + 100;
+	int idle = 0;
+	(void)state;
+
+	a = grant_to(lv, "A", "pi", 2, T0, TTL);     /* batches 0-1 of job 1 */
+	a2 = grant_to(lv, "A", "count", 2, T0, TTL); /* all of job 2 */
+	assert_int_equal(complete_as(lv, &a, 1, T0 + 1), 0);
+	assert_int_equal(complete_as(lv, &a2, 1, T0 + 1), 0);
+	d = grant_to(lv, "D", "count", 2, T0 + 2, TTL); /* held when A is caught */
+	assert_int_equal(d.check_of, a2.id);
+	b = grant_to(lv, "B", "pi", 2, T0 + 3, TTL);
+	assert_int_equal(b.check_of, a.id);
+	assert_int_equal(complete_as(lv, &b, 0, T0 + 4), 0);
+	assert_int_equal(j->mismatches, 1);
+	c = grant_to(lv, "C", "pi", 2, T0 + 5, TTL);
+	assert_int_equal(c.check_of, a.id);
+	assert_int_equal(complete_as(lv, &c, 0, T0 + 6), 0);
+	assert_int_equal(j->checks_pending, 0);
+	assert_int_equal(j->checks_passed, 0); /* refuted */
+	assert_int_equal(j->mismatches, 1);
+	assert_string_equal(j->quarantined, "A");
+	why = live_quarantined(lv, "A");
+	assert_non_null(why);
+	assert_non_null(strstr(why, "batches 0-1"));
+	assert_non_null(strstr(why, "'B', 'C'"));
+	assert_null(live_quarantined(lv, "B"));
+	assert_null(live_quarantined(lv, "C"));
+	assert_int_equal(try_grant_to(lv, "A", "pi", 2, T0 + 7, TTL, &l), TALLY_EFORBIDDEN);
+
+	/* The coordinator writes everything, then reads A's done leases back from the store. */
+	flush(lv, &st);
+	assert_null(live_lease(lv, a.id));
+	assert_int_equal(lease_row(&st, a.id)->check_state, CHECK_REFUTED);
+	assert_int_equal(live_take_suspect(lv, name), 1);
+	assert_string_equal(name, "A");
+	discard(lv, &a, 1, T0 + 10);
+	assert_memory_equal(j->counts, zero, sizeof zero);
+	assert_int_equal(j->batches_done, 0);
+	assert_int_equal(j->samples_done, 0);
+	assert_int_equal(j->batches_leased, 0);
+	assert_int_equal(lease_state(lv, a.id), LEASE_DISCARDED);
+	discard(lv, &a, 1, T0 + 11); /* again: nothing more */
+	assert_int_equal(j->batches_done, 0);
+	assert_int_equal(j->samples_done, 0);
+	discard(lv, &a2, 1, T0 + 10);
+	assert_memory_equal(j2->counts, zero, sizeof zero);
+	assert_int_equal(j2->batches_done, 0);
+	assert_int_equal(j2->samples_done, 0);
+	assert_int_equal(j2->checks_pending, 0); /* its check went with it */
+	assert_int_equal(lease_state(lv, d.id), LEASE_CANCELLED);
+	{
+		int finished = -1;
+		uint64_t hc[KERNEL_MAX_KEYS];
+		honest(&d, hc);
+		assert_int_equal(live_complete(lv, d.id, hc, T0 + 12, &finished), TALLY_ELOST);
+	}
+	pass(lv, &st);
+	assert_int_equal(lease_row(&st, a.id)->lease.state, LEASE_DISCARDED);
+	assert_int_equal(lease_row(&st, a.id)->finished_at, T0 + 10);
+	assert_int_equal(lease_row(&st, a.id)->lease.expires_at, a.expires_at);
+	assert_string_equal(lease_row(&st, a.id)->lease.worker, "A");
+	assert_int_equal(lease_row(&st, a2.id)->lease.state, LEASE_DISCARDED);
+	assert_int_equal(lease_row(&st, a2.id)->check_state, CHECK_REFUTED);
+	assert_int_equal(lease_row(&st, d.id)->lease.state, LEASE_CANCELLED);
+	assert_int_equal(job_row(&st, id)->job.batches_done, 0);
+	assert_int_equal(job_row(&st, id)->nfree, 1);
+	assert_int_equal(job_row(&st, id)->free[0].first, 0);
+	assert_int_equal(job_row(&st, id)->free[0].count, 2);
+	live_written(lv);
+
+	/* A's batches go out again first; honest workers finish both jobs. */
+	l = grant_to(lv, "B", "pi", 2, now, TTL);
+	assert_int_equal(l.check_of, 0);
+	assert_int_equal(l.first_batch, 0);
+	assert_int_equal(l.batch_count, 2);
+	assert_int_equal(complete_as(lv, &l, 0, now), 0);
+	for (int k = 0; idle < 3 && k < 100; k++) {
+		enum tally_err rc = live_acquire(lv, workers5[1 + k % 3], both, 2, ++now, TTL,
+						 size_next, &sz, &l);
+		if (rc == TALLY_ENOTFOUND) {
+			idle++;
+			continue;
+		}
+		assert_int_equal(rc, TALLY_OK);
+		idle = 0;
+		complete_as(lv, &l, 0, now);
+	}
+	assert_int_equal(j->state, JOB_SUCCEEDED);
+	honest_job(4, expect);
+	assert_memory_equal(j->counts, expect, sizeof expect);
+	assert_int_equal(j->samples_done, 4000);
+	assert_int_equal(j->batches_done, 4);
+	assert_int_equal(j->checks_passed, 2);
+	assert_int_equal(j->mismatches, 1);
+	assert_int_equal(j2->state, JOB_SUCCEEDED);
+	honest_job(2, expect);
+	assert_int_equal(j2->counts[0], expect[0]);
+	assert_int_equal(j2->samples_done, 2000);
+	assert_int_equal(j2->checks_passed, 1);
+	live_free(lv);
+}
+
+/* A worker quarantined while it holds leases loses them at once: its ordinary lease fails with
+ * no strike (its batches go out again whole, failures 0), and its check lease elsewhere gives
+ * the check back for another worker. */
+static void test_verify_quarantine_takes_back_leases(void **state)
+{
+	struct live *lv = new_live();
+	int64_t j1 = submit_verify(lv, "pi", 2000, 1.0, T0);
+	int64_t j3 = submit_verify(lv, "pi", 2000, 1.0, T0);
+	int64_t j2 = submit_verify(lv, "count", 10000, 0, T0);
+	struct lease a1, a3, keep, b1, b3, c1, l, hb;
+	uint64_t c[KERNEL_MAX_KEYS] = { 4000 };
+	int finished = -1;
+	(void)state;
+
+	a1 = grant_to(lv, "A", "pi", 2, T0, TTL);
+	a3 = grant_to(lv, "A", "pi", 2, T0, TTL);
+	assert_int_equal(a1.job_id, j1);
+	assert_int_equal(a3.job_id, j3);
+	complete_as(lv, &a1, 0, T0 + 1);
+	complete_as(lv, &a3, 0, T0 + 1);
+	keep = grant_to(lv, "B", "count", 4, T0 + 2, TTL);
+	assert_int_equal(keep.job_id, j2);
+	b1 = grant_to(lv, "B", "pi", 2, T0 + 2, TTL);
+	assert_int_equal(b1.check_of, a1.id);
+	b3 = grant_to(lv, "B", "pi", 2, T0 + 2, TTL); /* job 1's check is taken: job 3's */
+	assert_int_equal(b3.check_of, a3.id);
+	assert_int_equal(live_job(lv, j2)->batches_leased, 4);
+	assert_int_equal(complete_as(lv, &b1, 7, T0 + 3), 0);
+	c1 = grant_to(lv, "C", "pi", 2, T0 + 4, TTL);
+	assert_int_equal(c1.check_of, a1.id);
+	assert_int_equal(complete_as(lv, &c1, 0, T0 + 5), 0);
+	assert_non_null(live_quarantined(lv, "B"));
+
+	assert_int_equal(lease_state(lv, keep.id), LEASE_FAILED);
+	assert_int_equal(lease_state(lv, b3.id), LEASE_FAILED);
+	assert_int_equal(live_job(lv, j2)->batches_leased, 0);
+	assert_int_equal(live_job(lv, j2)->state, JOB_RUNNING);
+	assert_int_equal(live_heartbeat(lv, keep.id, T0 + 6, TTL, &hb), TALLY_ELOST);
+	assert_int_equal(live_complete(lv, keep.id, c, T0 + 6, &finished), TALLY_ELOST);
+	assert_int_equal(live_next_expiry(lv), 0); /* nothing of B's is left on the heap */
+	l = grant_to(lv, "C", "count", 10, T0 + 7, TTL);
+	assert_int_equal(l.first_batch, 0);
+	assert_int_equal(l.batch_count, 4); /* the range whole: no failure halved it */
+	assert_int_equal(l.failures, 0);
+	assert_int_equal(l.strikes, 0);
+	l = grant_to(lv, "D", "pi", 2, T0 + 8, TTL);
+	assert_int_equal(l.check_of, a3.id); /* B's check lease gave the check back */
+	assert_int_equal(live_job(lv, j3)->checks_pending, 1);
+	live_free(lv);
+}
+
+/* Five workers, five different counts: no two agree and no more opinions are asked for, so the
+ * job fails naming the batches; nobody is quarantined. */
+static void test_verify_no_agreement_fails_job(void **state)
+{
+	struct live *lv = new_live();
+	int64_t id = submit_verify(lv, "pi", 2000, 1.0, T0);
+	const struct job *j = live_job(lv, id);
+	char name[WORKER_NAME_MAX];
+	struct lease a, l;
+	int f;
+	(void)state;
+
+	a = grant_to(lv, "A", "pi", 2, T0, TTL);
+	complete_as(lv, &a, 0, T0);
+	for (uint64_t k = 1; k < LIVE_OPINIONS_MAX; k++) {
+		l = grant_to(lv, workers5[k], "pi", 2, T0 + (int64_t)k, TTL);
+		assert_int_equal(l.check_of, a.id);
+		f = complete_as(lv, &l, k, T0 + (int64_t)k);
+		if (k + 1 < LIVE_OPINIONS_MAX) {
+			assert_int_equal(f, 0);
+			assert_int_equal(j->state, JOB_RUNNING);
+			assert_int_equal(j->checks_pending, 1);
+			for (uint64_t w = 0; w <= k; w++) { /* who has spoken is not asked again */
+				const char *who = workers5[w];
+				assert_int_equal(try_grant_to(lv, who, "pi", 2, T0, TTL, &l),
+						 TALLY_ENOTFOUND);
+			}
+		} else {
+			assert_int_equal(f, 1);
+		}
+	}
+	assert_int_equal(j->state, JOB_FAILED);
+	assert_int_equal(j->finished_at, T0 + LIVE_OPINIONS_MAX - 1);
+	assert_non_null(strstr(j->error, "checking batches 0-1"));
+	assert_non_null(strstr(j->error, "5 workers gave 5 different counts"));
+	assert_int_equal(j->mismatches, 1);
+	assert_int_equal(j->checks_passed, 0);
+	for (size_t w = 0; w < 5; w++)
+		assert_null(live_quarantined(lv, workers5[w]));
+	assert_int_equal(live_take_suspect(lv, name), 0);
+	assert_int_equal(try_grant_to(lv, "F", "pi", 2, T0 + 10, TTL, &l), TALLY_ENOTFOUND);
+	live_free(lv);
+}
+
+/* A check lease that expires, or fails with fault, gives its check back (even to the same
+ * worker, which gave no opinion) and counts against it; a fail without fault does not. At
+ * max_failures the job fails, naming the batches. */
+static void test_verify_check_lease_failures(void **state)
+{
+	struct live *lv = live_new(42, 3);
+	int64_t id;
+	const struct job *j;
+	struct lease a, l;
+	uint64_t c[KERNEL_MAX_KEYS];
+	int failed = -1, finished = -1;
+	(void)state;
+
+	live_set_seq(lv, 1, LIVE_SEQ_MAX);
+	id = submit_verify(lv, "pi", 2000, 1.0, T0);
+	j = live_job(lv, id);
+	a = grant_to(lv, "A", "pi", 2, T0, TTL);
+	complete_as(lv, &a, 0, T0);
+	l = grant_to(lv, "B", "pi", 2, T0 + 10, 1000);
+	assert_int_equal(l.check_of, a.id);
+	assert_int_equal(live_reap(lv, T0 + 1009, &failed), 0);
+	assert_int_equal(live_reap(lv, T0 + 1010, &failed), 1); /* 1 */
+	assert_int_equal(failed, 0);
+	assert_int_equal(lease_state(lv, l.id), LEASE_EXPIRED);
+	honest(&l, c);
+	assert_int_equal(live_complete(lv, l.id, c, T0 + 1011, &finished), TALLY_ELOST);
+	assert_int_equal(j->checks_pending, 1);
+
+	l = grant_to(lv, "B", "pi", 2, T0 + 2000, 1000);
+	assert_int_equal(l.check_of, a.id);
+	assert_int_equal(live_fail(lv, l.id, "stopping", 0, T0 + 2001, &failed), TALLY_OK);
+	assert_int_equal(failed, 0); /* no fault: no count */
+	l = grant_to(lv, "C", "pi", 2, T0 + 3000, 1000);
+	assert_int_equal(l.check_of, a.id);
+	assert_int_equal(live_fail(lv, l.id, "segfault", 1, T0 + 3001, &failed), TALLY_OK); /* 2 */
+	assert_int_equal(failed, 0);
+	assert_int_equal(j->state, JOB_RUNNING);
+	l = grant_to(lv, "D", "pi", 2, T0 + 4000, 1000);
+	assert_int_equal(l.check_of, a.id);
+	assert_int_equal(live_reap(lv, T0 + 5000, &failed), 1); /* 3 */
+	assert_int_equal(failed, 1);
+	assert_int_equal(j->state, JOB_FAILED);
+	assert_int_equal(j->finished_at, T0 + 5000);
+	assert_non_null(strstr(j->error, "checking batches 0-1 failed 3 times"));
+	assert_non_null(strstr(j->error, "expired"));
+	assert_int_equal(try_grant_to(lv, "E", "pi", 2, T0 + 5001, TTL, &l), TALLY_ENOTFOUND);
+	live_free(lv);
+}
+
+/* What verification writes behind: a done lease's row carries its counts (a live, failed or
+ * refused one's none), a new check is a PENDING row on the checked lease, settled PASSED or
+ * REFUTED, each written once; a quarantine is a row of its own. Settled checks then leave
+ * memory. */
+static void test_verify_dirty_rows(void **state)
+{
+	struct live *lv = new_live();
+	struct store st = { 0 };
+	int64_t id = submit_verify(lv, "pi", 4000, 1.0, T0), id2;
+	struct lease a, b, c, d, e, x, y, hb;
+	uint64_t hc[KERNEL_MAX_KEYS], big[KERNEL_MAX_KEYS] = { INT64_MAX - 10 };
+	uint64_t over[KERNEL_MAX_KEYS] = { 11 };
+	char name[WORKER_NAME_MAX];
+	int finished = -1;
+	(void)state;
+
+	flush(lv, &st);
+	a = grant_to(lv, "A", "pi", 2, T0 + 1, TTL);
+	b = grant_to(lv, "B", "pi", 2, T0 + 1, TTL);
+	assert_int_equal(complete_as(lv, &a, 0, T0 + 2), 0);
+	pass(lv, &st);
+	honest(&a, hc);
+	assert_true(lease_row(&st, a.id)->wrote_counts);
+	assert_memory_equal(lease_row(&st, a.id)->counts, hc, sizeof hc);
+	assert_false(lease_row(&st, b.id)->wrote_counts);
+	assert_int_equal(st.check_rows, 1);
+	assert_int_equal(lease_row(&st, a.id)->check_state, CHECK_PENDING);
+	assert_int_equal(st.quar_rows, 0);
+	live_written(lv);
+	assert_false(live_dirty(lv));
+
+	c = grant_to(lv, "C", "pi", 2, T0 + 3, TTL);
+	assert_int_equal(c.check_of, a.id);
+	pass(lv, &st);
+	assert_false(lease_row(&st, c.id)->wrote_counts);
+	assert_int_equal(lease_row(&st, c.id)->lease.check_of, a.id);
+	assert_int_equal(st.check_rows, 0);
+	live_written(lv);
+	assert_int_equal(complete_as(lv, &c, 9, T0 + 4), 0);
+	d = grant_to(lv, "D", "pi", 2, T0 + 5, TTL);
+	assert_int_equal(complete_as(lv, &d, 0, T0 + 6), 0); /* C is caught */
+	pass(lv, &st);
+	assert_int_equal(st.check_rows, 1);
+	assert_int_equal(lease_row(&st, a.id)->check_state, CHECK_PASSED);
+	assert_true(lease_row(&st, c.id)->wrote_counts);
+	assert_int_equal(lease_row(&st, c.id)->counts[0], hc[0] + 9);
+	assert_int_equal(lease_row(&st, c.id)->lease.state, LEASE_DONE);
+	assert_true(lease_row(&st, d.id)->wrote_counts);
+	assert_int_equal(st.quar_rows, 1);
+	assert_int_equal(st.nquar, 1);
+	assert_string_equal(st.quar[0].worker, "C");
+	assert_int_equal(st.quar[0].job_id, id);
+	assert_int_equal(st.quar[0].at, T0 + 6);
+	assert_non_null(strstr(st.quar[0].reason, "batches 0-1"));
+	assert_int_equal(job_row(&st, id)->job.mismatches, 1);
+	assert_int_equal(job_row(&st, id)->job.checks_passed, 1);
+	assert_int_equal(job_row(&st, id)->job.checks_pending, 0);
+	assert_string_equal(job_row(&st, id)->job.quarantined, "C");
+	live_written(lv);
+	assert_false(live_dirty(lv));
+	assert_int_equal(live_take_suspect(lv, name), 1);
+
+	/* Written once: what changes next writes no check or quarantine again. */
+	assert_int_equal(live_heartbeat(lv, b.id, T0 + 7, TTL, &hb), TALLY_OK);
+	pass(lv, &st);
+	assert_int_equal(st.lease_rows, 1);
+	assert_int_equal(st.check_rows, 0);
+	assert_int_equal(st.quar_rows, 0);
+	assert_false(lease_row(&st, b.id)->wrote_counts);
+	live_written(lv);
+
+	/* B lies; D and E agree against it: REFUTED. */
+	assert_int_equal(complete_as(lv, &b, 1, T0 + 8), 0);
+	d = grant_to(lv, "D", "pi", 2, T0 + 9, TTL);
+	assert_int_equal(d.check_of, b.id);
+	complete_as(lv, &d, 0, T0 + 9);
+	e = grant_to(lv, "E", "pi", 2, T0 + 10, TTL);
+	assert_int_equal(e.check_of, b.id);
+	complete_as(lv, &e, 0, T0 + 10);
+	pass(lv, &st);
+	assert_int_equal(lease_row(&st, b.id)->check_state, CHECK_REFUTED);
+	honest(&b, hc);
+	assert_int_equal(lease_row(&st, b.id)->counts[0], hc[0] + 1);
+	assert_int_equal(st.nquar, 2);
+	assert_string_equal(st.quar[1].worker, "B");
+	assert_string_equal(job_row(&st, id)->job.quarantined, "C\nB");
+	live_written(lv);
+	assert_int_equal(live_take_suspect(lv, name), 1);
+	assert_string_equal(name, "B");
+
+	/* Counts a complete refused are not the lease's: its later rows carry none. */
+	id2 = submit(lv, "count", 3000, T0 + 20);
+	x = grant_to(lv, "E", "count", 1, T0 + 21, TTL);
+	y = grant_to(lv, "E", "count", 1, T0 + 21, TTL);
+	assert_int_equal(live_complete(lv, x.id, big, T0 + 22, &finished), TALLY_OK);
+	assert_int_equal(live_complete(lv, y.id, over, T0 + 22, &finished), TALLY_ECOUNTS);
+	assert_int_equal(live_heartbeat(lv, y.id, T0 + 23, TTL, &hb), TALLY_OK);
+	pass(lv, &st);
+	assert_true(lease_row(&st, x.id)->wrote_counts);
+	assert_false(lease_row(&st, y.id)->wrote_counts);
+	assert_int_equal(lease_row(&st, y.id)->lease.state, LEASE_ACTIVE);
+	assert_int_equal(live_fail(lv, y.id, "gave up", 0, T0 + 24, NULL), TALLY_OK);
+	pass(lv, &st);
+	assert_false(lease_row(&st, y.id)->wrote_counts);
+	assert_false(lease_row(&st, y.id)->has_counts);
+	assert_int_equal(job_row(&st, id2)->job.counts[0], INT64_MAX - 10);
+	live_written(lv);
+	live_free(lv);
+}
+
+/* A quarantined worker's opinion on a check still pending is withdrawn when its check lease is
+ * discarded, so it no longer counts toward LIVE_OPINIONS_MAX; when two finally agree, every
+ * worker that disagreed is quarantined at once. live_clear then forgets all of it. */
+static void test_verify_discard_withdraws_opinion(void **state)
+{
+	struct live *lv = new_live();
+	int64_t id = submit_verify(lv, "pi", 2000, 1.0, T0);
+	int64_t id2 = submit_verify(lv, "count", 2000, 1.0, T0);
+	const struct job *j = live_job(lv, id);
+	struct lease a, b, f, g, l;
+	char name[WORKER_NAME_MAX];
+	const char *const liars[] = { "D", "E" };
+	(void)state;
+
+	a = grant_to(lv, "A", "pi", 2, T0, TTL);
+	complete_as(lv, &a, 0, T0);
+	b = grant_to(lv, "B", "pi", 2, T0 + 1, TTL);
+	complete_as(lv, &b, 1, T0 + 1);
+	for (size_t i = 0; i < 2; i++) {
+		l = grant_to(lv, liars[i], "pi", 2, T0 + 2, TTL);
+		assert_int_equal(l.check_of, a.id);
+		complete_as(lv, &l, 2 + i, T0 + 2);
+	}
+	assert_int_equal(j->mismatches, 1); /* four opinions, all different: one mismatch */
+	assert_int_equal(j->checks_pending, 1);
+
+	/* B is caught on job 2 and its done leases are discarded: its opinion on job 1 goes. */
+	f = grant_to(lv, "F", "count", 2, T0 + 3, TTL);
+	assert_int_equal(f.job_id, id2);
+	complete_as(lv, &f, 0, T0 + 3);
+	l = grant_to(lv, "B", "count", 2, T0 + 4, TTL);
+	assert_int_equal(l.check_of, f.id);
+	complete_as(lv, &l, 9, T0 + 4);
+	g = grant_to(lv, "G", "count", 2, T0 + 5, TTL);
+	complete_as(lv, &g, 0, T0 + 5);
+	assert_non_null(live_quarantined(lv, "B"));
+	assert_int_equal(live_take_suspect(lv, name), 1);
+	assert_string_equal(name, "B");
+	discard(lv, &b, 1, T0 + 6);
+	discard(lv, &l, 9, T0 + 6);
+	assert_int_equal(j->batches_done, 2); /* an opinion: nothing to take from the job */
+	assert_int_equal(live_settle(lv, T0 + 6), 1); /* job 2 */
+	assert_int_equal(live_job(lv, id2)->state, JOB_SUCCEEDED);
+
+	/* A, D, E: a fourth opinion, not the fifth, and no agreement yet. */
+	l = grant_to(lv, "H", "pi", 2, T0 + 7, TTL);
+	assert_int_equal(complete_as(lv, &l, 4, T0 + 7), 0);
+	assert_int_equal(j->state, JOB_RUNNING);
+	assert_string_equal(j->error, "");
+	l = grant_to(lv, "I", "pi", 2, T0 + 8, TTL);
+	assert_int_equal(l.check_of, a.id);
+	assert_int_equal(complete_as(lv, &l, 0, T0 + 8), 0);
+	assert_int_equal(j->checks_passed, 1);
+	assert_int_equal(j->checks_pending, 0);
+	assert_string_equal(j->quarantined, "D\nE\nH");
+	assert_non_null(strstr(live_quarantined(lv, "D"), "'A', 'I'"));
+	assert_non_null(live_quarantined(lv, "E"));
+	assert_non_null(live_quarantined(lv, "H"));
+	assert_null(live_quarantined(lv, "A"));
+	assert_null(live_quarantined(lv, "I"));
+	assert_int_equal(live_settle(lv, T0 + 9), 0); /* three suspects queued */
+
+	/* Forgotten whole (after a failed write, before loading again). */
+	assert_true(live_dirty(lv));
+	live_clear(lv);
+	assert_false(live_dirty(lv));
+	assert_int_equal(live_jobs_count(lv), 0);
+	assert_int_equal(live_leases_count(lv), 0);
+	assert_null(live_quarantined(lv, "B"));
+	assert_null(live_quarantined(lv, "D"));
+	assert_int_equal(live_take_suspect(lv, name), 0);
+	live_free(lv);
+}
+
+/* Loads what st holds into a fresh state, as db_load hands it over: unfinished jobs and their
+ * ranges, pending checks (done leases whose check is pending, with their counts), the opinions
+ * given on them (done check leases), live leases, quarantined workers. Stored leases have no
+ * spec. */
+static struct live *load_store(const struct store *st)
+{
+	struct live *lv = live_new(7, 0);
+	int64_t max_job = 0;
+	uint64_t seq = 0;
+
+	assert_non_null(lv);
+	for (size_t i = 0; i < st->njobs; i++) {
+		const struct srow_job *r = &st->jobs[i];
+		max_job = r->job.id > max_job ? r->job.id : max_job;
+		if (job_is_final(r->job.state))
+			continue;
+		assert_int_equal(live_load_job(lv, &r->job, r->next_batch, r->failure), TALLY_OK);
+		for (size_t k = 0; k < r->nfree; k++)
+			assert_int_equal(live_load_range(lv, r->job.id, &r->free[k]), TALLY_OK);
+	}
+	for (size_t i = 0; i < st->nleases; i++) {
+		const struct srow_lease *r = &st->leases[i];
+		struct lease l = r->lease;
+		memset(&l.spec, 0, sizeof l.spec);
+		if (l.state == LEASE_DONE && r->check_state == CHECK_PENDING) {
+			assert_true(r->has_counts);
+			assert_int_equal(live_load_check(lv, &l, r->counts), TALLY_OK);
+		}
+	}
+	for (size_t i = 0; i < st->nleases; i++) {
+		const struct srow_lease *r = &st->leases[i];
+		struct lease l = r->lease;
+		memset(&l.spec, 0, sizeof l.spec);
+		if (l.state != LEASE_DONE || !l.check_of)
+			continue;
+		for (size_t k = 0; k < st->nleases; k++) {
+			const struct srow_lease *c = &st->leases[k];
+			if (c->lease.id == l.check_of && c->lease.state == LEASE_DONE &&
+			    c->check_state == CHECK_PENDING)
+				assert_int_equal(live_load_opinion(lv, &l, r->counts), TALLY_OK);
+		}
+	}
+	for (size_t i = 0; i < st->nleases; i++) {
+		struct lease l = st->leases[i].lease;
+		memset(&l.spec, 0, sizeof l.spec);
+		assert_int_equal(live_load_lease(lv, &l), TALLY_OK);
+		if ((uint64_t)l.id >> LIVE_ID_RANDOM_BITS > seq)
+			seq = (uint64_t)l.id >> LIVE_ID_RANDOM_BITS;
+	}
+	for (size_t i = 0; i < st->nquar; i++)
+		assert_int_equal(live_load_quarantine(lv, st->quar[i].worker, st->quar[i].reason,
+						      st->quar[i].at),
+				 TALLY_OK);
+	live_set_next_job_id(lv, max_job + 1);
+	live_set_seq(lv, seq + 1, LIVE_SEQ_MAX);
+	return lv;
+}
+
+/* After a restart: a pending check comes back with the opinions given so far and its check
+ * lease, so it is not granted again; a quarantined worker is still refused; completing the
+ * loaded check lease settles the check (the mismatch is not counted twice). */
+static void test_verify_load_after_restart(void **state)
+{
+	struct live *lv = new_live();
+	struct store st = { 0 };
+	int64_t id1 = submit_verify(lv, "pi", 2000, 1.0, T0), id2;
+	struct lease a1, q, c1, a2, b, c2, l;
+	uint64_t expect[KERNEL_MAX_KEYS];
+	char name[WORKER_NAME_MAX], want[64];
+	const struct job *j;
+	(void)state;
+
+	/* Job 1: Q lies on its check and is caught; the job then succeeds. */
+	a1 = grant_to(lv, "A", "pi", 2, T0, TTL);
+	complete_as(lv, &a1, 0, T0);
+	q = grant_to(lv, "Q", "pi", 2, T0 + 1, TTL);
+	complete_as(lv, &q, 3, T0 + 1);
+	c1 = grant_to(lv, "C", "pi", 2, T0 + 2, TTL);
+	complete_as(lv, &c1, 0, T0 + 2);
+	assert_int_equal(live_take_suspect(lv, name), 1);
+	discard(lv, &q, 3, T0 + 3);
+	assert_int_equal(live_settle(lv, T0 + 3), 1);
+	/* Job 2: B disagrees with A, and C holds the check lease for a third opinion. */
+	id2 = submit_verify(lv, "pi", 2000, 1.0, T0 + 4);
+	a2 = grant_to(lv, "A", "pi", 2, T0 + 4, TTL);
+	complete_as(lv, &a2, 0, T0 + 4);
+	b = grant_to(lv, "B", "pi", 2, T0 + 5, TTL);
+	complete_as(lv, &b, 4, T0 + 5);
+	c2 = grant_to(lv, "C", "pi", 2, T0 + 6, TTL);
+	assert_int_equal(c2.check_of, a2.id);
+	flush(lv, &st);
+	live_free(lv);
+
+	lv = load_store(&st);
+	assert_false(live_dirty(lv));
+	assert_int_equal(live_jobs_count(lv), 1);
+	assert_null(live_job(lv, id1));
+	j = live_job(lv, id2);
+	assert_non_null(j);
+	assert_int_equal(j->checks_pending, 1);
+	assert_int_equal(j->mismatches, 1);
+	assert_int_equal(live_lease(lv, c2.id)->check_of, a2.id);
+	assert_non_null(live_quarantined(lv, "Q"));
+	snprintf(want, sizeof want, "job %lld, batches 0-1", (long long)id1);
+	assert_non_null(strstr(live_quarantined(lv, "Q"), want));
+	assert_null(live_quarantined(lv, "B"));
+	assert_int_equal(try_grant_to(lv, "Q", "pi", 2, T0 + 7, TTL, &l), TALLY_EFORBIDDEN);
+	assert_int_equal(try_grant_to(lv, "D", "pi", 2, T0 + 7, TTL, &l), TALLY_ENOTFOUND);
+	assert_int_equal(live_take_suspect(lv, name), 0); /* loaded: discarded long ago */
+
+	assert_int_equal(complete_as(lv, &c2, 0, T0 + 8), 0);
+	assert_non_null(live_quarantined(lv, "B")); /* its loaded opinion lost, two to one */
+	assert_int_equal(j->checks_passed, 1);
+	assert_int_equal(j->checks_pending, 0);
+	assert_int_equal(j->mismatches, 1);
+	assert_int_equal(live_take_suspect(lv, name), 1);
+	assert_string_equal(name, "B");
+	assert_int_equal(live_settle(lv, T0 + 9), 1);
+	assert_int_equal(j->state, JOB_SUCCEEDED);
+	honest_job(2, expect);
+	assert_memory_equal(j->counts, expect, sizeof expect);
+	live_free(lv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1000,6 +1871,16 @@ int main(void)
 		cmocka_unit_test(test_dirty_tracking),
 		cmocka_unit_test(test_load_after_restart),
 		cmocka_unit_test(test_many_leases),
+		cmocka_unit_test(test_verify_checks_every_lease),
+		cmocka_unit_test(test_verify_samples_a_fraction),
+		cmocka_unit_test(test_verify_checker_lies),
+		cmocka_unit_test(test_verify_original_lies),
+		cmocka_unit_test(test_verify_quarantine_takes_back_leases),
+		cmocka_unit_test(test_verify_no_agreement_fails_job),
+		cmocka_unit_test(test_verify_check_lease_failures),
+		cmocka_unit_test(test_verify_discard_withdraws_opinion),
+		cmocka_unit_test(test_verify_dirty_rows),
+		cmocka_unit_test(test_verify_load_after_restart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
