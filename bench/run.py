@@ -378,6 +378,14 @@ def write(r):
             "generator on the same two cores; the run is sensitive to anything else running "
             "on the machine. Real workers are far from this limit: they take leases of about a "
             "second of work each (item 2).")
+    if "verify_1_s" in r:
+        notes.append(
+            "- **What verify costs.** A check computes a completed lease's batches again, on "
+            "another worker, and only once that lease is done: `verify: 1` doubles the compute "
+            "and adds a tail of about one lease (leases are sized to about a second of a "
+            "worker's work), which is why it costs more than 2x on a job this short. `verify: "
+            "0.1` checks one lease in ten on average (a job of about ten leases, as here, may "
+            "get none). With `verify` 0, the default, nothing changes.")
     if notes:
         lines += ["", "## Notes", ""] + notes
     lines += ["", "Raw figures: `docs/benchmarks.json`."]
