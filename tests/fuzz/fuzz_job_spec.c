@@ -6,7 +6,7 @@
 #include "fuzz.h"
 
 static const char *const fields[] = { "body", "kernel", "samples", "batch_size", "seed",
-				      "params", NULL };
+				      "params", "verify", NULL };
 
 /* Checks an accepted spec against the body it came from. */
 static void check_spec(const json_t *body, const void *out)
@@ -51,6 +51,10 @@ static void check_spec(const json_t *body, const void *out)
 		FUZZ_CHECK(strtoull(json_string_value(v), NULL, 10) == s->seed,
 			   "seed %llu is not the body's '%s'", (unsigned long long)s->seed,
 			   json_string_value(v));
+	v = json_object_get(body, "verify");
+	FUZZ_CHECK(s->verify >= 0.0 && s->verify <= 1.0, "verify %g", s->verify);
+	FUZZ_CHECK(v ? json_is_number(v) && json_number_value(v) == s->verify : s->verify == 0.0,
+		   "verify %g is not the body's", s->verify);
 	/* The seed reads back from the JSON form it is stored and sent in. */
 	seed = job_seed_json(s->seed);
 	FUZZ_CHECK(seed && !job_seed_parse(seed, &back) && back == s->seed,
