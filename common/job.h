@@ -44,6 +44,7 @@ struct job {
 	uint64_t checks_pending;
 	uint64_t mismatches;
 	char quarantined[JOB_QUARANTINED_MAX];
+	int64_t first_lease_id; /* its first lease's id, 0 before it has one */
 	int64_t created_at;
 	int64_t started_at;
 	int64_t finished_at;

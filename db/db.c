@@ -48,8 +48,8 @@ enum db_stmt {
 	"id, kernel, samples, batch_size, seed, state, batches_total, batches_done, "              \
 	"batches_leased, samples_done, c0, c1, c2, c3, c4, c5, c6, c7, error, created_at, "        \
 	"started_at, finished_at, kernel_version, verify, checks_passed, checks_pending, "       \
-	"mismatches, quarantined"
-#define JOB_NCOLS 28
+	"mismatches, quarantined, first_lease"
+#define JOB_NCOLS 29
 
 /* A lease with its counts: read by lease_counts_from_row(). The lease comes whole (its times
  * too), so that a caller saving it again (a discard) does not clear them. */
@@ -65,9 +65,9 @@ static const char *const db_sql[ST_COUNT] = {
 			"state, batches_total, next_batch, batches_done, batches_leased, "
 			"samples_done, c0, c1, c2, c3, c4, c5, c6, c7, error, last_failure, "
 			"created_at, started_at, finished_at, idempotency_key, verify, "
-			"checks_passed, checks_pending, mismatches, quarantined) VALUES (?1, ?2, ?3, "
-			"?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-			"?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31) "
+			"checks_passed, checks_pending, mismatches, quarantined, first_lease) VALUES "
+			"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+			"?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32) "
 			"ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
 			"next_batch = excluded.next_batch, batches_done = excluded.batches_done, "
 			"batches_leased = excluded.batches_leased, "
@@ -78,7 +78,7 @@ static const char *const db_sql[ST_COUNT] = {
 			"finished_at = excluded.finished_at, "
 			"checks_passed = excluded.checks_passed, "
 			"checks_pending = excluded.checks_pending, mismatches = excluded.mismatches, "
-			"quarantined = excluded.quarantined",
+			"quarantined = excluded.quarantined, first_lease = excluded.first_lease",
 	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
 	[ST_JOB_BY_KEY] = "SELECT " JOB_COLS " FROM jobs WHERE idempotency_key = ?1",
 	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
@@ -121,9 +121,10 @@ static const char *const db_sql[ST_COUNT] = {
 	[ST_QUAR_SAVE] = "INSERT INTO quarantine(worker, at, job_id, reason) VALUES (?1, ?2, ?3, "
 			 "?4) ON CONFLICT(worker) DO NOTHING",
 	[ST_QUAR_LOAD] = "SELECT worker, reason, at FROM quarantine ORDER BY at",
-	/* A scan of the leases: it runs only when a worker is caught lying. */
+	/* A scan of the leases since the oldest unfinished job's first (ids grow with time): it
+	 * runs only when a worker is caught lying. */
 	[ST_WORKER_RESULTS] = "SELECT " RESULT_COLS " FROM leases l JOIN jobs j ON "
-			      "j.id = l.job_id WHERE l.worker = ?1 AND l.state = 1 AND "
+			      "j.id = l.job_id WHERE l.id >= ?2 AND l.worker = ?1 AND l.state = 1 AND "
 			      "l.c0 IS NOT NULL AND j.state IN (0, 1) ORDER BY l.id",
 };
 
@@ -408,6 +409,7 @@ static enum tally_err job_from_row(struct db *db, sqlite3_stmt *s, struct job *j
 	if (sqlite3_column_type(s, 27) == SQLITE_TEXT)
 		snprintf(j->quarantined, sizeof j->quarantined, "%s",
 			 (const char *)sqlite3_column_text(s, 27));
+	j->first_lease_id = sqlite3_column_int64(s, 28);
 	return TALLY_OK;
 }
 
@@ -556,6 +558,7 @@ enum tally_err db_job_save(struct db *db, const struct job *job, const char *key
 	sqlite3_bind_int64(s, 30, (int64_t)job->mismatches);
 	if (job->quarantined[0])
 		sqlite3_bind_text(s, 31, job->quarantined, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 32, job->first_lease_id);
 	return db_exec(db, s, "saving a job");
 }
 
@@ -661,12 +664,13 @@ static enum tally_err each_result(struct db *db, sqlite3_stmt *s, const char *wh
 	return rc ? rc : (enum tally_err)stop;
 }
 
-enum tally_err db_worker_results(struct db *db, const char *worker,
+enum tally_err db_worker_results(struct db *db, const char *worker, int64_t since,
 				 int (*each)(void *ctx, const struct lease *l, const uint64_t *c),
 				 void *ctx)
 {
 	sqlite3_stmt *s = db_stmt(db, ST_WORKER_RESULTS);
 	sqlite3_bind_text(s, 1, worker, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, since);
 	return each_result(db, s, "reading a worker's results", each, ctx);
 }
 

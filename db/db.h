@@ -50,9 +50,10 @@ TALLY_WUR enum tally_err db_check_save(struct db *db, int64_t lease_id, int stat
  * A worker already recorded keeps its first record. */
 TALLY_WUR enum tally_err db_quarantine_save(struct db *db, const char *worker, int64_t at,
 					    int64_t job_id, const char *reason);
-/* Calls each(ctx, lease, counts) for every done lease of worker in an unfinished job whose
- * counts are known, by id; a non-zero return stops the walk and is returned. */
-TALLY_WUR enum tally_err db_worker_results(struct db *db, const char *worker,
+/* Calls each(ctx, lease, counts) for every done lease of worker with id >= since in an
+ * unfinished job whose counts are known, by id; a non-zero return stops the walk and is
+ * returned. */
+TALLY_WUR enum tally_err db_worker_results(struct db *db, const char *worker, int64_t since,
 					   int (*each)(void *ctx, const struct lease *l,
 						       const uint64_t *counts),
 					   void *ctx);

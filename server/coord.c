@@ -460,6 +460,13 @@ static uint64_t coord_size(void *ctx, const struct job *job, uint64_t remaining)
 				   c->sizing->max_batches);
 }
 
+static enum tally_err coord_acquire(struct coord *c, const struct lease_request *req, int64_t now,
+				    struct lease *out)
+{
+	return live_acquire(c->live, req->worker, req->kernels, req->nkernels, req->max_batches, now,
+			    c->cfg.lease_timeout_ms, coord_size, c, out);
+}
+
 enum tally_err coord_lease(struct coord *c, const struct lease_request *req, struct lease *out)
 {
 	int64_t now = coord_now(c);
@@ -471,8 +478,7 @@ enum tally_err coord_lease(struct coord *c, const struct lease_request *req, str
 	workers_seen(c->workers, req->worker, now);
 	reaped = live_reap(c->live, now, &failed);
 	c->sizing = req;
-	rc = live_acquire(c->live, req->worker, req->kernels, req->nkernels, now,
-			  c->cfg.lease_timeout_ms, coord_size, c, out);
+	rc = coord_acquire(c, req, now, out);
 	if (rc == TALLY_ETOOBIG) {
 		/* The reserved ids are used up (the flushes fell behind): reserve more now. */
 		if (c->lost)
@@ -480,12 +486,13 @@ enum tally_err coord_lease(struct coord *c, const struct lease_request *req, str
 		else if ((rc = coord_commit(c)))
 			c->lost = 1;
 		else
-			rc = live_acquire(c->live, req->worker, req->kernels, req->nkernels, now,
-					  c->cfg.lease_timeout_ms, coord_size, c, out);
+			rc = coord_acquire(c, req, now, out);
 		if (rc == TALLY_ETOOBIG)
 			rc = TALLY_EDB;
 	}
 	c->sizing = NULL;
+	if (rc == TALLY_EFORBIDDEN)
+		coord_reported(c); /* a quarantine this pass made must be committed before it is told */
 	if (reaped) {
 		log_info("msg=\"leases expired\" count=%d", reaped);
 		/* What this worker did not take (or cannot run), parked ones may. */
@@ -560,7 +567,9 @@ static enum tally_err coord_discard(struct coord *c, int *finished)
 			 "worker=%s reason=\"%s\"", name, live_quarantined(c->live, name));
 		/* Its done leases are in the store once the changes are written (uncommitted). */
 		if ((rc = coord_sync(c)) ||
-		    (rc = db_worker_results(c->db, name, discard_result, c))) {
+		    (live_oldest_lease(c->live) &&
+		     (rc = db_worker_results(c->db, name, live_oldest_lease(c->live),
+					     discard_result, c)))) {
 			c->lost = 1; /* the next flush undoes all of it */
 			return rc == TALLY_ENOMEM ? rc : TALLY_EDB;
 		}
@@ -608,6 +617,8 @@ static enum tally_err complete_lease(struct coord *c, int64_t id, const json_t *
 	rc = live_complete(c->live, id, values, now, &finished);
 	if (rc == TALLY_ECOUNTS)
 		snprintf(err, errlen, "counts: a job total would pass 2^63-1");
+	if (rc == TALLY_ENOMEM)
+		c->lost = 1; /* memory is half changed: the next flush reads the store back */
 	if (rc)
 		return rc;
 	c->changes++;
@@ -698,6 +709,7 @@ struct workers_walk {
 	int64_t now;
 	int (*each)(void *ctx, const struct coord_worker *w);
 	void *ctx;
+	int stopped; /* each returned non-zero */
 };
 
 static int walk_worker(void *ctx, const struct worker_info *info)
@@ -711,18 +723,30 @@ static int walk_worker(void *ctx, const struct worker_info *info)
 		w.state = "active";
 	else if (ww->now - info->last_seen <= ww->c->cfg.lease_timeout_ms)
 		w.state = "idle";
-	return ww->each(ww->ctx, &w);
+	ww->stopped = ww->each(ww->ctx, &w);
+	return ww->stopped;
+}
+
+/* A quarantined worker the registry has forgotten (it holds WORKERS_MAX names) is listed
+ * still, as last seen when it was caught. */
+static void walk_forgotten(void *ctx, const struct live_quarantine_row *row)
+{
+	struct workers_walk *ww = ctx;
+	struct worker_info info = { row->worker, row->at, row->at, 0, 0 };
+	if (!ww->stopped && !workers_known(ww->c->workers, row->worker))
+		walk_worker(ww, &info);
 }
 
 enum tally_err coord_workers(struct coord *c, int (*each)(void *ctx, const struct coord_worker *w),
 			     void *ctx)
 {
-	struct workers_walk ww = { c, coord_now(c), each, ctx };
+	struct workers_walk ww = { c, coord_now(c), each, ctx, 0 };
 	if (c->broken)
 		return TALLY_EDB;
 	workers_reset_leases(c->workers);
 	live_each_lease(c->live, count_lease, c->workers);
 	workers_each(c->workers, walk_worker, &ww);
+	live_each_quarantined(c->live, walk_forgotten, &ww);
 	return TALLY_OK;
 }
 

@@ -292,6 +292,8 @@ enum tally_err live_load_job(struct live *lv, const struct job *job, uint64_t ne
 		return TALLY_ENOMEM;
 	j->job = *job;
 	j->job.checks_pending = 0; /* counted again as the pending checks load */
+	if (!j->job.first_lease_id && next_batch)
+		j->job.first_lease_id = 1; /* leased before the store kept it: any lease may be its */
 	j->next_batch = next_batch;
 	if (last_failure)
 		strncpy(j->last_failure, last_failure, sizeof j->last_failure - 1);
@@ -380,11 +382,13 @@ static int opinion_has(const struct lcheck *ch, const char *worker)
 	return 0;
 }
 
-/* Returns a check of j that worker can give the next opinion on, or NULL. */
-static struct lcheck *check_for(const struct ljob *j, const char *worker)
+/* Returns a check of j that worker can give the next opinion on, within its cap on a lease's
+ * batches (0: none), or NULL. */
+static struct lcheck *check_for(const struct ljob *j, const char *worker, uint64_t max_batches)
 {
 	for (struct lcheck *ch = j->checks; ch; ch = ch->next)
-		if (!ch->leased && ch->nop < LIVE_OPINIONS_MAX && !opinion_has(ch, worker))
+		if (!ch->leased && ch->nop < LIVE_OPINIONS_MAX && !opinion_has(ch, worker) &&
+		    (!max_batches || ch->count <= max_batches))
 			return ch;
 	return NULL;
 }
@@ -625,10 +629,19 @@ int64_t live_next_expiry(const struct live *lv)
 }
 
 /* Ends job j in a final state: its live leases are cancelled (the heap is rebuilt without
- * them) and its pending batches dropped. */
+ * them), its pending batches and checks dropped. */
 static void job_end(struct live *lv, struct ljob *j, enum job_state state, int64_t now)
 {
 	size_t kept = 0;
+	while (j->checks) {
+		struct lcheck *ch = j->checks;
+		j->checks = ch->next;
+		ch->next = NULL;
+		ch->state = CHECK_DROPPED;
+		check_touch(lv, ch);
+	}
+	j->checks_open = 0;
+	j->job.checks_pending = 0;
 	for (size_t i = 0; i < lv->nheap; i++) {
 		struct llease *l = lv->heap[i];
 		if (l->job != j) {
@@ -653,7 +666,9 @@ static void job_end(struct live *lv, struct ljob *j, enum job_state state, int64
 }
 
 /* Ends check lease l in state s. Unless it is done (its opinion is then the caller's to add),
- * its check is open again; a fault counts against the check, and at the limit the job fails. */
+ * its check is open again. A fail that says the batches are at fault counts against the check,
+ * and at the limit the job fails; an expiry does not: the batches were computed once already,
+ * so it was its worker that died. */
 static void check_lease_end(struct live *lv, struct llease *l, enum lease_state s, int64_t now,
 			    int fault, const char *reason, int *job_failed)
 {
@@ -670,7 +685,7 @@ static void check_lease_end(struct live *lv, struct llease *l, enum lease_state 
 	if (s == LEASE_DONE)
 		return;
 	j->checks_open++;
-	if (fault && lv->max_failures && ++ch->failures >= lv->max_failures &&
+	if (fault && s == LEASE_FAILED && lv->max_failures && ++ch->failures >= lv->max_failures &&
 	    !job_is_final(j->job.state)) {
 		snprintf(j->job.error, sizeof j->job.error,
 			 "checking batches %llu-%llu failed %u times; last failure: %.900s",
@@ -770,16 +785,20 @@ static struct lquar *quar_add(struct live *lv, const char *worker, const char *r
 }
 
 /* Quarantines worker, caught by a check of job j: no more leases, its live ones taken back (no
- * fault of their batches), and its done ones queued for the coordinator to discard. */
-static void quarantine(struct live *lv, struct ljob *j, const char *worker, const char *reason,
-		       int64_t now)
+ * fault of their batches), and its done ones queued for the coordinator to discard.
+ * TALLY_ENOMEM leaves the state half changed: the caller must have it read back from the
+ * store. */
+static enum tally_err quarantine(struct live *lv, struct ljob *j, const char *worker,
+				 const char *reason, int64_t now)
 {
 	struct lquar *q;
 	size_t used = strlen(j->job.quarantined), n = strlen(worker);
 	int found;
 
-	if (quar_find(lv, worker) || !(q = quar_add(lv, worker, reason, now, j->job.id)))
-		return; /* out of memory: it goes on, and a later check catches it again */
+	if (quar_find(lv, worker))
+		return TALLY_OK;
+	if (!(q = quar_add(lv, worker, reason, now, j->job.id)))
+		return TALLY_ENOMEM;
 	q->dirty = 1;
 	q->suspect = 1;
 	lv->nsuspects++;
@@ -794,11 +813,12 @@ static void quarantine(struct live *lv, struct ljob *j, const char *worker, cons
 				continue;
 			if (lease_end(lv, lv->heap[i], LEASE_FAILED, now, 0, "worker quarantined",
 				      NULL))
-				return; /* out of memory: it expires instead */
+				return TALLY_ENOMEM;
 			found = 1;
 			break;
 		}
 	} while (found);
+	return TALLY_OK;
 }
 
 /* Succeeds job j when all its batches are done and checked, unless quarantined workers' counts
@@ -816,10 +836,12 @@ static int job_settle(struct live *lv, struct ljob *j, int64_t now)
 
 /* Adds check lease l's counts to its check ch as one more opinion. When two opinions agree the
  * check is settled and every worker that disagreed is quarantined; while none agree, the check
- * waits for another worker, up to LIVE_OPINIONS_MAX opinions, past which the job fails. */
-static void check_opinion(struct live *lv, struct ljob *j, struct lcheck *ch,
-			  const struct lease *l, const uint64_t *counts, int64_t now)
+ * waits for another worker, up to LIVE_OPINIONS_MAX opinions, past which the job fails.
+ * TALLY_ENOMEM as quarantine(). */
+static enum tally_err check_opinion(struct live *lv, struct ljob *j, struct lcheck *ch,
+				    const struct lease *l, const uint64_t *counts, int64_t now)
 {
+	enum tally_err rc = TALLY_OK;
 	size_t best = 0, agree = 0;
 	char reason[LIVE_QUARANTINE_REASON_MAX], names[3 * WORKER_NAME_MAX + 16] = "";
 
@@ -841,14 +863,14 @@ static void check_opinion(struct live *lv, struct ljob *j, struct lcheck *ch,
 	if (agree < 2) {
 		if (ch->nop < LIVE_OPINIONS_MAX) {
 			j->checks_open++; /* one more worker must say */
-			return;
+			return TALLY_OK;
 		}
 		snprintf(j->job.error, sizeof j->job.error,
 			 "checking batches %llu-%llu: %zu workers gave %zu different counts",
 			 (unsigned long long)ch->first,
 			 (unsigned long long)(ch->first + ch->count - 1), ch->nop, ch->nop);
 		job_end(lv, j, JOB_FAILED, now);
-		return;
+		return TALLY_OK;
 	}
 	for (size_t i = 0, n = 0; i < ch->nop; i++) {
 		size_t used = strlen(names);
@@ -868,9 +890,10 @@ static void check_opinion(struct live *lv, struct ljob *j, struct lcheck *ch,
 	check_unlink(j, ch);
 	check_touch(lv, ch);
 	job_touch(lv, j);
-	for (size_t i = 0; i < ch->nop; i++)
+	for (size_t i = 0; i < ch->nop && !rc; i++)
 		if (!same_counts(j, &ch->op[i], &ch->op[best]))
-			quarantine(lv, j, ch->op[i].worker, reason, now);
+			rc = quarantine(lv, j, ch->op[i].worker, reason, now);
+	return rc;
 }
 
 void live_each_quarantined(const struct live *lv,
@@ -975,6 +998,16 @@ out:
 	return rc;
 }
 
+int64_t live_oldest_lease(const struct live *lv)
+{
+	int64_t min = 0;
+	for (const struct ljob *j = lv->jobs; j; j = j->next)
+		if (!job_is_final(j->job.state) && j->job.first_lease_id &&
+		    (!min || j->job.first_lease_id < min))
+			min = j->job.first_lease_id;
+	return min;
+}
+
 int live_settle(struct live *lv, int64_t now)
 {
 	int n = 0;
@@ -1021,8 +1054,8 @@ static int kernel_wanted(const struct ljob *j, const char *const *kernels, size_
 }
 
 enum tally_err live_acquire(struct live *lv, const char *worker, const char *const *kernels,
-			    size_t nkernels, int64_t now, int64_t ttl_ms, live_size_fn size,
-			    void *ctx, struct lease *out)
+			    size_t nkernels, uint64_t max_batches, int64_t now, int64_t ttl_ms,
+			    live_size_fn size, void *ctx, struct lease *out)
 {
 	struct ljob *j;
 	struct llease *l;
@@ -1035,7 +1068,7 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 	for (j = lv->jobs; j; j = j->next) {
 		if (job_is_final(j->job.state) || !kernel_wanted(j, kernels, nkernels))
 			continue;
-		if (j->checks_open && (ch = check_for(j, worker)))
+		if (j->checks_open && (ch = check_for(j, worker, max_batches)))
 			break;
 		remaining = j->job.batches_total - j->job.batches_done - j->job.batches_leased;
 		if (remaining)
@@ -1110,6 +1143,8 @@ grant:
 	}
 	if (!ch)
 		j->job.batches_leased += take;
+	if (!j->job.first_lease_id)
+		j->job.first_lease_id = l->lease.id;
 	if (j->job.state == JOB_QUEUED)
 		j->job.state = JOB_RUNNING;
 	if (!j->job.started_at)
@@ -1155,8 +1190,8 @@ enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts
 	*finished = 0;
 	if (!l)
 		return TALLY_ENOTFOUND;
-	if (l->lease.state != LEASE_ACTIVE)
-		return TALLY_ELOST;
+	if (l->lease.state != LEASE_ACTIVE || (lv->quar && quar_find(lv, l->lease.worker)))
+		return TALLY_ELOST; /* (a quarantine takes its worker's leases back) */
 	job = &l->job->job;
 	if (l->lease.check_of) {
 		struct lcheck *ch = check_find(l->job, l->lease.check_of);
@@ -1164,8 +1199,8 @@ enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts
 		memcpy(l->counts, counts, sizeof l->counts);
 		l->has_counts = 1;
 		(void)lease_end(lv, l, LEASE_DONE, now, 0, "", NULL); /* a check lease: can't fail */
-		if (waiting)
-			check_opinion(lv, l->job, ch, &l->lease, counts, now);
+		if (waiting && check_opinion(lv, l->job, ch, &l->lease, counts, now))
+			return TALLY_ENOMEM;
 		*finished = job_is_final(job->state) || job_settle(lv, l->job, now);
 		return TALLY_OK;
 	}

@@ -42,8 +42,8 @@
 #define LIVE_OPINIONS_MAX 5 /* opinions a check gathers, the checked lease's own first */
 #define LIVE_QUARANTINE_REASON_MAX 512
 
-/* A check's state, as stored on the checked lease's row. */
-enum live_check_state { CHECK_NONE, CHECK_PENDING, CHECK_PASSED, CHECK_REFUTED };
+/* A check's state, as stored on the checked lease's row. Dropped: its job ended first. */
+enum live_check_state { CHECK_NONE, CHECK_PENDING, CHECK_PASSED, CHECK_REFUTED, CHECK_DROPPED };
 
 struct live;
 
@@ -141,12 +141,13 @@ int live_reap(struct live *lv, int64_t now, int *failed_jobs);
 /* Grants worker the next range of the oldest unfinished job with pending batches whose kernel is
  * one of kernels[], sized by size(ctx, ...), live until now + ttl_ms. Returned ranges come
  * first, lowest batch first; within a job, checks this worker can give an opinion on come
- * before batches. TALLY_ENOTFOUND when nothing is pending; TALLY_EFORBIDDEN when worker is
+ * before batches, unless they are larger than max_batches (0: no cap; the size policy caps
+ * ordinary grants). TALLY_ENOTFOUND when nothing is pending; TALLY_EFORBIDDEN when worker is
  * quarantined; TALLY_ETOOBIG when the id sequence has reached its limit; TALLY_ENOMEM. */
 TALLY_WUR enum tally_err live_acquire(struct live *lv, const char *worker,
-				      const char *const *kernels, size_t nkernels, int64_t now,
-				      int64_t ttl_ms, live_size_fn size, void *ctx,
-				      struct lease *out);
+				      const char *const *kernels, size_t nkernels,
+				      uint64_t max_batches, int64_t now, int64_t ttl_ms,
+				      live_size_fn size, void *ctx, struct lease *out);
 /* Returns lease id when it is in memory (live, or finished and not yet written), or NULL. */
 const struct lease *live_lease(const struct live *lv, int64_t id);
 /* Extends live lease id to now + ttl_ms; fills *out. TALLY_ENOTFOUND (not in memory),
@@ -158,7 +159,8 @@ TALLY_WUR enum tally_err live_heartbeat(struct live *lv, int64_t id, int64_t now
  * instead: they settle the check or call for another, and may quarantine workers (see
  * live_take_suspect). *finished is set when the job ended (succeeded, or failed because its
  * workers could not agree). TALLY_ENOTFOUND, TALLY_ELOST, TALLY_ECOUNTS (a total would pass
- * 2^63-1; nothing changes). */
+ * 2^63-1; nothing changes), TALLY_ENOMEM (a check half settled: read the state back from the
+ * store). */
 TALLY_WUR enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts,
 				       int64_t now, int *finished);
 /* Gives live lease id's batches back and records reason on its job. With fault, the lease counts
@@ -180,6 +182,9 @@ int live_take_suspect(struct live *lv, char *name);
  * withdrawn. Jobs not in memory or finished are left alone. TALLY_ENOMEM. */
 TALLY_WUR enum tally_err live_discard(struct live *lv, const struct lease *stored,
 				      const uint64_t *counts, int64_t now);
+/* Returns the lowest first lease id of the unfinished jobs (0: none has a lease): no done
+ * lease of theirs has a lower id. */
+int64_t live_oldest_lease(const struct live *lv);
 /* Finishes every running job that has all its batches done and no check pending (after the
  * suspects were discarded). Returns how many finished. */
 int live_settle(struct live *lv, int64_t now);

@@ -79,6 +79,14 @@ static struct wentry *workers_get(struct workers *ws, const char *name, int64_t 
 	return e;
 }
 
+int workers_known(const struct workers *ws, const char *name)
+{
+	for (const struct wentry *e = ws->bucket[workers_hash(name)]; e; e = e->next)
+		if (!strcmp(e->name, name))
+			return 1;
+	return 0;
+}
+
 void workers_seen(struct workers *ws, const char *name, int64_t now)
 {
 	struct wentry *e = workers_get(ws, name, now);

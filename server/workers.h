@@ -24,6 +24,8 @@ struct worker_info {
 /* Returns a new, empty registry, or NULL when out of memory. */
 struct workers *workers_new(void);
 void workers_free(struct workers *ws);
+/* Returns 1 when worker name is in the registry. */
+int workers_known(const struct workers *ws, const char *name);
 /* Records a call from worker name at now. */
 void workers_seen(struct workers *ws, const char *name, int64_t now);
 /* Lease counts are recounted from the live leases when asked for: workers_reset_leases, then

@@ -308,9 +308,10 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 			l.attempt = 0;
 		} else if (status == 403 && loop_quarantined(reply)) {
 			/* Its counts disagreed with other workers': nothing it computes is taken. */
+			const char *why = json_string_value(
+				json_object_get(json_object_get(reply, "error"), "message"));
 			log_error("msg=\"quarantined by the coordinator; stopping\" error=\"%s\"",
-				  json_string_value(json_object_get(json_object_get(reply, "error"),
-								    "message")));
+				  why ? why : "");
 			json_decref(reply);
 			exit_code = 3;
 			break;

@@ -576,7 +576,7 @@ static void test_verify_rows_load_back(void **state)
 	assert_string_equal(v.quar_reason[1], "job 1, batches 0-1");
 	assert_int_equal(v.quar_at[1], 5000);
 
-	assert_int_equal(db_worker_results(f->db, "w1", v_result, &v), TALLY_OK);
+	assert_int_equal(db_worker_results(f->db, "w1", 0, v_result, &v), TALLY_OK);
 	assert_int_equal(v.nresults, 3);
 	assert_int_equal(v.results[0].id, checked.id);
 	assert_memory_equal(v.result_counts[0], c_checked, sizeof c_checked);
@@ -592,16 +592,20 @@ static void test_verify_rows_load_back(void **state)
 	}
 	assert_int_equal(v.results[1].first_batch, 2);
 	assert_int_equal(v.results[1].batch_count, 1);
+	v.nresults = 0; /* since: leases with lower ids are not read */
+	assert_int_equal(db_worker_results(f->db, "w1", plain.id, v_result, &v), TALLY_OK);
+	assert_int_equal(v.nresults, plain.id < passed.id ? 2 : 1);
+	assert_int_equal(v.results[0].id, plain.id);
 	v.nresults = 0;
-	assert_int_equal(db_worker_results(f->db, "w2", v_result, &v), TALLY_OK);
+	assert_int_equal(db_worker_results(f->db, "w2", 0, v_result, &v), TALLY_OK);
 	assert_int_equal(v.nresults, 2);
 	assert_int_equal(v.results[0].check_of, checked.id);
 	assert_int_equal(v.results[1].check_of, passed.id);
 	v.nresults = 0;
-	assert_int_equal(db_worker_results(f->db, "nobody", v_result, &v), TALLY_OK);
+	assert_int_equal(db_worker_results(f->db, "nobody", 0, v_result, &v), TALLY_OK);
 	assert_int_equal(v.nresults, 0);
 	v.stop_after = 1; /* a non-zero return stops the walk and is returned */
-	assert_int_equal(db_worker_results(f->db, "w1", v_result, &v), 9);
+	assert_int_equal(db_worker_results(f->db, "w1", 0, v_result, &v), 9);
 	assert_int_equal(v.nresults, 1);
 }
 
@@ -667,7 +671,7 @@ static void test_migrates_version_3(void **state)
 	assert_int_equal(v.nchecks, 0);
 	assert_int_equal(v.nopinions, 0);
 	assert_int_equal(v.nquar, 0);
-	assert_int_equal(db_worker_results(db, "w1", v_result, &v), TALLY_OK);
+	assert_int_equal(db_worker_results(db, "w1", 0, v_result, &v), TALLY_OK);
 	assert_int_equal(v.nresults, 0); /* its done lease has no counts */
 	assert_int_equal(db_lease_get(db, 65536, &l), TALLY_OK);
 	assert_int_equal(l.state, LEASE_DONE);

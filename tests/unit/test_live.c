@@ -53,7 +53,7 @@ static enum tally_err try_grant(struct live *lv, const char *const *kernels, siz
 				uint64_t n, int64_t now, int64_t ttl, struct lease *out)
 {
 	struct sizes s = { { n }, 1, 0 };
-	return live_acquire(lv, "w", kernels, nk, now, ttl, size_next, &s, out);
+	return live_acquire(lv, "w", kernels, nk, 0, now, ttl, size_next, &s, out);
 }
 
 /* Grants up to n batches of the oldest job of kernel. */
@@ -305,7 +305,7 @@ static void test_leases_cover_job_once(void **state)
 			last = now;
 		}
 		holding[w] = 0;
-		enum tally_err rc = live_acquire(lv, workers[w], pi_only, 1, now, TTL, size_next,
+		enum tally_err rc = live_acquire(lv, workers[w], pi_only, 1, 0, now, TTL, size_next,
 						 &sz, l);
 		if (rc == TALLY_ENOTFOUND)
 			continue;
@@ -1052,7 +1052,7 @@ static enum tally_err try_grant_to(struct live *lv, const char *worker, const ch
 {
 	struct sizes s = { { n }, 1, 0 };
 	const char *k[] = { kernel };
-	return live_acquire(lv, worker, k, 1, now, ttl, size_next, &s, out);
+	return live_acquire(lv, worker, k, 1, 0, now, ttl, size_next, &s, out);
 }
 
 /* Grants worker up to n batches (or a check) of the oldest job of kernel. */
@@ -1377,7 +1377,7 @@ static void test_verify_original_lies(void **state)
 	assert_int_equal(l.batch_count, 2);
 	assert_int_equal(complete_as(lv, &l, 0, now), 0);
 	for (int k = 0; idle < 3 && k < 100; k++) {
-		enum tally_err rc = live_acquire(lv, workers5[1 + k % 3], both, 2, ++now, TTL,
+		enum tally_err rc = live_acquire(lv, workers5[1 + k % 3], both, 2, 0, ++now, TTL,
 						 size_next, &sz, &l);
 		if (rc == TALLY_ENOTFOUND) {
 			idle++;
@@ -1497,9 +1497,10 @@ static void test_verify_no_agreement_fails_job(void **state)
 	live_free(lv);
 }
 
-/* A check lease that expires, or fails with fault, gives its check back (even to the same
- * worker, which gave no opinion) and counts against it; a fail without fault does not. At
- * max_failures the job fails, naming the batches. */
+/* A check lease that expires or fails gives its check back (even to the same worker, which gave
+ * no opinion). Only a fail with fault counts against the check: an expiry is its worker's death
+ * (the batches were computed once already), and a fail without fault is the worker's own
+ * reason. At max_failures faulty fails the job fails, naming the batches. */
 static void test_verify_check_lease_failures(void **state)
 {
 	struct live *lv = live_new(42, 3);
@@ -1518,7 +1519,7 @@ static void test_verify_check_lease_failures(void **state)
 	l = grant_to(lv, "B", "pi", 2, T0 + 10, 1000);
 	assert_int_equal(l.check_of, a.id);
 	assert_int_equal(live_reap(lv, T0 + 1009, &failed), 0);
-	assert_int_equal(live_reap(lv, T0 + 1010, &failed), 1); /* 1 */
+	assert_int_equal(live_reap(lv, T0 + 1010, &failed), 1); /* not counted */
 	assert_int_equal(failed, 0);
 	assert_int_equal(lease_state(lv, l.id), LEASE_EXPIRED);
 	honest(&l, c);
@@ -1531,19 +1532,77 @@ static void test_verify_check_lease_failures(void **state)
 	assert_int_equal(failed, 0); /* no fault: no count */
 	l = grant_to(lv, "C", "pi", 2, T0 + 3000, 1000);
 	assert_int_equal(l.check_of, a.id);
-	assert_int_equal(live_fail(lv, l.id, "segfault", 1, T0 + 3001, &failed), TALLY_OK); /* 2 */
+	assert_int_equal(live_fail(lv, l.id, "segfault", 1, T0 + 3001, &failed), TALLY_OK); /* 1 */
+	assert_int_equal(failed, 0);
+	for (int k = 0; k < 4; k++) { /* expiries never count, however many */
+		l = grant_to(lv, "D", "pi", 2, T0 + 3100 + 2000 * k, 1000);
+		assert_int_equal(l.check_of, a.id);
+		assert_int_equal(live_reap(lv, T0 + 4100 + 2000 * k, &failed), 1);
+		assert_int_equal(failed, 0);
+	}
+	assert_int_equal(j->state, JOB_RUNNING);
+	l = grant_to(lv, "C", "pi", 2, T0 + 12000, 1000);
+	assert_int_equal(live_fail(lv, l.id, "segfault", 1, T0 + 12001, &failed), TALLY_OK); /* 2 */
 	assert_int_equal(failed, 0);
 	assert_int_equal(j->state, JOB_RUNNING);
-	l = grant_to(lv, "D", "pi", 2, T0 + 4000, 1000);
+	l = grant_to(lv, "D", "pi", 2, T0 + 13000, 1000);
 	assert_int_equal(l.check_of, a.id);
-	assert_int_equal(live_reap(lv, T0 + 5000, &failed), 1); /* 3 */
-	assert_int_equal(failed, 1);
+	assert_int_equal(live_fail(lv, l.id, "bus error", 1, T0 + 13001, &failed), TALLY_OK);
+	assert_int_equal(failed, 1); /* 3 */
 	assert_int_equal(j->state, JOB_FAILED);
-	assert_int_equal(j->finished_at, T0 + 5000);
+	assert_int_equal(j->finished_at, T0 + 13001);
 	assert_non_null(strstr(j->error, "checking batches 0-1 failed 3 times"));
-	assert_non_null(strstr(j->error, "expired"));
-	assert_int_equal(try_grant_to(lv, "E", "pi", 2, T0 + 5001, TTL, &l), TALLY_ENOTFOUND);
+	assert_non_null(strstr(j->error, "bus error"));
+	assert_int_equal(j->checks_pending, 0); /* its checks were dropped with it */
+	assert_int_equal(try_grant_to(lv, "E", "pi", 2, T0 + 13002, TTL, &l), TALLY_ENOTFOUND);
 	live_free(lv);
+}
+
+/* A check goes only to a worker whose max_batches takes its range whole; a job that ends (here
+ * cancelled) drops its pending checks, written as CHECK_DROPPED, and its check lease is lost. */
+static void test_verify_max_batches_and_ended_jobs(void **state)
+{
+	struct live *lv = new_live();
+	struct store *st = calloc(1, sizeof *st);
+	const char *k[] = { "pi" };
+	struct sizes sz = { { 4 }, 1, 0 };
+	int64_t id = submit_verify(lv, "pi", 8000, 1.0, T0), id2;
+	struct lease a, b, l;
+	struct job out;
+	uint64_t c[KERNEL_MAX_KEYS];
+	int finished;
+	(void)state;
+
+	assert_non_null(st);
+	a = grant_to(lv, "A", "pi", 4, T0, TTL);
+	complete_as(lv, &a, 0, T0 + 1);
+	b = grant_to(lv, "A", "pi", 4, T0 + 2, TTL);
+	complete_as(lv, &b, 0, T0 + 3);
+	assert_int_equal(live_job(lv, id)->checks_pending, 2);
+	/* B takes at most 2 batches a lease: neither 4-batch check is for it. */
+	assert_int_equal(live_acquire(lv, "B", k, 1, 2, T0 + 4, TTL, size_next, &sz, &l),
+			 TALLY_ENOTFOUND);
+	assert_int_equal(live_acquire(lv, "B", k, 1, 4, T0 + 5, TTL, size_next, &sz, &l), TALLY_OK);
+	assert_int_not_equal(l.check_of, 0);
+	assert_int_equal(l.batch_count, 4);
+	flush(lv, st);
+	assert_int_equal(live_cancel(lv, id, T0 + 6, &out), TALLY_OK);
+	assert_int_equal(out.checks_pending, 0);
+	pass(lv, st);
+	assert_int_equal(st->check_rows, 2);
+	assert_int_equal(lease_row(st, a.id)->check_state, CHECK_DROPPED);
+	assert_int_equal(lease_row(st, b.id)->check_state, CHECK_DROPPED);
+	assert_int_equal(lease_row(st, l.id)->lease.state, LEASE_CANCELLED);
+	live_written(lv);
+	honest(&l, c);
+	assert_int_equal(live_complete(lv, l.id, c, T0 + 7, &finished), TALLY_ENOTFOUND);
+	/* A new job leases on: nothing of the old checks is left to grant. */
+	id2 = submit_verify(lv, "pi", 1000, 1.0, T0 + 8);
+	l = grant_to(lv, "B", "pi", 4, T0 + 9, TTL);
+	assert_int_equal(l.job_id, id2);
+	assert_int_equal(l.check_of, 0);
+	live_free(lv);
+	free(st);
 }
 
 /* What verification writes behind: a done lease's row carries its counts (a live, failed or
@@ -1878,6 +1937,7 @@ int main(void)
 		cmocka_unit_test(test_verify_quarantine_takes_back_leases),
 		cmocka_unit_test(test_verify_no_agreement_fails_job),
 		cmocka_unit_test(test_verify_check_lease_failures),
+		cmocka_unit_test(test_verify_max_batches_and_ended_jobs),
 		cmocka_unit_test(test_verify_discard_withdraws_opinion),
 		cmocka_unit_test(test_verify_dirty_rows),
 		cmocka_unit_test(test_verify_load_after_restart),
