@@ -1,4 +1,4 @@
-/* tally-server: wires the store, the coordinator and the HTTP layer together, then waits for
+/* tally-server: reads its options, starts a coordinator (server/serve.c), then waits for
  * SIGTERM or SIGINT. Exit codes: 0 clean stop, 1 cannot start (store or listen), 2 bad usage. */
 #include <errno.h>
 #include <pthread.h>
@@ -10,61 +10,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
-#include "api.h"
 #include "buf.h"
-#include "coord.h"
-#include "db.h"
 #include "log.h"
+#include "num.h"
 #include "opt.h"
-#include "timefmt.h"
-
-static int64_t wall_clock(void *ctx)
-{
-	(void)ctx;
-	return timefmt_now_ms();
-}
-
-/* The hooks reach the HTTP layer through a pointer that is set once http_start() returns. */
-static void hook_work(void *ctx)
-{
-	struct http *h = __atomic_load_n((struct http **)ctx, __ATOMIC_ACQUIRE);
-	if (h)
-		http_wake(h, API_WAKE_WORK);
-}
-
-static void hook_jobs(void *ctx)
-{
-	struct http *h = __atomic_load_n((struct http **)ctx, __ATOMIC_ACQUIRE);
-	if (h)
-		http_wake(h, API_WAKE_JOBS);
-}
-
-static void hook_expiry(void *ctx, int64_t at)
-{
-	struct http *h = __atomic_load_n((struct http **)ctx, __ATOMIC_ACQUIRE);
-	if (h)
-		http_wake_at(h, at, API_WAKE_WORK);
-}
-
-static uint64_t commit_changes(void *app)
-{
-	return coord_changes(((struct api *)app)->coord);
-}
-
-static int commit_dirty(void *app)
-{
-	return coord_dirty(((struct api *)app)->coord);
-}
-
-static int commit_flush(void *app)
-{
-	return coord_flush(((struct api *)app)->coord) ? -1 : 0;
-}
-
-static void hook_stalled(void *app, int64_t ms)
-{
-	coord_stalled(((struct api *)app)->coord, ms);
-}
+#include "serve.h"
+#include "token.h"
 
 /* Returns 1 for an address only this machine can reach. */
 static int is_loopback(const char *host)
@@ -111,10 +62,8 @@ int main(int argc, char **argv)
 		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
 		  "debug, info, warn or error" },
 	};
-	struct db *db = NULL;
-	struct coord *coord = NULL;
-	struct http *http = NULL;
-	struct api api = { 0 };
+	struct serve *srv = NULL;
+	char client_token[TOKEN_MAX], worker_token[TOKEN_MAX];
 	struct buf cert, key; /* PEM; freed at exit */
 	enum log_level lvl;
 	char err[512], host[256];
@@ -147,18 +96,18 @@ int main(int argc, char **argv)
 		memmove(host, host + 1, strlen(host));
 		host[strlen(host) - 1] = '\0';
 	}
-	if (token_load(getenv("TALLY_TOKEN"), token_file, api.client_token, err, sizeof err) ||
-	    token_load(getenv("TALLY_WORKER_TOKEN"), worker_token_file, api.worker_token, err,
+	if (token_load(getenv("TALLY_TOKEN"), token_file, client_token, err, sizeof err) ||
+	    token_load(getenv("TALLY_WORKER_TOKEN"), worker_token_file, worker_token, err,
 		       sizeof err)) {
 		fprintf(stderr, "tally-server: %s\n", err);
 		return 2;
 	}
-	if (!api.client_token[0] != !api.worker_token[0]) {
+	if (!client_token[0] != !worker_token[0]) {
 		fprintf(stderr, "tally-server: set both tokens (TALLY_TOKEN and TALLY_WORKER_TOKEN, or "
 				"--token-file and --worker-token-file), or neither\n");
 		return 2;
 	}
-	if (api.client_token[0] && !strcmp(api.client_token, api.worker_token)) {
+	if (client_token[0] && !strcmp(client_token, worker_token)) {
 		fprintf(stderr, "tally-server: the client and worker tokens must differ\n");
 		return 2;
 	}
@@ -171,7 +120,7 @@ int main(int argc, char **argv)
 			errno ? strerror(errno) : "over 1 MiB");
 		return 2;
 	}
-	if (!api.client_token[0] && !insecure && !is_loopback(host)) {
+	if (!client_token[0] && !insecure && !is_loopback(host)) {
 		fprintf(stderr, "tally-server: refusing to serve %s without tokens: anyone who can "
 				"reach it could submit jobs and counts. Set TALLY_TOKEN and "
 				"TALLY_WORKER_TOKEN (or the --token-file flags), or pass --insecure\n",
@@ -198,55 +147,29 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (db_open(dbpath, &db, err, sizeof err)) {
+	const struct serve_config cfg = {
+		.host = host,
+		.port = (uint16_t)port,
+		.dbpath = dbpath,
+		.coord = { .lease_timeout_ms = lease_timeout * 1000,
+			   .lease_target_ms = lease_target_ms,
+			   .max_failures = (unsigned)max_failures },
+		.http = { (unsigned)request_timeout, (unsigned)max_connections,
+			  *tls_cert ? buf_str(&cert) : NULL, *tls_key ? buf_str(&key) : NULL },
+		.client_token = client_token,
+		.worker_token = worker_token,
+	};
+	if (serve_start(&cfg, &srv, err, sizeof err)) {
 		fprintf(stderr, "tally-server: %s\n", err);
 		return 1;
 	}
-	struct coord_config cfg = { .lease_timeout_ms = lease_timeout * 1000,
-				    .lease_target_ms = lease_target_ms,
-				    .max_failures = (unsigned)max_failures };
-	coord = coord_new(db, &cfg, (struct coord_clock){ wall_clock, NULL },
-			  (struct coord_hooks){ hook_work, hook_expiry, hook_jobs, &http });
-	api.coord = coord;
-	if (!coord) {
-		fprintf(stderr, "tally-server: out of memory\n");
-		db_close(db);
-		return 1;
-	}
-	int64_t first_expiry = 0;
-	if (coord_load(coord) || coord_next_expiry(coord, &first_expiry)) {
-		fprintf(stderr, "tally-server: loading %s: %s\n", dbpath, coord_errmsg(coord));
-		coord_free(coord);
-		db_close(db);
-		return 1;
-	}
-	/* Group commit: the changes of one pass of the event loop are written behind in one
-	 * transaction, and the replies that report them go out only once that is committed. */
-	const struct http_hooks hooks = { commit_changes, commit_dirty, commit_flush, api_authorize,
-					  hook_stalled };
-	const struct http_options hopts = { (unsigned)request_timeout, (unsigned)max_connections,
-					    *tls_cert ? buf_str(&cert) : NULL,
-					    *tls_key ? buf_str(&key) : NULL };
-	struct http *started = http_start(host, (uint16_t)port, api_routes, api_nroutes, &api,
-					  &hooks, &hopts, err, sizeof err);
-	__atomic_store_n(&http, started, __ATOMIC_RELEASE);
-	if (!http) {
-		fprintf(stderr, "tally-server: %s\n", err);
-		coord_free(coord);
-		db_close(db);
-		return 1;
-	}
-	http_wake_at(http, first_expiry, API_WAKE_WORK);
 	/* The port line is what tests and scripts read to find a server started on port 0. */
-	log_info("msg=listening address=%s port=%u db=%s", host, http_port(http), dbpath);
-	printf("listening on %s:%u\n", host, http_port(http));
+	printf("listening on %s:%u\n", host, serve_port(srv));
 	fflush(stdout);
 
 	sigwait(&sigs, &sig);
 	log_info("msg=stopping signal=%d", sig);
-	http_stop(http);
-	coord_free(coord);
-	db_close(db);
+	serve_stop(srv);
 	buf_release(&cert);
 	buf_release(&key);
 	return 0;
