@@ -85,8 +85,10 @@ static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 	return c->abortable && c->abort && *c->abort;
 }
 
-enum tally_err client_post(struct client *c, const char *path, const json_t *body, long timeout_ms,
-			   int abortable, long *status, json_t **reply)
+/* Sends a POST (post) or a GET of path and reads the reply: see client_post. */
+static enum tally_err client_send(struct client *c, int post, const char *path,
+				  const json_t *body, long timeout_ms, int abortable, long *status,
+				  json_t **reply)
 {
 	char url[1024];
 	char *text = NULL;
@@ -101,9 +103,13 @@ enum tally_err client_post(struct client *c, const char *path, const json_t *bod
 	c->errbuf[0] = '\0';
 	c->abortable = abortable;
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
-	curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text ? text : "");
-	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, text ? (long)strlen(text) : 0L);
+	if (post) {
+		curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text ? text : "");
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, text ? (long)strlen(text) : 0L);
+	} else {
+		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+	}
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, text ? c->headers : c->plain);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
@@ -126,4 +132,16 @@ enum tally_err client_post(struct client *c, const char *path, const json_t *bod
 	if (c->reply.len)
 		*reply = json_loadb(buf_str(&c->reply), c->reply.len, 0, NULL);
 	return TALLY_OK;
+}
+
+enum tally_err client_post(struct client *c, const char *path, const json_t *body, long timeout_ms,
+			   int abortable, long *status, json_t **reply)
+{
+	return client_send(c, 1, path, body, timeout_ms, abortable, status, reply);
+}
+
+enum tally_err client_get(struct client *c, const char *path, long timeout_ms, long *status,
+			  json_t **reply)
+{
+	return client_send(c, 0, path, NULL, timeout_ms, 0, status, reply);
 }

@@ -1,5 +1,5 @@
-/* The worker's HTTP client: the only code that includes curl.h. One keep-alive connection to the
- * coordinator, JSON in and out, replies capped at CLIENT_REPLY_MAX bytes. */
+/* The HTTP client of the worker and the CLI: the only code that includes curl.h. One keep-alive
+ * connection to the coordinator, JSON in and out, replies capped at CLIENT_REPLY_MAX bytes. */
 #ifndef TALLY_CLIENT_H
 #define TALLY_CLIENT_H
 
@@ -23,6 +23,9 @@ void client_free(struct client *c);
  * TALLY_ENOMEM. */
 TALLY_WUR enum tally_err client_post(struct client *c, const char *path, const json_t *body,
 				     long timeout_ms, int abortable, long *status, json_t **reply);
+/* GETs base_url + path; as client_post otherwise. */
+TALLY_WUR enum tally_err client_get(struct client *c, const char *path, long timeout_ms,
+				    long *status, json_t **reply);
 /* Returns the last transport error, borrowed. */
 const char *client_errmsg(const struct client *c);
 
