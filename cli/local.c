@@ -87,9 +87,11 @@ void local_stop(struct local *l)
 	if (!l)
 		return;
 	l->stop = 1;
+	/* The coordinator first: stopping answers the worker's parked lease request at once,
+	 * where curl would notice the stop flag only at its next progress call (up to a second). */
+	serve_stop(l->srv);
 	if (l->worker_started)
 		pthread_join(l->worker, NULL);
-	serve_stop(l->srv);
 	local_cleanup(l);
 	free(l);
 }
