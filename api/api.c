@@ -15,6 +15,7 @@ const struct http_route api_routes[] = {
 	{ "POST", "/v1/leases/{}/fail", leases_fail, API_ROLE_WORKER },
 	{ "GET", "/v1/workers", workers_list, API_ROLE_CLIENT },
 	{ "GET", "/healthz", health_get, API_ROLE_OPEN },
+	{ "GET", "/metrics", metrics_get, API_ROLE_OPEN },
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
 

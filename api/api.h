@@ -53,5 +53,6 @@ void leases_complete(struct req *r, void *app);
 void leases_fail(struct req *r, void *app);
 void workers_list(struct req *r, void *app);
 void health_get(struct req *r, void *app);
+void metrics_get(struct req *r, void *app);
 
 #endif

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@ struct req {
 	struct buf body;
 	int too_big;
 	int64_t started;
+	int64_t started_us;
 	/* the reply */
 	unsigned status;
 	struct MHD_Response *resp;
@@ -77,6 +79,9 @@ struct http {
 	struct req *held;         /* the loop's own: replies waiting for the pass's commit */
 	int pass_failed;          /* a commit earlier in this pass failed */
 	struct conn *conns;       /* the loop's own: every open connection */
+	uint64_t nconns;
+	struct http_route_stats *stats; /* the loop's own: nroutes + 1 */
+	struct http_latency commit_latency;
 	int64_t request_timeout_ms;
 	int64_t next_sweep;
 	pthread_t loop;
@@ -327,6 +332,20 @@ void reply_json(struct req *r, unsigned status, json_t *body)
 	reply_set(r, status, resp);
 }
 
+void reply_text(struct req *r, unsigned status, const char *content_type, char *text)
+{
+	struct MHD_Response *resp =
+		text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE)
+		     : NULL;
+	if (!resp) {
+		free(text);
+		reply_error(r, 503, "unavailable", "out of memory");
+		return;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	reply_set(r, status, resp);
+}
+
 void reply_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)
 {
 	char msg[512];
@@ -445,10 +464,56 @@ static int is_json(struct req *r)
 	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+const double http_latency_le[HTTP_LATENCY_BUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, INFINITY
+};
+
+static void latency_add(struct http_latency *l, int64_t us)
+{
+	double s = (double)us / 1e6;
+	size_t i = 0;
+	while (i + 1 < HTTP_LATENCY_BUCKETS && s > http_latency_le[i])
+		i++;
+	l->bucket[i]++;
+	l->count++;
+	l->sum_s += s;
+}
+
+/* Counts r's reply (status 0: none, the connection is closed) under its route. */
+static void stats_count(struct req *r, unsigned status)
+{
+	struct http *h = r->h;
+	size_t i = r->route ? (size_t)(r->route - h->routes) : h->nroutes;
+	if (!h->stats)
+		return;
+	h->stats[i].status[status >= 100 && status < 600 ? status / 100 : 0]++;
+	latency_add(&h->stats[i].latency, timefmt_mono_us() - r->started_us);
+}
+
+/* Calls the flush() hook, timing it. */
+static int http_flush(struct http *h)
+{
+	int64_t t0 = timefmt_mono_us();
+	int rc = h->hooks.flush(h->app);
+	latency_add(&h->commit_latency, timefmt_mono_us() - t0);
+	return rc;
+}
+
+void req_stats(const struct req *r, struct http_stats *out)
+{
+	struct http *h = r->h;
+	out->routes = h->routes;
+	out->nroutes = h->nroutes;
+	out->per_route = h->stats;
+	out->commit = h->commit_latency;
+	out->connections = h->nconns;
+}
+
 static enum MHD_Result reply_send(struct req *r)
 {
 	enum MHD_Result ret;
 
+	stats_count(r, r->resp ? r->status : 0);
 	if (!r->resp)
 		return MHD_NO;
 	for (size_t i = 0; i < r->nhdr; i++)
@@ -479,6 +544,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->conn = conn;
 		r->c = ci ? ci->socket_context : NULL;
 		r->started = timefmt_mono_ms();
+		r->started_us = timefmt_mono_us();
 		buf_init(&r->body, HTTP_BODY_MAX);
 		*con_cls = r;
 		if (r->c)
@@ -567,7 +633,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	/* Stopping: this may be the loop's last pass, so commit here. */
-	if (hold && h->hooks.flush(h->app)) {
+	if (hold && http_flush(h)) {
 		h->pass_failed = 1; /* what the pass holds was in that commit too */
 		reply_unsaved(r);
 	}
@@ -585,7 +651,7 @@ static int http_commit_pass(struct http *h)
 	r = h->held;
 	h->held = NULL;
 	if (h->hooks.dirty && h->hooks.dirty(h->app))
-		ok = !h->hooks.flush || !h->hooks.flush(h->app);
+		ok = !h->hooks.flush || !http_flush(h);
 	if (h->pass_failed)
 		ok = 0;
 	h->pass_failed = 0;
@@ -707,11 +773,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		if (h->conns)
 			h->conns->prev = c;
 		h->conns = c;
+		h->nconns++;
 		*socket_context = c;
 		return;
 	}
 	if (!c)
 		return;
+	h->nconns--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -749,6 +817,11 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 	}
 	h->routes = routes;
 	h->nroutes = nroutes;
+	if (!(h->stats = calloc(nroutes + 1, sizeof *h->stats))) {
+		snprintf(err, errlen, "out of memory");
+		free(h);
+		return NULL;
+	}
 	h->app = app;
 	if (hooks)
 		h->hooks = *hooks;
@@ -850,5 +923,6 @@ void http_stop(struct http *h)
 		h->hooks.flush(h->app);
 	pthread_mutex_destroy(&h->lock);
 	pthread_cond_destroy(&h->cond);
+	free(h->stats);
 	free(h);
 }

@@ -41,6 +41,30 @@ struct http_route {
 	unsigned role; /* passed to authorize(); the application's meaning */
 };
 
+/* Latency histograms for GET /metrics: upper bounds in seconds (the last is +Inf), counts per
+ * bucket (not cumulative). */
+#define HTTP_LATENCY_BUCKETS 13
+extern const double http_latency_le[HTTP_LATENCY_BUCKETS];
+struct http_latency {
+	uint64_t bucket[HTTP_LATENCY_BUCKETS];
+	uint64_t count;
+	double sum_s;
+};
+
+/* What the HTTP layer measures, per route (routes[i] is stats[i]; stats[nroutes] counts the
+ * requests that matched no route), and the commits of its passes. */
+struct http_route_stats {
+	uint64_t status[6]; /* replies by class: [1] 1xx .. [5] 5xx; [0] connections closed */
+	struct http_latency latency; /* from the request's first byte to its reply queued */
+};
+struct http_stats {
+	const struct http_route *routes;
+	size_t nroutes;
+	const struct http_route_stats *per_route; /* nroutes + 1 */
+	struct http_latency commit;               /* the flush() hook, per pass that wrote */
+	uint64_t connections;                     /* open now */
+};
+
 /* Options; 0 or NULL takes the default. */
 struct http_options {
 	unsigned request_timeout_s; /* a connection may take this long to send a whole request
@@ -55,6 +79,10 @@ struct http_options {
 struct http *http_start(const char *host, uint16_t port, const struct http_route *routes,
 			size_t nroutes, void *app, const struct http_hooks *hooks,
 			const struct http_options *opts, char *err, size_t errlen);
+/* Replies with text (taken: freed by the layer) of the given Content-Type. */
+void reply_text(struct req *r, unsigned status, const char *content_type, char *text);
+/* Fills *out with the layer's figures. For handlers (on the event loop's thread). */
+void req_stats(const struct req *r, struct http_stats *out);
 /* Returns the port actually bound. */
 uint16_t http_port(const struct http *h);
 /* Answers parked requests, stops serving and frees h. Accepts NULL. */

@@ -1,4 +1,5 @@
 /* The capped buffer. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,5 +61,29 @@ enum tally_err buf_add_file(struct buf *b, const char *path)
 	if (!rc && ferror(fp))
 		rc = TALLY_EIO;
 	fclose(fp);
+	return rc;
+}
+
+enum tally_err buf_addf(struct buf *b, const char *fmt, ...)
+{
+	char small[256], *big = NULL;
+	va_list ap;
+	int n;
+	enum tally_err rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof small, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return TALLY_EINVAL;
+	if ((size_t)n < sizeof small)
+		return buf_add(b, small, (size_t)n);
+	if (!(big = malloc((size_t)n + 1)))
+		return TALLY_ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	rc = buf_add(b, big, (size_t)n);
+	free(big);
 	return rc;
 }

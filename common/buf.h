@@ -21,6 +21,9 @@ void buf_release(struct buf *b);
 TALLY_WUR enum tally_err buf_add(struct buf *b, const void *p, size_t n);
 /* Returns the contents (never NULL: "" when empty), borrowed until the next append or release. */
 const char *buf_str(const struct buf *b);
+/* Appends printf-style text. TALLY_ETOOBIG past the cap, TALLY_ENOMEM. */
+TALLY_WUR enum tally_err buf_addf(struct buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Appends the whole file at path. TALLY_EIO (errno says why), TALLY_ETOOBIG, TALLY_ENOMEM. */
 TALLY_WUR enum tally_err buf_add_file(struct buf *b, const char *path);
 

@@ -17,6 +17,13 @@ int64_t timefmt_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t timefmt_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void timefmt_rfc3339(int64_t ms, char *out, size_t len)
 {
 	time_t sec = (time_t)(ms / 1000);

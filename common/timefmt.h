@@ -9,6 +9,8 @@
 int64_t timefmt_now_ms(void);
 /* Returns a monotonic time in ms (for intervals, never stored). Can't fail. */
 int64_t timefmt_mono_ms(void);
+/* The same clock in microseconds (for latencies). Can't fail. */
+int64_t timefmt_mono_us(void);
 /* Writes "2026-11-26T06:30:00.123Z" (24 chars + NUL) into out; len must be >= 25. */
 void timefmt_rfc3339(int64_t ms, char *out, size_t len);
 

@@ -41,6 +41,7 @@ enum db_stmt {
 	ST_QUAR_SAVE,
 	ST_QUAR_LOAD,
 	ST_WORKER_RESULTS,
+	ST_JOB_COUNTS,
 	ST_COUNT
 };
 
@@ -121,6 +122,7 @@ static const char *const db_sql[ST_COUNT] = {
 	[ST_QUAR_SAVE] = "INSERT INTO quarantine(worker, at, job_id, reason) VALUES (?1, ?2, ?3, "
 			 "?4) ON CONFLICT(worker) DO NOTHING",
 	[ST_QUAR_LOAD] = "SELECT worker, reason, at FROM quarantine ORDER BY at",
+	[ST_JOB_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
 	/* A scan of the leases since the oldest unfinished job's first (ids grow with time): it
 	 * runs only when a worker is caught lying. */
 	[ST_WORKER_RESULTS] = "SELECT " RESULT_COLS " FROM leases l JOIN jobs j ON "
@@ -790,6 +792,24 @@ enum tally_err db_load(struct db *db, const struct db_loader *l, int64_t *max_jo
 done:
 	free(j);
 	return rc ? rc : stop ? (enum tally_err)stop : TALLY_OK;
+}
+
+enum tally_err db_job_counts(struct db *db, uint64_t counts[5])
+{
+	sqlite3_stmt *s = db_stmt(db, ST_JOB_COUNTS);
+	enum tally_err rc = TALLY_OK;
+	int step;
+
+	memset(counts, 0, 5 * sizeof counts[0]);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		int state = sqlite3_column_int(s, 0);
+		if (state >= 0 && state < 5)
+			counts[state] = (uint64_t)sqlite3_column_int64(s, 1);
+	}
+	if (step != SQLITE_DONE)
+		rc = db_fail(db, "counting jobs");
+	sqlite3_reset(s);
+	return rc;
 }
 
 enum tally_err db_check(struct db *db)

@@ -89,6 +89,8 @@ TALLY_WUR enum tally_err db_job_by_key(struct db *db, const char *key, struct jo
  * those in `state` when state >= 0; stops early when each returns non-zero. */
 TALLY_WUR enum tally_err db_job_list(struct db *db, int state, int64_t before, size_t limit,
 				     int (*each)(void *ctx, const struct job *job), void *ctx);
+/* Counts the stored jobs by state: counts[enum job_state]. */
+TALLY_WUR enum tally_err db_job_counts(struct db *db, uint64_t counts[5]);
 /* Reads lease id (with its job's spec) as stored. TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err db_lease_get(struct db *db, int64_t id, struct lease *out);
 /* Runs a trivial read: TALLY_OK while the file can be read. */

@@ -31,6 +31,7 @@ struct coord {
 	int broken;           /* the live state could not be loaded again after a failed write */
 	int write_failed;     /* the last commit failed, and no commit has worked since */
 	int64_t probed_at;    /* when coord_check last tried a write */
+	struct coord_metrics counted; /* the counters of coord_metrics(), since the start */
 };
 
 struct coord *coord_new(struct db *db, const struct coord_config *cfg, struct coord_clock clock,
@@ -370,6 +371,7 @@ enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, const 
 				      : live_submit(c->live, spec, key, coord_now(c), out);
 	if (!rc) {
 		c->changes++;
+		c->counted.jobs_submitted++;
 		log_info("msg=\"job submitted\" job=%lld kernel=%s samples=%llu batch_size=%llu",
 			 (long long)out->id, spec->kernel->name, (unsigned long long)spec->samples,
 			 (unsigned long long)spec->batch_size);
@@ -493,6 +495,9 @@ enum tally_err coord_lease(struct coord *c, const struct lease_request *req, str
 	c->sizing = NULL;
 	if (rc == TALLY_EFORBIDDEN)
 		coord_reported(c); /* a quarantine this pass made must be committed before it is told */
+	c->counted.leases_expired += (uint64_t)reaped;
+	if (!rc)
+		c->counted.leases_granted++;
 	if (reaped) {
 		log_info("msg=\"leases expired\" count=%d", reaped);
 		/* What this worker did not take (or cannot run), parked ones may. */
@@ -622,7 +627,10 @@ static enum tally_err complete_lease(struct coord *c, int64_t id, const json_t *
 	if (rc)
 		return rc;
 	c->changes++;
-	if (lease.check_of) {
+	if (!lease.check_of) {
+		c->counted.batches_completed += lease.batch_count;
+		c->counted.samples_completed += lease_samples(&lease);
+	} else {
 		int settled = 0;
 		if ((rc = coord_discard(c, &settled)))
 			return rc;
@@ -648,6 +656,12 @@ enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 		return TALLY_EDB;
 	coord_heard(c, id);
 	rc = complete_lease(c, id, counts, duplicate, err, errlen);
+	if (rc == TALLY_ELOST || rc == TALLY_ENOTFOUND)
+		c->counted.completes_lost++;
+	else if (rc == TALLY_ECOUNTS)
+		c->counted.completes_bad_counts++;
+	else if (!rc && *duplicate)
+		c->counted.completes_duplicate++;
 	/* A complete counted just now moves coord_changes(); so does any other answer (a repeat,
 	 * a lost lease) given while what it reports is not yet committed. */
 	if (!(rc == TALLY_OK && !*duplicate))
@@ -671,6 +685,7 @@ enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason, int f
 	}
 	if (!rc) {
 		c->changes++; /* a strike, or a job failed: its reply waits for the commit */
+		c->counted.leases_failed++;
 		log_warn("msg=\"lease failed\" lease=%lld fault=%d reason=\"%s\"", (long long)id,
 			 fault, log_clean(reason, clean, sizeof clean));
 		coord_tell_expiry(c);
@@ -687,6 +702,7 @@ enum tally_err coord_reap(struct coord *c)
 {
 	int failed;
 	int reaped = live_reap(c->live, coord_now(c), &failed);
+	c->counted.leases_expired += (uint64_t)reaped;
 	if (reaped) {
 		log_info("msg=\"leases expired\" count=%d", reaped);
 		coord_tell_expiry(c);
@@ -748,6 +764,45 @@ enum tally_err coord_workers(struct coord *c, int (*each)(void *ctx, const struc
 	workers_each(c->workers, walk_worker, &ww);
 	live_each_quarantined(c->live, walk_forgotten, &ww);
 	return TALLY_OK;
+}
+
+static int count_worker(void *ctx, const struct coord_worker *w)
+{
+	struct coord_metrics *m = ctx;
+	if (!strcmp(w->state, "quarantined"))
+		m->workers_quarantined++;
+	else if (!strcmp(w->state, "active"))
+		m->workers_active++;
+	else if (!strcmp(w->state, "idle"))
+		m->workers_idle++;
+	else
+		m->workers_lost++;
+	return 0;
+}
+
+enum tally_err coord_metrics(struct coord *c, struct coord_metrics *out)
+{
+	struct live_totals t;
+	enum tally_err rc;
+
+	/* Jobs by state are the store's: bring it up to date (in the open transaction) first. */
+	if ((rc = c->broken ? TALLY_EDB : coord_sync(c))) {
+		c->lost = 1;
+		return rc;
+	}
+	*out = c->counted;
+	if ((rc = db_job_counts(c->db, out->jobs))) {
+		if (c->synced)
+			c->lost = 1; /* the failure may have taken the open transaction with it */
+		return rc;
+	}
+	live_totals(c->live, &t);
+	out->leases_active = t.leases_active;
+	out->queue_batches = t.pending_batches;
+	out->queue_samples = t.remaining_samples;
+	out->checks_pending = t.checks_pending;
+	out->quarantined = t.quarantined;
+	return coord_workers(c, count_worker, out);
 }
 
 const char *coord_quarantined(struct coord *c, const char *worker)

@@ -103,6 +103,25 @@ struct coord_worker {
 	const char *state;
 	const char *reason; /* NULL unless quarantined */
 };
+/* What GET /metrics shows: counters since the start, and gauges read now. */
+struct coord_metrics {
+	uint64_t jobs[5]; /* stored jobs by enum job_state */
+	uint64_t jobs_submitted;
+	uint64_t batches_completed, samples_completed; /* by accepted completes */
+	uint64_t leases_granted, leases_expired, leases_failed;
+	uint64_t completes_duplicate;   /* repeats, acknowledged and not counted */
+	uint64_t completes_lost;        /* refused: the lease was lost, or never existed */
+	uint64_t completes_bad_counts;  /* refused: counts that cannot be right */
+	uint64_t leases_active;         /* gauges from here on */
+	uint64_t queue_batches;         /* waiting for a lease, over unfinished jobs */
+	uint64_t queue_samples;         /* not yet counted, over unfinished jobs */
+	uint64_t checks_pending;
+	uint64_t quarantined;
+	uint64_t workers_active, workers_idle, workers_lost, workers_quarantined;
+};
+/* Fills *out. Reads the store (jobs by state) after writing pending changes into the open
+ * transaction. TALLY_EDB. */
+TALLY_WUR enum tally_err coord_metrics(struct coord *c, struct coord_metrics *out);
 /* Returns why worker is quarantined (borrowed until the next call), or NULL. */
 const char *coord_quarantined(struct coord *c, const char *worker);
 /* Calls each(ctx, w) for every worker heard from since the start (at most WORKERS_MAX). */

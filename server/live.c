@@ -1345,6 +1345,22 @@ void live_written(struct live *lv)
 	lv->dirty_jobs_tail = &lv->dirty_jobs;
 }
 
+void live_totals(const struct live *lv, struct live_totals *out)
+{
+	memset(out, 0, sizeof *out);
+	out->leases_active = lv->nheap;
+	for (const struct ljob *j = lv->jobs; j; j = j->next) {
+		if (job_is_final(j->job.state))
+			continue;
+		out->pending_batches +=
+			j->job.batches_total - j->job.batches_done - j->job.batches_leased;
+		out->remaining_samples += j->job.spec.samples - j->job.samples_done;
+		out->checks_pending += j->job.checks_pending;
+	}
+	for (const struct lquar *q = lv->quar; q; q = q->next)
+		out->quarantined++;
+}
+
 size_t live_jobs_count(const struct live *lv)
 {
 	return lv->njobs;

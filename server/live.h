@@ -204,6 +204,16 @@ int live_dirty(const struct live *lv);
 int live_each_dirty(struct live *lv, const struct live_writer *w);
 /* Marks everything clean after it was written; finished leases and jobs leave memory. */
 void live_written(struct live *lv);
+/* What GET /metrics shows of the live state: live leases, batches waiting for a lease and
+ * samples not yet counted (over unfinished jobs), pending checks, quarantined workers. */
+struct live_totals {
+	uint64_t leases_active;
+	uint64_t pending_batches;
+	uint64_t remaining_samples;
+	uint64_t checks_pending;
+	uint64_t quarantined;
+};
+void live_totals(const struct live *lv, struct live_totals *out);
 /* Counts of what is in memory, for tests and metrics. */
 size_t live_jobs_count(const struct live *lv);
 size_t live_leases_count(const struct live *lv);

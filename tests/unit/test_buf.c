@@ -51,12 +51,33 @@ static void test_grows_past_initial_allocation(void **state)
 	buf_release(&b);
 }
 
+/* buf_addf formats short and long text alike, and refuses past the cap without changing it. */
+static void test_addf(void **state)
+{
+	struct buf b;
+	char big[600];
+	(void)state;
+
+	buf_init(&b, 1000);
+	assert_int_equal(buf_addf(&b, "%s=%d;", "a", 42), TALLY_OK);
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_int_equal(buf_addf(&b, "%s", big), TALLY_OK); /* past the 256-byte fast path */
+	assert_int_equal(b.len, 5 + 599);
+	assert_string_equal(buf_str(&b) + 5, big);
+	assert_int_equal(buf_addf(&b, "%s", big), TALLY_ETOOBIG);
+	assert_int_equal(b.len, 5 + 599);
+	assert_memory_equal(buf_str(&b), "a=42;", 5);
+	buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_append_and_terminate),
 		cmocka_unit_test(test_cap_refuses_and_keeps_contents),
 		cmocka_unit_test(test_grows_past_initial_allocation),
+		cmocka_unit_test(test_addf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
