@@ -1,12 +1,73 @@
 /* The logger: logfmt lines on stderr, each written with a single write(2). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <jansson.h>
 #include "log.h"
+#include "num.h"
 #include "timefmt.h"
 
 static enum log_level log_min = LOG_INFO;
+static enum log_format log_fmt = LOG_LOGFMT;
+
+void log_set_format(enum log_format format)
+{
+	log_fmt = format;
+}
+
+int log_parse_format(const char *s, enum log_format *out)
+{
+	if (!strcmp(s, "logfmt"))
+		*out = LOG_LOGFMT;
+	else if (!strcmp(s, "json"))
+		*out = LOG_JSON;
+	else
+		return -1;
+	return 0;
+}
+
+/* Turns a logfmt line (no newline) into a JSON object: key=value pairs, values quoted or bare,
+ * a bare integer as a number. Returns a new reference, or NULL when the line is not logfmt or
+ * out of memory. */
+static json_t *log_to_json(const char *p)
+{
+	json_t *o = json_object();
+	char key[64], val[2048];
+
+	while (o && *p) {
+		size_t k = strcspn(p, "= "), v = 0;
+		uint64_t n;
+		int quoted;
+		if (p[k] != '=' || !k || k >= sizeof key)
+			goto bad;
+		memcpy(key, p, k);
+		key[k] = '\0';
+		p += k + 1;
+		quoted = *p == '"';
+		if (quoted) {
+			for (p++; *p && *p != '"' && v + 1 < sizeof val; p++)
+				val[v++] = (*p == '\\' && p[1]) ? *++p : *p;
+			if (*p++ != '"')
+				goto bad;
+		} else {
+			while (*p && *p != ' ' && v + 1 < sizeof val)
+				val[v++] = *p++;
+		}
+		val[v] = '\0';
+		if (json_object_set_new(o, key, !quoted && !num_parse_u64(val, 0, INT64_MAX, &n)
+							? json_integer((json_int_t)n)
+							: json_string(val)))
+			goto bad;
+		while (*p == ' ')
+			p++;
+	}
+	return o;
+bad:
+	json_decref(o);
+	return NULL;
+}
 static const char *const log_names[] = { "debug", "info", "warn", "error" };
 
 void log_set_level(enum log_level level)
@@ -41,6 +102,25 @@ void log_write(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 	if (n >= (int)sizeof line - 1)
 		n = (int)sizeof line - 2;
+	if (log_fmt == LOG_JSON) {
+		json_t *o;
+		char *text;
+		line[n] = '\0';
+		o = log_to_json(line);
+		if (!o) /* not logfmt after all: the line whole, as the message */
+			o = json_pack("{s:s,s:s,s:s}", "ts", ts, "level", log_names[level], "msg",
+				      line);
+		text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+		json_decref(o);
+		if (text) {
+			size_t len = strlen(text);
+			text[len] = '\n'; /* over the NUL: one write, as for logfmt */
+			if (write(STDERR_FILENO, text, len + 1) < 0)
+				len = 0;
+			free(text);
+			return;
+		}
+	}
 	line[n++] = '\n';
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;

@@ -1,13 +1,19 @@
-/* One log line per event, logfmt on stderr: `ts=... level=info msg="..." key=value`. */
+/* One log line per event on stderr: logfmt (`ts=... level=info msg="..." key=value`) or, with
+ * LOG_JSON, the same keys as one JSON object per line (integers as numbers). */
 #ifndef TALLY_LOG_H
 #define TALLY_LOG_H
 
 #include <stddef.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+enum log_format { LOG_LOGFMT, LOG_JSON };
 
 /* Sets the lowest level written; the default is LOG_INFO. */
 void log_set_level(enum log_level level);
+/* Sets the line format; the default is LOG_LOGFMT. */
+void log_set_format(enum log_format format);
+/* Parses "logfmt" or "json". Returns 0, or -1 for anything else. */
+int log_parse_format(const char *s, enum log_format *out);
 /* Parses "debug", "info", "warn" or "error". Returns 0, or -1 for anything else. */
 int log_parse_level(const char *s, enum log_level *out);
 /* Writes one line: fmt is the rest of the line after ts= and level=, e.g. "msg=started port=%d".

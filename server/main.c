@@ -31,7 +31,7 @@ static int is_loopback(const char *host)
 
 int main(int argc, char **argv)
 {
-	const char *listen = "127.0.0.1:8080", *dbpath = "./tally.db", *level = "info";
+	const char *listen = "127.0.0.1:8080", *dbpath = "./tally.db", *level = "info", *format = "logfmt";
 	const char *token_file = "", *worker_token_file = "", *tls_cert = "", *tls_key = "";
 	int64_t lease_timeout = 30, lease_target_ms = 1000, max_failures = 3;
 	int64_t request_timeout = 30, max_connections = 4000;
@@ -61,11 +61,14 @@ int main(int argc, char **argv)
 		  "serve a non-loopback address without tokens" },
 		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
 		  "debug, info, warn or error" },
+		{ "log-format", "TALLY_LOG_FORMAT", OPT_STR, &format, 0, 0,
+		  "logfmt or json (one object per line)" },
 	};
 	struct serve *srv = NULL;
 	char client_token[TOKEN_MAX], worker_token[TOKEN_MAX];
 	struct buf cert, key; /* PEM; freed at exit */
 	enum log_level lvl;
+	enum log_format lfmt;
 	char err[512], host[256];
 	const char *colon;
 	uint64_t port;
@@ -84,6 +87,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(lvl);
+	if (log_parse_format(format, &lfmt)) {
+		fprintf(stderr, "tally-server: --log-format: must be logfmt or json\n");
+		return 2;
+	}
+	log_set_format(lfmt);
 	colon = strrchr(listen, ':');
 	if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host ||
 	    num_parse_u64(colon + 1, 0, 65535, &port)) {

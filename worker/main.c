@@ -22,7 +22,7 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-	const char *server = "http://127.0.0.1:8080", *name = NULL, *level = "info";
+	const char *server = "http://127.0.0.1:8080", *name = NULL, *level = "info", *format = "logfmt";
 	const char *token_file = "", *cacert = "";
 	int64_t threads = sysconf(_SC_NPROCESSORS_ONLN), wait_s = 30;
 	const struct opt opts[] = {
@@ -38,9 +38,12 @@ int main(int argc, char **argv)
 		  "PEM file of the CA to trust for an https:// --server" },
 		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
 		  "debug, info, warn or error" },
+		{ "log-format", "TALLY_LOG_FORMAT", OPT_STR, &format, 0, 0,
+		  "logfmt or json (one object per line)" },
 	};
 	struct sigaction sa;
 	enum log_level lvl;
+	enum log_format lfmt;
 	char host[64], defname[96], token[TOKEN_MAX], err[512];
 	int rc;
 
@@ -56,6 +59,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(lvl);
+	if (log_parse_format(format, &lfmt)) {
+		fprintf(stderr, "tally-worker: --log-format: must be logfmt or json\n");
+		return 2;
+	}
+	log_set_format(lfmt);
 	if (!name) {
 		if (gethostname(host, sizeof host))
 			strcpy(host, "worker");

@@ -1,10 +1,14 @@
-"""GET /metrics: the Prometheus text format, and figures that follow what the coordinator did:
-jobs by state, batches and samples counted, leases, refused completes, the queue an autoscaler
-scales on, workers by state, requests and latency by route, commit latency."""
+"""Observability. GET /metrics: the Prometheus text format, and figures that follow what the
+coordinator did: jobs by state, batches and samples counted, leases, refused completes, the queue
+an autoscaler scales on, workers by state, requests and latency by route, commit latency. Logs:
+one line per event, logfmt or JSON, with level and job and lease ids."""
+import json
 import re
+import signal
+import subprocess
 import unittest
 
-from harness import TallyTestCase
+from harness import TallyTestCase, binary
 
 SAMPLE = re.compile(r'^([a-z_]+)(\{(?:[a-z_]+="[^"\\\n]*",?)*\})? ([0-9.e+-]+|\+Inf)$')
 
@@ -91,6 +95,34 @@ class MetricsTest(TallyTestCase):
         self.assertEqual(m[("tally_http_requests_total",
                             '{method="",route="(none)",code="4xx"}')], 1)
         w.kill()
+
+
+    def test_json_logs(self):
+        s = self.server("--log-format", "json", "--log-level", "debug")
+        w = self.worker(s, 1, "jw", "--log-format", "json", "--log-level", "debug")
+        job = s.submit(kernel="pi", samples=1_000_000, batch_size=100_000, seed=1)
+        s.wait_job(job["id"])
+        w.kill(signal.SIGTERM)
+        for who, text in (("server", s.log()), ("worker", w.log())):
+            lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+            self.assertGreater(len(lines), 2, who)
+            for o in lines:
+                self.assertRegex(o["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+                self.assertIn(o["level"], ("debug", "info", "warn", "error"))
+                self.assertIsInstance(o["msg"], str)
+        events = [json.loads(line) for line in s.log().splitlines() if line.strip()]
+        submitted = [o for o in events if o["msg"] == "job submitted"]
+        self.assertEqual(submitted[0]["job"], int(job["id"]))  # ids as numbers
+        self.assertEqual(submitted[0]["kernel"], "pi")
+        granted = [o for o in events if o["msg"] == "lease granted"]
+        self.assertTrue(granted and all(isinstance(o["lease"], int) for o in granted))
+        self.assertEqual(granted[0]["worker"], "jw")
+        stopped = [json.loads(line) for line in w.log().splitlines() if line.strip()]
+        self.assertEqual(stopped[-1]["msg"], "worker stopped")
+        r = subprocess.run([binary("tally-server"), "--log-format", "xml"], capture_output=True,
+                           text=True, timeout=10)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--log-format: must be logfmt or json", r.stderr)
 
 
 if __name__ == "__main__":
