@@ -2,8 +2,8 @@
 # Installs what tally needs to build and test on Debian 12 (as root, or through sudo).
 set -euo pipefail
 pkgs=(cmake gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
-      libcurl4-openssl-dev libcmocka-dev python3 curl jq openssl ca-certificates valgrind
-      clang libclang-rt-dev) # clang and its libFuzzer runtime (only recommended): scripts/fuzz.sh
+      libcurl4-openssl-dev libcmocka-dev python3 python3-yaml curl jq openssl ca-certificates
+      valgrind clang libclang-rt-dev) # clang and its libFuzzer runtime (only recommended): scripts/fuzz.sh
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,180 @@
+"""api/openapi.yaml stays exact: every route of the server's table (api/api.c) is in the spec and
+every path of the spec is a route; a session over the main routes, successes and errors, gets
+only status codes the spec lists for that route, and bodies that its schemas accept (a small
+JSON Schema checker below: the keywords the spec uses)."""
+import os
+import re
+import signal
+import unittest
+
+import yaml
+
+from harness import TallyTestCase
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def spec():
+    with open(os.path.join(ROOT, "api", "openapi.yaml")) as f:
+        return yaml.safe_load(f)
+
+
+def route_table():
+    """(method, pattern) of every route in api/api.c, patterns with {} for segments."""
+    with open(os.path.join(ROOT, "api", "api.c")) as f:
+        text = f.read()
+    table = text[text.index("api_routes[] = {"):text.index("};", text.index("api_routes[]"))]
+    return re.findall(r'\{ "([A-Z]+)", "([^"]+)", \w+, API_ROLE_\w+ \}', table)
+
+
+def resolve(doc, node):
+    """Follows "$ref": "#/a/b" links to what they name."""
+    while isinstance(node, dict) and "$ref" in node:
+        target = doc
+        for part in node["$ref"][2:].split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def check(doc, schema, v, where="body"):
+    """Raises AssertionError naming where v breaks schema."""
+    schema = resolve(doc, schema)
+    if v is None and schema.get("nullable"):
+        return
+    for sub in schema.get("allOf", []):
+        check(doc, sub, v, where)
+    if "oneOf" in schema:
+        ok = 0
+        for sub in schema["oneOf"]:
+            try:
+                check(doc, sub, v, where)
+                ok += 1
+            except AssertionError:
+                pass
+        assert ok == 1, f"{where}: {v!r} matches {ok} of oneOf"
+    t = schema.get("type")
+    kinds = {"object": dict, "array": list, "string": str, "boolean": bool}
+    if t == "integer":
+        assert isinstance(v, int) and not isinstance(v, bool), f"{where}: {v!r} not an integer"
+    elif t == "number":
+        assert isinstance(v, (int, float)) and not isinstance(v, bool), f"{where}: not a number"
+    elif t:
+        assert isinstance(v, kinds[t]), f"{where}: {v!r} is not {t}"
+    if "enum" in schema:
+        assert v in schema["enum"], f"{where}: {v!r} not in {schema['enum']}"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        assert v >= schema.get("minimum", v) and v <= schema.get("maximum", v), \
+            f"{where}: {v} out of range"
+    if isinstance(v, str):
+        if "pattern" in schema:
+            assert re.search(schema["pattern"], v), f"{where}: {v!r} !~ {schema['pattern']}"
+        assert len(v) >= schema.get("minLength", 0), f"{where}: too short"
+        assert len(v) <= schema.get("maxLength", len(v)), f"{where}: too long"
+    if isinstance(v, dict):
+        props = schema.get("properties", {})
+        for k in schema.get("required", []):
+            assert k in v, f"{where}: {k} required"
+        extra = schema.get("additionalProperties", True)
+        for k, x in v.items():
+            if k in props:
+                check(doc, props[k], x, f"{where}.{k}")
+            elif extra is False:
+                raise AssertionError(f"{where}: {k} not in the schema")
+            elif isinstance(extra, dict):
+                check(doc, extra, x, f"{where}.{k}")
+        assert len(v) <= schema.get("maxProperties", len(v)), f"{where}: too many keys"
+    if isinstance(v, list):
+        assert len(v) >= schema.get("minItems", 0), f"{where}: too few items"
+        assert len(v) <= schema.get("maxItems", len(v)), f"{where}: too many items"
+        for i, x in enumerate(v):
+            check(doc, schema.get("items", {}), x, f"{where}[{i}]")
+
+
+def spec_route(doc, method, path, status):
+    """The spec's (pattern, operation) for a concrete request path. A method the path does not
+    have (405) is answered by what its operations say of 405."""
+    for pattern, ops in doc["paths"].items():
+        rx = "^" + re.sub(r"\{[^}]+\}", "[^/]+", pattern) + "$"
+        if not re.match(rx, path.split("?")[0]):
+            continue
+        if method.lower() in ops:
+            return pattern, ops[method.lower()]
+        if status == 405:
+            return pattern, next(op for op in ops.values() if "405" in op["responses"])
+    return None, None
+
+
+class OpenApiTest(TallyTestCase):
+    def test_route_table_and_spec_agree(self):
+        doc = spec()
+        table = {(m, re.sub(r"\{\}", "{}", p)) for m, p in route_table()}
+        self.assertGreaterEqual(len(table), 11)
+        paths = {(m.upper(), re.sub(r"\{[^}]+\}", "{}", p))
+                 for p, ops in doc["paths"].items() for m in ops
+                 if m in ("get", "post", "put", "delete", "patch")}
+        self.assertEqual(table, paths)
+
+    def test_replies_are_in_the_spec(self):
+        doc = spec()
+        s = self.server()
+        seen = set()
+
+        def call(method, path, body=None, **kw):
+            r = s.req(method, path, body, **kw)
+            pattern, op = spec_route(doc, method, path, r.status)
+            self.assertIsNotNone(op, f"{method} {path}: not in the spec")
+            codes = op["responses"]
+            key = str(r.status) if str(r.status) in codes else "default"
+            self.assertIn(key, codes, f"{method} {pattern}: {r.status} not in the spec")
+            if str(r.status) in codes:
+                resp = resolve(doc, codes[str(r.status)])
+                content = resp.get("content", {})
+                if "application/json" in content:
+                    self.assertIsNotNone(r.json, f"{method} {pattern} {r.status}: not JSON")
+                    check(doc, content["application/json"]["schema"], r.json,
+                          f"{method} {pattern} {r.status}")
+                elif not content:
+                    self.assertEqual(r.raw, b"", f"{method} {pattern} {r.status}: a body")
+            seen.add((method, pattern, r.status))
+            return r
+
+        job = call("POST", "/v1/jobs", {"kernel": "pi", "samples": 2_000_000,
+                                         "batch_size": 100_000, "seed": 5, "verify": 0.5}).json
+        call("POST", "/v1/jobs", {"kernel": "pi", "sample": 1})
+        call("POST", "/v1/jobs", raw=b"{}", headers={"Content-Type": "text/plain"})
+        call("GET", f"/v1/jobs/{job['id']}")
+        call("GET", "/v1/jobs/999")
+        call("GET", "/v1/jobs?limit=2")
+        call("GET", "/v1/jobs?bogus=1")
+        lease = call("POST", "/v1/leases", {"worker": "a", "kernels": ["pi"],
+                                             "max_batches": 5}).json
+        call("POST", "/v1/leases", {"worker": "b", "kernels": ["count"], "wait_s": 0})
+        call("POST", "/v1/leases", {"worker": "bad name!", "kernels": ["pi"]})
+        call("POST", f"/v1/leases/{lease['id']}/heartbeat")
+        call("POST", f"/v1/leases/{lease['id']}/complete", {"counts": {"inside": 1,
+                                                                      "samples": 7}})
+        call("POST", f"/v1/leases/{lease['id']}/fail", {"error": "test", "fault": False})
+        call("POST", f"/v1/leases/{lease['id']}/complete", {"counts": {"inside": 1,
+                                                                      "samples": 500000}})
+        call("POST", f"/v1/leases/{lease['id']}/heartbeat")
+        call("POST", "/v1/leases/123/fail")
+        call("GET", "/v1/workers")
+        call("GET", "/healthz")
+        call("GET", "/metrics")
+        call("DELETE", "/v1/jobs")
+        w = self.worker(s, threads=2, name="w1")
+        self.worker(s, threads=1, name="w2")
+        s.wait_job(job["id"])
+        call("GET", f"/v1/jobs/{job['id']}?wait_s=1")
+        call("POST", f"/v1/jobs/{job['id']}/cancel")  # 409: it succeeded
+        big = call("POST", "/v1/jobs", {"kernel": "count", "samples": 10**15}).json
+        call("POST", f"/v1/jobs/{big['id']}/cancel")
+        call("GET", "/v1/workers")
+        w.kill(signal.SIGTERM)
+        statuses = {st for _, _, st in seen}
+        self.assertTrue({200, 201, 204, 400, 404, 405, 409, 415, 422} <= statuses, statuses)
+
+
+if __name__ == "__main__":
+    unittest.main()
