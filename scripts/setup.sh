@@ -3,7 +3,9 @@
 set -euo pipefail
 pkgs=(cmake gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
       libcurl4-openssl-dev libcmocka-dev python3 python3-yaml curl jq openssl ca-certificates
-      valgrind clang libclang-rt-dev) # clang and its libFuzzer runtime (only recommended): scripts/fuzz.sh
+      valgrind clang libclang-rt-dev systemd)
+# clang and its libFuzzer runtime (only recommended): scripts/fuzz.sh; systemd: systemd-analyze
+# checks the units (test_install).
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

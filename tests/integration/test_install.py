@@ -1,0 +1,52 @@
+"""`cmake --install` puts the three binaries, the systemd units and the deployment guide in
+place; the units pass `systemd-analyze verify` (syntax, sandboxing directives, the binaries they
+start); every binary answers --version and --help."""
+import os
+import re
+import shutil
+import subprocess
+import unittest
+
+from harness import BIN, TallyTestCase
+
+BUILD = os.path.dirname(os.path.abspath(BIN))
+
+
+class InstallTest(TallyTestCase):
+    def test_install_tree_and_units(self):
+        prefix = os.path.join(self.tmpdir, "prefix")
+        subprocess.run(["cmake", "--install", BUILD, "--prefix", prefix], check=True,
+                       capture_output=True, timeout=120)
+        for name in ("tally", "tally-server", "tally-worker"):
+            exe = os.path.join(prefix, "bin", name)
+            self.assertTrue(os.access(exe, os.X_OK), exe)
+            v = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
+            self.assertEqual(v.returncode, 0, name)
+            self.assertRegex(v.stdout, rf"^{name} [0-9]+\.[0-9]+")
+            h = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=10)
+            self.assertEqual(h.returncode, 0, name)
+            self.assertIn("--", h.stdout)
+        self.assertTrue(os.path.exists(os.path.join(prefix, "share", "doc", "tally",
+                                                    "deploy.md")))
+        units = os.path.join(prefix, "lib", "systemd", "system")
+        analyze = shutil.which("systemd-analyze")
+        self.assertIsNotNone(analyze, "systemd-analyze (Debian's systemd) is needed")
+        for unit in ("tally-server.service", "tally-worker.service"):
+            with open(os.path.join(units, unit)) as f:
+                text = f.read()
+            self.assertIn("DynamicUser=yes", text)
+            self.assertIn("ProtectSystem=strict", text)
+            exec_start = re.search(r"^ExecStart=(\S+)", text, re.M).group(1)
+            self.assertTrue(exec_start.endswith("/bin/" + unit.split(".")[0]), exec_start)
+            # The units were configured for the build's prefix: point them at this install.
+            local = os.path.join(self.tmpdir, unit)
+            with open(local, "w") as f:
+                f.write(text.replace(os.path.dirname(exec_start), os.path.join(prefix, "bin")))
+            r = subprocess.run([analyze, "verify", local], capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stderr.strip(), "", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
