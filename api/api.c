@@ -8,6 +8,7 @@ const struct http_route api_routes[] = {
 	{ "POST", "/v1/jobs", jobs_create, API_ROLE_CLIENT },
 	{ "GET", "/v1/jobs", jobs_list, API_ROLE_CLIENT },
 	{ "GET", "/v1/jobs/{}", jobs_get, API_ROLE_CLIENT },
+	{ "GET", "/v1/jobs/{}/history", jobs_history, API_ROLE_CLIENT },
 	{ "POST", "/v1/jobs/{}/cancel", jobs_cancel, API_ROLE_CLIENT },
 	{ "POST", "/v1/leases", leases_create, API_ROLE_WORKER },
 	{ "POST", "/v1/leases/{}/heartbeat", leases_heartbeat, API_ROLE_WORKER },
@@ -16,6 +17,7 @@ const struct http_route api_routes[] = {
 	{ "GET", "/v1/workers", workers_list, API_ROLE_CLIENT },
 	{ "GET", "/healthz", health_get, API_ROLE_OPEN },
 	{ "GET", "/metrics", metrics_get, API_ROLE_OPEN },
+	{ "GET", "/", dashboard_get, API_ROLE_OPEN },
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
 

@@ -54,5 +54,7 @@ void leases_fail(struct req *r, void *app);
 void workers_list(struct req *r, void *app);
 void health_get(struct req *r, void *app);
 void metrics_get(struct req *r, void *app);
+void jobs_history(struct req *r, void *app);
+void dashboard_get(struct req *r, void *app);
 
 #endif

@@ -282,3 +282,46 @@ void jobs_cancel(struct req *r, void *app)
 	}
 	reply_json(r, 200, job_to_json(&job, coord_now(a->coord)));
 }
+
+/* GET /v1/jobs/<id>/history: the job's progress points, for the dashboard's plot. */
+void jobs_history(struct req *r, void *app)
+{
+	static const char *const allowed[] = { NULL };
+	struct api *a = app;
+	const char *unknown = req_query_unknown(r, allowed);
+	const struct history_point *p;
+	struct job job;
+	json_t *points;
+	char msg[96];
+	size_t n;
+	int64_t id;
+	enum tally_err rc;
+
+	if (job_id(r, a, &id))
+		return;
+	if (unknown) {
+		reply_error(r, 400, "invalid_query", "%.64s: unknown query parameter", unknown);
+		return;
+	}
+	if ((rc = coord_history(a->coord, id, &job, &p, &n))) {
+		snprintf(msg, sizeof msg, "job %lld: no such job", (long long)id);
+		api_reply_rc(r, a, rc, msg);
+		return;
+	}
+	if (!(points = json_array())) {
+		api_reply_rc(r, a, TALLY_ENOMEM, NULL);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *result = p[i].samples ? job.spec.kernel->result(p[i].counts) : json_null();
+		if (json_array_append_new(points, json_pack("{s:o,s:I,s:o}", "t", json_time(p[i].t),
+							    "samples", (json_int_t)p[i].samples,
+							    "result", result))) {
+			json_decref(points);
+			api_reply_rc(r, a, TALLY_ENOMEM, NULL);
+			return;
+		}
+	}
+	snprintf(msg, sizeof msg, "%lld", (long long)id);
+	reply_json(r, 200, json_pack("{s:s,s:o}", "job_id", msg, "points", points));
+}

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include "coord.h"
+#include "history.h"
 #include "live.h"
 #include "log.h"
 #include "sched.h"
@@ -20,6 +21,7 @@ struct coord {
 	struct live *live;
 	struct sched *sched;
 	struct workers *workers;
+	struct history *history;
 	struct coord_config cfg;
 	struct coord_clock clock;
 	struct coord_hooks hooks;
@@ -46,10 +48,12 @@ struct coord *coord_new(struct db *db, const struct coord_config *cfg, struct co
 	c->sched = sched_new(cfg->lease_target_ms);
 	c->live = live_new(seed, cfg->max_failures);
 	c->workers = workers_new();
-	if (!c->sched || !c->live || !c->workers) {
+	c->history = history_new();
+	if (!c->sched || !c->live || !c->workers || !c->history) {
 		sched_free(c->sched);
 		live_free(c->live);
 		workers_free(c->workers);
+		history_free(c->history);
 		free(c);
 		return NULL;
 	}
@@ -67,6 +71,7 @@ void coord_free(struct coord *c)
 	sched_free(c->sched);
 	live_free(c->live);
 	workers_free(c->workers);
+	history_free(c->history);
 	free(c);
 }
 
@@ -628,8 +633,11 @@ static enum tally_err complete_lease(struct coord *c, int64_t id, const json_t *
 		return rc;
 	c->changes++;
 	if (!lease.check_of) {
+		const struct job *j = live_job(c->live, lease.job_id);
 		c->counted.batches_completed += lease.batch_count;
 		c->counted.samples_completed += lease_samples(&lease);
+		if (j)
+			history_add(c->history, j->id, now, j->samples_done, j->counts);
 	} else {
 		int settled = 0;
 		if ((rc = coord_discard(c, &settled)))
@@ -803,6 +811,16 @@ enum tally_err coord_metrics(struct coord *c, struct coord_metrics *out)
 	out->checks_pending = t.checks_pending;
 	out->quarantined = t.quarantined;
 	return coord_workers(c, count_worker, out);
+}
+
+enum tally_err coord_history(struct coord *c, int64_t id, struct job *job,
+			     const struct history_point **points, size_t *n)
+{
+	enum tally_err rc = coord_job(c, id, job);
+	*points = rc ? NULL : history_get(c->history, id, n);
+	if (rc)
+		*n = 0;
+	return rc;
 }
 
 const char *coord_quarantined(struct coord *c, const char *worker)

@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include "db.h"
 #include "err.h"
+#include "history.h"
 #include "job.h"
 #include "workers.h"
 
@@ -122,6 +123,11 @@ struct coord_metrics {
 /* Fills *out. Reads the store (jobs by state) after writing pending changes into the open
  * transaction. TALLY_EDB. */
 TALLY_WUR enum tally_err coord_metrics(struct coord *c, struct coord_metrics *out);
+/* Fills *job with job id and points *points at its progress history (server/history.h; *n of
+ * them, borrowed until the next coordinator call; none for a job not run since the start).
+ * TALLY_ENOTFOUND. */
+TALLY_WUR enum tally_err coord_history(struct coord *c, int64_t id, struct job *job,
+				       const struct history_point **points, size_t *n);
 /* Returns why worker is quarantined (borrowed until the next call), or NULL. */
 const char *coord_quarantined(struct coord *c, const char *worker);
 /* Calls each(ctx, w) for every worker heard from since the start (at most WORKERS_MAX). */

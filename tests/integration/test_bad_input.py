@@ -703,7 +703,7 @@ class RoutesTest(BadInputCase):
         s = self.server()
         s.submit(kernel="count", samples=10, batch_size=10, seed=1)
         cases = []
-        for path in ["/", "/v1", "/v1/", "/v1/jobs/", "/v1/jobs/1/", "/v1/jobs/1/cancel/",
+        for path in ["/v1", "/v1/", "/v1/jobs/", "/v1/jobs/1/", "/v1/jobs/1/cancel/",
                      "/v1/jobs/1/bogus", "/v1/jobs/1/cancel/x", "/v1/leases/", "/v1/leases/1",
                      "/v1/leases/1/", "/v1/leases/1/bogus", "/v1/leases/1/heartbeat/x",
                      "/v1/leases/1/complete/", "/v2/jobs", "/V1/JOBS", "/v1/Jobs",
@@ -724,6 +724,9 @@ class RoutesTest(BadInputCase):
             ("/v1/leases/1/complete", "POST", ["GET", "PUT", "DELETE"]),
             ("/v1/leases/1/fail", "POST", ["GET", "PUT", "DELETE"]),
             ("/healthz", "GET", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+            ("/", "GET", ["POST", "PUT", "DELETE"]),  # the dashboard
+            ("/metrics", "GET", ["POST", "DELETE"]),
+            ("/v1/jobs/1/history", "GET", ["POST", "DELETE"]),
         ]:
             for method in methods:
                 cases.append(Case(f"{method} {path}", method, path, None, 405,

@@ -167,6 +167,15 @@ class OpenApiTest(TallyTestCase):
         self.worker(s, threads=1, name="w2")
         s.wait_job(job["id"])
         call("GET", f"/v1/jobs/{job['id']}?wait_s=1")
+        hist = call("GET", f"/v1/jobs/{job['id']}/history").json
+        self.assertGreater(len(hist["points"]), 0)
+        self.assertEqual(hist["points"][-1]["samples"], 2_000_000)
+        call("GET", "/v1/jobs/999/history")
+        call("GET", f"/v1/jobs/{job['id']}/history?x=1")
+        page = call("GET", "/")
+        self.assertTrue(page.headers["content-type"].startswith("text/html"))
+        self.assertTrue(page.raw.lstrip().lower().startswith(b"<!doctype html"))
+        call("POST", "/")
         call("POST", f"/v1/jobs/{job['id']}/cancel")  # 409: it succeeded
         big = call("POST", "/v1/jobs", {"kernel": "count", "samples": 10**15}).json
         call("POST", f"/v1/jobs/{big['id']}/cancel")
