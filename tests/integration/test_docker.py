@@ -1,0 +1,214 @@
+"""docker/compose.yaml on a real engine: the images built from docker/Dockerfile, a coordinator
+and three workers brought up with compose, a pi job submitted from the host to the published
+loopback port, one worker container killed holding a lease, and the job's counts checked against
+the same job run by the locally built binaries. The coordinator is then recreated on its named
+volume and must still have the job. Everything is torn down (compose down -v), also on failure.
+
+scripts/docker-engine.sh starts an engine when none answers and makes the base image when no
+registry has it (ctest label docker). Skipped when there is no docker client at all.
+"""
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import unittest
+
+from harness import TallyTestCase, request, wait_for
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+COMPOSE_FILE = os.path.join(ROOT, "docker", "compose.yaml")
+PROJECT = "tallydockertest"  # one fixed name: a run killed before its cleanup is cleaned by the next
+SPEC = dict(kernel="pi", samples=20_000_000_000, batch_size=1_000_000, seed=2027)
+LEASE_TIMEOUT = 5  # seconds: how long the killed worker's lease holds its batches
+
+
+def compose_command():
+    """docker compose (v2) where the plugin is there, else docker-compose (v1); or None."""
+    if subprocess.run(["docker", "compose", "version"], capture_output=True,
+                      timeout=30).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@unittest.skipUnless(shutil.which("docker"), "no docker client")
+class DockerComposeTest(TallyTestCase):
+    def setUp(self):
+        super().setUp()
+        self.t0 = time.monotonic()
+        # A SIGTERM (a CI run stopped) unwinds through the finally below and tears down.
+        self.old_term = signal.signal(signal.SIGTERM, self.on_term)
+
+    def tearDown(self):
+        signal.signal(signal.SIGTERM, self.old_term)
+        super().tearDown()
+
+    @staticmethod
+    def on_term(sig, frame):
+        raise SystemExit(f"signal {sig}")
+
+    def note(self, what):
+        print(f"[{time.monotonic() - self.t0:6.1f}s] {what}", flush=True)
+
+    def run_cmd(self, cmd, timeout, check=True, env=None):
+        """Runs cmd with a deadline; its output goes to the log, and into the failure message."""
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                           cwd=ROOT)
+        with open(os.path.join(self.tmpdir, "commands.log"), "a") as f:
+            f.write(f"$ {' '.join(cmd)}\n{r.stdout}{r.stderr}(exit {r.returncode})\n")
+        if check and r.returncode:
+            raise AssertionError(f"{' '.join(cmd)}: exit {r.returncode}\n{r.stdout[-3000:]}"
+                                 f"\n{r.stderr[-3000:]}")
+        return r
+
+    def compose(self, *args, timeout=120, check=True):
+        return self.run_cmd(self.compose_cmd + ["-f", COMPOSE_FILE, "-p", PROJECT] + list(args),
+                            timeout, check, self.env)
+
+    def api(self, method, path, body=None, timeout=30):
+        return request(self.port, method, path, body, timeout=timeout,
+                       headers={"Authorization": f"Bearer {self.token}"})
+
+    def containers(self, service, running=True):
+        """The ids of the service's containers in this project."""
+        r = self.run_cmd(["docker", "ps", "-q", "--no-trunc"] + ([] if running else ["-a"]) +
+                         ["--filter", f"label=com.docker.compose.project={PROJECT}",
+                          "--filter", f"label=com.docker.compose.service={service}"], 30)
+        return r.stdout.split()
+
+    def inspect(self, container, fmt):
+        return self.run_cmd(["docker", "inspect", "-f", fmt, container], 30).stdout.strip()
+
+    def healthy(self, container):
+        return self.inspect(container, "{{.State.Health.Status}}") == "healthy"
+
+    def workers(self):
+        r = self.api("GET", "/v1/workers")
+        self.assertEqual(r.status, 200, r)
+        return {w["name"]: w for w in r.json["workers"]}
+
+    def local_counts(self):
+        """The job's counts from the locally built binaries (build/bin, or $TALLY_BIN)."""
+        s = self.server(db=os.path.join(self.tmpdir, "local.db"))
+        w = self.worker(s, threads=2)
+        done = s.wait_job(s.submit(**SPEC)["id"], timeout=120)
+        self.assertEqual(done["state"], "succeeded")
+        w.kill(signal.SIGTERM)
+        s.stop()
+        return done["counts"]
+
+    def test_compose_cluster_survives_a_killed_worker(self):
+        self.compose_cmd = compose_command()
+        self.assertIsNotNone(self.compose_cmd, "neither docker compose nor docker-compose")
+        if subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode and \
+                os.geteuid() != 0:
+            self.skipTest("no docker engine answers, and starting one needs root")
+
+        expect = self.local_counts()
+        self.note(f"local run: {expect}")
+
+        # The engine, the base image and tally's images (cached after the first run).
+        r = self.run_cmd([os.path.join(ROOT, "scripts", "docker-engine.sh"), "--build"], 480)
+        self.note("engine and images ready:\n" + r.stdout.strip())
+
+        self.token, self.port = secrets.token_hex(16), free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+        self.env.update(TALLY_TOKEN=self.token, TALLY_WORKER_TOKEN=secrets.token_hex(16),
+                        TALLY_PORT=str(self.port), TALLY_LEASE_TIMEOUT=str(LEASE_TIMEOUT))
+        try:
+            self.compose("down", "-v", "--timeout", "5")  # whatever a killed run left
+            self.cluster(expect)
+        finally:
+            try:
+                logs = self.compose("logs", "--no-color", "--timestamps", timeout=60,
+                                    check=False)
+                with open(os.path.join(self.tmpdir, "compose.log"), "w") as f:
+                    f.write(logs.stdout + logs.stderr)
+            finally:
+                self.compose("down", "-v", "--timeout", "10")
+                self.assertEqual(self.containers("worker", running=False), [])
+                self.note("torn down")
+
+    def cluster(self, expect):
+        self.compose("up", "-d", "--no-build", "--scale", "worker=3", timeout=180)
+        coordinator = self.containers("coordinator")
+        self.assertEqual(len(coordinator), 1)
+        self.assertEqual(self.inspect(coordinator[0], "{{.Config.User}}"), "tally")
+        self.assertEqual(request(self.port, "GET", "/healthz").status, 200)
+        # Without a token, the published API refuses.
+        self.assertEqual(request(self.port, "GET", "/v1/jobs").status, 401)
+
+        # Three workers, each named after its container's hostname: <hostname>-<pid 1>.
+        ids = self.containers("worker")
+        self.assertEqual(len(ids), 3)
+        names = {self.inspect(c, "{{.Config.Hostname}}") + "-1": c for c in ids}
+        self.assertEqual(len(names), 3)
+        wait_for("three workers polling", lambda: set(self.workers()) == set(names), 60)
+        self.note(f"cluster up: workers {sorted(names)}")
+
+        r = self.api("POST", "/v1/jobs", SPEC)
+        self.assertEqual(r.status, 201, r)
+        job = r.json["id"]
+        wait_for("a tenth of the job done", lambda: self.api("GET", f"/v1/jobs/{job}")
+                 .json["progress"] >= 0.1, 120)
+
+        # Kill a worker that holds a lease. (No docker pause first to make sure of it: freezing
+        # can fail here. It takes its next lease at once after each complete, so it is almost
+        # always holding one; the note says which it was.)
+        deadline = time.monotonic() + 30
+        while not (active := [n for n, w in self.workers().items() if w["state"] == "active"]):
+            self.assertLess(time.monotonic(), deadline, "no worker ever held a lease")
+            time.sleep(0.05)
+        victim = active[0]
+        self.run_cmd(["docker", "kill", names[victim]], 30)
+        wait_for("the killed container to stop",
+                 lambda: self.inspect(names[victim], "{{.State.Running}}") == "false", 30)
+        held = self.api("GET", f"/v1/jobs/{job}").json
+        self.assertEqual(held["state"], "running", held)
+        self.assertLess(held["batches"]["done"], held["batches"]["total"])
+        lease = self.workers()[victim]["state"] == "active"
+        self.note(f"killed {victim} at progress {held['progress']:.2f}, "
+                  f"{'holding a lease' if lease else 'between two leases'}")
+
+        r = self.api("GET", f"/v1/jobs/{job}?wait_s=60", timeout=90)
+        deadline = time.monotonic() + 240
+        while r.json["state"] in ("queued", "running") and time.monotonic() < deadline:
+            r = self.api("GET", f"/v1/jobs/{job}?wait_s=60", timeout=90)
+        done = r.json
+        self.note(f"job done: {json.dumps(done['counts'])} in {done['elapsed_s']} s")
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual(done["batches"]["done"], done["batches"]["total"])
+        self.assertEqual(done["counts"], expect)
+
+        # The killed worker is lost; the others stay, and their containers report healthy.
+        wait_for(f"{victim} lost", lambda: self.workers()[victim]["state"] == "lost",
+                 LEASE_TIMEOUT + 10)
+        w = self.workers()
+        for name in set(names) - {victim}:
+            self.assertNotEqual(w[name]["state"], "lost")
+            wait_for(f"{name} healthy", lambda c=names[name]: self.healthy(c), 60)
+
+        # A new coordinator container on the same named volume still has the job.
+        self.compose("up", "-d", "--no-build", "--no-deps", "--force-recreate", "coordinator",
+                     timeout=120)
+        again = self.containers("coordinator")
+        self.assertNotEqual(again, coordinator)
+        wait_for("the new coordinator healthy", lambda: self.healthy(again[0]), 60)
+        kept = self.api("GET", f"/v1/jobs/{job}").json
+        self.assertEqual((kept["state"], kept["counts"]), ("succeeded", expect))
+        self.note("recreated coordinator kept the job")
+
+
+if __name__ == "__main__":
+    unittest.main()
