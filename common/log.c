@@ -10,23 +10,7 @@
 #include "timefmt.h"
 
 static enum log_level log_min = LOG_INFO;
-static enum log_format log_fmt = LOG_LOGFMT;
-
-void log_set_format(enum log_format format)
-{
-	log_fmt = format;
-}
-
-int log_parse_format(const char *s, enum log_format *out)
-{
-	if (!strcmp(s, "logfmt"))
-		*out = LOG_LOGFMT;
-	else if (!strcmp(s, "json"))
-		*out = LOG_JSON;
-	else
-		return -1;
-	return 0;
-}
+static int log_json; /* one JSON object per line instead of logfmt */
 
 /* Turns a logfmt line (no newline) into a JSON object: key=value pairs, values quoted or bare,
  * a bare integer as a number. Returns a new reference, or NULL when the line is not logfmt or
@@ -75,15 +59,22 @@ void log_set_level(enum log_level level)
 	log_min = level;
 }
 
-int log_parse_level(const char *s, enum log_level *out)
+int log_configure(const char *prog, const char *level, const char *format)
 {
-	for (int i = 0; i < 4; i++) {
-		if (!strcmp(s, log_names[i])) {
-			*out = (enum log_level)i;
-			return 0;
-		}
+	int i = 0;
+	while (i < 4 && strcmp(level, log_names[i]))
+		i++;
+	if (i == 4) {
+		fprintf(stderr, "%s: --log-level: must be debug, info, warn or error\n", prog);
+		return -1;
 	}
-	return -1;
+	if (strcmp(format, "logfmt") && strcmp(format, "json")) {
+		fprintf(stderr, "%s: --log-format: must be logfmt or json\n", prog);
+		return -1;
+	}
+	log_min = (enum log_level)i;
+	log_json = !strcmp(format, "json");
+	return 0;
 }
 
 void log_write(enum log_level level, const char *fmt, ...)
@@ -102,7 +93,7 @@ void log_write(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 	if (n >= (int)sizeof line - 1)
 		n = (int)sizeof line - 2;
-	if (log_fmt == LOG_JSON) {
+	if (log_json) {
 		json_t *o;
 		char *text;
 		line[n] = '\0';

@@ -6,16 +6,13 @@
 #include <stddef.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
-enum log_format { LOG_LOGFMT, LOG_JSON };
 
 /* Sets the lowest level written; the default is LOG_INFO. */
 void log_set_level(enum log_level level);
-/* Sets the line format; the default is LOG_LOGFMT. */
-void log_set_format(enum log_format format);
-/* Parses "logfmt" or "json". Returns 0, or -1 for anything else. */
-int log_parse_format(const char *s, enum log_format *out);
-/* Parses "debug", "info", "warn" or "error". Returns 0, or -1 for anything else. */
-int log_parse_level(const char *s, enum log_level *out);
+/* Sets the level ("debug", "info", "warn" or "error") and the format ("logfmt" or "json") from
+ * a program's --log-level and --log-format. Returns 0, or -1 after printing which is wrong,
+ * prefixed with prog, to stderr. */
+int log_configure(const char *prog, const char *level, const char *format);
 /* Writes one line: fmt is the rest of the line after ts= and level=, e.g. "msg=started port=%d".
  * Lines are written whole (one write per line). Can't fail; a line over 2 KiB is truncated. */
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

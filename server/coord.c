@@ -570,16 +570,16 @@ static enum tally_err coord_discard(struct coord *c, int *finished)
 {
 	char name[WORKER_NAME_MAX];
 	enum tally_err rc;
+	int64_t since;
 
 	*finished = 0;
 	while (live_take_suspect(c->live, name)) {
 		log_warn("msg=\"worker quarantined: its counts disagreed with other workers'\" "
 			 "worker=%s reason=\"%s\"", name, live_quarantined(c->live, name));
 		/* Its done leases are in the store once the changes are written (uncommitted). */
-		if ((rc = coord_sync(c)) ||
-		    (live_oldest_lease(c->live) &&
-		     (rc = db_worker_results(c->db, name, live_oldest_lease(c->live),
-					     discard_result, c)))) {
+		if ((rc = coord_sync(c)) || ((since = live_oldest_lease(c->live)) &&
+					       (rc = db_worker_results(c->db, name, since,
+								       discard_result, c)))) {
 			c->lost = 1; /* the next flush undoes all of it */
 			return rc == TALLY_ENOMEM ? rc : TALLY_EDB;
 		}

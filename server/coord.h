@@ -85,8 +85,9 @@ TALLY_WUR enum tally_err coord_lease(struct coord *c, const struct lease_request
 TALLY_WUR enum tally_err coord_heartbeat(struct coord *c, int64_t id, struct lease *out);
 /* Checks counts (a borrowed JSON object) against lease id with its kernel, then adds them to the
  * job once (a check lease's are compared instead; a worker caught lying is quarantined and its
- * done leases in unfinished jobs discarded). *duplicate is set when the lease was already completed. TALLY_ECOUNTS with a message
- * in err when the counts cannot be right; TALLY_ELOST; TALLY_ENOTFOUND. */
+ * done leases in unfinished jobs discarded). *duplicate is set when the lease was already
+ * completed. TALLY_ECOUNTS with a message in err when the counts cannot be right; TALLY_ELOST;
+ * TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
 					int *duplicate, char *err, size_t errlen);
 /* Gives lease id's batches back. With fault, the lease counts as a failure of its batches (see

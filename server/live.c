@@ -1,6 +1,7 @@
 /* Live state in memory: unfinished jobs in a list by id, live leases in a hash table by id and in
  * a min-heap by expiry, each job's pending checks in a list, quarantined workers in a list, and
  * the objects changed since the last write on dirty lists. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -665,6 +666,31 @@ static void job_end(struct live *lv, struct ljob *j, enum job_state state, int64
 	job_touch(lv, j);
 }
 
+/* Fails job j with an error naming why (printf-style), ending it; sets *job_failed (may be
+ * NULL). */
+static void job_fail(struct live *lv, struct ljob *j, int64_t now, int *job_failed,
+		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void job_fail(struct live *lv, struct ljob *j, int64_t now, int *job_failed,
+		     const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(j->job.error, sizeof j->job.error, fmt, ap);
+	va_end(ap);
+	job_end(lv, j, JOB_FAILED, now);
+	if (job_failed)
+		*job_failed = 1;
+}
+
+/* Marks lease l finished in state s at now: off the heap (if it was on it), written behind. */
+static void lease_finish(struct live *lv, struct llease *l, enum lease_state s, int64_t now)
+{
+	heap_remove(lv, l);
+	l->lease.state = s;
+	l->finished_at = now;
+	lease_touch(lv, l);
+}
+
 /* Ends check lease l in state s. Unless it is done (its opinion is then the caller's to add),
  * its check is open again. A fail that says the batches are at fault counts against the check,
  * and at the limit the job fails; an expiry does not: the batches were computed once already,
@@ -675,10 +701,7 @@ static void check_lease_end(struct live *lv, struct llease *l, enum lease_state 
 	struct ljob *j = l->job;
 	struct lcheck *ch = check_find(j, l->lease.check_of);
 
-	heap_remove(lv, l);
-	l->lease.state = s;
-	l->finished_at = now;
-	lease_touch(lv, l);
+	lease_finish(lv, l, s, now);
 	if (!ch || ch->leased != l->lease.id)
 		return; /* its check was settled or dropped meanwhile */
 	ch->leased = 0;
@@ -686,15 +709,11 @@ static void check_lease_end(struct live *lv, struct llease *l, enum lease_state 
 		return;
 	j->checks_open++;
 	if (fault && s == LEASE_FAILED && lv->max_failures && ++ch->failures >= lv->max_failures &&
-	    !job_is_final(j->job.state)) {
-		snprintf(j->job.error, sizeof j->job.error,
+	    !job_is_final(j->job.state))
+		job_fail(lv, j, now, job_failed,
 			 "checking batches %llu-%llu failed %u times; last failure: %.900s",
 			 (unsigned long long)ch->first,
 			 (unsigned long long)(ch->first + ch->count - 1), ch->failures, reason);
-		job_end(lv, j, JOB_FAILED, now);
-		if (job_failed)
-			*job_failed = 1;
-	}
 }
 
 /* Ends live lease l in state s: off the heap, its batches given back unless done. A fault (an
@@ -720,19 +739,11 @@ static enum tally_err lease_end(struct live *lv, struct llease *l, enum lease_st
 	if (rc)
 		return rc;
 	j->job.batches_leased -= le->batch_count;
-	heap_remove(lv, l);
-	l->lease.state = s;
-	l->finished_at = now;
-	lease_touch(lv, l);
+	lease_finish(lv, l, s, now);
 	job_touch(lv, j);
-	if (poison) {
-		snprintf(j->job.error, sizeof j->job.error,
-			 "batch %llu failed %u times; last failure: %.900s",
+	if (poison)
+		job_fail(lv, j, now, job_failed, "batch %llu failed %u times; last failure: %.900s",
 			 (unsigned long long)le->first_batch, strikes, reason);
-		job_end(lv, j, JOB_FAILED, now);
-		if (job_failed)
-			*job_failed = 1;
-	}
 	return TALLY_OK;
 }
 
@@ -865,11 +876,10 @@ static enum tally_err check_opinion(struct live *lv, struct ljob *j, struct lche
 			j->checks_open++; /* one more worker must say */
 			return TALLY_OK;
 		}
-		snprintf(j->job.error, sizeof j->job.error,
+		job_fail(lv, j, now, NULL,
 			 "checking batches %llu-%llu: %zu workers gave %zu different counts",
 			 (unsigned long long)ch->first,
 			 (unsigned long long)(ch->first + ch->count - 1), ch->nop, ch->nop);
-		job_end(lv, j, JOB_FAILED, now);
 		return TALLY_OK;
 	}
 	for (size_t i = 0, n = 0; i < ch->nop; i++) {
@@ -985,9 +995,7 @@ enum tally_err live_discard(struct live *lv, const struct lease *stored, const u
 			break;
 		}
 	}
-	l->lease.state = LEASE_DISCARDED;
-	l->finished_at = now;
-	lease_touch(lv, l);
+	lease_finish(lv, l, LEASE_DISCARDED, now);
 	job_touch(lv, j);
 	kept = 1;
 out:
@@ -1085,31 +1093,30 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 		first = ch->first;
 		take = ch->count;
 		l->lease.check_of = ch->lease_id;
-		goto grant;
-	}
-	take = size(ctx, &j->job, remaining);
-	if (take < 1)
-		take = 1;
-	if (take > remaining)
-		take = remaining;
-	if (j->nfree) {
-		first = j->free[0].first;
-		if (take > j->free[0].count)
-			take = j->free[0].count;
-		if (j->free[0].failures) {
-			/* Halved by each failure, down to one batch, which a failure then names. */
-			uint64_t cap = j->free[0].failures < 64 ? j->free[0].count >> j->free[0].failures
-								 : 0;
-			if (take > cap)
-				take = cap ? cap : 1;
-		}
-		l->lease.failures = j->free[0].failures;
-		l->lease.strikes = j->free[0].strikes;
 	} else {
-		/* Nothing given back: all pending batches are fresh, and take <= remaining. */
-		first = j->next_batch;
+		take = size(ctx, &j->job, remaining);
+		if (take < 1)
+			take = 1;
+		if (take > remaining)
+			take = remaining;
+		if (j->nfree) {
+			first = j->free[0].first;
+			if (take > j->free[0].count)
+				take = j->free[0].count;
+			if (j->free[0].failures) {
+				/* Halved by each failure, down to one batch, which a failure then names. */
+				unsigned f = j->free[0].failures;
+				uint64_t cap = f < 64 ? j->free[0].count >> f : 0;
+				if (take > cap)
+					take = cap ? cap : 1;
+			}
+			l->lease.failures = j->free[0].failures;
+			l->lease.strikes = j->free[0].strikes;
+		} else {
+			/* Nothing given back: all pending batches are fresh, and take <= remaining. */
+			first = j->next_batch;
+		}
 	}
-grant:
 	l->lease.id = (int64_t)((lv->seq_next << LIVE_ID_RANDOM_BITS) |
 				(rng_splitmix64(&lv->rnd) & ((1u << LIVE_ID_RANDOM_BITS) - 1)));
 	l->lease.job_id = j->job.id;
@@ -1190,7 +1197,7 @@ enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts
 	*finished = 0;
 	if (!l)
 		return TALLY_ENOTFOUND;
-	if (l->lease.state != LEASE_ACTIVE || (lv->quar && quar_find(lv, l->lease.worker)))
+	if (l->lease.state != LEASE_ACTIVE || quar_find(lv, l->lease.worker))
 		return TALLY_ELOST; /* (a quarantine takes its worker's leases back) */
 	job = &l->job->job;
 	if (l->lease.check_of) {

@@ -67,8 +67,6 @@ int main(int argc, char **argv)
 	struct serve *srv = NULL;
 	char client_token[TOKEN_MAX], worker_token[TOKEN_MAX];
 	struct buf cert, key; /* PEM; freed at exit */
-	enum log_level lvl;
-	enum log_format lfmt;
 	char err[512], host[256];
 	const char *colon;
 	uint64_t port;
@@ -82,16 +80,8 @@ int main(int argc, char **argv)
 		       "to tally-worker processes.");
 	if (rc)
 		return rc == 1 ? 0 : 2;
-	if (log_parse_level(level, &lvl)) {
-		fprintf(stderr, "tally-server: --log-level: must be debug, info, warn or error\n");
+	if (log_configure("tally-server", level, format))
 		return 2;
-	}
-	log_set_level(lvl);
-	if (log_parse_format(format, &lfmt)) {
-		fprintf(stderr, "tally-server: --log-format: must be logfmt or json\n");
-		return 2;
-	}
-	log_set_format(lfmt);
 	colon = strrchr(listen, ':');
 	if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host ||
 	    num_parse_u64(colon + 1, 0, 65535, &port)) {

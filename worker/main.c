@@ -42,8 +42,6 @@ int main(int argc, char **argv)
 		  "logfmt or json (one object per line)" },
 	};
 	struct sigaction sa;
-	enum log_level lvl;
-	enum log_format lfmt;
 	char host[64], defname[96], token[TOKEN_MAX], err[512];
 	int rc;
 
@@ -54,16 +52,8 @@ int main(int argc, char **argv)
 		       "on --threads threads and posts the counts back.");
 	if (rc)
 		return rc == 1 ? 0 : 2;
-	if (log_parse_level(level, &lvl)) {
-		fprintf(stderr, "tally-worker: --log-level: must be debug, info, warn or error\n");
+	if (log_configure("tally-worker", level, format))
 		return 2;
-	}
-	log_set_level(lvl);
-	if (log_parse_format(format, &lfmt)) {
-		fprintf(stderr, "tally-worker: --log-format: must be logfmt or json\n");
-		return 2;
-	}
-	log_set_format(lfmt);
 	if (!name) {
 		if (gethostname(host, sizeof host))
 			strcpy(host, "worker");
