@@ -1,4 +1,4 @@
-/* The logger: logfmt lines on stderr, each written with a single write(2). */
+/* The logger: logfmt or JSON lines on stderr, each written with a single write(2). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
