@@ -158,10 +158,15 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 		return fail(e, "missing_field", "kernel: required");
 	if (!get_str(v))
 		return fail(e, "invalid_field", "kernel: must be a string (without NUL)");
-	out->kernel = kernel_find(json_string_value(v));
+	/* A kernel this coordinator has no code for may be a plug-in of some workers: the job
+	 * waits for a worker that offers it. */
+	out->kernel = kernel_named(json_string_value(v));
+	if (!out->kernel && !kernel_name_ok(json_string_value(v)))
+		return fail(e, "invalid_field", "kernel: '%.32s' is not a kernel name (1 to %d of "
+			    "a-z, 0-9, _ and -)", json_string_value(v), KERNEL_NAME_MAX - 1);
 	if (!out->kernel)
-		return fail(e, "invalid_field", "kernel: unknown kernel '%.32s' (known: pi, count)",
-			    json_string_value(v));
+		return fail(e, "invalid_field", "kernel: '%.32s': too many kernel names in use (%d)",
+			    json_string_value(v), KERNEL_NAMED_MAX);
 
 	v = json_object_get(body, "samples");
 	if (!v)
@@ -201,15 +206,15 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 	}
 
 	v = json_object_get(body, "params");
-	if (v && !json_is_null(v)) {
-		if (!json_is_object(v))
-			return fail(e, "invalid_field", "params: must be an object");
-		if (json_object_size(v)) {
-			const char *key = json_object_iter_key(json_object_iter((json_t *)v));
-			return fail(e, "unknown_field", "params.%.64s: kernel %s takes no parameters",
-				    key, out->kernel->name);
-		}
-	}
+	if (v && json_is_null(v))
+		v = NULL;
+	char err[sizeof e->message];
+	rc = kernel_params_check(out->kernel, v, out->params, sizeof out->params, err, sizeof err);
+	if (rc == TALLY_ENOMEM)
+		return fail(e, "invalid_field", "params: out of memory");
+	if (rc)
+		return fail(e, strstr(err, ": unknown") || strstr(err, "takes no parameters")
+				       ? "unknown_field" : "invalid_field", "%s", err);
 	return TALLY_OK;
 }
 
@@ -257,10 +262,21 @@ enum tally_err decode_lease_request(const json_t *body, struct lease_request *ou
 	if (json_array_size(v) > COORD_KERNELS_MAX)
 		return fail(e, "invalid_field", "kernels: at most %d names", COORD_KERNELS_MAX);
 	json_array_foreach(v, i, k) {
-		if (!get_str(k) || json_string_length(k) >= KERNEL_NAME_MAX ||
-		    !json_string_length(k))
-			return fail(e, "invalid_field", "kernels[%zu]: must be a kernel name", i);
-		out->kernels[out->nkernels++] = json_string_value(k);
+		/* "name", or "name@version": the version of the kernel the worker has. */
+		char kname[KERNEL_NAME_MAX];
+		const char *s = get_str(k) ? json_string_value(k) : "";
+		size_t klen = strcspn(s, "@");
+		uint64_t version;
+		if (!klen || klen >= KERNEL_NAME_MAX ||
+		    (s[klen] && num_parse_u64(s + klen + 1, 1, UINT32_MAX, &version)))
+			return fail(e, "invalid_field", "kernels[%zu]: must be a kernel name, or "
+				    "name@version", i);
+		memcpy(kname, s, klen);
+		kname[klen] = '\0';
+		if (!kernel_name_ok(kname))
+			return fail(e, "invalid_field", "kernels[%zu]: must be a kernel name, or "
+				    "name@version", i);
+		out->kernels[out->nkernels++] = s;
 	}
 
 	v = json_object_get(body, "wait_s");

@@ -32,32 +32,45 @@ static json_t *name_list(const char *s)
 	return a;
 }
 
+/* Returns a new reference to a job's params object ({} when it has none), or NULL. */
+static json_t *params_json(const struct job *j)
+{
+	json_t *p = j->spec.params[0] ? json_loads(j->spec.params, 0, NULL) : NULL;
+	if (!json_is_object(p)) {
+		json_decref(p);
+		p = json_object();
+	}
+	return p;
+}
+
 /* Returns a new reference to the job object, or NULL when out of memory. */
-static json_t *job_to_json(const struct job *j, int64_t now)
+static json_t *job_to_json_at(struct api *a, const struct job *j, int64_t now)
 {
 	const struct kernel *k = j->spec.kernel;
+	json_t *o;
 	char id[24];
 	int64_t end = j->finished_at ? j->finished_at : now;
 	double elapsed = j->started_at ? (double)(end - j->started_at) / 1000.0 : 0.0;
 	uint64_t pending = j->batches_total - j->batches_done - j->batches_leased;
-	json_t *result = j->batches_done ? k->result(j->counts) : NULL;
+	json_t *result = j->batches_done ? kernel_result(k, j->counts) : NULL;
 
 	if (j->state == JOB_CANCELLED)
 		pending = j->batches_total - j->batches_done;
 	snprintf(id, sizeof id, "%lld", (long long)j->id);
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:{},s:f,s:{s:I,s:I,s:I,s:I},s:f,s:o,s:o,s:o,"
+	o = json_pack("{s:s,s:s,s:i,s:s,s:I,s:I,s:o,s:o,s:f,s:{s:I,s:I,s:I,s:I},s:f,s:o,s:o,s:o,"
 			 "s:o,s:o,s:o,s:o,s:f,s:{s:I,s:I,s:I,s:o}}",
-			 "id", id, "kernel", k->name, "state", job_state_name(j->state),
+			 "id", id, "kernel", k->name, "kernel_version", (int)j->spec.kernel_version,
+			 "state", job_state_name(j->state),
 			 "samples", (json_int_t)j->spec.samples,
 			 "batch_size", (json_int_t)j->spec.batch_size,
-			 "seed", job_seed_json(j->spec.seed), "params",
+			 "seed", job_seed_json(j->spec.seed), "params", params_json(j),
 			 "verify", j->spec.verify,
 			 "batches", "total", (json_int_t)j->batches_total,
 			 "done", (json_int_t)j->batches_done,
 			 "leased", (json_int_t)j->batches_leased,
 			 "pending", (json_int_t)pending,
 			 "progress", (double)j->samples_done / (double)j->spec.samples,
-			 "counts", kernel_counts_encode(k, j->counts),
+			 "counts", counts_encode(&j->keys, j->counts),
 			 "result", result ? result : json_null(),
 			 "error", j->error[0] ? json_string(j->error) : json_null(),
 			 "created_at", json_time(j->created_at),
@@ -69,6 +82,20 @@ static json_t *job_to_json(const struct job *j, int64_t now)
 			 "pending", (json_int_t)j->checks_pending,
 			 "mismatches", (json_int_t)j->mismatches,
 			 "quarantined", name_list(j->quarantined));
+	/* A job for a kernel no worker has offered yet says so, instead of looking stuck. */
+	if (o && !job_is_final(j->state) && !j->batches_done && !j->batches_leased &&
+	    !coord_kernel_offered(a->coord, k->name, j->spec.kernel_version)) {
+		char why[128];
+		snprintf(why, sizeof why, "no worker offers kernel %s%s yet", k->name,
+			 k->version ? "" : " (a plug-in this coordinator does not have)");
+		json_object_set_new(o, "waiting_for", json_string(why));
+	}
+	return o;
+}
+
+static json_t *job_to_json(struct api *a, const struct job *j)
+{
+	return job_to_json_at(a, j, coord_now(a->coord));
 }
 
 static int job_id(struct req *r, struct api *a, int64_t *id)
@@ -135,14 +162,15 @@ void jobs_create(struct req *r, void *app)
 		if (rc)
 			api_reply_rc(r, a, rc, NULL);
 		else if (job.spec.kernel != spec.kernel || job.spec.samples != spec.samples ||
+			 strcmp(job.spec.params, spec.params) ||
 			 job.spec.batch_size != spec.batch_size || job.spec.verify != spec.verify ||
 			 (seed_given && job.spec.seed != spec.seed))
 			reply_error(r, 409, "conflict",
 				    "Idempotency-Key: already used for job %lld, with other "
-				    "kernel, samples, batch_size, seed or verify",
+				    "kernel, params, samples, batch_size, seed or verify",
 				    (long long)job.id);
 		else
-			reply_json(r, 200, job_to_json(&job, coord_now(a->coord)));
+			reply_json(r, 200, job_to_json(a, &job));
 		return;
 	}
 	if ((rc = coord_submit(a->coord, &spec, key, &job))) {
@@ -151,7 +179,7 @@ void jobs_create(struct req *r, void *app)
 	}
 	snprintf(loc, sizeof loc, "/v1/jobs/%lld", (long long)job.id);
 	reply_header(r, "Location", loc);
-	reply_json(r, 201, job_to_json(&job, coord_now(a->coord)));
+	reply_json(r, 201, job_to_json(a, &job));
 }
 
 /* GET /v1/jobs/<id>[?wait_s=N]: with wait_s, the reply waits until the job has finished (or N
@@ -189,10 +217,11 @@ void jobs_get(struct req *r, void *app)
 		reply_park(r, req_started(r) + (int64_t)wait * 1000, API_WAKE_JOBS);
 		return;
 	}
-	reply_json(r, 200, job_to_json(&job, coord_now(a->coord)));
+	reply_json(r, 200, job_to_json(a, &job));
 }
 
 struct list_ctx {
+	struct api *a;
 	json_t *jobs;
 	int64_t now;
 	int64_t last;
@@ -202,7 +231,7 @@ struct list_ctx {
 static int list_one(void *ctx, const struct job *job)
 {
 	struct list_ctx *l = ctx;
-	if (json_array_append_new(l->jobs, job_to_json(job, l->now))) {
+	if (json_array_append_new(l->jobs, job_to_json_at(l->a, job, l->now))) {
 		l->oom = 1;
 		return 1;
 	}
@@ -214,7 +243,7 @@ void jobs_list(struct req *r, void *app)
 {
 	static const char *const allowed[] = { "state", "limit", "cursor", NULL };
 	struct api *a = app;
-	struct list_ctx l = { .now = coord_now(a->coord) };
+	struct list_ctx l = { .a = a, .now = coord_now(a->coord) };
 	const char *unknown = req_query_unknown(r, allowed);
 	const char *state_s = req_query(r, "state");
 	const char *limit_s = req_query(r, "limit");
@@ -280,7 +309,7 @@ void jobs_cancel(struct req *r, void *app)
 		api_reply_rc(r, a, rc, msg);
 		return;
 	}
-	reply_json(r, 200, job_to_json(&job, coord_now(a->coord)));
+	reply_json(r, 200, job_to_json(a, &job));
 }
 
 /* GET /v1/jobs/<id>/history: the job's progress points, for the dashboard's plot. */
@@ -313,7 +342,9 @@ void jobs_history(struct req *r, void *app)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		json_t *result = p[i].samples ? job.spec.kernel->result(p[i].counts) : json_null();
+		json_t *result = p[i].samples ? kernel_result(job.spec.kernel, p[i].counts) : NULL;
+		if (!result)
+			result = json_null();
 		if (json_array_append_new(points, json_pack("{s:o,s:I,s:o}", "t", json_time(p[i].t),
 							    "samples", (json_int_t)p[i].samples,
 							    "result", result))) {

@@ -1,6 +1,7 @@
 /* The leases resource, for workers: take work (long poll), heartbeat, complete, fail. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "api.h"
 #include "timefmt.h"
 
@@ -26,10 +27,17 @@ static json_t *lease_to_json(const struct lease *l, int64_t now)
 
 	snprintf(id, sizeof id, "%lld", (long long)l->id);
 	snprintf(job, sizeof job, "%lld", (long long)l->job_id);
+	json_t *params = s->params[0] && strcmp(s->params, "{}") ? json_loads(s->params, 0, NULL)
+								 : json_object();
+
 	timefmt_rfc3339(l->expires_at, expires, sizeof expires);
-	return json_pack("{s:s,s:s,s:s,s:i,s:{},s:o,s:I,s:I,s:I,s:I,s:s,s:f}", "id", id, "job_id",
+	if (!json_is_object(params)) {
+		json_decref(params);
+		params = json_object();
+	}
+	return json_pack("{s:s,s:s,s:s,s:i,s:o,s:o,s:I,s:I,s:I,s:I,s:s,s:f}", "id", id, "job_id",
 			 job, "kernel", s->kernel->name, "kernel_version", (int)s->kernel_version,
-			 "params", "seed", job_seed_json(s->seed),
+			 "params", params, "seed", job_seed_json(s->seed),
 			 "samples", (json_int_t)s->samples, "batch_size",
 			 (json_int_t)s->batch_size, "first_batch", (json_int_t)l->first_batch,
 			 "batch_count", (json_int_t)l->batch_count, "expires_at", expires, "ttl_s",

@@ -54,13 +54,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	int64_t t0 = timefmt_mono_ms();
-	struct compute *c = compute_start(k, 42, samples, batch, 0, kernel_batches(samples, batch),
-					  (int)threads);
+	struct compute_work w = { .k = k, .seed = 42, .samples = samples, .batch_size = batch,
+				  .count = kernel_batches(samples, batch) };
+	struct compute *c = k->run ? compute_start(&w, (int)threads) : NULL;
 	if (!c)
 		return 1;
 	while (!compute_wait(c, 1000))
 		;
-	compute_finish(c, counts);
+	if (compute_finish(c, NULL, counts, NULL, 0))
+		return 1;
 	double s = (double)(timefmt_mono_ms() - t0) / 1000.0;
 	printf("{\"kernel\":\"%s\",\"path\":\"%s\",\"samples\":%" PRIu64 ",\"batch_size\":%" PRIu64
 	       ",\"threads\":%ld,\"seconds\":%.3f,\"rate\":%.4g,\"counts\":[",

@@ -23,7 +23,10 @@ struct job_spec {
 	uint64_t batch_size;
 	uint64_t seed;
 	double verify;           /* the fraction of completed leases computed again to check */
-	unsigned kernel_version; /* the version the job is computed with (set when stored) */
+	/* The version the job is computed with: the kernel's here, or for a kernel known by name
+	 * only, the version the first worker given a lease offered (0 until then). */
+	unsigned kernel_version;
+	char params[KERNEL_PARAMS_MAX]; /* the kernel's params, compact JSON: "{}" when none */
 };
 
 /* A job's full status. Times are ms since the epoch, 0 when unset. */
@@ -35,7 +38,8 @@ struct job {
 	uint64_t batches_done;
 	uint64_t batches_leased;
 	uint64_t samples_done;
-	uint64_t counts[KERNEL_MAX_KEYS]; /* in spec.kernel's key order */
+	struct count_keys keys;           /* the names of counts[] */
+	uint64_t counts[KERNEL_MAX_KEYS]; /* in keys' order */
 	char error[JOB_ERROR_MAX];        /* "" when none */
 	/* Verification (spec.verify): checks of completed leases that agreed (or were settled in
 	 * their favour), checks still waiting for a second (or third...) opinion, checks where

@@ -1,6 +1,7 @@
 /* Kernels: the computations tally maps over batches. A kernel is a table entry (name, version,
  * count keys) with pure functions: run one batch, check counts against a lease, derive a result.
- * No I/O anywhere in a kernel; the server and the worker both link this. */
+ * Built-in kernels and plug-ins (include/tally/kernel.h, loaded by kernel_load_dir) look alike
+ * from here. No I/O in a kernel; the server and the worker both link this registry. */
 #ifndef TALLY_KERNEL_H
 #define TALLY_KERNEL_H
 
@@ -8,33 +9,96 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "err.h"
+#include "tally/kernel.h"
 
-#define KERNEL_NAME_MAX 32 /* bytes, with the NUL */
-#define KERNEL_MAX_KEYS 8
+#define KERNEL_NAME_MAX TALLY_KERNEL_NAME_MAX
+#define KERNEL_MAX_KEYS TALLY_KERNEL_KEYS_MAX
+#define KERNEL_KEY_MAX TALLY_KERNEL_KEY_MAX
+#define KERNEL_PARAMS_MAX 4096 /* bytes of a job's params as compact JSON, with the NUL */
+#define KERNEL_PLUGINS_MAX 64  /* plug-ins one process loads */
+#define KERNEL_NAMED_MAX 256   /* kernels known here by name only (jobs for workers' plug-ins) */
 
-struct kernel {
-	const char *name;
-	unsigned version;
-	size_t nkeys;
-	const char *const *keys; /* count names, in the order of every counts array */
-	/* Adds the counts of one batch (samples [first, first + n) of the job) to out[nkeys].
-	 * Pure: depends on nothing but its arguments. stop may be NULL; when *stop becomes
-	 * non-zero the kernel may return early, leaving out meaningless (the caller discards it):
-	 * a batch can be as large as a job, and a worker must still answer a lost lease or SIGTERM. */
-	void (*run)(uint64_t seed, uint64_t batch, uint64_t first, uint64_t n, const int *stop,
-		    uint64_t *out);
-	/* Checks counts summed over a lease of `samples` samples. Returns NULL when they can be right,
-	 * else a static message naming the problem. */
-	const char *(*check)(const uint64_t *counts, uint64_t samples);
-	/* Returns a new reference to the result object for the given job counts, or NULL when none
-	 * can be derived yet (or out of memory). */
-	json_t *(*result)(const uint64_t *counts);
+/* The names of a job's counts, in the order of its counts arrays. A kernel with code here fixes
+ * them; an open kernel's batches name their own, and the job's list grows (never reorders) as
+ * new names arrive. */
+struct count_keys {
+	size_t n;
+	char name[KERNEL_MAX_KEYS][KERNEL_KEY_MAX];
 };
 
-/* Returns the kernel called name, or NULL. The pointer is static. */
+/* A kernel in this process. Built-in kernels (pi, count) have run; plug-ins have abi (their
+ * table, include/tally/kernel.h); exec runs programs and lives in the worker (worker/exec.c);
+ * a kernel known only by name (a plug-in the coordinator lacks, named by a job) has neither. */
+struct kernel {
+	const char *name;
+	unsigned version;    /* 0: unknown here (a kernel known by name only) */
+	size_t nkeys;        /* 0 when open */
+	const char *const *keys; /* count names, in the order of every counts array */
+	int open;            /* batches name their own counts: exec, and kernels known by name only */
+	int params;          /* takes params (exec, and plug-ins with open()) */
+	/* Built-in kernels: adds the counts of one batch (samples [first, first + n) of the job) to
+	 * out[nkeys]. Pure: depends on nothing but its arguments. stop may be NULL; when *stop
+	 * becomes non-zero the kernel may return early, leaving out meaningless (the caller
+	 * discards it): a batch can be as large as a job, and a worker must still answer a lost
+	 * lease or SIGTERM. */
+	void (*run)(uint64_t seed, uint64_t batch, uint64_t first, uint64_t n, const int *stop,
+		    uint64_t *out);
+	/* Checks counts summed over a lease of `samples` samples. Returns NULL when they can be
+	 * right, else a static message naming the problem. NULL: no check. */
+	const char *(*check)(const uint64_t *counts, uint64_t samples);
+	/* Built-in kernels: returns a new reference to the result object for the given job
+	 * counts, or NULL when none can be derived yet (or out of memory). */
+	json_t *(*result)(const uint64_t *counts);
+	const struct tally_kernel *abi; /* a plug-in's table; NULL otherwise */
+	char path[512];                 /* a plug-in's file; "" otherwise */
+};
+
+/* Returns the kernel called name that has code here (built in or a loaded plug-in; exec too),
+ * or NULL. Kernels are never freed: the pointer stays valid. */
 const struct kernel *kernel_find(const char *name);
-/* Returns the i-th kernel (NULL past the end), for listing. */
+/* Returns the kernel called name: one with code here, else one known by name only (open keys,
+ * version 0), made on first use. NULL when the name is not a kernel name, or too many names
+ * are known. Thread-safe. */
+const struct kernel *kernel_named(const char *name);
+/* Returns the i-th kernel with code here (NULL past the end): built-in ones first. exec is not
+ * listed: a worker offers it only when allowed to run programs. */
 const struct kernel *kernel_at(size_t i);
+/* Returns 1 when name is a kernel name: 1 to 31 of [a-z0-9_-]. */
+int kernel_name_ok(const char *name);
+/* Loads every *.so in dir as a plug-in (in name order). Call before starting threads. Returns
+ * 0, or -1 with a message in err (a file that is no plug-in, a wrong ABI, bad keys, a name
+ * taken twice...). */
+int kernel_load_dir(const char *dir, char *err, size_t errlen);
+
+/* Checks a job's params (an object, or NULL for none) for kernel k and writes their compact
+ * JSON text into out. A kernel with open() checks them by opening and closing a state; exec
+ * checks its argv and timeout; a kernel known by name only takes any object. Returns TALLY_OK,
+ * TALLY_EINVAL with a message naming the field in err, or TALLY_ENOMEM. */
+TALLY_WUR enum tally_err kernel_params_check(const struct kernel *k, const json_t *params,
+					     char *out, size_t outlen, char *err, size_t errlen);
+/* Opens a plug-in's per-job state from params text (a no-op for other kernels: *state = NULL).
+ * Returns 0, or -1 with a message in err. */
+int kernel_open(const struct kernel *k, const char *params, void **state, char *err,
+		size_t errlen);
+void kernel_close(const struct kernel *k, void *state);
+/* Runs one batch of a kernel with code here (not exec), adding to out[nkeys]. Returns 0, or -1
+ * with a message in err. */
+int kernel_run_batch(const struct kernel *k, void *state, uint64_t seed, uint64_t batch,
+		     uint64_t first, uint64_t n, const int *stop, uint64_t *out, char *err,
+		     size_t errlen);
+/* The check of counts over a lease: NULL when they can be right (or k has no check). */
+const char *kernel_check(const struct kernel *k, const uint64_t *counts, uint64_t samples);
+/* Returns a new reference to the result of a job's counts, or NULL when k derives none (an
+ * open kernel, or no samples yet). */
+json_t *kernel_result(const struct kernel *k, const uint64_t *counts);
+/* Fills keys with k's fixed count names (none for an open kernel). */
+void kernel_keys(const struct kernel *k, struct count_keys *keys);
+/* Returns 1 when name is a count name: 1 to 31 of [a-z0-9_], not starting with a digit. */
+int kernel_key_ok(const char *name);
+/* Parses keys from their stored form (names joined by newlines) into out. Returns 0, or -1. */
+int kernel_keys_parse(const char *text, struct count_keys *out);
+/* Writes keys in their stored form into out. */
+void kernel_keys_format(const struct count_keys *keys, char *out, size_t outlen);
 
 /* The number of batches of a job: ceil(samples / batch_size). batch_size > 0. */
 uint64_t kernel_batches(uint64_t samples, uint64_t batch_size);
@@ -52,5 +116,11 @@ TALLY_WUR enum tally_err kernel_counts_decode(const struct kernel *k, const json
 					      uint64_t *out, char *err, size_t errlen);
 /* Returns a new reference to the counts object for out[nkeys], or NULL when out of memory. */
 json_t *kernel_counts_encode(const struct kernel *k, const uint64_t *counts);
+/* As kernel_counts_decode, against a job's keys: when open, a name not yet in keys is added to
+ * them (a name missing from obj counts 0); otherwise obj must hold exactly keys. */
+TALLY_WUR enum tally_err counts_decode(struct count_keys *keys, int open, const json_t *obj,
+				       uint64_t *out, char *err, size_t errlen);
+/* Returns a new reference to {"name": count, ...} for keys, or NULL when out of memory. */
+json_t *counts_encode(const struct count_keys *keys, const uint64_t *counts);
 
 #endif

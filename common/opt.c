@@ -19,6 +19,15 @@ static int opt_set(const struct opt *o, const char *text, const char *from)
 	case OPT_BOOL:
 		*(int *)o->dst = !(text && (!strcmp(text, "0") || !strcmp(text, "false")));
 		return 0;
+	case OPT_LIST: {
+		struct opt_list *l = o->dst;
+		if (l->n == OPT_LIST_MAX) {
+			fprintf(stderr, "%s: at most %d times\n", from, OPT_LIST_MAX);
+			return 2;
+		}
+		l->v[l->n++] = text;
+		return 0;
+	}
 	case OPT_INT:
 		errno = 0;
 		v = strtoll(text, &end, 10);

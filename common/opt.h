@@ -11,6 +11,15 @@ enum opt_type {
 	OPT_STR,  /* dst is const char **, pointing into argv or environ */
 	OPT_INT,  /* dst is int64_t *, within [min, max] */
 	OPT_BOOL, /* dst is int *, set to 1 by the bare flag */
+	OPT_LIST, /* dst is struct opt_list *: each flag (and the variable) adds an entry */
+};
+
+#define OPT_LIST_MAX 32
+
+/* A repeatable option's values, in order: the variable's first, then each flag's. */
+struct opt_list {
+	const char *v[OPT_LIST_MAX];
+	size_t n;
 };
 
 struct opt {

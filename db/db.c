@@ -49,8 +49,8 @@ enum db_stmt {
 	"id, kernel, samples, batch_size, seed, state, batches_total, batches_done, "              \
 	"batches_leased, samples_done, c0, c1, c2, c3, c4, c5, c6, c7, error, created_at, "        \
 	"started_at, finished_at, kernel_version, verify, checks_passed, checks_pending, "       \
-	"mismatches, quarantined, first_lease"
-#define JOB_NCOLS 29
+	"mismatches, quarantined, first_lease, params, keys"
+#define JOB_NCOLS 31
 
 /* A lease with its counts: read by lease_counts_from_row(). The lease comes whole (its times
  * too), so that a caller saving it again (a discard) does not clear them. */
@@ -66,10 +66,13 @@ static const char *const db_sql[ST_COUNT] = {
 			"state, batches_total, next_batch, batches_done, batches_leased, "
 			"samples_done, c0, c1, c2, c3, c4, c5, c6, c7, error, last_failure, "
 			"created_at, started_at, finished_at, idempotency_key, verify, "
-			"checks_passed, checks_pending, mismatches, quarantined, first_lease) VALUES "
+			"checks_passed, checks_pending, mismatches, quarantined, first_lease, params, "
+			"keys) VALUES "
 			"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-			"?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32) "
+			"?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, "
+			"?33, ?34) "
 			"ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+			"kernel_version = excluded.kernel_version, keys = excluded.keys, "
 			"next_batch = excluded.next_batch, batches_done = excluded.batches_done, "
 			"batches_leased = excluded.batches_leased, "
 			"samples_done = excluded.samples_done, c0 = excluded.c0, c1 = excluded.c1, "
@@ -374,20 +377,26 @@ static int64_t col_time(sqlite3_stmt *s, int i)
 	return sqlite3_column_type(s, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, i);
 }
 
-/* Fills *j from a row selected with JOB_COLS. TALLY_EDB for a kernel this build lacks. */
+/* Fills *j from a row selected with JOB_COLS. A kernel this build has no code for is known by
+ * name only; TALLY_EDB for a row that names no kernel, or bad count names. */
 static enum tally_err job_from_row(struct db *db, sqlite3_stmt *s, struct job *j)
 {
 	const char *kernel = (const char *)sqlite3_column_text(s, 1);
 	const char *error = (const char *)sqlite3_column_text(s, 18);
+	const char *params = (const char *)sqlite3_column_text(s, 29);
+	const char *keys = (const char *)sqlite3_column_text(s, 30);
 
 	memset(j, 0, sizeof *j);
 	j->id = sqlite3_column_int64(s, 0);
-	j->spec.kernel = kernel ? kernel_find(kernel) : NULL;
-	if (!j->spec.kernel) {
-		snprintf(db->errmsg, sizeof db->errmsg, "job %lld has unknown kernel %.32s",
+	j->spec.kernel = kernel ? kernel_named(kernel) : NULL;
+	if (!j->spec.kernel || (keys && kernel_keys_parse(keys, &j->keys))) {
+		snprintf(db->errmsg, sizeof db->errmsg, "job %lld: bad kernel %.32s or count names",
 			 (long long)j->id, kernel ? kernel : "(null)");
 		return TALLY_EDB;
 	}
+	if (!j->keys.n)
+		kernel_keys(j->spec.kernel, &j->keys);
+	snprintf(j->spec.params, sizeof j->spec.params, "%s", params ? params : "{}");
 	j->spec.samples = (uint64_t)sqlite3_column_int64(s, 2);
 	j->spec.batch_size = (uint64_t)sqlite3_column_int64(s, 3);
 	j->spec.seed = (uint64_t)sqlite3_column_int64(s, 4);
@@ -501,7 +510,7 @@ enum tally_err db_lease_get(struct db *db, int64_t id, struct lease *out)
 		out->granted_at = sqlite3_column_int64(s, 5);
 		out->expires_at = sqlite3_column_int64(s, 6);
 		snprintf(out->worker, sizeof out->worker, "%s", worker ? worker : "");
-		out->spec.kernel = kernel ? kernel_find(kernel) : NULL;
+		out->spec.kernel = kernel ? kernel_named(kernel) : NULL;
 		out->spec.samples = (uint64_t)sqlite3_column_int64(s, 9);
 		out->spec.batch_size = (uint64_t)sqlite3_column_int64(s, 10);
 		out->spec.seed = (uint64_t)sqlite3_column_int64(s, 11);
@@ -530,6 +539,7 @@ enum tally_err db_job_save(struct db *db, const struct job *job, const char *key
 			   uint64_t next_batch, const char *last_failure)
 {
 	sqlite3_stmt *s = db_stmt(db, ST_JOB_SAVE);
+	char keys[KERNEL_MAX_KEYS * KERNEL_KEY_MAX];
 
 	sqlite3_bind_int64(s, 1, job->id);
 	sqlite3_bind_text(s, 2, job->spec.kernel->name, -1, SQLITE_STATIC);
@@ -561,6 +571,9 @@ enum tally_err db_job_save(struct db *db, const struct job *job, const char *key
 	if (job->quarantined[0])
 		sqlite3_bind_text(s, 31, job->quarantined, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 32, job->first_lease_id);
+	sqlite3_bind_text(s, 33, job->spec.params[0] ? job->spec.params : "{}", -1, SQLITE_STATIC);
+	kernel_keys_format(&job->keys, keys, sizeof keys);
+	sqlite3_bind_text(s, 34, keys, -1, SQLITE_STATIC);
 	return db_exec(db, s, "saving a job");
 }
 

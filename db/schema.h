@@ -6,7 +6,7 @@
 #ifndef TALLY_SCHEMA_H
 #define TALLY_SCHEMA_H
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 static const char *const schema_migrations[SCHEMA_VERSION] = {
 	/* 1: jobs with range bookkeeping, leases, free ranges. */
@@ -103,6 +103,10 @@ static const char *const schema_migrations[SCHEMA_VERSION] = {
 	"  job_id INTEGER,"
 	"  reason TEXT NOT NULL"
 	");",
+	/* 5: kernels beyond the built-in ones: a job's count names (open kernels name their own
+	 * as batches arrive; newline-separated; '' means the kernel's fixed names). jobs.params
+	 * was there from version 1. */
+	"ALTER TABLE jobs ADD COLUMN keys TEXT NOT NULL DEFAULT '';",
 };
 
 #endif

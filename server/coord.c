@@ -26,6 +26,13 @@ struct coord {
 	struct coord_clock clock;
 	struct coord_hooks hooks;
 	const struct lease_request *sizing; /* the request being sized, during coord_lease */
+	/* The kernels workers have offered ("name" or "name@version"), so that a job can say it
+	 * waits for one nobody offers. The oldest is forgotten first when full. */
+	struct {
+		char offer[KERNEL_NAME_MAX + 12];
+		int64_t at;
+	} offers[COORD_OFFERS_MAX];
+	size_t noffers;
 	uint64_t changes;     /* changes whose replies wait for a flush */
 	uint64_t seq_pending; /* a lease id limit written but not yet committed (0: none) */
 	int synced;           /* changes are written but not committed */
@@ -474,6 +481,37 @@ static enum tally_err coord_acquire(struct coord *c, const struct lease_request 
 			    c->cfg.lease_timeout_ms, coord_size, c, out);
 }
 
+/* Remembers the kernels a worker offers. */
+static void coord_offers(struct coord *c, const struct lease_request *req, int64_t now)
+{
+	for (size_t i = 0; i < req->nkernels; i++) {
+		size_t k, oldest = 0;
+		for (k = 0; k < c->noffers; k++) {
+			if (!strcmp(c->offers[k].offer, req->kernels[i]))
+				break;
+			if (c->offers[k].at < c->offers[oldest].at)
+				oldest = k;
+		}
+		if (k == c->noffers)
+			k = c->noffers < COORD_OFFERS_MAX ? c->noffers++ : oldest;
+		snprintf(c->offers[k].offer, sizeof c->offers[k].offer, "%s", req->kernels[i]);
+		c->offers[k].at = now;
+	}
+}
+
+int coord_kernel_offered(struct coord *c, const char *name, unsigned version)
+{
+	size_t len = strlen(name);
+	for (size_t k = 0; k < c->noffers; k++) {
+		const char *o = c->offers[k].offer;
+		if (strncmp(o, name, len) || (o[len] && o[len] != '@'))
+			continue;
+		if (!o[len] || !version || strtoul(o + len + 1, NULL, 10) == version)
+			return 1;
+	}
+	return 0;
+}
+
 enum tally_err coord_lease(struct coord *c, const struct lease_request *req, struct lease *out)
 {
 	int64_t now = coord_now(c);
@@ -483,6 +521,7 @@ enum tally_err coord_lease(struct coord *c, const struct lease_request *req, str
 	if (c->broken)
 		return TALLY_EDB;
 	workers_seen(c->workers, req->worker, now);
+	coord_offers(c, req, now);
 	reaped = live_reap(c->live, now, &failed);
 	c->sizing = req;
 	rc = coord_acquire(c, req, now, out);
@@ -595,6 +634,8 @@ static enum tally_err complete_lease(struct coord *c, int64_t id, const json_t *
 	const struct lease *live = live_lease(c->live, id);
 	struct lease lease;
 	uint64_t values[KERNEL_MAX_KEYS] = { 0 };
+	struct count_keys keys;
+	const struct job *job;
 	int finished = 0;
 	const char *why;
 	enum tally_err rc;
@@ -617,14 +658,17 @@ static enum tally_err complete_lease(struct coord *c, int64_t id, const json_t *
 	}
 	if (lease.state != LEASE_ACTIVE || !live)
 		return TALLY_ELOST;
-	if (kernel_counts_decode(lease.spec.kernel, counts, values, err, errlen))
+	if (!(job = live_job(c->live, lease.job_id)))
+		return TALLY_ELOST;
+	keys = job->keys;
+	if (counts_decode(&keys, lease.spec.kernel->open, counts, values, err, errlen))
 		return TALLY_ECOUNTS;
-	why = lease.spec.kernel->check(values, lease_samples(&lease));
+	why = kernel_check(lease.spec.kernel, values, lease_samples(&lease));
 	if (why) {
 		snprintf(err, errlen, "%s", why);
 		return TALLY_ECOUNTS;
 	}
-	rc = live_complete(c->live, id, values, now, &finished);
+	rc = live_complete(c->live, id, values, &keys, now, &finished);
 	if (rc == TALLY_ECOUNTS)
 		snprintf(err, errlen, "counts: a job total would pass 2^63-1");
 	if (rc == TALLY_ENOMEM)

@@ -20,7 +20,8 @@
 #include "job.h"
 #include "workers.h"
 
-#define COORD_KERNELS_MAX 32
+#define COORD_KERNELS_MAX 96
+#define COORD_OFFERS_MAX 64 /* kernels offered by workers that the coordinator remembers */
 
 /* The clock, injected so that tests can drive time. Returns ms since the epoch. */
 struct coord_clock {
@@ -131,6 +132,9 @@ TALLY_WUR enum tally_err coord_history(struct coord *c, int64_t id, struct job *
 				       const struct history_point **points, size_t *n);
 /* Returns why worker is quarantined (borrowed until the next call), or NULL. */
 const char *coord_quarantined(struct coord *c, const char *worker);
+/* Returns 1 when a worker has offered kernel name (in version `version`, or any when 0) since
+ * the coordinator started. */
+int coord_kernel_offered(struct coord *c, const char *name, unsigned version);
 /* Calls each(ctx, w) for every worker heard from since the start (at most WORKERS_MAX). */
 TALLY_WUR enum tally_err coord_workers(struct coord *c,
 				       int (*each)(void *ctx, const struct coord_worker *w),

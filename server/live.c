@@ -332,6 +332,7 @@ enum tally_err live_submit(struct live *lv, const struct job_spec *spec, const c
 	j->job.id = lv->next_job_id++;
 	j->job.spec = *spec;
 	j->job.spec.kernel_version = spec->kernel->version; /* the version it is computed with */
+	kernel_keys(spec->kernel, &j->job.keys);
 	j->job.state = JOB_QUEUED;
 	j->job.batches_total = kernel_batches(spec->samples, spec->batch_size);
 	j->job.created_at = now;
@@ -396,7 +397,8 @@ static struct lcheck *check_for(const struct ljob *j, const char *worker, uint64
 
 static int same_counts(const struct ljob *j, const struct opinion *a, const struct opinion *b)
 {
-	return !memcmp(a->counts, b->counts, j->job.spec.kernel->nkeys * sizeof a->counts[0]);
+	(void)j; /* unused names count 0: compare them all */
+	return !memcmp(a->counts, b->counts, sizeof a->counts);
 }
 
 static void opinion_set(struct opinion *o, const struct lease *l, const uint64_t *counts)
@@ -973,14 +975,14 @@ enum tally_err live_discard(struct live *lv, const struct lease *stored, const u
 		return TALLY_OK;
 	}
 	if (!stored->check_of) {
-		for (size_t i = 0; i < job->spec.kernel->nkeys; i++)
+		for (size_t i = 0; i < job->keys.n; i++)
 			if (counts[i] > job->counts[i])
 				goto out; /* not this job's counts: leave them */
 		if (stored->batch_count > job->batches_done)
 			goto out;
 		if ((rc = range_give_back(j, stored->first_batch, stored->batch_count, 0, 0)))
 			goto out;
-		for (size_t i = 0; i < job->spec.kernel->nkeys; i++)
+		for (size_t i = 0; i < job->keys.n; i++)
 			job->counts[i] -= counts[i];
 		job->batches_done -= stored->batch_count;
 		job->samples_done -= lease_samples(&l->lease); /* stored has no spec: l has */
@@ -1053,11 +1055,26 @@ enum tally_err live_load_quarantine(struct live *lv, const char *worker, const c
 	return quar_add(lv, worker, reason, at, 0) ? TALLY_OK : TALLY_ENOMEM;
 }
 
-static int kernel_wanted(const struct ljob *j, const char *const *kernels, size_t n)
+/* Returns 1 when a worker offering kernels (each "name" or "name@version") can compute j's
+ * batches, and sets *version to the version it offers (0: not said). */
+static int kernel_wanted(const struct ljob *j, const char *const *kernels, size_t n,
+			 unsigned *version)
 {
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(kernels[i], j->job.spec.kernel->name))
-			return 1;
+	const char *name = j->job.spec.kernel->name;
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < n; i++) {
+		const char *o = kernels[i];
+		unsigned long v = 0;
+		if (strncmp(o, name, len) || (o[len] && o[len] != '@'))
+			continue;
+		if (o[len] == '@')
+			v = strtoul(o + len + 1, NULL, 10);
+		if (v && j->job.spec.kernel_version && v != j->job.spec.kernel_version)
+			continue; /* counts of another version are other numbers */
+		*version = (unsigned)v;
+		return 1;
+	}
 	return 0;
 }
 
@@ -1069,12 +1086,13 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 	struct llease *l;
 	struct lcheck *ch = NULL;
 	uint64_t remaining = 0, first, take;
+	unsigned version = 0;
 	enum tally_err rc;
 
 	if (quar_find(lv, worker))
 		return TALLY_EFORBIDDEN;
 	for (j = lv->jobs; j; j = j->next) {
-		if (job_is_final(j->job.state) || !kernel_wanted(j, kernels, nkernels))
+		if (job_is_final(j->job.state) || !kernel_wanted(j, kernels, nkernels, &version))
 			continue;
 		if (j->checks_open && (ch = check_for(j, worker, max_batches)))
 			break;
@@ -1119,6 +1137,12 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 	}
 	l->lease.id = (int64_t)((lv->seq_next << LIVE_ID_RANDOM_BITS) |
 				(rng_splitmix64(&lv->rnd) & ((1u << LIVE_ID_RANDOM_BITS) - 1)));
+	if (!j->job.spec.kernel_version && version) {
+		/* A kernel known here by name only: the job is computed with the version of the
+		 * first worker that takes some of it, and only workers with that one after. */
+		j->job.spec.kernel_version = version;
+		job_touch(lv, j);
+	}
 	l->lease.job_id = j->job.id;
 	l->lease.spec = j->job.spec;
 	l->lease.first_batch = first;
@@ -1187,8 +1211,8 @@ static int add_checked(uint64_t *a, uint64_t b)
 	return 0;
 }
 
-enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts, int64_t now,
-			     int *finished)
+enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts,
+			     const struct count_keys *keys, int64_t now, int *finished)
 {
 	struct llease *l = lease_find(lv, id);
 	uint64_t sum[KERNEL_MAX_KEYS];
@@ -1200,6 +1224,11 @@ enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts
 	if (l->lease.state != LEASE_ACTIVE || quar_find(lv, l->lease.worker))
 		return TALLY_ELOST; /* (a quarantine takes its worker's leases back) */
 	job = &l->job->job;
+	if (keys && keys->n > job->keys.n) {
+		/* An open kernel's batches named new counts: the job's names grow. */
+		job->keys = *keys;
+		job_touch(lv, l->job);
+	}
 	if (l->lease.check_of) {
 		struct lcheck *ch = check_find(l->job, l->lease.check_of);
 		int waiting = ch && ch->leased == l->lease.id; /* not settled or dropped meanwhile */
@@ -1212,7 +1241,7 @@ enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts
 		return TALLY_OK;
 	}
 	memcpy(sum, job->counts, sizeof sum);
-	for (size_t i = 0; i < job->spec.kernel->nkeys; i++)
+	for (size_t i = 0; i < job->keys.n; i++)
 		if (add_checked(&sum[i], counts[i]))
 			return TALLY_ECOUNTS; /* refused: the lease stays live, with no counts */
 	memcpy(l->counts, counts, sizeof l->counts);

@@ -154,7 +154,8 @@ const struct lease *live_lease(const struct live *lv, int64_t id);
  * TALLY_ELOST (not live). */
 TALLY_WUR enum tally_err live_heartbeat(struct live *lv, int64_t id, int64_t now, int64_t ttl_ms,
 					struct lease *out);
-/* Marks live lease id done and adds counts[] (the kernel's key order) to its job, which succeeds
+/* Marks live lease id done and adds counts[] (in the order of keys, the job's names with any new
+ * ones an open kernel's batches gave appended; NULL: the job's) to its job, which succeeds
  * when it was the last (and no check is pending). A check lease's counts are its opinion
  * instead: they settle the check or call for another, and may quarantine workers (see
  * live_take_suspect). *finished is set when the job ended (succeeded, or failed because its
@@ -162,7 +163,7 @@ TALLY_WUR enum tally_err live_heartbeat(struct live *lv, int64_t id, int64_t now
  * 2^63-1; nothing changes), TALLY_ENOMEM (a check half settled: read the state back from the
  * store). */
 TALLY_WUR enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts,
-				       int64_t now, int *finished);
+				       const struct count_keys *keys, int64_t now, int *finished);
 /* Gives live lease id's batches back and records reason on its job. With fault, the lease counts
  * as a failure of its batches, which may fail the job (*job_failed is set then; may be NULL).
  * TALLY_ENOTFOUND, TALLY_ELOST. */

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include "buf.h"
+#include "kernel.h"
 #include "log.h"
 #include "num.h"
 #include "opt.h"
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
 {
 	const char *listen = "127.0.0.1:8080", *dbpath = "./tally.db", *level = "info", *format = "logfmt";
 	const char *token_file = "", *worker_token_file = "", *tls_cert = "", *tls_key = "";
+	const char *kernel_dir = "";
 	int64_t lease_timeout = 30, lease_target_ms = 1000, max_failures = 3;
 	int64_t request_timeout = 30, max_connections = 4000;
 	int insecure = 0;
@@ -59,6 +61,9 @@ int main(int argc, char **argv)
 		  "PEM private key file for --tls-cert" },
 		{ "insecure", "TALLY_INSECURE", OPT_BOOL, &insecure, 0, 0,
 		  "serve a non-loopback address without tokens" },
+		{ "kernel-dir", "TALLY_KERNEL_DIR", OPT_STR, &kernel_dir, 0, 0,
+		  "directory of kernel plug-ins (*.so): their params are checked at submit, their "
+		  "counts checked and their results derived" },
 		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
 		  "debug, info, warn or error" },
 		{ "log-format", "TALLY_LOG_FORMAT", OPT_STR, &format, 0, 0,
@@ -82,6 +87,10 @@ int main(int argc, char **argv)
 		return rc == 1 ? 0 : 2;
 	if (log_configure("tally-server", level, format))
 		return 2;
+	if (*kernel_dir && kernel_load_dir(kernel_dir, err, sizeof err)) {
+		fprintf(stderr, "tally-server: --kernel-dir: %s\n", err);
+		return 2;
+	}
 	colon = strrchr(listen, ':');
 	if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host ||
 	    num_parse_u64(colon + 1, 0, 65535, &port)) {

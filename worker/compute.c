@@ -14,12 +14,15 @@
 struct compute_thread {
 	struct compute *c;
 	pthread_t tid;
+	struct count_keys keys; /* the names of counts: the kernel's, or those its programs gave */
 	uint64_t counts[KERNEL_MAX_KEYS];
 };
 
 struct compute {
-	const struct kernel *k;
+	struct compute_work w;
 	uint64_t seed, samples, batch_size, first, count;
+	char err[512]; /* the first failure's; guarded by lock */
+	int failed;
 	atomic_uint_fast64_t next; /* next batch offset to hand out */
 	uint64_t grab;             /* batches a thread takes at a time */
 	int stop; /* read and written with __atomic builtins; kernels poll it */
@@ -46,7 +49,20 @@ static void *compute_main(void *arg)
 				break;
 			uint64_t n = c->samples - lo < c->batch_size ? c->samples - lo
 								 : c->batch_size;
-			c->k->run(c->seed, b, lo, n, &c->stop, t->counts);
+			char err[sizeof c->err];
+			int rc = c->w.exec ? exec_batch(c->w.exec, c->seed, b, lo, n, &c->stop,
+							 &t->keys, t->counts, err, sizeof err)
+					   : kernel_run_batch(c->w.k, c->w.state, c->seed, b, lo, n,
+							      &c->stop, t->counts, err, sizeof err);
+			if (rc) {
+				pthread_mutex_lock(&c->lock);
+				if (!c->failed && !__atomic_load_n(&c->stop, __ATOMIC_RELAXED))
+					snprintf(c->err, sizeof c->err, "%s", err);
+				c->failed = 1;
+				pthread_mutex_unlock(&c->lock);
+				__atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);
+				break;
+			}
 		}
 	}
 	pthread_mutex_lock(&c->lock);
@@ -56,11 +72,10 @@ static void *compute_main(void *arg)
 	return NULL;
 }
 
-struct compute *compute_start(const struct kernel *k, uint64_t seed, uint64_t samples,
-			      uint64_t batch_size, uint64_t first_batch, uint64_t count,
-			      int nthreads)
+struct compute *compute_start(const struct compute_work *w, int nthreads)
 {
 	struct compute *c = calloc(1, sizeof *c);
+	uint64_t count = w->count, batch_size = w->batch_size;
 	sigset_t all, old;
 
 	if (!c)
@@ -76,11 +91,11 @@ struct compute *compute_start(const struct kernel *k, uint64_t seed, uint64_t sa
 		free(c);
 		return NULL;
 	}
-	c->k = k;
-	c->seed = seed;
-	c->samples = samples;
+	c->w = *w;
+	c->seed = w->seed;
+	c->samples = w->samples;
 	c->batch_size = batch_size;
-	c->first = first_batch;
+	c->first = w->first;
 	c->count = count;
 	atomic_init(&c->next, 0);
 	/* Tiny batches are taken a few at a time (about COMPUTE_GRAB_SAMPLES samples), so that the
@@ -98,6 +113,8 @@ struct compute *compute_start(const struct kernel *k, uint64_t seed, uint64_t sa
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (int i = 0; i < nthreads; i++) {
 		c->t[i].c = c;
+		if (w->k)
+			kernel_keys(w->k, &c->t[i].keys);
 		pthread_mutex_lock(&c->lock);
 		c->running++;
 		pthread_mutex_unlock(&c->lock);
@@ -111,7 +128,7 @@ struct compute *compute_start(const struct kernel *k, uint64_t seed, uint64_t sa
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!c->nthreads) {
-		compute_finish(c, NULL);
+		compute_finish(c, NULL, NULL, NULL, 0);
 		return NULL;
 	}
 	return c;
@@ -142,18 +159,51 @@ void compute_abort(struct compute *c)
 	__atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);
 }
 
-void compute_finish(struct compute *c, uint64_t *out)
+int compute_finish(struct compute *c, struct count_keys *keys, uint64_t *out, char *err,
+		   size_t errlen)
 {
+	struct count_keys all = { 0 };
+	uint64_t sum[KERNEL_MAX_KEYS] = { 0 };
+	int rc = c->failed ? -1 : 0;
+
 	for (int i = 0; i < c->nthreads; i++)
 		pthread_join(c->t[i].tid, NULL);
-	if (out) {
-		memset(out, 0, sizeof(uint64_t) * c->k->nkeys);
-		for (int i = 0; i < c->nthreads; i++)
-			for (size_t j = 0; j < c->k->nkeys; j++)
-				out[j] += c->t[i].counts[j];
+	if (rc && err)
+		snprintf(err, errlen, "%s", c->err[0] ? c->err : "a batch failed");
+	/* Each thread's counts under its names: the same names for a kernel, those its batches
+	 * gave for a program (at most KERNEL_MAX_KEYS in all, or the work fails). */
+	if (c->w.k)
+		kernel_keys(c->w.k, &all);
+	for (int i = 0; !rc && i < c->nthreads; i++) {
+		const struct compute_thread *t = &c->t[i];
+		for (size_t j = 0; !rc && j < t->keys.n; j++) {
+			size_t k;
+			for (k = 0; k < all.n && strcmp(all.name[k], t->keys.name[j]); k++)
+				;
+			if (k == KERNEL_MAX_KEYS) {
+				if (err)
+					snprintf(err, errlen, "counts: more than %d names",
+						 KERNEL_MAX_KEYS);
+				rc = -1;
+			} else if (t->counts[j] > (uint64_t)INT64_MAX - sum[k]) {
+				if (err)
+					snprintf(err, errlen, "counts.%s: the sum passes 2^63-1",
+						 t->keys.name[j]);
+				rc = -1;
+			} else {
+				if (k == all.n)
+					memcpy(all.name[all.n++], t->keys.name[j], KERNEL_KEY_MAX);
+				sum[k] += t->counts[j];
+			}
+		}
 	}
+	if (keys)
+		*keys = all;
+	if (out)
+		memcpy(out, sum, sizeof sum);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
 	free(c->t);
 	free(c);
+	return rc;
 }

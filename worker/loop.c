@@ -52,32 +52,54 @@ static void loop_backoff(struct loop *l, int ignore_stop)
 /* The lease as the worker needs it. */
 struct held {
 	char id[24];
+	char job_id[24];
 	const struct kernel *k;
 	uint64_t seed, samples, batch_size, first, count;
 	double ttl_s;
+	char params[KERNEL_PARAMS_MAX]; /* compact JSON */
 };
 
 /* Reads a lease. Returns 0; -1 when it is unusable (h->id is set when the lease had one, so that
  * it can be given back). A lease is checked as strictly as a request: wrong counts computed from a
  * garbled lease would be accepted by a coordinator that checks only their totals. */
-static int held_parse(const json_t *j, struct held *h)
+static int held_parse(const struct loop *l, const json_t *j, struct held *h)
 {
-	const char *id = NULL, *kernel = NULL;
-	json_t *seed = NULL;
+	const char *id = NULL, *kernel = NULL, *job = NULL;
+	json_t *seed = NULL, *params = NULL;
+	char *text = NULL;
 	json_int_t samples = 0, bs = 0, first = -1, count = 0, version = 0;
 	json_error_t e;
 
 	memset(h, 0, sizeof *h);
 	if (json_is_object(j) && json_is_string(json_object_get(j, "id")))
 		snprintf(h->id, sizeof h->id, "%s", json_string_value(json_object_get(j, "id")));
-	if (json_unpack_ex((json_t *)j, &e, 0, "{s:s,s:s,s:I,s:o,s:I,s:I,s:I,s:I,s:F}", "id", &id,
-			   "kernel", &kernel, "kernel_version", &version, "seed", &seed, "samples",
-			   &samples, "batch_size", &bs, "first_batch", &first, "batch_count", &count,
-			   "ttl_s", &h->ttl_s)) {
+	if (json_unpack_ex((json_t *)j, &e, 0, "{s:s,s:s,s:s,s:I,s:o,s:I,s:I,s:I,s:I,s:F,s?o}",
+			   "id", &id, "job_id", &job, "kernel", &kernel, "kernel_version", &version,
+			   "seed", &seed, "samples", &samples, "batch_size", &bs, "first_batch",
+			   &first, "batch_count", &count, "ttl_s", &h->ttl_s, "params", &params)) {
 		log_error("msg=\"bad lease from the coordinator\" error=\"%s\"", e.text);
 		return -1;
 	}
+	snprintf(h->job_id, sizeof h->job_id, "%s", job);
+	if (params && !json_is_object(params)) {
+		log_error("msg=\"bad lease from the coordinator\" error=\"params: not an object\"");
+		return -1;
+	}
+	text = params ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (!text || strlen(text) >= sizeof h->params) {
+		snprintf(h->params, sizeof h->params, "{}");
+		if (params && json_object_size(params)) {
+			free(text);
+			log_error("msg=\"unusable lease\" lease=%s error=\"params too long\"", h->id);
+			return -1;
+		}
+	} else {
+		strcpy(h->params, text);
+	}
+	free(text);
 	h->k = kernel_find(kernel);
+	if (h->k && !h->k->run && !h->k->abi && !(l->cfg->exec && l->cfg->exec->nallow))
+		h->k = NULL; /* exec, not allowed here */
 	if (h->k && (json_int_t)h->k->version != version) {
 		/* Counts from another version of a kernel are other numbers: never mix them. */
 		log_error("msg=\"kernel version mismatch\" lease=%s kernel=%s job_version=%lld "
@@ -127,11 +149,12 @@ static long loop_deliver(struct loop *l, const char *path, const json_t *body, j
 	}
 }
 
-/* Gives an unusable lease back at once, so that it does not wait for its expiry. The worker's
- * own reasons are no fault of the batches: they must not count towards failing the job. */
-static void loop_give_back(struct loop *l, const char *id, const char *why)
+/* Fails a lease at once, so that it does not wait for its expiry. fault: the batches are to
+ * blame (a kernel or program failed them), which counts towards failing the job; the worker's
+ * own reasons (giving a lease back) do not. */
+static void loop_fail(struct loop *l, const char *id, const char *why, int fault)
 {
-	json_t *body = json_pack("{s:s,s:b}", "error", why, "fault", 0), *reply = NULL;
+	json_t *body = json_pack("{s:s,s:b}", "error", why, "fault", fault), *reply = NULL;
 	char path[64];
 	long status;
 
@@ -144,6 +167,11 @@ static void loop_give_back(struct loop *l, const char *id, const char *why)
 done:
 	json_decref(reply);
 	json_decref(body);
+}
+
+static void loop_give_back(struct loop *l, const char *id, const char *why)
+{
+	loop_fail(l, id, why, 0);
 }
 
 /* Heartbeats while the pool computes. Returns 0 when the work finished; -1 when the lease was
@@ -205,38 +233,67 @@ static int loop_lease(struct loop *l, const json_t *lease)
 {
 	struct held h;
 	struct compute *pool;
+	struct compute_work w = { 0 };
+	struct exec_job *ej = NULL;
+	struct count_keys keys;
 	uint64_t counts[KERNEL_MAX_KEYS] = { 0 };
 	json_t *body, *reply = NULL;
-	char path[64];
+	char path[64], err[512], clean[201];
 	long status;
 	int64_t t0 = timefmt_mono_ms();
+	int rc;
 
-	if (held_parse(lease, &h)) {
+	if (held_parse(l, lease, &h)) {
 		loop_give_back(l, h.id, "worker: unusable lease");
 		return -1;
 	}
-	pool = compute_start(h.k, h.seed, h.samples, h.batch_size, h.first, h.count,
-			     l->cfg->threads);
-	if (!pool) {
+	w = (struct compute_work){ .seed = h.seed, .samples = h.samples,
+				   .batch_size = h.batch_size, .first = h.first, .count = h.count };
+	/* The job's params are its own: refused params fail its batches (fault), like a program
+	 * that cannot run. */
+	if (h.k->run || h.k->abi) {
+		w.k = h.k;
+		rc = kernel_open(h.k, h.params, &w.state, err, sizeof err);
+	} else if (!(ej = malloc(sizeof *ej))) {
+		snprintf(err, sizeof err, "worker: out of memory");
+		rc = -1;
+	} else {
+		w.exec = ej;
+		rc = exec_job_open(ej, l->cfg->exec, h.params, h.job_id, err, sizeof err);
+	}
+	if (rc) {
+		log_warn("msg=\"lease failed\" lease=%s error=\"%s\"", h.id,
+			 log_clean(err, clean, sizeof clean));
+		loop_fail(l, h.id, err, 1);
+		goto done;
+	}
+	if (!(pool = compute_start(&w, l->cfg->threads))) {
 		log_error("msg=\"cannot start compute threads\" lease=%s", h.id);
 		loop_give_back(l, h.id, "worker: cannot start compute threads");
-		return -1;
+		rc = -1;
+		goto done;
 	}
 	if (loop_compute(l, &h, pool)) {
-		compute_finish(pool, NULL);
-		return 0;
+		compute_finish(pool, NULL, NULL, NULL, 0);
+		goto done;
 	}
-	compute_finish(pool, counts);
+	if (compute_finish(pool, &keys, counts, err, sizeof err)) {
+		log_warn("msg=\"lease failed\" lease=%s error=\"%s\"", h.id,
+			 log_clean(err, clean, sizeof clean));
+		loop_fail(l, h.id, err, 1);
+		goto done;
+	}
 #ifdef TALLY_LIAR
 	/* tally-worker-liar, built by tests/ only: a faulty worker, one count off, for the test of
 	 * verification by recomputation. */
 	counts[0] = counts[0] ? counts[0] - 1 : 1;
 #endif
-	body = json_pack("{s:o}", "counts", kernel_counts_encode(h.k, counts));
+	body = json_pack("{s:o}", "counts", counts_encode(&keys, counts));
 	if (!body) {
 		log_error("msg=\"out of memory\" lease=%s", h.id);
 		loop_give_back(l, h.id, "worker: out of memory");
-		return -1;
+		rc = -1;
+		goto done;
 	}
 	snprintf(path, sizeof path, "/v1/leases/%s/complete", h.id);
 	status = loop_deliver(l, path, body, &reply);
@@ -249,7 +306,11 @@ static int loop_lease(struct loop *l, const json_t *lease)
 		log_warn("msg=\"stopping with undelivered counts\" lease=%s", h.id);
 	json_decref(reply);
 	json_decref(body);
-	return 0;
+done:
+	if (w.k)
+		kernel_close(w.k, w.state);
+	free(ej);
+	return rc ? -1 : 0;
 }
 
 /* Returns 1 when a lease request's refusal says this worker is quarantined. */
@@ -267,11 +328,20 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 
 	l.client = client_new(cfg->server, cfg->token, cfg->cacert, stop);
 	req = json_pack("{s:s,s:[],s:i}", "worker", cfg->name, "kernels", "wait_s", cfg->wait_s);
-	/* Offer every kernel this build has. */
-	for (size_t i = 0; req && kernel_at(i); i++)
-		if (json_array_append_new(json_object_get(req, "kernels"),
-					  json_string(kernel_at(i)->name)))
+	/* Offer every kernel this worker has, built in or plug-in, with its version; exec only
+	 * when allowed to run programs. */
+	const struct kernel *offers[KERNEL_PLUGINS_MAX + 8];
+	size_t noffers = 0;
+	while (noffers < KERNEL_PLUGINS_MAX + 7 && kernel_at(noffers))
+		offers[noffers] = kernel_at(noffers), noffers++;
+	if (cfg->exec && cfg->exec->nallow)
+		offers[noffers++] = kernel_find("exec");
+	for (size_t i = 0; req && i < noffers; i++) {
+		char offer[KERNEL_NAME_MAX + 12];
+		snprintf(offer, sizeof offer, "%s@%u", offers[i]->name, offers[i]->version);
+		if (json_array_append_new(json_object_get(req, "kernels"), json_string(offer)))
 			json_decref(req), req = NULL;
+	}
 	if (!l.client || !req) {
 		client_free(l.client);
 		json_decref(req);

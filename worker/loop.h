@@ -4,6 +4,7 @@
 #define TALLY_LOOP_H
 
 #include <signal.h>
+#include "exec.h"
 
 struct loop_config {
 	const char *server;  /* "http://host:port" */
@@ -12,6 +13,7 @@ struct loop_config {
 	int wait_s;          /* long-poll seconds per lease request */
 	const char *token;   /* the worker token ("" when the coordinator needs none) */
 	const char *cacert;  /* PEM CA file to trust for https:// ("": the system's) */
+	const struct exec_policy *exec; /* programs kernel exec may run; none: exec is off */
 };
 
 /* Runs until *stop is set, then finishes (or fails) the lease in hand and returns 0.

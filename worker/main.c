@@ -6,7 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include "exec.h"
 #include "job.h"
+#include "kernel.h"
 #include "log.h"
 #include "loop.h"
 #include "opt.h"
@@ -23,7 +25,9 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
 	const char *server = "http://127.0.0.1:8080", *name = NULL, *level = "info", *format = "logfmt";
-	const char *token_file = "", *cacert = "";
+	const char *token_file = "", *cacert = "", *kernel_dir = "";
+	struct opt_list allow = { 0 }, env = { 0 };
+	struct exec_policy policy = { 0 };
 	int64_t threads = sysconf(_SC_NPROCESSORS_ONLN), wait_s = 30;
 	const struct opt opts[] = {
 		{ "server", "TALLY_SERVER", OPT_STR, &server, 0, 0, "coordinator URL" },
@@ -36,6 +40,13 @@ int main(int argc, char **argv)
 		  "file holding the worker token; or set TALLY_WORKER_TOKEN" },
 		{ "cacert", "TALLY_CACERT", OPT_STR, &cacert, 0, 0,
 		  "PEM file of the CA to trust for an https:// --server" },
+		{ "kernel-dir", "TALLY_KERNEL_DIR", OPT_STR, &kernel_dir, 0, 0,
+		  "directory of kernel plug-ins (*.so) to load and offer" },
+		{ "allow-exec", "TALLY_ALLOW_EXEC", OPT_LIST, &allow, 0, 0,
+		  "a program, or a directory of programs, that kernel exec may run (repeatable; "
+		  "':' joins several); none: exec is off" },
+		{ "exec-env", "TALLY_EXEC_ENV", OPT_LIST, &env, 0, 0,
+		  "a variable passed on to exec's programs (repeatable; ':' joins several)" },
 		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
 		  "debug, info, warn or error" },
 		{ "log-format", "TALLY_LOG_FORMAT", OPT_STR, &format, 0, 0,
@@ -68,6 +79,24 @@ int main(int argc, char **argv)
 			WORKER_NAME_MAX - 1, name);
 		return 2;
 	}
+	if (*kernel_dir && kernel_load_dir(kernel_dir, err, sizeof err)) {
+		fprintf(stderr, "tally-worker: --kernel-dir: %s\n", err);
+		return 2;
+	}
+	for (size_t i = 0; i < allow.n; i++) {
+		if (exec_policy_allow(&policy, allow.v[i], err, sizeof err)) {
+			fprintf(stderr, "tally-worker: %s\n", err);
+			exec_policy_free(&policy);
+			return 2;
+		}
+	}
+	for (size_t i = 0; i < env.n; i++) {
+		if (exec_policy_env(&policy, env.v[i], err, sizeof err)) {
+			fprintf(stderr, "tally-worker: %s\n", err);
+			exec_policy_free(&policy);
+			return 2;
+		}
+	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
@@ -82,8 +111,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct loop_config cfg = { .server = server, .name = name, .threads = (int)threads,
-				   .wait_s = (int)wait_s, .token = token, .cacert = cacert };
+				   .wait_s = (int)wait_s, .token = token, .cacert = cacert,
+				   .exec = &policy };
 	rc = loop_run(&cfg, &stop_flag);
+	exec_policy_free(&policy);
 	curl_global_cleanup();
 	return rc;
 }

@@ -335,8 +335,8 @@ class WorkerTest(TallyTestCase):
             self.assertLessEqual(set(p.json), LEASE_FIELDS, p.json)
             self.assertEqual(p.json["worker"], "fw")
             self.assertIsInstance(p.json["kernels"], list)
-            self.assertIn("pi", p.json["kernels"])
-            self.assertIn("count", p.json["kernels"])
+            self.assertIn("pi@1", p.json["kernels"])
+            self.assertIn("count@1", p.json["kernels"])
             self.assertEqual(p.json["wait_s"], 1)
             self.assertEqual(polls[0].body, p.body)  # the same request every time
 

@@ -206,7 +206,7 @@ static void test_count_kernel(void **state)
 
 static void test_counts_json(void **state)
 {
-	uint64_t in[2] = { 3, 7 }, out[2] = { 0 };
+	uint64_t in[KERNEL_MAX_KEYS] = { 3, 7 }, out[KERNEL_MAX_KEYS] = { 0 };
 	char err[128];
 	json_t *o = kernel_counts_encode(pi(), in), *bad;
 	(void)state;

@@ -42,7 +42,7 @@ static struct live *new_live(void)
 /* Submits a job of `samples` samples in batches of 1000. */
 static int64_t submit(struct live *lv, const char *kernel, uint64_t samples, int64_t now)
 {
-	struct job_spec spec = { kernel_find(kernel), samples, 1000, 7, 0, 0 };
+	struct job_spec spec = { kernel_find(kernel), samples, 1000, 7, 0, 0, "{}" };
 	struct job j;
 	assert_int_equal(live_submit(lv, &spec, NULL, now, &j), TALLY_OK);
 	assert_int_equal(j.state, JOB_QUEUED);
@@ -76,7 +76,7 @@ static int complete(struct live *lv, const struct lease *l, int64_t now)
 	int finished = -1;
 	for (size_t i = 0; i < KERNEL_MAX_KEYS; i++)
 		c[i] = l->batch_count * (i + 1);
-	assert_int_equal(live_complete(lv, l->id, c, now, &finished), TALLY_OK);
+	assert_int_equal(live_complete(lv, l->id, c, NULL, now, &finished), TALLY_OK);
 	return finished;
 }
 
@@ -352,7 +352,7 @@ static void test_complete_twice_is_lost(void **state)
 
 	assert_int_equal(complete(lv, &l, T0 + 5), 0);
 	before = *live_job(lv, id);
-	assert_int_equal(live_complete(lv, l.id, c, T0 + 6, &finished), TALLY_ELOST);
+	assert_int_equal(live_complete(lv, l.id, c, NULL, T0 + 6, &finished), TALLY_ELOST);
 	assert_int_equal(finished, 0);
 	assert_int_equal(lease_state(lv, l.id), LEASE_DONE);
 	assert_memory_equal(live_job(lv, id)->counts, before.counts, sizeof before.counts);
@@ -360,7 +360,7 @@ static void test_complete_twice_is_lost(void **state)
 	assert_int_equal(live_heartbeat(lv, l.id, T0 + 7, TTL, &out), TALLY_ELOST);
 	assert_int_equal(out.state, LEASE_DONE);
 	assert_int_equal(live_fail(lv, l.id, "late", 0, T0 + 7, NULL), TALLY_ELOST);
-	assert_int_equal(live_complete(lv, 12345, c, T0, &finished), TALLY_ENOTFOUND);
+	assert_int_equal(live_complete(lv, 12345, c, NULL, T0, &finished), TALLY_ENOTFOUND);
 	assert_int_equal(live_heartbeat(lv, 12345, T0, TTL, &out), TALLY_ENOTFOUND);
 	assert_int_equal(live_fail(lv, 12345, "x", 0, T0, NULL), TALLY_ENOTFOUND);
 	live_free(lv);
@@ -398,7 +398,7 @@ static void test_expiry_and_heartbeat(void **state)
 
 	assert_int_equal(live_heartbeat(lv, a.id, T0 + 3000, TTL, &out), TALLY_ELOST);
 	assert_int_equal(out.state, LEASE_EXPIRED);
-	assert_int_equal(live_complete(lv, c.id, nc, T0 + 3000, &finished), TALLY_ELOST);
+	assert_int_equal(live_complete(lv, c.id, nc, NULL, T0 + 3000, &finished), TALLY_ELOST);
 	assert_int_equal(live_fail(lv, a.id, "late", 0, T0 + 3000, NULL), TALLY_ELOST);
 
 	l = grant(lv, "pi", 4, T0 + 3000, TTL);
@@ -774,17 +774,17 @@ static void test_counts_overflow(void **state)
 	int finished = -1;
 	(void)state;
 
-	assert_int_equal(live_complete(lv, a.id, big, T0, &finished), TALLY_OK);
+	assert_int_equal(live_complete(lv, a.id, big, NULL, T0, &finished), TALLY_OK);
 	flush(lv, &st);
-	assert_int_equal(live_complete(lv, b.id, over0, T0, &finished), TALLY_ECOUNTS);
-	assert_int_equal(live_complete(lv, b.id, over1, T0, &finished), TALLY_ECOUNTS);
+	assert_int_equal(live_complete(lv, b.id, over0, NULL, T0, &finished), TALLY_ECOUNTS);
+	assert_int_equal(live_complete(lv, b.id, over1, NULL, T0, &finished), TALLY_ECOUNTS);
 	assert_int_equal(finished, 0);
 	assert_int_equal(j->counts[0], INT64_MAX - 10);
 	assert_int_equal(j->counts[1], 1);
 	assert_int_equal(j->batches_done, 1);
 	assert_int_equal(lease_state(lv, b.id), LEASE_ACTIVE);
 	assert_false(live_dirty(lv));
-	assert_int_equal(live_complete(lv, b.id, fits, T0, &finished), TALLY_OK);
+	assert_int_equal(live_complete(lv, b.id, fits, NULL, T0, &finished), TALLY_OK);
 	assert_int_equal(finished, 0); /* 2 of 3 batches */
 	assert_int_equal(j->state, JOB_RUNNING);
 	assert_int_equal(j->counts[0], INT64_MAX);
@@ -1041,7 +1041,7 @@ static const char *const workers5[] = { "A", "B", "C", "D", "E" };
 static int64_t submit_verify(struct live *lv, const char *kernel, uint64_t samples, double verify,
 			     int64_t now)
 {
-	struct job_spec spec = { kernel_find(kernel), samples, 1000, 7, verify, 0 };
+	struct job_spec spec = { kernel_find(kernel), samples, 1000, 7, verify, 0, "{}" };
 	struct job j;
 	assert_int_equal(live_submit(lv, &spec, NULL, now, &j), TALLY_OK);
 	return j.id;
@@ -1091,7 +1091,7 @@ static int complete_as(struct live *lv, const struct lease *l, uint64_t lie, int
 	int finished = -1;
 	honest(l, c);
 	c[0] += lie;
-	assert_int_equal(live_complete(lv, l->id, c, now, &finished), TALLY_OK);
+	assert_int_equal(live_complete(lv, l->id, c, NULL, now, &finished), TALLY_OK);
 	return finished;
 }
 
@@ -1354,7 +1354,7 @@ static void test_verify_original_lies(void **state)
 		int finished = -1;
 		uint64_t hc[KERNEL_MAX_KEYS];
 		honest(&d, hc);
-		assert_int_equal(live_complete(lv, d.id, hc, T0 + 12, &finished), TALLY_ELOST);
+		assert_int_equal(live_complete(lv, d.id, hc, NULL, T0 + 12, &finished), TALLY_ELOST);
 	}
 	pass(lv, &st);
 	assert_int_equal(lease_row(&st, a.id)->lease.state, LEASE_DISCARDED);
@@ -1440,7 +1440,7 @@ static void test_verify_quarantine_takes_back_leases(void **state)
 	assert_int_equal(live_job(lv, j2)->batches_leased, 0);
 	assert_int_equal(live_job(lv, j2)->state, JOB_RUNNING);
 	assert_int_equal(live_heartbeat(lv, keep.id, T0 + 6, TTL, &hb), TALLY_ELOST);
-	assert_int_equal(live_complete(lv, keep.id, c, T0 + 6, &finished), TALLY_ELOST);
+	assert_int_equal(live_complete(lv, keep.id, c, NULL, T0 + 6, &finished), TALLY_ELOST);
 	assert_int_equal(live_next_expiry(lv), 0); /* nothing of B's is left on the heap */
 	l = grant_to(lv, "C", "count", 10, T0 + 7, TTL);
 	assert_int_equal(l.first_batch, 0);
@@ -1523,7 +1523,7 @@ static void test_verify_check_lease_failures(void **state)
 	assert_int_equal(failed, 0);
 	assert_int_equal(lease_state(lv, l.id), LEASE_EXPIRED);
 	honest(&l, c);
-	assert_int_equal(live_complete(lv, l.id, c, T0 + 1011, &finished), TALLY_ELOST);
+	assert_int_equal(live_complete(lv, l.id, c, NULL, T0 + 1011, &finished), TALLY_ELOST);
 	assert_int_equal(j->checks_pending, 1);
 
 	l = grant_to(lv, "B", "pi", 2, T0 + 2000, 1000);
@@ -1595,7 +1595,7 @@ static void test_verify_max_batches_and_ended_jobs(void **state)
 	assert_int_equal(lease_row(st, l.id)->lease.state, LEASE_CANCELLED);
 	live_written(lv);
 	honest(&l, c);
-	assert_int_equal(live_complete(lv, l.id, c, T0 + 7, &finished), TALLY_ENOTFOUND);
+	assert_int_equal(live_complete(lv, l.id, c, NULL, T0 + 7, &finished), TALLY_ENOTFOUND);
 	/* A new job leases on: nothing of the old checks is left to grant. */
 	id2 = submit_verify(lv, "pi", 1000, 1.0, T0 + 8);
 	l = grant_to(lv, "B", "pi", 4, T0 + 9, TTL);
@@ -1699,8 +1699,8 @@ static void test_verify_dirty_rows(void **state)
 	id2 = submit(lv, "count", 3000, T0 + 20);
 	x = grant_to(lv, "E", "count", 1, T0 + 21, TTL);
 	y = grant_to(lv, "E", "count", 1, T0 + 21, TTL);
-	assert_int_equal(live_complete(lv, x.id, big, T0 + 22, &finished), TALLY_OK);
-	assert_int_equal(live_complete(lv, y.id, over, T0 + 22, &finished), TALLY_ECOUNTS);
+	assert_int_equal(live_complete(lv, x.id, big, NULL, T0 + 22, &finished), TALLY_OK);
+	assert_int_equal(live_complete(lv, y.id, over, NULL, T0 + 22, &finished), TALLY_ECOUNTS);
 	assert_int_equal(live_heartbeat(lv, y.id, T0 + 23, TTL, &hb), TALLY_OK);
 	pass(lv, &st);
 	assert_true(lease_row(&st, x.id)->wrote_counts);

@@ -1,0 +1,53 @@
+/* Kernel exec: a batch is one run of a program the job names, allowed by the worker's operator.
+ * The program learns its batch from TALLY_* environment variables and prints one JSON object of
+ * counts on stdout. No shell; a cleared environment; its own process group, killed whole on a
+ * timeout or a stop. */
+#ifndef TALLY_EXEC_H
+#define TALLY_EXEC_H
+
+#include <stdint.h>
+#include "execspec.h"
+#include "kernel.h"
+
+#define EXEC_ALLOW_MAX 32      /* allowlist entries */
+#define EXEC_ENV_MAX 32        /* variables passed through */
+#define EXEC_STDOUT_MAX 65536  /* bytes of a program's stdout: more fails the batch */
+#define EXEC_STDERR_TAIL 512   /* bytes of its stderr kept for the failure's reason */
+
+/* What the worker's operator allows; owned by the caller, read by every compute thread. */
+struct exec_policy {
+	char *allow[EXEC_ALLOW_MAX]; /* canonical paths: programs, or directories (no trailing /) */
+	size_t nallow;
+	const char *env[EXEC_ENV_MAX]; /* names of variables passed through from the worker's */
+	size_t nenv;
+};
+
+/* Adds entries to the allowlist: path is one path, or several joined by ':'. Returns 0, or -1
+ * with a message in err (a path that does not exist, too many). */
+int exec_policy_allow(struct exec_policy *p, const char *path, char *err, size_t errlen);
+/* Adds variable names to pass through (one name, or several joined by ':'). Returns 0, or -1. */
+int exec_policy_env(struct exec_policy *p, const char *names, char *err, size_t errlen);
+void exec_policy_free(struct exec_policy *p);
+
+/* A job's program, resolved against the policy. */
+struct exec_job {
+	const struct exec_policy *policy;
+	struct exec_spec spec;
+	char path[4096]; /* argv[0] resolved: what is executed */
+	char job_id[24];
+};
+
+/* Reads params (JSON text) and resolves argv[0] (through the worker's PATH when it has no '/')
+ * inside the allowlist. Returns 0, or -1 with a message in err. */
+int exec_job_open(struct exec_job *j, const struct exec_policy *p, const char *params,
+		  const char *job_id, char *err, size_t errlen);
+
+/* Runs one batch: adds the program's counts to counts[], in the order of keys, adding names
+ * keys does not have yet. Returns 0, or -1 with a message in err (the exit status or signal, a
+ * timeout, bad or oversized output; with the tail of stderr). *stop set: kills the program and
+ * returns -1. Thread-safe. */
+int exec_batch(const struct exec_job *j, uint64_t seed, uint64_t batch, uint64_t first,
+	       uint64_t n, const int *stop, struct count_keys *keys, uint64_t *counts, char *err,
+	       size_t errlen);
+
+#endif
