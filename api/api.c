@@ -10,6 +10,7 @@ const struct http_route api_routes[] = {
 	{ "GET", "/v1/jobs/{}", jobs_get, API_ROLE_CLIENT },
 	{ "GET", "/v1/jobs/{}/history", jobs_history, API_ROLE_CLIENT },
 	{ "POST", "/v1/jobs/{}/cancel", jobs_cancel, API_ROLE_CLIENT },
+	{ "POST", "/v1/jobs/{}/extend", jobs_extend, API_ROLE_CLIENT },
 	{ "POST", "/v1/leases", leases_create, API_ROLE_WORKER },
 	{ "POST", "/v1/leases/{}/heartbeat", leases_heartbeat, API_ROLE_WORKER },
 	{ "POST", "/v1/leases/{}/complete", leases_complete, API_ROLE_WORKER },

@@ -145,7 +145,7 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 			       struct decode_error *e)
 {
 	static const char *const allowed[] = { "kernel", "samples", "batch_size", "seed",
-					       "params", "verify", NULL };
+					       "params", "verify", "target_stderr", NULL };
 	const json_t *v;
 	enum tally_err rc;
 
@@ -215,7 +215,34 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 	if (rc)
 		return fail(e, strstr(err, ": unknown") || strstr(err, "takes no parameters")
 				       ? "unknown_field" : "invalid_field", "%s", err);
+	v = json_object_get(body, "target_stderr");
+	if (v) {
+		double t = json_is_number(v) ? json_number_value(v) : -1.0;
+		if (!(t > 0.0))
+			return fail(e, "invalid_field", "target_stderr: must be a number more than 0 "
+				    "(the job stops once its result's standard error is that small)");
+		if (!kernel_has_result(out->kernel))
+			return fail(e, "invalid_field", "target_stderr: kernel %s derives no result "
+				    "with a stderr here", out->kernel->name);
+		if (out->verify > 0)
+			return fail(e, "invalid_field", "target_stderr: not with verify (a job that "
+				    "stops early does not wait for its checks)");
+		out->target_stderr = t;
+	}
 	return TALLY_OK;
+}
+
+enum tally_err decode_extend(const json_t *body, uint64_t *samples, struct decode_error *e)
+{
+	static const char *const allowed[] = { "samples", NULL };
+	const json_t *v;
+	enum tally_err rc;
+
+	if ((rc = check_keys(body, allowed, e)))
+		return rc;
+	if (!(v = json_object_get(body, "samples")))
+		return fail(e, "missing_field", "samples: required");
+	return get_uint(v, "samples", 1, JOB_SAMPLES_MAX, samples, e);
 }
 
 static int worker_char_ok(char c)

@@ -28,6 +28,9 @@ json_t *decode_json(const char *data, size_t len, struct decode_error *e);
 /* Decodes a job submission. default_seed is used when the body has none. TALLY_EINVAL. */
 TALLY_WUR enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed,
 					 struct job_spec *out, struct decode_error *e);
+/* Decodes an extend body {"samples": n}. TALLY_EINVAL. */
+TALLY_WUR enum tally_err decode_extend(const json_t *body, uint64_t *samples,
+				       struct decode_error *e);
 /* Decodes a lease request. out->kernels borrow from body. TALLY_EINVAL. */
 TALLY_WUR enum tally_err decode_lease_request(const json_t *body, struct lease_request *out,
 					      struct decode_error *e);

@@ -82,6 +82,14 @@ static json_t *job_to_json_at(struct api *a, const struct job *j, int64_t now)
 			 "pending", (json_int_t)j->checks_pending,
 			 "mismatches", (json_int_t)j->mismatches,
 			 "quarantined", name_list(j->quarantined));
+	if (o && j->spec.target_stderr > 0 &&
+	    (json_object_set_new(o, "target_stderr", json_real(j->spec.target_stderr)) ||
+	     json_object_set_new(o, "stopped_early",
+				 json_boolean(j->state == JOB_SUCCEEDED &&
+					      j->batches_done < j->batches_total)))) {
+		json_decref(o);
+		return NULL;
+	}
 	/* A job for a kernel no worker has offered yet says so, instead of looking stuck. */
 	if (o && !job_is_final(j->state) && !j->batches_done && !j->batches_leased &&
 	    !coord_kernel_offered(a->coord, k->name, j->spec.kernel_version)) {
@@ -286,6 +294,49 @@ void jobs_list(struct req *r, void *app)
 	reply_json(r, 200,
 		   json_pack("{s:o,s:o}", "jobs", l.jobs, "next_cursor",
 			     json_array_size(l.jobs) == limit ? json_string(next) : json_null()));
+}
+
+/* POST /v1/jobs/<id>/extend {"samples": n}: the job grows to n samples. */
+void jobs_extend(struct req *r, void *app)
+{
+	struct api *a = app;
+	struct decode_error e;
+	struct job job;
+	json_t *body;
+	uint64_t samples;
+	int64_t id;
+	enum tally_err rc;
+	char msg[160];
+
+	if (job_id(r, a, &id) || api_body(r, &body))
+		return;
+	if (!body) {
+		reply_error(r, 400, "missing_field", "samples: required");
+		return;
+	}
+	rc = decode_extend(body, &samples, &e);
+	json_decref(body);
+	if (rc) {
+		api_reply_decode(r, &e);
+		return;
+	}
+	rc = coord_extend(a->coord, id, samples, &job);
+	if (rc == TALLY_EINVAL) {
+		reply_error(r, 400, "invalid_field", "samples: must be more than the job's %llu",
+			    (unsigned long long)job.spec.samples);
+		return;
+	}
+	if (rc == TALLY_ECONFLICT) {
+		reply_error(r, 409, "conflict", "job %lld is %s: it cannot grow", (long long)id,
+			    job_state_name(job.state));
+		return;
+	}
+	if (rc) {
+		snprintf(msg, sizeof msg, "job %lld: no such job", (long long)id);
+		api_reply_rc(r, a, rc, msg);
+		return;
+	}
+	reply_json(r, 200, job_to_json(a, &job));
 }
 
 void jobs_cancel(struct req *r, void *app)

@@ -187,6 +187,22 @@ int cmd_submit(struct cli *c, const struct cli_spec *spec, int wait)
 		json_decref(reply);
 		return 0;
 	}
+	if (id && json_object_get(reply, "waiting_for") &&
+	    !json_integer_value(json_object_get(reply, "kernel_version"))) {
+		/* Neither the coordinator nor any worker has the kernel (a typo, most likely):
+		 * waiting would never end. */
+		char path[64];
+		json_t *r = NULL;
+		snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+		if (client_post(c->client, path, NULL, CLI_TIMEOUT_MS, 0, &status, &r))
+			status = 0;
+		json_decref(r);
+		fprintf(stderr, "tally: kernel '%s': unknown to the coordinator and offered by no "
+				"worker; job %s cancelled (tally submit queues a job for workers yet "
+				"to come)\n", spec->kernel, status == 200 ? id : "not");
+		json_decref(reply);
+		return 1;
+	}
 	if (!c->json)
 		fprintf(stderr, "tally: job %s: %s, %s samples\n", id ? id : "?", spec->kernel,
 			spec->samples);

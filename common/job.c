@@ -53,3 +53,19 @@ int job_seed_parse(const json_t *v, uint64_t *out)
 		return num_parse_u64(json_string_value(v), 0, UINT64_MAX, out);
 	return -1;
 }
+
+uint64_t job_stop_boundary(size_t i)
+{
+	if (i <= 8)
+		return i;
+	return (uint64_t)((i - 8) % 4 + 4) << ((i - 8) / 4 + 1);
+}
+
+size_t job_stop_segment(uint64_t batch)
+{
+	unsigned e;
+	if (batch < 8)
+		return (size_t)batch;
+	e = 63 - (unsigned)__builtin_clzll(batch) - 2; /* batch = m * 2^e, m in [4, 8) */
+	return 8 + (size_t)(e - 1) * 4 + (size_t)((batch >> e) - 4);
+}

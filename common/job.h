@@ -23,6 +23,7 @@ struct job_spec {
 	uint64_t batch_size;
 	uint64_t seed;
 	double verify;           /* the fraction of completed leases computed again to check */
+	double target_stderr;    /* stop once a prefix's result has a stderr this small (0: none) */
 	/* The version the job is computed with: the kernel's here, or for a kernel known by name
 	 * only, the version the first worker given a lease offered (0 until then). */
 	unsigned kernel_version;
@@ -102,6 +103,16 @@ int job_is_final(enum job_state s);
 json_t *job_seed_json(uint64_t seed);
 /* Reads a seed in that form. Returns 0, or -1 for anything else (negative, fractional, junk). */
 int job_seed_parse(const json_t *v, uint64_t *out);
+/* Early stopping (job_spec.target_stderr). A job's result is evaluated over prefixes of its
+ * batches that end at fixed boundaries, the same for every job whatever its size: every batch
+ * count with at most three significant bits (1, 2, ... 8, 10, 12, 14, 16, 20, 24, 28, 32, 40...).
+ * So a prefix stops at most a quarter past where its target was reached, and a job stops at the
+ * same boundary with the same counts however its batches were computed. Segment i holds batches
+ * [job_stop_boundary(i), job_stop_boundary(i + 1)); no lease straddles two. */
+#define JOB_STOP_SEGMENTS 244 /* enough for 2^62 batches */
+uint64_t job_stop_boundary(size_t i);
+size_t job_stop_segment(uint64_t batch);
+
 /* Returns the number of samples the lease covers. */
 uint64_t lease_samples(const struct lease *l);
 

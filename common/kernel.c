@@ -333,6 +333,11 @@ json_t *kernel_result(const struct kernel *k, const uint64_t *counts)
 	return r;
 }
 
+int kernel_has_result(const struct kernel *k)
+{
+	return k->result || (k->abi && k->abi->result);
+}
+
 void kernel_keys(const struct kernel *k, struct count_keys *keys)
 {
 	memset(keys, 0, sizeof *keys);

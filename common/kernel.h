@@ -91,6 +91,8 @@ const char *kernel_check(const struct kernel *k, const uint64_t *counts, uint64_
 /* Returns a new reference to the result of a job's counts, or NULL when k derives none (an
  * open kernel, or no samples yet). */
 json_t *kernel_result(const struct kernel *k, const uint64_t *counts);
+/* Returns 1 when k derives results here (built in with one, or a plug-in with result()). */
+int kernel_has_result(const struct kernel *k);
 /* Fills keys with k's fixed count names (none for an open kernel). */
 void kernel_keys(const struct kernel *k, struct count_keys *keys);
 /* Returns 1 when name is a count name: 1 to 31 of [a-z0-9_], not starting with a digit. */

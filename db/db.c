@@ -42,6 +42,7 @@ enum db_stmt {
 	ST_QUAR_LOAD,
 	ST_WORKER_RESULTS,
 	ST_JOB_COUNTS,
+	ST_JOB_RESULTS,
 	ST_COUNT
 };
 
@@ -49,8 +50,8 @@ enum db_stmt {
 	"id, kernel, samples, batch_size, seed, state, batches_total, batches_done, "              \
 	"batches_leased, samples_done, c0, c1, c2, c3, c4, c5, c6, c7, error, created_at, "        \
 	"started_at, finished_at, kernel_version, verify, checks_passed, checks_pending, "       \
-	"mismatches, quarantined, first_lease, params, keys"
-#define JOB_NCOLS 31
+	"mismatches, quarantined, first_lease, params, keys, target_stderr"
+#define JOB_NCOLS 32
 
 /* A lease with its counts: read by lease_counts_from_row(). The lease comes whole (its times
  * too), so that a caller saving it again (a discard) does not clear them. */
@@ -67,11 +68,12 @@ static const char *const db_sql[ST_COUNT] = {
 			"samples_done, c0, c1, c2, c3, c4, c5, c6, c7, error, last_failure, "
 			"created_at, started_at, finished_at, idempotency_key, verify, "
 			"checks_passed, checks_pending, mismatches, quarantined, first_lease, params, "
-			"keys) VALUES "
+			"keys, target_stderr) VALUES "
 			"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
 			"?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, "
-			"?33, ?34) "
+			"?33, ?34, ?35) "
 			"ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+			"samples = excluded.samples, batches_total = excluded.batches_total, "
 			"kernel_version = excluded.kernel_version, keys = excluded.keys, "
 			"next_batch = excluded.next_batch, batches_done = excluded.batches_done, "
 			"batches_leased = excluded.batches_leased, "
@@ -131,6 +133,10 @@ static const char *const db_sql[ST_COUNT] = {
 	[ST_WORKER_RESULTS] = "SELECT " RESULT_COLS " FROM leases l JOIN jobs j ON "
 			      "j.id = l.job_id WHERE l.id >= ?2 AND l.worker = ?1 AND l.state = 1 AND "
 			      "l.c0 IS NOT NULL AND j.state IN (0, 1) ORDER BY l.id",
+	/* A job's done leases, with their counts (a scan: it runs when a coordinator starts with
+	 * an early-stopping job unfinished, and when a job is extended). */
+	[ST_JOB_RESULTS] = "SELECT " RESULT_COLS " FROM leases l WHERE l.job_id = ?1 AND "
+			   "l.state = 1 AND l.check_of IS NULL AND l.c0 IS NOT NULL ORDER BY l.id",
 };
 
 struct db {
@@ -397,6 +403,7 @@ static enum tally_err job_from_row(struct db *db, sqlite3_stmt *s, struct job *j
 	if (!j->keys.n)
 		kernel_keys(j->spec.kernel, &j->keys);
 	snprintf(j->spec.params, sizeof j->spec.params, "%s", params ? params : "{}");
+	j->spec.target_stderr = sqlite3_column_double(s, 31);
 	j->spec.samples = (uint64_t)sqlite3_column_int64(s, 2);
 	j->spec.batch_size = (uint64_t)sqlite3_column_int64(s, 3);
 	j->spec.seed = (uint64_t)sqlite3_column_int64(s, 4);
@@ -574,6 +581,7 @@ enum tally_err db_job_save(struct db *db, const struct job *job, const char *key
 	sqlite3_bind_text(s, 33, job->spec.params[0] ? job->spec.params : "{}", -1, SQLITE_STATIC);
 	kernel_keys_format(&job->keys, keys, sizeof keys);
 	sqlite3_bind_text(s, 34, keys, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 35, job->spec.target_stderr);
 	return db_exec(db, s, "saving a job");
 }
 
@@ -687,6 +695,15 @@ enum tally_err db_worker_results(struct db *db, const char *worker, int64_t sinc
 	sqlite3_bind_text(s, 1, worker, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, since);
 	return each_result(db, s, "reading a worker's results", each, ctx);
+}
+
+enum tally_err db_job_results(struct db *db, int64_t job_id,
+			      int (*each)(void *ctx, const struct lease *l, const uint64_t *c),
+			      void *ctx)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_JOB_RESULTS);
+	sqlite3_bind_int64(s, 1, job_id);
+	return each_result(db, s, "reading a job's results", each, ctx);
 }
 
 enum tally_err db_meta_get(struct db *db, const char *name, int64_t *value)

@@ -57,6 +57,12 @@ TALLY_WUR enum tally_err db_worker_results(struct db *db, const char *worker, in
 					   int (*each)(void *ctx, const struct lease *l,
 						       const uint64_t *counts),
 					   void *ctx);
+/* Calls each for every done lease of a job (not checks) with its counts, oldest first. each
+ * returns non-zero to stop. */
+TALLY_WUR enum tally_err db_job_results(struct db *db, int64_t job_id,
+					int (*each)(void *ctx, const struct lease *l,
+						    const uint64_t *c),
+					void *ctx);
 /* Reads and writes a named integer (the store's own settings and counters). db_meta_get
  * leaves *value alone when name is unset. */
 TALLY_WUR enum tally_err db_meta_get(struct db *db, const char *name, int64_t *value);

@@ -105,8 +105,9 @@ static const char *const schema_migrations[SCHEMA_VERSION] = {
 	");",
 	/* 5: kernels beyond the built-in ones: a job's count names (open kernels name their own
 	 * as batches arrive; newline-separated; '' means the kernel's fixed names). jobs.params
-	 * was there from version 1. */
-	"ALTER TABLE jobs ADD COLUMN keys TEXT NOT NULL DEFAULT '';",
+	 * was there from version 1. Early stopping: a job's target_stderr (0: none). */
+	"ALTER TABLE jobs ADD COLUMN keys TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE jobs ADD COLUMN target_stderr REAL NOT NULL DEFAULT 0;",
 };
 
 #endif

@@ -119,6 +119,22 @@ static int load_opinion(void *ctx, const struct lease *check, const uint64_t *co
 	return live_load_opinion(((struct loading *)ctx)->live, check, counts);
 }
 
+/* A done lease of an early-stopping job: its counts go to their prefix segment. */
+static int load_result(void *ctx, const struct lease *l, const uint64_t *counts)
+{
+	live_load_result(ctx, l, counts);
+	return 0;
+}
+
+/* Reads the done leases of the early-stopping jobs just loaded. */
+static enum tally_err load_results(struct live *lv, struct db *db)
+{
+	enum tally_err rc = TALLY_OK;
+	for (int64_t id = 0; !rc && (id = live_next_stopping_job(lv, id));)
+		rc = db_job_results(db, id, load_result, lv);
+	return rc;
+}
+
 static int load_quarantine(void *ctx, const char *worker, const char *reason, int64_t at)
 {
 	return live_load_quarantine(((struct loading *)ctx)->live, worker, reason, at);
@@ -148,6 +164,8 @@ static enum tally_err coord_read_store(struct coord *c, uint64_t *seq_floor, int
 	int skipped = 0;
 	enum tally_err rc = db_load(c->db, &l, &max_job, &max_lease, &skipped);
 
+	if (!rc)
+		rc = load_results(c->live, c->db);
 	if (!rc)
 		rc = db_meta_get(c->db, COORD_SEQ_META, limit);
 	if (rc) {
@@ -464,6 +482,78 @@ enum tally_err coord_cancel(struct coord *c, int64_t id, struct job *out)
 		coord_tell_expiry(c);
 		coord_job_ended(c);
 	}
+	return rc;
+}
+
+/* What coord_extend looks for among a job's done leases: the one holding batch `batch`. */
+struct holding {
+	uint64_t batch;
+	struct lease lease;
+	uint64_t counts[KERNEL_MAX_KEYS];
+	int found;
+};
+
+static int find_holding(void *ctx, const struct lease *l, const uint64_t *counts)
+{
+	struct holding *h = ctx;
+	if (h->found || l->first_batch > h->batch || h->batch - l->first_batch >= l->batch_count)
+		return 0;
+	h->lease = *l;
+	memcpy(h->counts, counts, sizeof h->counts);
+	h->found = 1;
+	return 0;
+}
+
+enum tally_err coord_extend(struct coord *c, int64_t id, uint64_t samples, struct job *out)
+{
+	const struct job *j;
+	struct holding *h = NULL;
+	int loaded = 0;
+	enum tally_err rc;
+
+	if (c->broken)
+		return TALLY_EDB;
+	coord_reported(c);
+	/* The store must hold every done lease, to find the one with a short last batch. */
+	if ((rc = coord_sync(c))) {
+		c->lost = 1;
+		return TALLY_EDB;
+	}
+	if (!(j = live_job(c->live, id))) {
+		/* Finished and written: back into memory, unless it cannot grow. */
+		if ((rc = db_job_get(c->db, id, out)))
+			return rc;
+		if (out->state == JOB_FAILED || out->state == JOB_CANCELLED)
+			return TALLY_ECONFLICT;
+		if (samples <= out->spec.samples)
+			return TALLY_EINVAL;
+		if ((rc = live_load_job(c->live, out, out->batches_total, "")))
+			return rc;
+		loaded = 1;
+		j = live_job(c->live, id);
+	}
+	if (!(h = calloc(1, sizeof *h))) {
+		rc = TALLY_ENOMEM;
+		goto done;
+	}
+	h->batch = j->batches_total - 1;
+	if ((loaded && (rc = db_job_results(c->db, id, load_result, c->live))) ||
+	    (j->spec.samples % j->spec.batch_size &&
+	     (rc = db_job_results(c->db, id, find_holding, h))))
+		goto done;
+	rc = live_extend(c->live, id, samples, h->found ? &h->lease : NULL, h->counts,
+			 coord_now(c), out);
+	if (!rc) {
+		c->changes++;
+		log_info("msg=\"job extended\" job=%lld samples=%llu", (long long)id,
+			 (unsigned long long)samples);
+		coord_tell_expiry(c);
+		coord_wake(c);
+	}
+done:
+	if (loaded && rc)
+		c->lost = 1; /* the job loaded for nothing: the next flush reads the store back */
+	free(h);
 	return rc;
 }
 

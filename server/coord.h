@@ -66,6 +66,11 @@ void coord_free(struct coord *c);
 int64_t coord_now(struct coord *c);
 
 /* Stores a new queued job under key (an Idempotency-Key, or NULL) and fills *out. */
+/* Grows job id to `samples` (see live_extend): the result then equals that of a new job of that
+ * size with the same seed. TALLY_ENOTFOUND, TALLY_ECONFLICT (failed or cancelled; *out is the
+ * job), TALLY_EINVAL (not larger than it is), TALLY_EDB. */
+TALLY_WUR enum tally_err coord_extend(struct coord *c, int64_t id, uint64_t samples,
+				      struct job *out);
 TALLY_WUR enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, const char *key,
 				      struct job *out);
 /* Fills *out with the job submitted under key; TALLY_ENOTFOUND. */

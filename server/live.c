@@ -40,8 +40,17 @@ struct lquar {
 	struct lquar *next;
 };
 
+/* One segment of a job with a target_stderr (job_stop_boundary): its done batches and their
+ * counts. */
+struct lseg {
+	uint64_t done;
+	uint64_t counts[KERNEL_MAX_KEYS];
+};
+
 struct ljob {
 	struct job job;
+	struct lseg *seg;   /* JOB_STOP_SEGMENTS of them with a target_stderr; NULL otherwise */
+	size_t seg_next;    /* segments before it are complete and were evaluated */
 	struct lcheck *checks; /* pending */
 	size_t checks_open;    /* of those, not leased now */
 	uint64_t next_batch;
@@ -105,6 +114,7 @@ struct live *live_new(uint64_t rand_seed, unsigned max_failures)
 
 static void job_free(struct ljob *j)
 {
+	free(j->seg);
 	struct lcheck *ch, *cn;
 	for (ch = j->checks; ch; ch = cn) {
 		cn = ch->next;
@@ -285,12 +295,33 @@ static enum tally_err range_give_back(struct ljob *j, uint64_t first, uint64_t c
 	return TALLY_OK;
 }
 
+/* Adds (sign 1) or takes back (-1) a done lease's counts in its segment. */
+static void seg_count(struct ljob *j, uint64_t first, uint64_t count, const uint64_t *counts,
+		      int sign)
+{
+	size_t i = job_stop_segment(first);
+	struct lseg *g;
+
+	if (!j->seg)
+		return;
+	g = &j->seg[i];
+	for (size_t k = 0; k < KERNEL_MAX_KEYS; k++)
+		g->counts[k] = sign > 0 ? g->counts[k] + counts[k] : g->counts[k] - counts[k];
+	g->done = sign > 0 ? g->done + count : g->done - count;
+	if (sign < 0 && i < j->seg_next)
+		j->seg_next = i; /* to be evaluated again once complete */
+}
+
 enum tally_err live_load_job(struct live *lv, const struct job *job, uint64_t next_batch,
 			     const char *last_failure)
 {
 	struct ljob *j = calloc(1, sizeof *j);
 	if (!j)
 		return TALLY_ENOMEM;
+	if (job->spec.target_stderr > 0 && !(j->seg = calloc(JOB_STOP_SEGMENTS, sizeof *j->seg))) {
+		free(j);
+		return TALLY_ENOMEM;
+	}
 	j->job = *job;
 	j->job.checks_pending = 0; /* counted again as the pending checks load */
 	if (!j->job.first_lease_id && next_batch)
@@ -302,6 +333,21 @@ enum tally_err live_load_job(struct live *lv, const struct job *job, uint64_t ne
 	if (job->id >= lv->next_job_id)
 		lv->next_job_id = job->id + 1;
 	return TALLY_OK;
+}
+
+void live_load_result(struct live *lv, const struct lease *done, const uint64_t *counts)
+{
+	struct ljob *j = job_find(lv, done->job_id);
+	if (j && !done->check_of)
+		seg_count(j, done->first_batch, done->batch_count, counts, 1);
+}
+
+int64_t live_next_stopping_job(const struct live *lv, int64_t after)
+{
+	for (const struct ljob *j = lv->jobs; j; j = j->next)
+		if (j->job.id > after && j->seg && !job_is_final(j->job.state))
+			return j->job.id;
+	return 0;
 }
 
 enum tally_err live_load_range(struct live *lv, int64_t job_id, const struct batch_range *r)
@@ -329,6 +375,10 @@ enum tally_err live_submit(struct live *lv, const struct job_spec *spec, const c
 		return TALLY_ENOMEM;
 	if (key)
 		strncpy(j->key, key, sizeof j->key - 1);
+	if (spec->target_stderr > 0 && !(j->seg = calloc(JOB_STOP_SEGMENTS, sizeof *j->seg))) {
+		free(j);
+		return TALLY_ENOMEM;
+	}
 	j->job.id = lv->next_job_id++;
 	j->job.spec = *spec;
 	j->job.spec.kernel_version = spec->kernel->version; /* the version it is computed with */
@@ -834,6 +884,51 @@ static enum tally_err quarantine(struct live *lv, struct ljob *j, const char *wo
 	return TALLY_OK;
 }
 
+/* Ends job j early: its counts become those of batches [0, batches), whose result reached the
+ * target; leases still out are cancelled and later batches' counts dropped. */
+static void job_stop(struct live *lv, struct ljob *j, const uint64_t *counts, uint64_t batches,
+		     int64_t now)
+{
+	memcpy(j->job.counts, counts, sizeof j->job.counts);
+	j->job.batches_done = batches;
+	j->job.samples_done = kernel_range_samples(j->job.spec.samples, j->job.spec.batch_size, 0,
+						   batches);
+	job_end(lv, j, JOB_SUCCEEDED, now);
+}
+
+/* Evaluates the prefixes of job j (with a target_stderr) that have become complete, in order,
+ * and stops it at the first whose result's stderr reaches the target. The job's last batch ends
+ * no prefix: a job that gets there simply finishes. Returns 1 when it stopped. */
+static int job_stop_eval(struct live *lv, struct ljob *j, int64_t now)
+{
+	uint64_t total = j->job.batches_total;
+
+	if (!j->seg || j->job.state != JOB_RUNNING)
+		return 0;
+	while (j->seg_next + 1 < JOB_STOP_SEGMENTS) {
+		uint64_t lo = job_stop_boundary(j->seg_next), hi = job_stop_boundary(j->seg_next + 1);
+		uint64_t sum[KERNEL_MAX_KEYS] = { 0 };
+		json_t *r, *e;
+		int stop;
+
+		if (hi >= total || j->seg[j->seg_next].done < hi - lo)
+			return 0;
+		j->seg_next++;
+		for (size_t i = 0; i < j->seg_next; i++)
+			for (size_t k = 0; k < KERNEL_MAX_KEYS; k++)
+				sum[k] += j->seg[i].counts[k];
+		r = kernel_result(j->job.spec.kernel, sum);
+		e = json_object_get(r, "stderr");
+		stop = json_is_number(e) && json_number_value(e) <= j->job.spec.target_stderr;
+		json_decref(r);
+		if (stop) {
+			job_stop(lv, j, sum, hi, now);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Succeeds job j when all its batches are done and checked, unless quarantined workers' counts
  * may still be in it. Returns 1 when it did. */
 static int job_settle(struct live *lv, struct ljob *j, int64_t now)
@@ -984,6 +1079,7 @@ enum tally_err live_discard(struct live *lv, const struct lease *stored, const u
 			goto out;
 		for (size_t i = 0; i < job->keys.n; i++)
 			job->counts[i] -= counts[i];
+		seg_count(j, stored->first_batch, stored->batch_count, counts, -1);
 		job->batches_done -= stored->batch_count;
 		job->samples_done -= lease_samples(&l->lease); /* stored has no spec: l has */
 		if ((ch = check_find(j, stored->id)))
@@ -1022,7 +1118,7 @@ int live_settle(struct live *lv, int64_t now)
 {
 	int n = 0;
 	for (struct ljob *j = lv->jobs; j; j = j->next)
-		n += job_settle(lv, j, now);
+		n += job_stop_eval(lv, j, now) || job_settle(lv, j, now);
 	return n;
 }
 
@@ -1134,6 +1230,12 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 			/* Nothing given back: all pending batches are fresh, and take <= remaining. */
 			first = j->next_batch;
 		}
+	}
+	if (!ch && j->seg) {
+		/* No lease straddles the boundary of an early-stopping prefix. */
+		uint64_t end = job_stop_boundary(job_stop_segment(first) + 1);
+		if (take > end - first)
+			take = end - first;
 	}
 	l->lease.id = (int64_t)((lv->seq_next << LIVE_ID_RANDOM_BITS) |
 				(rng_splitmix64(&lv->rnd) & ((1u << LIVE_ID_RANDOM_BITS) - 1)));
@@ -1249,6 +1351,7 @@ enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts
 	if (lease_end(lv, l, LEASE_DONE, now, 0, "", NULL))
 		return TALLY_ENOMEM; /* not reached: a done lease gives nothing back */
 	memcpy(job->counts, sum, sizeof sum);
+	seg_count(l->job, l->lease.first_batch, l->lease.batch_count, counts, 1);
 	job->batches_done += l->lease.batch_count;
 	job->samples_done += lease_samples(&l->lease);
 	if (job->spec.verify > 0 &&
@@ -1258,7 +1361,7 @@ enum tally_err live_complete(struct live *lv, int64_t id, const uint64_t *counts
 		if (ch)
 			check_touch(lv, ch);
 	}
-	*finished = job_settle(lv, l->job, now);
+	*finished = job_stop_eval(lv, l->job, now) || job_settle(lv, l->job, now);
 	return TALLY_OK;
 }
 
@@ -1278,6 +1381,59 @@ enum tally_err live_fail(struct live *lv, int64_t id, const char *reason, int fa
 			    job_failed)))
 		return rc;
 	strncpy(l->job->last_failure, reason, sizeof l->job->last_failure - 1);
+	return TALLY_OK;
+}
+
+enum tally_err live_extend(struct live *lv, int64_t id, uint64_t samples,
+			   const struct lease *done_last, const uint64_t *done_counts, int64_t now,
+			   struct job *out)
+{
+	struct ljob *j = job_find(lv, id);
+	struct job *job;
+	uint64_t last;
+	enum tally_err rc;
+
+	if (!j)
+		return TALLY_ENOTFOUND;
+	job = &j->job;
+	*out = *job;
+	if (job->state == JOB_FAILED || job->state == JOB_CANCELLED)
+		return TALLY_ECONFLICT;
+	if (samples <= job->spec.samples)
+		return TALLY_EINVAL;
+	last = job->batches_total - 1;
+	if (job->state == JOB_SUCCEEDED && j->seg && job->batches_done < job->batches_total) {
+		/* It stopped early: a job of the new size stops at the same prefix. */
+		job->spec.samples = samples;
+		job->batches_total = kernel_batches(samples, job->spec.batch_size);
+		job_touch(lv, j);
+		*out = *job;
+		return TALLY_OK;
+	}
+	if (job->state == JOB_SUCCEEDED) {
+		job->state = JOB_RUNNING;
+		job->finished_at = 0;
+	}
+	if (job->spec.samples % job->spec.batch_size) {
+		/* The last batch was short: it is computed again in full. A lease on it is taken
+		 * back (its worker's counts would be the short batch's); done, its counts come out. */
+		for (size_t i = 0; i < lv->nheap; i++) {
+			struct llease *l = lv->heap[i];
+			if (l->job == j && !l->lease.check_of && l->lease.first_batch <= last &&
+			    last < l->lease.first_batch + l->lease.batch_count) {
+				if ((rc = lease_end(lv, l, LEASE_CANCELLED, now, 0, "", NULL)))
+					return rc;
+				break;
+			}
+		}
+		if (done_last && (rc = live_discard(lv, done_last, done_counts, now)))
+			return rc;
+	}
+	job->spec.samples = samples;
+	job->batches_total = kernel_batches(samples, job->spec.batch_size);
+	job_touch(lv, j);
+	job_stop_eval(lv, j, now);
+	*out = *job;
 	return TALLY_OK;
 }
 

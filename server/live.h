@@ -106,6 +106,19 @@ void live_clear(struct live *lv);
  * check leases), live leases, quarantined workers. Loaded objects are clean. TALLY_ENOMEM. */
 TALLY_WUR enum tally_err live_load_job(struct live *lv, const struct job *job,
 				       uint64_t next_batch, const char *last_failure);
+/* Adds a done lease's counts (db_job_results) to its early-stopping job's prefix segments: for a
+ * job just loaded, never for one whose leases completed here. */
+void live_load_result(struct live *lv, const struct lease *done, const uint64_t *counts);
+/* Returns the id of the next unfinished job after `after` that stops early, or 0. */
+int64_t live_next_stopping_job(const struct live *lv, int64_t after);
+/* Grows job id to `samples` (more than it has). A short last batch is computed again: a live
+ * lease on it is taken back, and done_last (the done lease holding it, with done_counts; NULL
+ * when none) is discarded. A succeeded job runs again, unless it stopped early: a job of the
+ * new size would stop at the same prefix. TALLY_ENOTFOUND (not in memory), TALLY_ECONFLICT
+ * (failed or cancelled), TALLY_EINVAL (not larger), TALLY_ENOMEM. */
+TALLY_WUR enum tally_err live_extend(struct live *lv, int64_t id, uint64_t samples,
+				     const struct lease *done_last, const uint64_t *done_counts,
+				     int64_t now, struct job *out);
 TALLY_WUR enum tally_err live_load_range(struct live *lv, int64_t job_id,
 					 const struct batch_range *r);
 TALLY_WUR enum tally_err live_load_check(struct live *lv, const struct lease *checked,

@@ -4,6 +4,7 @@ real coordinator; a progress bar on a terminal, plain lines otherwise; clear err
 statuses."""
 import json
 import os
+import re
 import pty
 import select
 import signal
@@ -153,7 +154,10 @@ class CliTest(TallyTestCase):
         self.assertIn("404: job 99: no such job", r.stderr)
         r = self.tally("run", "nope", "--samples", "10", server=s)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("400: kernel: unknown kernel 'nope'", r.stderr)
+        self.assertIn("kernel 'nope': unknown to the coordinator and offered by no worker",
+                      r.stderr)
+        self.assertEqual(s.job(re.search(r"job (\d+) cancelled", r.stderr)[1])["state"],
+                         "cancelled")
         r = self.tally("status", "1")  # no TALLY_SERVER: only run works here
         self.assertEqual(r.returncode, 2)
         self.assertIn("set TALLY_SERVER", r.stderr)

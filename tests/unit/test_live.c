@@ -42,7 +42,7 @@ static struct live *new_live(void)
 /* Submits a job of `samples` samples in batches of 1000. */
 static int64_t submit(struct live *lv, const char *kernel, uint64_t samples, int64_t now)
 {
-	struct job_spec spec = { kernel_find(kernel), samples, 1000, 7, 0, 0, "{}" };
+	struct job_spec spec = { .kernel = kernel_find(kernel), .samples = samples, .batch_size = 1000, .seed = 7, .verify = 0, .params = "{}" };
 	struct job j;
 	assert_int_equal(live_submit(lv, &spec, NULL, now, &j), TALLY_OK);
 	assert_int_equal(j.state, JOB_QUEUED);
@@ -1041,7 +1041,7 @@ static const char *const workers5[] = { "A", "B", "C", "D", "E" };
 static int64_t submit_verify(struct live *lv, const char *kernel, uint64_t samples, double verify,
 			     int64_t now)
 {
-	struct job_spec spec = { kernel_find(kernel), samples, 1000, 7, verify, 0, "{}" };
+	struct job_spec spec = { .kernel = kernel_find(kernel), .samples = samples, .batch_size = 1000, .seed = 7, .verify = verify, .params = "{}" };
 	struct job j;
 	assert_int_equal(live_submit(lv, &spec, NULL, now, &j), TALLY_OK);
 	return j.id;
