@@ -87,7 +87,9 @@ static json_t *counts_for(const struct lease *l)
 static void test_submit_wakes_and_lease_sets_expiry(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 1000000, .batch_size = 1000, .seed = 1, .verify = 0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 1000000,
+					 .batch_size = 1000, .seed = 1, .verify = 0,
+					 .params = "{}" };
 	struct lease_request req = request("a", 5);
 	struct job j;
 	struct lease l;
@@ -102,7 +104,9 @@ static void test_submit_wakes_and_lease_sets_expiry(void **state)
 static void test_expiry_without_sleeping(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000, .batch_size = 1000, .seed = 1, .verify = 0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000,
+					 .batch_size = 1000, .seed = 1, .verify = 0,
+					 .params = "{}" };
 	struct lease_request a = request("a", 4), b = request("b", 4);
 	struct job j;
 	struct lease la, lb;
@@ -139,7 +143,9 @@ static void test_expiry_without_sleeping(void **state)
 static void test_counts_checked_against_lease(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000, .batch_size = 1000, .seed = 1, .verify = 0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000,
+					 .batch_size = 1000, .seed = 1, .verify = 0,
+					 .params = "{}" };
 	struct lease_request a = request("a", 2);
 	struct job j;
 	struct lease l;
@@ -183,7 +189,9 @@ static void test_counts_checked_against_lease(void **state)
 static void test_lease_size_adapts_to_worker_rate(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 1ULL << 40, .batch_size = 100000, .seed = 1, .verify = 0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 1ULL << 40,
+					 .batch_size = 100000, .seed = 1, .verify = 0,
+					 .params = "{}" };
 	struct lease_request a = request("fast", 0);
 	struct job j;
 	struct lease l;
@@ -207,7 +215,9 @@ static void test_lease_size_adapts_to_worker_rate(void **state)
 static void test_cancel_and_fail_wake(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000, .batch_size = 1000, .seed = 1, .verify = 0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000,
+					 .batch_size = 1000, .seed = 1, .verify = 0,
+					 .params = "{}" };
 	struct lease_request a = request("a", 2);
 	struct job j;
 	struct lease l;
@@ -228,7 +238,9 @@ static void test_cancel_and_fail_wake(void **state)
 static void test_finishing_job_wakes_waiters(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 2000, .batch_size = 1000, .seed = 1, .verify = 0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 2000,
+					 .batch_size = 1000, .seed = 1, .verify = 0,
+					 .params = "{}" };
 	struct lease_request a = request("a", 0);
 	struct job j;
 	struct lease l;
@@ -266,7 +278,9 @@ static void crash_and_restart(struct fixture *f)
 static void test_changes_that_replies_wait_for(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000, .batch_size = 1000, .seed = 1, .verify = 0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000,
+					 .batch_size = 1000, .seed = 1, .verify = 0,
+					 .params = "{}" };
 	struct lease_request a = request("a", 2);
 	struct job j;
 	struct lease l, l2;
@@ -316,7 +330,9 @@ static void test_changes_that_replies_wait_for(void **state)
 static void test_crash_keeps_exactly_the_flushed(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000, .batch_size = 1000, .seed = 1, .verify = 0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000,
+					 .batch_size = 1000, .seed = 1, .verify = 0,
+					 .params = "{}" };
 	struct lease_request a = request("a", 2);
 	struct job j;
 	struct lease kept, lost, done_late, again;
@@ -365,7 +381,9 @@ static void test_crash_keeps_exactly_the_flushed(void **state)
 static void test_written_leases_answer_from_the_store(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000, .batch_size = 1000, .seed = 1, .verify = 0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000,
+					 .batch_size = 1000, .seed = 1, .verify = 0,
+					 .params = "{}" };
 	struct lease_request a = request("a", 1);
 	struct job j;
 	struct lease expired, failed;
@@ -398,7 +416,9 @@ static int count_job(void *ctx, const struct job *job)
 static void test_list_sees_unflushed_changes(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000, .batch_size = 1000, .seed = 1, .verify = 0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000,
+					 .batch_size = 1000, .seed = 1, .verify = 0,
+					 .params = "{}" };
 	struct lease_request a = request("a", 1);
 	struct job j;
 	struct lease l;
@@ -449,7 +469,9 @@ static int seen_index(const struct seen *s, const char *name)
 static void test_workers_listed_with_state(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000, .batch_size = 1000, .seed = 1, .verify = 0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000,
+					 .batch_size = 1000, .seed = 1, .verify = 0,
+					 .params = "{}" };
 	struct lease_request a = request("alpha", 1), b = request("beta", 1);
 	struct job j;
 	struct lease la, la2, lb;
@@ -484,7 +506,9 @@ static void test_workers_listed_with_state(void **state)
 static void test_stall_extends_live_leases(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000, .batch_size = 1000, .seed = 1, .verify = 0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000,
+					 .batch_size = 1000, .seed = 1, .verify = 0,
+					 .params = "{}" };
 	struct lease_request a = request("a", 1);
 	struct job j;
 	struct lease l;
@@ -532,7 +556,9 @@ static void complete_as(struct fixture *f, const struct lease *l, int lie)
 static void test_verify_liar_caught_and_discarded(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 20000, .batch_size = 1000, .seed = 3, .verify = 1.0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 20000,
+					 .batch_size = 1000, .seed = 3, .verify = 1.0,
+					 .params = "{}" };
 	struct lease_request a = request("A", 2), b = request("B", 2), c = request("C", 2);
 	struct lease_request *const order[] = { &c, &b, &a };
 	uint64_t expect[KERNEL_MAX_KEYS] = { 0 };
@@ -638,7 +664,9 @@ static void test_verify_liar_caught_and_discarded(void **state)
 static void test_verify_pending_check_survives_restart(void **state)
 {
 	struct fixture *f = *state;
-	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 4000, .batch_size = 1000, .seed = 5, .verify = 1.0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 4000,
+					 .batch_size = 1000, .seed = 5, .verify = 1.0,
+					 .params = "{}" };
 	struct lease_request a = request("A", 2), b = request("B", 2), c = request("C", 2);
 	uint64_t expect[KERNEL_MAX_KEYS] = { 0 };
 	struct lease a1, a2, b1, c2, none;

@@ -42,7 +42,9 @@ static struct live *new_live(void)
 /* Submits a job of `samples` samples in batches of 1000. */
 static int64_t submit(struct live *lv, const char *kernel, uint64_t samples, int64_t now)
 {
-	struct job_spec spec = { .kernel = kernel_find(kernel), .samples = samples, .batch_size = 1000, .seed = 7, .verify = 0, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find(kernel), .samples = samples,
+					 .batch_size = 1000, .seed = 7, .verify = 0,
+					 .params = "{}" };
 	struct job j;
 	assert_int_equal(live_submit(lv, &spec, NULL, now, &j), TALLY_OK);
 	assert_int_equal(j.state, JOB_QUEUED);
@@ -1041,7 +1043,9 @@ static const char *const workers5[] = { "A", "B", "C", "D", "E" };
 static int64_t submit_verify(struct live *lv, const char *kernel, uint64_t samples, double verify,
 			     int64_t now)
 {
-	struct job_spec spec = { .kernel = kernel_find(kernel), .samples = samples, .batch_size = 1000, .seed = 7, .verify = verify, .params = "{}" };
+	struct job_spec spec = { .kernel = kernel_find(kernel), .samples = samples,
+					 .batch_size = 1000, .seed = 7, .verify = verify,
+					 .params = "{}" };
 	struct job j;
 	assert_int_equal(live_submit(lv, &spec, NULL, now, &j), TALLY_OK);
 	return j.id;
@@ -1913,6 +1917,131 @@ static void test_verify_load_after_restart(void **state)
 	live_free(lv);
 }
 
+
+/* --- early stopping and extend ------------------------------------------------------------- */
+
+/* The prefix boundaries: 0..8, then every number with three significant bits. */
+static void test_stop_boundaries(void **state)
+{
+	(void)state;
+	static const uint64_t first[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32 };
+	for (size_t i = 0; i < sizeof first / sizeof first[0]; i++)
+		assert_int_equal(job_stop_boundary(i), first[i]);
+	for (uint64_t b = 0; b < 5000; b++) {
+		size_t i = job_stop_segment(b);
+		assert_true(job_stop_boundary(i) <= b && b < job_stop_boundary(i + 1));
+	}
+	assert_int_equal(job_stop_segment((1ULL << 62) - 1), JOB_STOP_SEGMENTS - 1);
+	assert_int_equal(job_stop_boundary(JOB_STOP_SEGMENTS), 1ULL << 62);
+}
+
+/* Completes pi lease l with 785 of every 1000 samples inside. */
+static int complete_pi(struct live *lv, const struct lease *l, int64_t now, enum tally_err want)
+{
+	uint64_t c[KERNEL_MAX_KEYS] = { 785 * l->batch_count, 1000 * l->batch_count };
+	int finished = 0;
+	assert_int_equal(live_complete(lv, l->id, c, NULL, now, &finished), want);
+	return finished;
+}
+
+/* Runs a pi job with a target that the prefix of 20 batches reaches and that of 16 does not
+ * (stderr 0.01162 and 0.01300), completing its leases in the given order (0: as granted, 1:
+ * reversed, 2: odd ones first). */
+static void run_stopping(int order)
+{
+	struct live *lv = live_new(1, 3);
+	live_set_seq(lv, 1, LIVE_SEQ_MAX);
+	struct job_spec spec = { .kernel = kernel_find("pi"),
+					 .samples = 1000 * 1000,
+				 .batch_size = 1000,
+					 .seed = 7, .target_stderr = 0.012,
+				 .params = "{}" };
+	struct lease l[64];
+	struct job j;
+	size_t n = 0;
+	int finished = 0;
+
+	assert_int_equal(live_submit(lv, &spec, NULL, T0, &j), TALLY_OK);
+	while (n < 40) { /* batches 0..~150: past the stop, in leases that respect the boundaries */
+		l[n] = grant(lv, "pi", 7, T0, 1000);
+		uint64_t end = job_stop_boundary(job_stop_segment(l[n].first_batch) + 1);
+		assert_true(l[n].first_batch + l[n].batch_count <= end);
+		n++;
+	}
+	for (size_t k = 0; k < n && !finished; k++) {
+		size_t i = order == 0 ? k : order == 1 ? n - 1 - k : (k * 2 + 1) % n;
+		if (order == 2 && k >= n / 2)
+			i = (k - n / 2) * 2;
+		finished = complete_pi(lv, &l[i], T0 + 1, TALLY_OK);
+	}
+	assert_true(finished);
+	const struct job *done = live_job(lv, j.id);
+	assert_int_equal(done->state, JOB_SUCCEEDED);
+	assert_int_equal(done->batches_done, 20);
+	assert_int_equal(done->samples_done, 20000);
+	assert_int_equal(done->counts[0], 785 * 20);
+	assert_int_equal(done->counts[1], 1000 * 20);
+	assert_int_equal(done->batches_leased, 0);
+	for (size_t i = 0; i < n; i++) /* every lease not completed was taken back */
+		assert_true(lease_state(lv, l[i].id) == LEASE_DONE ||
+			    lease_state(lv, l[i].id) == LEASE_CANCELLED);
+	live_free(lv);
+}
+
+static void test_stop_at_the_same_prefix_in_any_order(void **state)
+{
+	(void)state;
+	run_stopping(0);
+	run_stopping(1);
+	run_stopping(2);
+}
+
+/* A job whose short last batch is leased, or done, when it grows: that batch is computed again in
+ * full, and the counts end as a fresh job's. */
+static void test_extend_recomputes_a_short_last_batch(void **state)
+{
+	(void)state;
+	for (int done_first = 0; done_first < 2; done_first++) {
+		struct live *lv = live_new(1, 3);
+		live_set_seq(lv, 1, LIVE_SEQ_MAX);
+		int64_t id = submit(lv, "count", 10500, T0); /* 11 batches, the last of 500 */
+		struct lease head = grant(lv, "count", 10, T0, 1000), tail = grant(lv, "count", 1, T0, 1000);
+		struct job out;
+		assert_int_equal(tail.first_batch, 10);
+		assert_int_equal(complete(lv, &head, T0 + 1), 0);
+		if (done_first) {
+			assert_int_equal(complete(lv, &tail, T0 + 1), 1);
+			const struct lease *stored = live_lease(lv, tail.id);
+			struct lease copy = *stored;
+			uint64_t c[KERNEL_MAX_KEYS] = { 1 };
+			assert_int_equal(live_extend(lv, id, 20000, &copy, c, T0 + 2, &out), TALLY_OK);
+			assert_int_equal(lease_state(lv, tail.id), LEASE_DISCARDED);
+		} else {
+			assert_int_equal(live_extend(lv, id, 20000, NULL, NULL, T0 + 2, &out), TALLY_OK);
+			uint64_t c[KERNEL_MAX_KEYS] = { 1 };
+			int fin = 0;
+			assert_int_equal(live_complete(lv, tail.id, c, NULL, T0 + 3, &fin), TALLY_ELOST);
+		}
+		assert_int_equal(out.state, JOB_RUNNING);
+		assert_int_equal(out.batches_total, 20);
+		assert_int_equal(out.batches_done, 10);
+		assert_int_equal(out.counts[0], 10);
+		struct lease again = grant(lv, "count", 10, T0 + 4, 1000); /* given back: first */
+		assert_int_equal(again.first_batch, 10);
+		assert_int_equal(again.batch_count, 1);
+		assert_int_equal(again.spec.samples, 20000);
+		struct lease rest = grant(lv, "count", 10, T0 + 4, 1000);
+		assert_int_equal(rest.first_batch, 11);
+		assert_int_equal(rest.batch_count, 9);
+		assert_int_equal(complete(lv, &again, T0 + 5), 0);
+		assert_int_equal(complete(lv, &rest, T0 + 5), 1);
+		assert_int_equal(live_job(lv, id)->counts[0], 20);
+		assert_int_equal(live_job(lv, id)->state, JOB_SUCCEEDED);
+		assert_int_equal(live_extend(lv, id, 20000, NULL, NULL, T0 + 6, &out), TALLY_EINVAL);
+		live_free(lv);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1941,6 +2070,9 @@ int main(void)
 		cmocka_unit_test(test_verify_discard_withdraws_opinion),
 		cmocka_unit_test(test_verify_dirty_rows),
 		cmocka_unit_test(test_verify_load_after_restart),
+		cmocka_unit_test(test_stop_boundaries),
+		cmocka_unit_test(test_stop_at_the_same_prefix_in_any_order),
+		cmocka_unit_test(test_extend_recomputes_a_short_last_batch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
