@@ -6,7 +6,7 @@
 #include "fuzz.h"
 
 static const char *const fields[] = { "body", "kernel", "samples", "batch_size", "seed",
-				      "params", "verify", NULL };
+				      "params", "verify", "target_stderr", NULL };
 
 /* Checks an accepted spec against the body it came from. */
 static void check_spec(const json_t *body, const void *out)
@@ -17,7 +17,7 @@ static void check_spec(const json_t *body, const void *out)
 	json_t *seed;
 
 	FUZZ_CHECK(json_is_object(body), "accepted a body that is not an object");
-	FUZZ_CHECK(s->kernel && kernel_find(s->kernel->name) == s->kernel, "no kernel");
+	FUZZ_CHECK(s->kernel && kernel_named(s->kernel->name) == s->kernel, "no kernel");
 	FUZZ_CHECK(!strcmp(s->kernel->name, json_string_value(json_object_get(body, "kernel"))),
 		   "kernel %s is not the body's", s->kernel->name);
 	FUZZ_CHECK(s->samples >= 1 && s->samples <= JOB_SAMPLES_MAX, "samples %llu",
@@ -55,6 +55,22 @@ static void check_spec(const json_t *body, const void *out)
 	FUZZ_CHECK(s->verify >= 0.0 && s->verify <= 1.0, "verify %g", s->verify);
 	FUZZ_CHECK(v ? json_is_number(v) && json_number_value(v) == s->verify : s->verify == 0.0,
 		   "verify %g is not the body's", s->verify);
+	v = json_object_get(body, "target_stderr");
+	FUZZ_CHECK(v ? json_is_number(v) && json_number_value(v) == s->target_stderr &&
+			       s->target_stderr > 0 && s->verify == 0.0 &&
+			       kernel_has_result(s->kernel)
+		     : s->target_stderr == 0.0,
+		   "target_stderr %g is not the body's, or not allowed", s->target_stderr);
+	/* The params kept are the body's, as compact JSON with sorted keys. */
+	v = json_object_get(body, "params");
+	if (v && !json_is_null(v)) {
+		char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+		FUZZ_CHECK(text && !strcmp(text, s->params), "params %s are not the body's",
+			   s->params);
+		free(text);
+	} else {
+		FUZZ_CHECK(!strcmp(s->params, "{}"), "params %s without params", s->params);
+	}
 	/* The seed reads back from the JSON form it is stored and sent in. */
 	seed = job_seed_json(s->seed);
 	FUZZ_CHECK(seed && !job_seed_parse(seed, &back) && back == s->seed,
