@@ -5,14 +5,15 @@
 #   scripts/setup.sh --test   and every test (CI's .ci/run)
 set -euo pipefail
 pkgs=(cmake gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
-      libcurl4-openssl-dev libcmocka-dev python3 curl jq openssl ca-certificates)
+      libcurl4-openssl-dev libcmocka-dev libprimesieve-dev python3 curl jq openssl ca-certificates)
 if [ "${1:-}" = --test ]; then
   # python3-yaml: the OpenAPI test; valgrind; clang and its libFuzzer runtime (only recommended):
   # scripts/fuzz.sh; systemd: systemd-analyze checks the units; docker.io, docker-compose and
   # debootstrap: the compose cluster's test (scripts/docker-engine.sh starts an engine and makes
-  # the base image); chromium and its fonts: the dashboard's test (headless).
+  # the base image); chromium and its fonts: the dashboard's test (headless); primesieve: the
+  # command the primes benchmark compares with.
   pkgs+=(python3-yaml valgrind clang libclang-rt-dev systemd docker.io docker-compose debootstrap
-         chromium fonts-liberation)
+         chromium fonts-liberation primesieve)
 elif [ $# -gt 0 ]; then
   echo "usage: scripts/setup.sh [--test]" >&2
   exit 2

@@ -1,15 +1,19 @@
-"""`cmake --install` puts the three binaries, the systemd units and the deployment guide in
-place; the units pass `systemd-analyze verify` (syntax, sandboxing directives, the binaries they
-start); every binary answers --version and --help."""
+"""`cmake --install` puts the three binaries, the systemd units, the deployment guide, the kernel
+ABI header and the shipped plug-ins in place; the units pass `systemd-analyze verify` (syntax,
+sandboxing directives, the binaries they start); every binary answers --version and --help; a
+plug-in built outside the tree with one cc command against the installed header runs through the
+installed server and worker."""
 import os
 import re
 import shutil
 import subprocess
 import unittest
 
+import harness
 from harness import BIN, TallyTestCase
 
 BUILD = os.path.dirname(os.path.abspath(BIN))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class InstallTest(TallyTestCase):
@@ -46,6 +50,29 @@ class InstallTest(TallyTestCase):
                                timeout=60)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(r.stderr.strip(), "", r.stderr)
+
+        # The kernel ABI: the header, the shipped plug-ins, and a plug-in built against them.
+        header = os.path.join(prefix, "include", "tally", "kernel.h")
+        self.assertTrue(os.path.exists(header))
+        if os.path.exists(os.path.join(BUILD, "kernels", "primes.so")):
+            self.assertTrue(os.path.exists(os.path.join(prefix, "lib", "tally", "kernels",
+                                                        "primes.so")))
+        kdir = os.path.join(self.tmpdir, "kernels")
+        os.makedirs(kdir)
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-I", os.path.join(prefix, "include"),
+                        "-o", os.path.join(kdir, "dice.so"),
+                        os.path.join(ROOT, "examples", "kernels", "dice", "dice.c"), "-lm"],
+                       check=True, timeout=120)
+        harness.BIN = os.path.join(prefix, "bin")  # the installed binaries
+        try:
+            s = self.server("--kernel-dir", kdir)
+            self.worker(s, 1, "installed", "--kernel-dir", kdir)
+        finally:
+            harness.BIN = BIN
+        done = s.wait_job(s.submit(kernel="dice", samples=1_000_000, seed=2)["id"])
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual(done["counts"]["samples"], 1_000_000)
+        self.assertIn("p", done["result"])
 
 
 if __name__ == "__main__":
