@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -283,6 +284,38 @@ def bench_verify(r, runs=3):
         s.stop()
 
 
+PRIMES_BATCH = 10**9  # batches of 1e9 numbers: the sieve's setup per batch is then negligible
+
+
+def bench_primes(r, runs=3):
+    """pi(10^11) through the service (the primes plug-in, one worker on every core) against the
+    primesieve command on the same machine (every core), interleaved."""
+    kdir = os.path.join(os.path.dirname(BIN), "kernels")
+    if not os.path.exists(os.path.join(kdir, "primes.so")) or not shutil.which("primesieve"):
+        print("primes: skipped (no primes.so or no primesieve command)", file=sys.stderr)
+        return
+    tmp = tempfile.mkdtemp(prefix="tally-bench-")
+    s = Server(tmp, "--kernel-dir", kdir)
+    w = Worker(s, NPROC, "bench", tmp, "--kernel-dir", kdir)
+    try:
+        run_job(s, kernel="primes", samples=10**10, batch_size=PRIMES_BATCH)  # warm-up
+        cmd, svc, exact = [], [], True
+        for _ in range(runs):
+            t0 = time.monotonic()
+            out = sh("primesieve", "1e11", "--quiet")
+            cmd.append(time.monotonic() - t0)
+            exact &= out.split()[-1] == "4118054813"
+            t, job = run_job(s, kernel="primes", samples=10**11, batch_size=PRIMES_BATCH)
+            svc.append(t)
+            exact &= job["counts"] == {"primes": 4118054813}
+        r["primes_cmd_s"], r["primes_service_s"] = med(cmd), med(svc)
+        r["primes_ratio"] = med(svc) / med(cmd)
+        r["primes_exact"] = exact
+    finally:
+        w.kill(signal.SIGTERM)
+        s.stop()
+
+
 def bench_idle(r):
     s = fresh_server()
     try:
@@ -300,7 +333,8 @@ def bench_idle(r):
 
 BENCHES = {"kernel": bench_kernel, "e2e": bench_e2e, "tiny": bench_tiny, "huge": bench_huge,
            "latency": bench_latency, "growth": bench_growth, "dispatch": bench_dispatch,
-           "idle": bench_idle, "seed": bench_seed, "verify": bench_verify}
+           "idle": bench_idle, "seed": bench_seed, "verify": bench_verify,
+           "primes": bench_primes}
 
 
 def fmt(r, key, f="{:.3g}", unit=""):
@@ -342,6 +376,7 @@ def write(r):
         ("8. growth: 1e8 / 1e9 / 1e10 / 1e11 samples", "linear", f"{fmt(r, 'growth_1e8_s', '{:.3f}')} / {fmt(r, 'growth_1e9_s', '{:.3f}')} / {fmt(r, 'growth_1e10_s', '{:.2f}')} / {fmt(r, 'growth_1e11_s', '{:.2f}', ' s')}; {lin}", f"{R} growth"),
         ("8. worker peak RSS", "< 16 MiB", fmt(r, "worker_hwm_kib", "{:.0f}", " KiB"), f"{R} growth"),
         ("8. coordinator RSS, 10 jobs running", "< 32 MiB", fmt(r, "server_rss_10_jobs_kib", "{:.0f}", " KiB"), f"{R} growth"),
+        ("primes: pi(10^11) through the service / the primesieve command, every core", "<= 1.10", f"{fmt(r, 'primes_ratio', '{:.3f}')} ({fmt(r, 'primes_service_s', '{:.2f}', ' s')} / {fmt(r, 'primes_cmd_s', '{:.2f}', ' s')}); both 4118054813: {r.get('primes_exact', '?')}", f"{R} primes"),
         ("verify: 1e10 pi on 2 one-thread workers, verify 0 / 0.1 / 1", "about 1x / 1.1x / 2x", f"{fmt(r, 'verify_0_s', '{:.2f}')} / {fmt(r, 'verify_01_s', '{:.2f}')} / {fmt(r, 'verify_1_s', '{:.2f}', ' s')}; checks passed in the last run: {r.get('verify_checks_01', '?')} / {r.get('verify_checks_1', '?')}; counts identical: {r.get('verify_identical', '?')}", f"{R} verify"),
         ("seed: Python serial, 1e8 samples (1 run)", "94.6 s in the post", fmt(r, "seed_serial_s", "{:.1f}", " s"), f"{R} seed"),
         ("seed: Python multiprocessing.Pool, 1e8 samples", "12.5 s on 16 vCPUs in the post", fmt(r, "seed_pool_s", "{:.1f}", " s"), f"{R} seed"),

@@ -81,7 +81,8 @@ struct tally_kernel {
 	int (*result)(const uint64_t *counts, char *out, size_t outlen);
 };
 
-/* What a plug-in exports. */
+/* What a plug-in exports (and tally looks up by name). */
+const struct tally_kernel *tally_kernel_v1(void);
 typedef const struct tally_kernel *(*tally_kernel_v1_fn)(void);
 #define TALLY_KERNEL_ENTRY "tally_kernel_v1"
 

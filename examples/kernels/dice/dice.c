@@ -9,7 +9,7 @@
 #include "tally/kernel.h"
 
 #define DICE_POLL ((1u << 20) - 1) /* b->stop is polled every 2^20 samples */
-/* The largest multiple of 6 that fits 64 bits' values: draws from it up are redone. */
+/* 2^64 - 4, a multiple of 6: draws from it up are redone, so that x % 6 below it is fair. */
 #define DICE_LIMIT (UINT64_MAX - UINT64_MAX % 6)
 
 const struct tally_kernel *tally_kernel_v1(void);
@@ -30,7 +30,7 @@ static uint64_t dice_mix(uint64_t x)
 	return dice_next(&x);
 }
 
-/* One face of a fair die, 0 to 5: x % 6 is unbiased for x below DICE_LIMIT. */
+/* One face of a fair die, 0 to 5. */
 static unsigned dice_roll(uint64_t *s)
 {
 	uint64_t x;
