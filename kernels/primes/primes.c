@@ -18,8 +18,6 @@
 #define PRIMES_CHUNK (1ULL << 30)
 #define PRIMES_NAME_MAX 24 /* bytes of an unknown member's name quoted in a message */
 
-const struct tally_kernel *tally_kernel_v1(void);
-
 /* What open() makes (a new allocation, freed by close()) and every run() of the job reads. */
 struct primes_params {
 	uint64_t start; /* the number sample 0 stands for */

@@ -12,8 +12,6 @@
 /* 2^64 - 4, a multiple of 6: draws from it up are redone, so that x % 6 below it is fair. */
 #define DICE_LIMIT (UINT64_MAX - UINT64_MAX % 6)
 
-const struct tally_kernel *tally_kernel_v1(void);
-
 /* splitmix64 (Steele, Lea and Flood, 2014): advances *s, returns its next 64 random bits. */
 static uint64_t dice_next(uint64_t *s)
 {
