@@ -146,6 +146,7 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 {
 	static const char *const allowed[] = { "kernel", "samples", "batch_size", "seed",
 					       "params", "verify", "target_stderr", NULL };
+	const char *kname;
 	const json_t *v;
 	enum tally_err rc;
 
@@ -159,14 +160,14 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 	if (!get_str(v))
 		return fail(e, "invalid_field", "kernel: must be a string (without NUL)");
 	/* A kernel this coordinator has no code for may be a plug-in of some workers: the job
-	 * waits for a worker that offers it. */
-	out->kernel = kernel_named(json_string_value(v));
-	if (!out->kernel && !kernel_name_ok(json_string_value(v)))
+	 * waits for a worker that offers it. Its name becomes a kernel only once the whole spec
+	 * is accepted. */
+	kname = json_string_value(v);
+	if (!kernel_name_ok(kname))
 		return fail(e, "invalid_field", "kernel: '%.32s' is not a kernel name (1 to %d of "
-			    "a-z, 0-9, _ and -)", json_string_value(v), KERNEL_NAME_MAX - 1);
-	if (!out->kernel)
-		return fail(e, "invalid_field", "kernel: '%.32s': too many kernel names in use (%d)",
-			    json_string_value(v), KERNEL_NAMED_MAX);
+			    "a-z, 0-9, _ and -)", kname, KERNEL_NAME_MAX - 1);
+	if (!(out->kernel = kernel_find(kname)))
+		out->kernel = kernel_placeholder();
 
 	v = json_object_get(body, "samples");
 	if (!v)
@@ -223,12 +224,15 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 				    "(the job stops once its result's standard error is that small)");
 		if (!kernel_has_result(out->kernel))
 			return fail(e, "invalid_field", "target_stderr: kernel %s derives no result "
-				    "with a stderr here", out->kernel->name);
+				    "with a stderr here", kname);
 		if (out->verify > 0)
 			return fail(e, "invalid_field", "target_stderr: not with verify (a job that "
 				    "stops early does not wait for its checks)");
 		out->target_stderr = t;
 	}
+	if (out->kernel == kernel_placeholder() && !(out->kernel = kernel_named(kname)))
+		return fail(e, "invalid_field", "kernel: '%.32s': too many kernel names in use (%d)",
+			    kname, KERNEL_NAMED_MAX);
 	return TALLY_OK;
 }
 
@@ -254,7 +258,8 @@ static int worker_char_ok(char c)
 enum tally_err decode_lease_request(const json_t *body, struct lease_request *out,
 				    struct decode_error *e)
 {
-	static const char *const allowed[] = { "worker", "kernels", "wait_s", "max_batches", NULL };
+	static const char *const allowed[] = { "worker", "kernels", "wait_s", "max_batches",
+					       "skip_jobs", NULL };
 	const json_t *v, *k;
 	const char *name;
 	size_t i, len;
@@ -312,6 +317,18 @@ enum tally_err decode_lease_request(const json_t *body, struct lease_request *ou
 			return rc;
 		out->wait_ms = (int64_t)n * 1000;
 	}
+	v = json_object_get(body, "skip_jobs");
+	if (v) {
+		if (!json_is_array(v) || json_array_size(v) > COORD_SKIP_MAX)
+			return fail(e, "invalid_field", "skip_jobs: must be an array of at most %d job "
+				    "ids", COORD_SKIP_MAX);
+		json_array_foreach(v, i, k) {
+			if (!get_str(k) || decode_id(json_string_value(k), &out->skip[out->nskip]))
+				return fail(e, "invalid_field", "skip_jobs[%zu]: must be a job id", i);
+			out->nskip++;
+		}
+	}
+
 	v = json_object_get(body, "max_batches");
 	if (v && (rc = get_uint(v, "max_batches", 0, JOB_SAMPLES_MAX, &out->max_batches, e)))
 		return rc;

@@ -171,11 +171,12 @@ void jobs_create(struct req *r, void *app)
 			api_reply_rc(r, a, rc, NULL);
 		else if (job.spec.kernel != spec.kernel || job.spec.samples != spec.samples ||
 			 strcmp(job.spec.params, spec.params) ||
+			 job.spec.target_stderr != spec.target_stderr ||
 			 job.spec.batch_size != spec.batch_size || job.spec.verify != spec.verify ||
 			 (seed_given && job.spec.seed != spec.seed))
 			reply_error(r, 409, "conflict",
 				    "Idempotency-Key: already used for job %lld, with other "
-				    "kernel, params, samples, batch_size, seed or verify",
+				    "kernel, params, samples, batch_size, seed, verify or target_stderr",
 				    (long long)job.id);
 		else
 			reply_json(r, 200, job_to_json(a, &job));

@@ -84,6 +84,26 @@ static json_t *spec_json(const struct cli_spec *spec)
 		}
 		json_object_set_new(body, "verify", json_real(f));
 	}
+	if (spec->target_stderr) {
+		double t = strtod(spec->target_stderr, &end);
+		if (!*spec->target_stderr || *end || !(t > 0.0)) {
+			fprintf(stderr, "tally: --target-stderr: expected a number more than 0\n");
+			json_decref(body);
+			return NULL;
+		}
+		json_object_set_new(body, "target_stderr", json_real(t));
+	}
+	if (spec->params) {
+		json_t *p = json_loads(spec->params, JSON_REJECT_DUPLICATES, NULL);
+		if (!json_is_object(p)) {
+			fprintf(stderr, "tally: --params: expected a JSON object, such as "
+					"'{\"argv\": [\"/opt/sim/run\"]}'\n");
+			json_decref(p);
+			json_decref(body);
+			return NULL;
+		}
+		json_object_set_new(body, "params", p);
+	}
 	return body;
 }
 
@@ -269,4 +289,30 @@ int cmd_list(struct cli *c, const char *state, const char *limit)
 int cmd_cancel(struct cli *c, const char *id)
 {
 	return job_request(c, id, 1, "/cancel");
+}
+
+int cmd_extend(struct cli *c, const char *id, const char *samples)
+{
+	char path[64];
+	uint64_t n;
+	json_t *body, *job = NULL;
+	long status = 0;
+	enum tally_err rc;
+	int code;
+
+	if (!id_ok(id))
+		return 2;
+	if (!samples) {
+		fprintf(stderr, "tally: --samples is required\n");
+		return 2;
+	}
+	if (whole("samples", samples, 1, 1ULL << 62, &n) ||
+	    !(body = json_pack("{s:I}", "samples", (json_int_t)n)))
+		return 2;
+	snprintf(path, sizeof path, "/v1/jobs/%s/extend", id);
+	rc = client_post(c->client, path, body, CLI_TIMEOUT_MS, 0, &status, &job);
+	json_decref(body);
+	code = rc || status != 200 ? cli_fail(c, rc, status, job) : (report(c, job), 0);
+	json_decref(job);
+	return code;
 }

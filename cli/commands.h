@@ -21,6 +21,8 @@ struct cli_spec {
 	const char *batch_size;
 	const char *seed;
 	const char *verify;
+	const char *params;        /* a JSON object */
+	const char *target_stderr;
 };
 
 int cmd_submit(struct cli *c, const struct cli_spec *spec, int wait);
@@ -28,5 +30,6 @@ int cmd_status(struct cli *c, const char *id);
 int cmd_wait(struct cli *c, const char *id);
 int cmd_list(struct cli *c, const char *state, const char *limit);
 int cmd_cancel(struct cli *c, const char *id);
+int cmd_extend(struct cli *c, const char *id, const char *samples);
 
 #endif

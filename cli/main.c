@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include "commands.h"
 #include "local.h"
+#include "kernel.h"
 #include "log.h"
 #include "opt.h"
 #include "token.h"
@@ -34,8 +35,12 @@ static void usage(FILE *f)
 		"  wait ID                   wait for a job, showing progress\n"
 		"  list                      jobs, newest first (--state, --limit)\n"
 		"  cancel ID                 cancel a job\n"
+		"  extend ID --samples N     grow a job to N samples\n"
 		"\n"
-		"Kernels: pi, count. `tally COMMAND --help` lists a command's options.\n"
+		"Kernels: pi, count, exec (--params '{\"argv\": [...]}', on workers that allow\n"
+		"it), and the plug-ins of the cluster's workers (docs/kernels.md). --target-stderr\n"
+		"stops a job early, at the same batch every time. `tally COMMAND --help` lists a\n"
+		"command's options.\n"
 		"Environment: TALLY_SERVER (coordinator URL), TALLY_TOKEN (its client token).\n");
 }
 
@@ -63,6 +68,10 @@ int main(int argc, char **argv)
 		{ "seed", NULL, OPT_STR, &spec.seed, 0, 0, "the job's seed (default: random)" },
 		{ "verify", NULL, OPT_STR, &spec.verify, 0, 0,
 		  "fraction of leases computed again by another worker" },
+		{ "params", NULL, OPT_STR, &spec.params, 0, 0,
+		  "the kernel's params, a JSON object" },
+		{ "target-stderr", NULL, OPT_STR, &spec.target_stderr, 0, 0,
+		  "stop once the result's standard error is this small" },
 		{ "threads", "TALLY_THREADS", OPT_INT, &threads, 1, 1024,
 		  "run without TALLY_SERVER: compute threads (default: online CPUs)" },
 		{ "state", NULL, OPT_STR, &state, 0, 0, "list: only jobs in this state" },
@@ -81,7 +90,7 @@ int main(int argc, char **argv)
 	run = !strcmp(cmd, "run");
 	submit = !strcmp(cmd, "submit");
 	if (!run && !submit && strcmp(cmd, "status") && strcmp(cmd, "wait") &&
-	    strcmp(cmd, "list") && strcmp(cmd, "cancel")) {
+	    strcmp(cmd, "list") && strcmp(cmd, "cancel") && strcmp(cmd, "extend")) {
 		fprintf(stderr, "tally: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return 2;
@@ -98,7 +107,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc == 1 ? 0 : 2;
 	if ((run || submit) && !arg) {
-		fprintf(stderr, "%s: which kernel? (pi, count)\n", prog);
+		fprintf(stderr, "%s: which kernel? (pi, count, exec, a plug-in)\n", prog);
 		return 2;
 	}
 	if (!run && !submit && strcmp(cmd, "list") && !arg) {
@@ -119,6 +128,13 @@ int main(int argc, char **argv)
 		if (!run) {
 			fprintf(stderr, "%s: set TALLY_SERVER (or --server) to the coordinator's URL\n",
 				prog);
+			curl_global_cleanup();
+			return 2;
+		}
+		if (run && (!kernel_find(arg) || !strcmp(arg, "exec"))) {
+			/* The embedded worker runs the built-in kernels only. */
+			fprintf(stderr, "%s: kernel '%s' runs on a cluster's workers only (set "
+					"TALLY_SERVER); here: pi, count\n", prog, arg);
 			curl_global_cleanup();
 			return 2;
 		}
@@ -143,6 +159,8 @@ int main(int argc, char **argv)
 		rc = cmd_wait(&c, arg);
 	else if (!strcmp(cmd, "list"))
 		rc = cmd_list(&c, state, limit);
+	else if (!strcmp(cmd, "extend"))
+		rc = cmd_extend(&c, arg, spec.samples);
 	else
 		rc = cmd_cancel(&c, arg);
 	client_free(c.client);

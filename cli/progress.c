@@ -114,6 +114,9 @@ void progress_summary(const json_t *job, char *out, size_t n)
 		return;
 	if (est[0])
 		len += snprintf(out + len, n - (size_t)len, "; %s", est);
+	if (json_is_true(json_object_get(job, "stopped_early")) && len >= 0 && (size_t)len < n)
+		len += snprintf(out + len, n - (size_t)len, " (stopped early: target_stderr %g reached)",
+				num(job, "target_stderr"));
 	if (error && len >= 0 && (size_t)len < n)
 		snprintf(out + len, n - (size_t)len, "; error: %s", error);
 }

@@ -21,6 +21,14 @@ static const struct kernel kernel_exec = {
 	.params = 1,
 };
 
+/* What a job names when its kernel has no code here, until the job is accepted and the name is
+ * made a kernel of its own (kernel_named): params are any object, counts name themselves. */
+static const struct kernel kernel_unknown = {
+	.name = "",
+	.open = 1,
+	.params = 1,
+};
+
 static const struct kernel *const kernel_table[] = { &kernel_pi, &kernel_count };
 #define KERNEL_TABLE_LEN (sizeof kernel_table / sizeof kernel_table[0])
 
@@ -83,6 +91,11 @@ const struct kernel *kernel_named(const char *name)
 	}
 	pthread_mutex_unlock(&named_lock);
 	return k;
+}
+
+const struct kernel *kernel_placeholder(void)
+{
+	return &kernel_unknown;
 }
 
 const struct kernel *kernel_at(size_t i)

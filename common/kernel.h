@@ -16,7 +16,7 @@
 #define KERNEL_KEY_MAX TALLY_KERNEL_KEY_MAX
 #define KERNEL_PARAMS_MAX 4096 /* bytes of a job's params as compact JSON, with the NUL */
 #define KERNEL_PLUGINS_MAX 64  /* plug-ins one process loads */
-#define KERNEL_NAMED_MAX 256   /* kernels known here by name only (jobs for workers' plug-ins) */
+#define KERNEL_NAMED_MAX 4096  /* kernels known here by name only (jobs for workers' plug-ins) */
 
 /* The names of a job's counts, in the order of its counts arrays. A kernel with code here fixes
  * them; an open kernel's batches name their own, and the job's list grows (never reorders) as
@@ -60,6 +60,9 @@ const struct kernel *kernel_find(const char *name);
  * version 0), made on first use. NULL when the name is not a kernel name, or too many names
  * are known. Thread-safe. */
 const struct kernel *kernel_named(const char *name);
+/* Returns a stand-in for a kernel with no code here, to check a job against before its name is
+ * made a kernel with kernel_named() (so that refused jobs leave no names behind). */
+const struct kernel *kernel_placeholder(void);
 /* Returns the i-th kernel with code here (NULL past the end): built-in ones first. exec is not
  * listed: a worker offers it only when allowed to run programs. */
 const struct kernel *kernel_at(size_t i);

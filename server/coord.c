@@ -541,6 +541,14 @@ enum tally_err coord_extend(struct coord *c, int64_t id, uint64_t samples, struc
 	    (j->spec.samples % j->spec.batch_size &&
 	     (rc = db_job_results(c->db, id, find_holding, h))))
 		goto done;
+	if (loaded && j->state == JOB_SUCCEEDED && j->spec.samples % j->spec.batch_size &&
+	    j->batches_done == j->batches_total && !h->found) {
+		/* Its short last batch was done before leases kept their counts (schema 4): it
+		 * cannot be taken out to be computed again. */
+		*out = *j;
+		rc = TALLY_ECONFLICT;
+		goto done;
+	}
 	rc = live_extend(c->live, id, samples, h->found ? &h->lease : NULL, h->counts,
 			 coord_now(c), out);
 	if (!rc) {
@@ -551,8 +559,8 @@ enum tally_err coord_extend(struct coord *c, int64_t id, uint64_t samples, struc
 		coord_wake(c);
 	}
 done:
-	if (loaded && rc)
-		c->lost = 1; /* the job loaded for nothing: the next flush reads the store back */
+	if ((loaded && rc) || rc == TALLY_ENOMEM)
+		c->lost = 1; /* loaded for nothing, or half changed: the next flush reads it back */
 	free(h);
 	return rc;
 }
@@ -567,7 +575,8 @@ static uint64_t coord_size(void *ctx, const struct job *job, uint64_t remaining)
 static enum tally_err coord_acquire(struct coord *c, const struct lease_request *req, int64_t now,
 				    struct lease *out)
 {
-	return live_acquire(c->live, req->worker, req->kernels, req->nkernels, req->max_batches, now,
+	return live_acquire(c->live, req->worker, req->kernels, req->nkernels, req->max_batches,
+			    req->skip, req->nskip, now,
 			    c->cfg.lease_timeout_ms, coord_size, c, out);
 }
 

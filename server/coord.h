@@ -21,6 +21,7 @@
 #include "workers.h"
 
 #define COORD_KERNELS_MAX 96
+#define COORD_SKIP_MAX 16 /* jobs a lease request may ask to be passed over */
 #define COORD_OFFERS_MAX 64 /* kernels offered by workers that the coordinator remembers */
 
 /* The clock, injected so that tests can drive time. Returns ms since the epoch. */
@@ -49,6 +50,8 @@ struct lease_request {
 	const char *kernels[COORD_KERNELS_MAX];
 	size_t nkernels;
 	uint64_t max_batches; /* 0: the policy chooses */
+	int64_t skip[COORD_SKIP_MAX]; /* jobs the worker cannot run */
+	size_t nskip;
 	int64_t wait_ms;
 };
 

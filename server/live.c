@@ -917,9 +917,15 @@ static int job_stop_eval(struct live *lv, struct ljob *j, int64_t now)
 		for (size_t i = 0; i < j->seg_next; i++)
 			for (size_t k = 0; k < KERNEL_MAX_KEYS; k++)
 				sum[k] += j->seg[i].counts[k];
+		/* A prefix too small to estimate from, or whose estimate is degenerate (a stderr
+		 * of 0: every sample in, or none), never stops a job. */
+		if (kernel_range_samples(j->job.spec.samples, j->job.spec.batch_size, 0, hi) <
+		    LIVE_STOP_MIN_SAMPLES)
+			continue;
 		r = kernel_result(j->job.spec.kernel, sum);
 		e = json_object_get(r, "stderr");
-		stop = json_is_number(e) && json_number_value(e) <= j->job.spec.target_stderr;
+		stop = json_is_number(e) && json_number_value(e) > 0 &&
+		       json_number_value(e) <= j->job.spec.target_stderr;
 		json_decref(r);
 		if (stop) {
 			job_stop(lv, j, sum, hi, now);
@@ -1174,9 +1180,19 @@ static int kernel_wanted(const struct ljob *j, const char *const *kernels, size_
 	return 0;
 }
 
+/* Returns 1 when id is one of skip[0..n). */
+static int skipped(const int64_t *skip, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (skip[i] == id)
+			return 1;
+	return 0;
+}
+
 enum tally_err live_acquire(struct live *lv, const char *worker, const char *const *kernels,
-			    size_t nkernels, uint64_t max_batches, int64_t now, int64_t ttl_ms,
-			    live_size_fn size, void *ctx, struct lease *out)
+			    size_t nkernels, uint64_t max_batches, const int64_t *skip,
+			    size_t nskip, int64_t now, int64_t ttl_ms, live_size_fn size, void *ctx,
+			    struct lease *out)
 {
 	struct ljob *j;
 	struct llease *l;
@@ -1188,7 +1204,8 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 	if (quar_find(lv, worker))
 		return TALLY_EFORBIDDEN;
 	for (j = lv->jobs; j; j = j->next) {
-		if (job_is_final(j->job.state) || !kernel_wanted(j, kernels, nkernels, &version))
+		if (job_is_final(j->job.state) || !kernel_wanted(j, kernels, nkernels, &version) ||
+		    skipped(skip, nskip, j->job.id))
 			continue;
 		if (j->checks_open && (ch = check_for(j, worker, max_batches)))
 			break;

@@ -36,6 +36,7 @@
 #include "err.h"
 #include "job.h"
 
+#define LIVE_STOP_MIN_SAMPLES 1000 /* the smallest prefix an early stop is decided on */
 #define LIVE_ID_RANDOM_BITS 16
 #define LIVE_SEQ_MAX (1ULL << (53 - LIVE_ID_RANDOM_BITS)) /* ids stay below 2^53 */
 #define LIVE_REASON_MAX 201                                /* a fail reason, with the NUL */
@@ -155,12 +156,15 @@ int live_reap(struct live *lv, int64_t now, int *failed_jobs);
  * one of kernels[], sized by size(ctx, ...), live until now + ttl_ms. Returned ranges come
  * first, lowest batch first; within a job, checks this worker can give an opinion on come
  * before batches, unless they are larger than max_batches (0: no cap; the size policy caps
- * ordinary grants). TALLY_ENOTFOUND when nothing is pending; TALLY_EFORBIDDEN when worker is
- * quarantined; TALLY_ETOOBIG when the id sequence has reached its limit; TALLY_ENOMEM. */
+ * ordinary grants). Jobs skip[0..nskip) are passed over (the worker cannot run them: an exec
+ * program it does not allow). TALLY_ENOTFOUND when nothing is pending; TALLY_EFORBIDDEN when
+ * worker is quarantined; TALLY_ETOOBIG when the id sequence has reached its limit;
+ * TALLY_ENOMEM. */
 TALLY_WUR enum tally_err live_acquire(struct live *lv, const char *worker,
 				      const char *const *kernels, size_t nkernels,
-				      uint64_t max_batches, int64_t now, int64_t ttl_ms,
-				      live_size_fn size, void *ctx, struct lease *out);
+				      uint64_t max_batches, const int64_t *skip, size_t nskip,
+				      int64_t now, int64_t ttl_ms, live_size_fn size, void *ctx,
+				      struct lease *out);
 /* Returns lease id when it is in memory (live, or finished and not yet written), or NULL. */
 const struct lease *live_lease(const struct live *lv, int64_t id);
 /* Extends live lease id to now + ttl_ms; fills *out. TALLY_ENOTFOUND (not in memory),

@@ -121,6 +121,7 @@ int exec_job_open(struct exec_job *j, const struct exec_policy *p, const char *p
 	snprintf(j->job_id, sizeof j->job_id, "%s", job_id);
 	if (exec_spec_parse(obj, &j->spec, err, errlen))
 		goto done;
+	rc = -2; /* from here on, the worker's own reasons */
 	prog = j->spec.argv[0];
 	if (!strchr(prog, '/')) {
 		if (exec_which(prog, found, sizeof found)) {
@@ -171,7 +172,7 @@ static void tail_text(const struct tail *t, char *out, size_t outlen)
 	size_t n = 0;
 	for (size_t i = 0; i < t->len && n + 1 < outlen; i++) {
 		unsigned char c = (unsigned char)t->buf[(t->start + i) % sizeof t->buf];
-		out[n++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+		out[n++] = c < 0x20 || c >= 0x7f ? ' ' : (char)c; /* ASCII: valid JSON text */
 	}
 	while (n && out[n - 1] == ' ')
 		n--;
@@ -203,6 +204,10 @@ static void exec_child(const struct exec_job *j, char **envp, int in, int out, i
 	sigaction(SIGPIPE, &dfl, NULL); /* the worker ignores it; exec would keep that */
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
 		_exit(126);
+	/* Nothing else of the worker's: its sockets (libcurl's are not close-on-exec) least. */
+	if (close_range(3, ~0U, 0))
+		for (int fd = 3; fd < 4096; fd++)
+			close(fd);
 	execve(j->path, j->spec.argv, envp);
 	_exit(127);
 }

@@ -38,7 +38,8 @@ struct exec_job {
 };
 
 /* Reads params (JSON text) and resolves argv[0] (through the worker's PATH when it has no '/')
- * inside the allowlist. Returns 0, or -1 with a message in err. */
+ * inside the allowlist. Returns 0; -1 with a message in err when the params are wrong (the
+ * job's fault); -2 when the program is not on this worker, or not allowed here. */
 int exec_job_open(struct exec_job *j, const struct exec_policy *p, const char *params,
 		  const char *job_id, char *err, size_t errlen);
 

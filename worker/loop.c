@@ -15,6 +15,7 @@
 
 #define LOOP_BACKOFF_MIN_MS 100
 #define LOOP_BACKOFF_MAX_MS 5000
+#define LOOP_SKIP_MAX 16 /* jobs a lease request may ask to be passed over (the protocol's cap) */
 #define LOOP_STOP_GRACE_MS 10000 /* how long a stopping worker keeps trying to deliver */
 
 struct loop {
@@ -22,6 +23,7 @@ struct loop {
 	volatile sig_atomic_t *stop;
 	struct client *client;
 	unsigned attempt; /* consecutive failures, for backoff */
+	json_t *skip;     /* the lease request's skip_jobs: jobs whose program is not allowed here */
 };
 
 /* Sleeps ms, waking early when stop is set (unless ignore_stop). */
@@ -154,7 +156,16 @@ static long loop_deliver(struct loop *l, const char *path, const json_t *body, j
  * own reasons (giving a lease back) do not. */
 static void loop_fail(struct loop *l, const char *id, const char *why, int fault)
 {
-	json_t *body = json_pack("{s:s,s:b}", "error", why, "fault", fault), *reply = NULL;
+	char ascii[512];
+	size_t n = 0;
+	json_t *body, *reply = NULL;
+
+	/* A reason may quote a program's stderr or a plug-in's message: printable ASCII only, so
+	 * that it is valid JSON text whatever bytes they held. */
+	for (; why[n] && n + 1 < sizeof ascii; n++)
+		ascii[n] = why[n] >= 0x20 && why[n] < 0x7f ? why[n] : '?';
+	ascii[n] = '\0';
+	body = json_pack("{s:s,s:b}", "error", ascii, "fault", fault);
 	char path[64];
 	long status;
 
@@ -261,6 +272,18 @@ static int loop_lease(struct loop *l, const json_t *lease)
 		w.exec = ej;
 		rc = exec_job_open(ej, l->cfg->exec, h.params, h.job_id, err, sizeof err);
 	}
+	if (rc == -2) {
+		/* Its program is not allowed (or not there) on this worker: no fault of the
+		 * batches, and other workers may run it. The coordinator is asked to pass the job
+		 * over from now on (the most recent few are remembered). */
+		log_warn("msg=\"job skipped\" job=%s error=\"%s\"", h.job_id,
+			 log_clean(err, clean, sizeof clean));
+		if (json_array_size(l->skip) == LOOP_SKIP_MAX)
+			json_array_remove(l->skip, 0);
+		json_array_append_new(l->skip, json_string(h.job_id));
+		loop_fail(l, h.id, err, 0);
+		goto done;
+	}
 	if (rc) {
 		log_warn("msg=\"lease failed\" lease=%s error=\"%s\"", h.id,
 			 log_clean(err, clean, sizeof clean));
@@ -327,7 +350,9 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 	int exit_code = 0;
 
 	l.client = client_new(cfg->server, cfg->token, cfg->cacert, stop);
-	req = json_pack("{s:s,s:[],s:i}", "worker", cfg->name, "kernels", "wait_s", cfg->wait_s);
+	l.skip = json_array();
+	req = json_pack("{s:s,s:[],s:i,s:O}", "worker", cfg->name, "kernels", "wait_s", cfg->wait_s,
+			"skip_jobs", l.skip);
 	/* Offer every kernel this worker has, built in or plug-in, with its version; exec only
 	 * when allowed to run programs. */
 	const struct kernel *offers[KERNEL_PLUGINS_MAX + 8];
@@ -342,9 +367,10 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 		if (json_array_append_new(json_object_get(req, "kernels"), json_string(offer)))
 			json_decref(req), req = NULL;
 	}
-	if (!l.client || !req) {
+	if (!l.client || !req || !l.skip) {
 		client_free(l.client);
 		json_decref(req);
+		json_decref(l.skip);
 		return 1;
 	}
 	log_info("msg=\"worker started\" worker=%s server=%s threads=%d", cfg->name, cfg->server,
@@ -393,6 +419,7 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 	}
 	log_info("msg=\"worker stopped\" worker=%s", cfg->name);
 	json_decref(req);
+	json_decref(l.skip);
 	client_free(l.client);
 	return exit_code;
 }

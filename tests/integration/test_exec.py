@@ -80,17 +80,27 @@ class ExecTest(TallyTestCase):
         self.assertEqual(done["counts"], {"n": 10})
         self.assertNotIn("waiting_for", done)
 
-    def test_outside_the_allowlist_fails(self):
+    def test_outside_the_allowlist_is_never_run(self):
         allowed = self.script("allowed", "echo '{}'\n")
         os.makedirs(os.path.join(self.tmpdir, "other"))
-        s = self.server("--max-failures", "2")
-        self.worker(s, 1, "w", "--allow-exec", allowed)
-        for argv0 in ["/bin/echo", os.path.join(self.tmpdir, "bin", "..", "other", "x"),
-                      "sh"]:
-            done = s.wait_job(s.submit(kernel="exec", samples=1, params={"argv": [argv0]})["id"],
-                              timeout=60)
-            self.assertEqual(done["state"], "failed", done)
-            self.assertIn("params.argv[0]", done["error"])
+        os.symlink("/bin/echo", os.path.join(self.tmpdir, "bin", "echo-link"))
+        s = self.server("--max-failures", "1")
+        w = self.worker(s, 1, "w", "--allow-exec", allowed)
+        argv0s = ["/bin/echo", os.path.join(self.tmpdir, "bin", "..", "other", "x"), "sh",
+                  os.path.join(self.tmpdir, "bin", "echo-link")]
+        jobs = [s.submit(kernel="exec", samples=1, params={"argv": [a, "{}"]}) for a in argv0s]
+        # The worker passes them over (skip_jobs): they are neither run nor failed, and wait
+        # for a worker that allows their program.
+        wait_for("the worker to pass every job over",
+                 lambda: w.log().count("job skipped") >= len(argv0s), 20)
+        time.sleep(1)
+        for j in jobs:
+            self.assertIn(s.job(j["id"])["state"], ("queued", "running"))
+            self.assertEqual(s.job(j["id"])["batches"]["done"], 0)
+        log = w.log()
+        self.assertRegex(log, r"argv\[0\]: sh \(/\S+\) is not allowed")  # found in PATH
+        self.assertIn("echo-link (/usr/bin/echo) is not allowed", log)  # symlinks followed
+        self.assertIn("other/x: not an executable file", log)
 
     def test_environment_is_cleared_but_for_tally_and_passed_variables(self):
         prog = self.script("env", r'''
@@ -113,6 +123,34 @@ echo "{\"other\": $other, \"mine\": $mine, \"first_ok\": $first, \"job\": $job, 
         # 3 batches: MY_SETTING is the only variable besides TALLY_* (and the shell's own).
         self.assertEqual(done["counts"], {"other": 3, "mine": 3, "first_ok": 3, "job": 3,
                                           "n": 10})
+
+    def test_programs_get_no_descriptor_of_the_worker(self):
+        prog = self.script("fds", r'''
+n=$(ls -l /proc/self/fd/ | grep -c 'socket:')
+echo "{\"sockets\": $n, \"n\": 1}"
+''')
+        s = self.server()
+        self.worker(s, 2, "w", "--allow-exec", prog)
+        done = s.wait_job(s.submit(kernel="exec", samples=4, batch_size=1,
+                                   params={"argv": [prog]})["id"], timeout=60)
+        self.assertEqual(done["state"], "succeeded", done)
+        # None of the worker's sockets (to the coordinator, libcurl's own) reach a program.
+        self.assertEqual(done["counts"], {"sockets": 0, "n": 4})
+
+    def test_a_worker_without_the_program_passes_the_job_on(self):
+        prog = self.script("here", "echo '{\"n\": 1}'\n")
+        s = self.server("--max-failures", "1")
+        for i in range(2):  # exec on, but not this program: they give its leases back
+            self.worker(s, 1, f"other{i}", "--allow-exec", "/bin/true")
+        jobs = [s.submit(kernel="exec", samples=3, batch_size=1, params={"argv": [prog]})
+                for _ in range(3)]
+        time.sleep(2)
+        self.assertEqual({s.job(j["id"])["state"] for j in jobs} - {"queued", "running"}, set())
+        self.worker(s, 1, "owner", "--allow-exec", prog)
+        for j in jobs:
+            done = s.wait_job(j["id"], timeout=60)
+            self.assertEqual(done["state"], "succeeded", done)
+            self.assertEqual(done["counts"], {"n": 3})
 
     def test_batches_may_name_their_own_counts(self):
         prog = self.script("odd", r'''
@@ -137,6 +175,7 @@ if [ $((TALLY_BATCH % 2)) -eq 0 ]; then echo '{"even": 1}'; else echo '{"odd": 2
             "negative": ("echo '{\"x\": -1}'\n", "non-negative integer"),
             "badname": ("echo '{\"X Y\": 1}'\n", "count name"),
             "big": ("head -c 100000 /dev/zero | tr '\\0' 'a'\n", "more than 65536 bytes"),
+            "binary": ("printf 'bad \\377 byte' >&2; exit 4\n", "exited with status 4"),
         }
         s = self.server("--max-failures", "1")
         for name, (body, _) in cases.items():

@@ -126,6 +126,17 @@ class StopTest(TallyTestCase):
         self.assertEqual(r.json["counts"], one["counts"])
         self.assertEqual(s.job(job["id"])["counts"], one["counts"])
 
+    def test_no_stop_on_a_degenerate_or_tiny_prefix(self):
+        # One sample per batch: the first prefixes have stderr 0 (every sample in, or none).
+        s = self.server()
+        self.worker(s, 2, "w")
+        done = s.wait_job(s.submit(kernel="pi", samples=10**6, batch_size=1, seed=8,
+                                   target_stderr=0.02)["id"])
+        self.assertTrue(done["stopped_early"], done)
+        self.assertGreaterEqual(done["counts"]["samples"], 1000)
+        self.assertGreater(done["result"]["stderr"], 0)
+        self.assertLess(abs(done["result"]["pi"] - math.pi), 0.1)
+
     def test_bad_requests(self):
         s = self.server()
         job = s.submit(kernel="pi", samples=1000, batch_size=100, seed=1)
@@ -157,6 +168,19 @@ class StopTest(TallyTestCase):
             r = s.req("POST", "/v1/jobs", spec)
             self.assertEqual(r.status, 400, (spec, r))
             self.assertIn(field, r.error()[1])
+        key = {"Idempotency-Key": "stop-1"}
+        r = s.req("POST", "/v1/jobs", dict(kernel="pi", samples=100, target_stderr=0.1),
+                  headers=key)
+        self.assertEqual(r.status, 201, r)
+        r = s.req("POST", "/v1/jobs", dict(kernel="pi", samples=100, target_stderr=0.2),
+                  headers=key)
+        self.assertEqual(r.status, 409, r)
+        # Refused submits leave no kernel names behind: a new one is still taken after many.
+        for i in range(300):
+            r = s.req("POST", "/v1/jobs", {"kernel": f"gone{i}", "samples": 0})
+            self.assertEqual(r.status, 400, r)
+        self.assertEqual(s.req("POST", "/v1/jobs", {"kernel": "fresh", "samples": 1}).status,
+                         201)
         self.assertEqual(s.req("GET", "/healthz").status, 200)
 
 

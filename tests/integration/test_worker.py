@@ -38,7 +38,7 @@ DROP = object()  # a scripted reply: read the request, then close the connection
 IDLE = object()  # the default lease reply: hold the request briefly, then 204
 
 LEASE_PATH = "/v1/leases"
-LEASE_FIELDS = {"worker", "kernels", "wait_s", "max_batches"}  # what POST /v1/leases accepts
+LEASE_FIELDS = {"worker", "kernels", "wait_s", "max_batches", "skip_jobs"}  # what POST /v1/leases accepts
 OK_COMPLETE = (200, {"accepted": True, "duplicate": False})
 ERR_500 = (500, {"error": {"code": "internal", "message": "a handler gave no reply"}})
 ERR_503 = (503, {"error": {"code": "unavailable", "message": "storage failure"}})
