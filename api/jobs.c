@@ -32,6 +32,23 @@ static json_t *name_list(const char *s)
 	return a;
 }
 
+/* Returns a new reference to a JSON string of text: as it is when it is valid UTF-8, else with
+ * every byte outside printable ASCII as '?' (a reason cut short inside a character, or a
+ * worker's raw bytes). NULL when out of memory. */
+static json_t *text_json(const char *text)
+{
+	json_t *v = json_string(text);
+	char ascii[JOB_ERROR_MAX];
+	size_t n = 0;
+
+	if (v)
+		return v;
+	for (; text[n] && n + 1 < sizeof ascii; n++)
+		ascii[n] = text[n] >= 0x20 && text[n] < 0x7f ? text[n] : '?';
+	ascii[n] = '\0';
+	return json_string(ascii);
+}
+
 /* Returns a new reference to a job's params object ({} when it has none), or NULL. */
 static json_t *params_json(const struct job *j)
 {
@@ -72,7 +89,7 @@ static json_t *job_to_json_at(struct api *a, const struct job *j, int64_t now)
 			 "progress", (double)j->samples_done / (double)j->spec.samples,
 			 "counts", counts_encode(&j->keys, j->counts),
 			 "result", result ? result : json_null(),
-			 "error", j->error[0] ? json_string(j->error) : json_null(),
+			 "error", j->error[0] ? text_json(j->error) : json_null(),
 			 "created_at", json_time(j->created_at),
 			 "started_at", json_time(j->started_at),
 			 "finished_at", json_time(j->finished_at),
@@ -87,6 +104,13 @@ static json_t *job_to_json_at(struct api *a, const struct job *j, int64_t now)
 	     json_object_set_new(o, "stopped_early",
 				 json_boolean(j->state == JOB_SUCCEEDED &&
 					      j->batches_done < j->batches_total)))) {
+		json_decref(o);
+		return NULL;
+	}
+	/* Why its last lease failed or was given back (an unfinished job): what a job that makes
+	 * no progress is waiting on, such as a program no worker allows. */
+	const char *why_failed = job_is_final(j->state) ? NULL : coord_last_failure(a->coord, j->id);
+	if (o && why_failed && json_object_set_new(o, "last_failure", text_json(why_failed))) {
 		json_decref(o);
 		return NULL;
 	}

@@ -598,6 +598,11 @@ static void coord_offers(struct coord *c, const struct lease_request *req, int64
 	}
 }
 
+const char *coord_last_failure(struct coord *c, int64_t id)
+{
+	return live_last_failure(c->live, id);
+}
+
 int coord_kernel_offered(struct coord *c, const char *name, unsigned version)
 {
 	size_t len = strlen(name);

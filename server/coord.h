@@ -140,6 +140,9 @@ TALLY_WUR enum tally_err coord_history(struct coord *c, int64_t id, struct job *
 				       const struct history_point **points, size_t *n);
 /* Returns why worker is quarantined (borrowed until the next call), or NULL. */
 const char *coord_quarantined(struct coord *c, const char *worker);
+/* Returns the reason the last failed (or given back) lease of unfinished job id gave, or NULL.
+ * Valid until the next call into the coordinator. */
+const char *coord_last_failure(struct coord *c, int64_t id);
 /* Returns 1 when a worker has offered kernel name (in version `version`, or any when 0) since
  * the coordinator started. */
 int coord_kernel_offered(struct coord *c, const char *name, unsigned version);

@@ -398,6 +398,12 @@ const struct job *live_job(const struct live *lv, int64_t id)
 	return j ? &j->job : NULL;
 }
 
+const char *live_last_failure(const struct live *lv, int64_t id)
+{
+	struct ljob *j = job_find(lv, id);
+	return j && j->last_failure[0] ? j->last_failure : NULL;
+}
+
 const struct job *live_job_by_key(const struct live *lv, const char *key)
 {
 	for (struct ljob *j = lv->jobs; j; j = j->next)

@@ -145,6 +145,8 @@ TALLY_WUR enum tally_err live_submit(struct live *lv, const struct job_spec *spe
 const struct job *live_job_by_key(const struct live *lv, const char *key);
 /* Returns job id when it is in memory (unfinished, or finished and not yet written), or NULL. */
 const struct job *live_job(const struct live *lv, int64_t id);
+/* Returns the reason of the last failed lease of unfinished job id (in memory), or NULL. */
+const char *live_last_failure(const struct live *lv, int64_t id);
 /* Cancels job id: its live leases become cancelled and its pending batches are dropped. Fills
  * *out. TALLY_ENOTFOUND when not in memory; TALLY_ECONFLICT when it succeeded or failed. */
 TALLY_WUR enum tally_err live_cancel(struct live *lv, int64_t id, int64_t now, struct job *out);

@@ -95,8 +95,10 @@ class ExecTest(TallyTestCase):
                  lambda: w.log().count("job skipped") >= len(argv0s), 20)
         time.sleep(1)
         for j in jobs:
-            self.assertIn(s.job(j["id"])["state"], ("queued", "running"))
-            self.assertEqual(s.job(j["id"])["batches"]["done"], 0)
+            job = s.job(j["id"])
+            self.assertIn(job["state"], ("queued", "running"))
+            self.assertEqual(job["batches"]["done"], 0)
+            self.assertIn("params.argv[0]", job["last_failure"])  # why it makes no progress
         log = w.log()
         self.assertRegex(log, r"argv\[0\]: sh \(/\S+\) is not allowed")  # found in PATH
         self.assertIn("echo-link (/usr/bin/echo) is not allowed", log)  # symlinks followed
@@ -151,6 +153,16 @@ echo "{\"sockets\": $n, \"n\": 1}"
             done = s.wait_job(j["id"], timeout=60)
             self.assertEqual(done["state"], "succeeded", done)
             self.assertEqual(done["counts"], {"n": 3})
+
+    def test_a_reason_cut_inside_a_character_is_still_shown(self):
+        s = self.server()
+        job = s.submit(kernel="pi", samples=1000, batch_size=100)
+        lease = s.req("POST", "/v1/leases", {"worker": "t", "kernels": ["pi"]}).json
+        reason = "x" * 199 + "\u00e9" * 5  # kept to 200 bytes: the cut splits a character
+        r = s.req("POST", f"/v1/leases/{lease['id']}/fail", {"error": reason, "fault": False})
+        self.assertEqual(r.status, 200, r)
+        j = s.job(job["id"])
+        self.assertTrue(j["last_failure"].startswith("x" * 199), j)
 
     def test_batches_may_name_their_own_counts(self):
         prog = self.script("odd", r'''

@@ -55,7 +55,7 @@ static enum tally_err try_grant(struct live *lv, const char *const *kernels, siz
 				uint64_t n, int64_t now, int64_t ttl, struct lease *out)
 {
 	struct sizes s = { { n }, 1, 0 };
-	return live_acquire(lv, "w", kernels, nk, 0, now, ttl, size_next, &s, out);
+	return live_acquire(lv, "w", kernels, nk, 0, NULL, 0, now, ttl, size_next, &s, out);
 }
 
 /* Grants up to n batches of the oldest job of kernel. */
@@ -307,7 +307,7 @@ static void test_leases_cover_job_once(void **state)
 			last = now;
 		}
 		holding[w] = 0;
-		enum tally_err rc = live_acquire(lv, workers[w], pi_only, 1, 0, now, TTL, size_next,
+		enum tally_err rc = live_acquire(lv, workers[w], pi_only, 1, 0, NULL, 0, now, TTL, size_next,
 						 &sz, l);
 		if (rc == TALLY_ENOTFOUND)
 			continue;
@@ -1056,7 +1056,7 @@ static enum tally_err try_grant_to(struct live *lv, const char *worker, const ch
 {
 	struct sizes s = { { n }, 1, 0 };
 	const char *k[] = { kernel };
-	return live_acquire(lv, worker, k, 1, 0, now, ttl, size_next, &s, out);
+	return live_acquire(lv, worker, k, 1, 0, NULL, 0, now, ttl, size_next, &s, out);
 }
 
 /* Grants worker up to n batches (or a check) of the oldest job of kernel. */
@@ -1381,7 +1381,7 @@ static void test_verify_original_lies(void **state)
 	assert_int_equal(l.batch_count, 2);
 	assert_int_equal(complete_as(lv, &l, 0, now), 0);
 	for (int k = 0; idle < 3 && k < 100; k++) {
-		enum tally_err rc = live_acquire(lv, workers5[1 + k % 3], both, 2, 0, ++now, TTL,
+		enum tally_err rc = live_acquire(lv, workers5[1 + k % 3], both, 2, 0, NULL, 0, ++now, TTL,
 						 size_next, &sz, &l);
 		if (rc == TALLY_ENOTFOUND) {
 			idle++;
@@ -1584,9 +1584,9 @@ static void test_verify_max_batches_and_ended_jobs(void **state)
 	complete_as(lv, &b, 0, T0 + 3);
 	assert_int_equal(live_job(lv, id)->checks_pending, 2);
 	/* B takes at most 2 batches a lease: neither 4-batch check is for it. */
-	assert_int_equal(live_acquire(lv, "B", k, 1, 2, T0 + 4, TTL, size_next, &sz, &l),
+	assert_int_equal(live_acquire(lv, "B", k, 1, 2, NULL, 0, T0 + 4, TTL, size_next, &sz, &l),
 			 TALLY_ENOTFOUND);
-	assert_int_equal(live_acquire(lv, "B", k, 1, 4, T0 + 5, TTL, size_next, &sz, &l), TALLY_OK);
+	assert_int_equal(live_acquire(lv, "B", k, 1, 4, NULL, 0, T0 + 5, TTL, size_next, &sz, &l), TALLY_OK);
 	assert_int_not_equal(l.check_of, 0);
 	assert_int_equal(l.batch_count, 4);
 	flush(lv, st);
