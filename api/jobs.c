@@ -69,7 +69,7 @@ static json_t *job_to_json_at(struct api *a, const struct job *j, int64_t now)
 	int64_t end = j->finished_at ? j->finished_at : now;
 	double elapsed = j->started_at ? (double)(end - j->started_at) / 1000.0 : 0.0;
 	uint64_t pending = j->batches_total - j->batches_done - j->batches_leased;
-	json_t *result = j->batches_done ? kernel_result(k, j->counts) : NULL;
+	json_t *result = j->batches_done ? kernel_result(k, &j->keys, j->counts) : NULL;
 
 	if (j->state == JOB_CANCELLED)
 		pending = j->batches_total - j->batches_done;
@@ -418,7 +418,7 @@ void jobs_history(struct req *r, void *app)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		json_t *result = p[i].samples ? kernel_result(job.spec.kernel, p[i].counts) : NULL;
+		json_t *result = p[i].samples ? kernel_result(job.spec.kernel, &job.keys, p[i].counts) : NULL;
 		if (!result)
 			result = json_null();
 		if (json_array_append_new(points, json_pack("{s:o,s:I,s:o}", "t", json_time(p[i].t),

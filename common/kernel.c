@@ -320,16 +320,42 @@ int kernel_run_batch(const struct kernel *k, void *state, uint64_t seed, uint64_
 	return -1;
 }
 
-const char *kernel_check(const struct kernel *k, const uint64_t *counts, uint64_t samples)
+/* Returns counts (named by keys) in k's key order: counts itself when they are, else tmp
+ * filled by name (a name keys lacks counts 0). */
+static const uint64_t *in_order(const struct kernel *k, const struct count_keys *keys,
+				const uint64_t *counts, uint64_t *tmp)
 {
-	return k->check ? k->check(counts, samples) : NULL;
+	size_t i, j;
+
+	if (!keys)
+		return counts;
+	for (i = 0; i < k->nkeys && i < keys->n && !strcmp(k->keys[i], keys->name[i]); i++)
+		;
+	if (i == k->nkeys)
+		return counts;
+	memset(tmp, 0, sizeof(uint64_t) * KERNEL_MAX_KEYS);
+	for (i = 0; i < k->nkeys; i++)
+		for (j = 0; j < keys->n; j++)
+			if (!strcmp(k->keys[i], keys->name[j]))
+				tmp[i] = counts[j];
+	return tmp;
 }
 
-json_t *kernel_result(const struct kernel *k, const uint64_t *counts)
+const char *kernel_check(const struct kernel *k, const struct count_keys *keys,
+			 const uint64_t *counts, uint64_t samples)
+{
+	uint64_t tmp[KERNEL_MAX_KEYS];
+	return k->check ? k->check(in_order(k, keys, counts, tmp), samples) : NULL;
+}
+
+json_t *kernel_result(const struct kernel *k, const struct count_keys *keys,
+		      const uint64_t *counts)
 {
 	char text[TALLY_KERNEL_RESULT_MAX];
+	uint64_t tmp[KERNEL_MAX_KEYS];
 	json_t *r;
 
+	counts = in_order(k, keys, counts, tmp);
 	if (k->result)
 		return k->result(counts);
 	if (!k->abi || !k->abi->result)

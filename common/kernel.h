@@ -89,11 +89,15 @@ void kernel_close(const struct kernel *k, void *state);
 int kernel_run_batch(const struct kernel *k, void *state, uint64_t seed, uint64_t batch,
 		     uint64_t first, uint64_t n, const int *stop, uint64_t *out, char *err,
 		     size_t errlen);
-/* The check of counts over a lease: NULL when they can be right (or k has no check). */
-const char *kernel_check(const struct kernel *k, const uint64_t *counts, uint64_t samples);
-/* Returns a new reference to the result of a job's counts, or NULL when k derives none (an
- * open kernel, or no samples yet). */
-json_t *kernel_result(const struct kernel *k, const uint64_t *counts);
+/* The check of counts over a lease (named by keys, NULL: in k's order): NULL when they can be
+ * right (or k has no check). */
+const char *kernel_check(const struct kernel *k, const struct count_keys *keys,
+			 const uint64_t *counts, uint64_t samples);
+/* Returns a new reference to the result of a job's counts (named by keys, NULL: in k's order),
+ * or NULL when k derives none (an open kernel, or no samples yet). A job's names may be in
+ * another order than k's when they were learnt from counts before the plug-in was loaded. */
+json_t *kernel_result(const struct kernel *k, const struct count_keys *keys,
+		      const uint64_t *counts);
 /* Returns 1 when k derives results here (built in with one, or a plug-in with result()). */
 int kernel_has_result(const struct kernel *k);
 /* Fills keys with k's fixed count names (none for an open kernel). */

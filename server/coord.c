@@ -732,6 +732,39 @@ static enum tally_err coord_discard(struct coord *c, int *finished)
 	return TALLY_OK;
 }
 
+/* Decodes counts into out[] in the order of keys (a job's names). A kernel with fixed names
+ * takes exactly those, wherever the job has them (names learnt from counts before its plug-in
+ * was loaded here may be in another order, or more); an open kernel's counts name themselves,
+ * new names appended to keys. */
+static enum tally_err decode_counts(const struct kernel *k, struct count_keys *keys,
+				    const json_t *counts, uint64_t *out, char *err, size_t errlen)
+{
+	struct count_keys fixed;
+	uint64_t v[KERNEL_MAX_KEYS];
+	size_t i, j;
+
+	if (k->open)
+		return counts_decode(keys, 1, counts, out, err, errlen);
+	kernel_keys(k, &fixed);
+	if (counts_decode(&fixed, 0, counts, v, err, errlen))
+		return TALLY_EINVAL;
+	memset(out, 0, sizeof(uint64_t) * KERNEL_MAX_KEYS);
+	for (i = 0; i < fixed.n; i++) {
+		for (j = 0; j < keys->n && strcmp(keys->name[j], fixed.name[i]); j++)
+			;
+		if (j == keys->n) {
+			if (j == KERNEL_MAX_KEYS) {
+				snprintf(err, errlen, "counts.%s: the job has no room for it",
+					 fixed.name[i]);
+				return TALLY_EINVAL;
+			}
+			memcpy(keys->name[keys->n++], fixed.name[i], KERNEL_KEY_MAX);
+		}
+		out[j] = v[i];
+	}
+	return TALLY_OK;
+}
+
 static enum tally_err complete_lease(struct coord *c, int64_t id, const json_t *counts,
 				     int *duplicate, char *err, size_t errlen)
 {
@@ -765,9 +798,9 @@ static enum tally_err complete_lease(struct coord *c, int64_t id, const json_t *
 	if (!(job = live_job(c->live, lease.job_id)))
 		return TALLY_ELOST;
 	keys = job->keys;
-	if (counts_decode(&keys, lease.spec.kernel->open, counts, values, err, errlen))
+	if (decode_counts(lease.spec.kernel, &keys, counts, values, err, errlen))
 		return TALLY_ECOUNTS;
-	why = kernel_check(lease.spec.kernel, values, lease_samples(&lease));
+	why = kernel_check(lease.spec.kernel, &keys, values, lease_samples(&lease));
 	if (why) {
 		snprintf(err, errlen, "%s", why);
 		return TALLY_ECOUNTS;

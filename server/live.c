@@ -928,7 +928,7 @@ static int job_stop_eval(struct live *lv, struct ljob *j, int64_t now)
 		if (kernel_range_samples(j->job.spec.samples, j->job.spec.batch_size, 0, hi) <
 		    LIVE_STOP_MIN_SAMPLES)
 			continue;
-		r = kernel_result(j->job.spec.kernel, sum);
+		r = kernel_result(j->job.spec.kernel, &j->job.keys, sum);
 		e = json_object_get(r, "stderr");
 		stop = json_is_number(e) && json_number_value(e) > 0 &&
 		       json_number_value(e) <= j->job.spec.target_stderr;

@@ -5,6 +5,7 @@ having them too.
 primes is checked against an outside truth: the number of primes below 10^k, k = 1..10, and a
 window counted here by trial division.
 """
+import ctypes
 import os
 import time
 import unittest
@@ -29,6 +30,38 @@ def primes_in(start, width):
         first = max(q * q, (start + q - 1) // q * q)
         window[first - start::q] = bytearray(len(window[first - start::q]))
     return sum(window[i] for i in range(width) if start + i >= 2)
+
+
+class Batch(ctypes.Structure):
+    _fields_ = [("seed", ctypes.c_uint64), ("batch", ctypes.c_uint64),
+                ("first", ctypes.c_uint64), ("samples", ctypes.c_uint64),
+                ("stop", ctypes.c_void_p)]
+
+
+RUN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(Batch),
+                       ctypes.POINTER(ctypes.c_uint64), ctypes.c_char_p, ctypes.c_size_t)
+
+
+class Kernel(ctypes.Structure):
+    _fields_ = [("abi", ctypes.c_uint), ("name", ctypes.c_char_p), ("version", ctypes.c_uint),
+                ("keys", ctypes.POINTER(ctypes.c_char_p)), ("open", ctypes.c_void_p),
+                ("close", ctypes.c_void_p), ("run", RUN), ("check", ctypes.c_void_p),
+                ("result", ctypes.c_void_p)]
+
+
+def run_plugin(path, seed, batch, first, samples):
+    """One batch of a plug-in, called here through its ABI as a worker would: {name: count}."""
+    lib = ctypes.CDLL(path)
+    lib.tally_kernel_v1.restype = ctypes.POINTER(Kernel)
+    k = lib.tally_kernel_v1().contents
+    names = []
+    while k.keys[len(names)]:
+        names.append(k.keys[len(names)].decode())
+    counts = (ctypes.c_uint64 * 8)()
+    err = ctypes.create_string_buffer(256)
+    assert k.run(None, ctypes.byref(Batch(seed, batch, first, samples, None)), counts, err,
+                 256) == 0
+    return dict(zip(names, counts))
 
 
 class PluginTest(TallyTestCase):
@@ -68,6 +101,32 @@ class PluginTest(TallyTestCase):
                                      target_stderr=0.001)["id"])
         self.assertTrue(stop["stopped_early"], stop)
         self.assertLessEqual(stop["result"]["stderr"], 0.001)
+
+    def test_names_learnt_in_another_order_then_the_plug_in_loaded(self):
+        """A worker of another make sends dice's counts in another order while the coordinator
+        lacks the plug-in; restarted with it, the coordinator maps them by name."""
+        spec = dict(kernel="dice", samples=1_000_000, batch_size=100_000, seed=7)
+        s = self.server()
+        job = s.submit(**spec)
+        lease = s.req("POST", "/v1/leases", {"worker": "foreign", "kernels": ["dice@1"],
+                                             "max_batches": 1}).json
+        c = run_plugin(os.path.join(KERNELS, "dice.so"), 7, lease["first_batch"],
+                       lease["first_batch"] * 100_000, 100_000)
+        body = {"counts": {"samples": c["samples"], "doubles": c["doubles"]}}  # in this order
+        r = s.req("POST", f"/v1/leases/{lease['id']}/complete", body)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(list(s.job(job["id"])["counts"]), ["samples", "doubles"])
+        s.stop()
+        s.args += ["--kernel-dir", KERNELS]
+        s.start()
+        self.worker(s, 2, "w", "--kernel-dir", KERNELS)
+        done = s.wait_job(job["id"])
+        self.assertEqual(done["state"], "succeeded", done)
+        s2 = self.server("--kernel-dir", KERNELS, db=os.path.join(self.tmpdir, "ref.db"))
+        self.worker(s2, 2, "ref", "--kernel-dir", KERNELS)
+        ref = s2.wait_job(s2.submit(**spec)["id"])
+        self.assertEqual(done["counts"], ref["counts"])
+        self.assertEqual(done["result"], ref["result"])
 
     @unittest.skipUnless(HAVE_PRIMES, "primes.so not built (no libprimesieve)")
     def test_primes_below_powers_of_ten(self):
