@@ -438,7 +438,7 @@ void kernel_run_range(const struct kernel *k, uint64_t seed, uint64_t samples, u
 		if (first >= samples)
 			break;
 		uint64_t n = samples - first < batch_size ? samples - first : batch_size;
-		char err[8];
+		char err[256];
 		if (kernel_run_batch(k, NULL, seed, b, first, n, NULL, out, err, sizeof err))
 			return;
 	}
