@@ -191,6 +191,16 @@ class DockerComposeTest(TallyTestCase):
         self.assertEqual(done["batches"]["done"], done["batches"]["total"])
         self.assertEqual(done["counts"], expect)
 
+        # The images carry the primes plug-in: the primes below 10^9, by the two left.
+        r = self.api("POST", "/v1/jobs", {"kernel": "primes", "samples": 10**9,
+                                          "batch_size": 10**8})
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json["kernel_version"], 1)  # the coordinator has it too
+        primes = self.api("GET", f"/v1/jobs/{r.json['id']}?wait_s=60", timeout=90).json
+        self.assertEqual(primes["state"], "succeeded", primes)
+        self.assertEqual(primes["counts"], {"primes": 50847534})
+        self.note("primes below 1e9 in the cluster: 50847534")
+
         # The killed worker is lost; the others stay, and their containers report healthy.
         wait_for(f"{victim} lost", lambda: self.workers()[victim]["state"] == "lost",
                  LEASE_TIMEOUT + 10)
