@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include "api.h"
+#include "log.h"
 #include "timefmt.h"
 
 #define JOBS_LIMIT_DEFAULT 50
@@ -39,14 +40,7 @@ static json_t *text_json(const char *text)
 {
 	json_t *v = json_string(text);
 	char ascii[JOB_ERROR_MAX];
-	size_t n = 0;
-
-	if (v)
-		return v;
-	for (; text[n] && n + 1 < sizeof ascii; n++)
-		ascii[n] = text[n] >= 0x20 && text[n] < 0x7f ? text[n] : '?';
-	ascii[n] = '\0';
-	return json_string(ascii);
+	return v ? v : json_string(text_ascii(text, ascii, sizeof ascii));
 }
 
 /* Returns a new reference to a job's params object ({} when it has none), or NULL. */
@@ -128,6 +122,14 @@ static json_t *job_to_json_at(struct api *a, const struct job *j, int64_t now)
 static json_t *job_to_json(struct api *a, const struct job *j)
 {
 	return job_to_json_at(a, j, coord_now(a->coord));
+}
+
+/* Replies to a failed request about job id: 404 naming it when there is no such job. */
+static void reply_job_rc(struct req *r, struct api *a, enum tally_err rc, int64_t id)
+{
+	char msg[96];
+	snprintf(msg, sizeof msg, "job %lld: no such job", (long long)id);
+	api_reply_rc(r, a, rc, msg);
 }
 
 static int job_id(struct req *r, struct api *a, int64_t *id)
@@ -227,7 +229,6 @@ void jobs_get(struct req *r, void *app)
 	uint64_t wait = 0;
 	int64_t id;
 	enum tally_err rc;
-	char msg[96];
 
 	if (job_id(r, a, &id))
 		return;
@@ -241,8 +242,7 @@ void jobs_get(struct req *r, void *app)
 		return;
 	}
 	if ((rc = coord_job(a->coord, id, &job))) {
-		snprintf(msg, sizeof msg, "job %lld: no such job", (long long)id);
-		api_reply_rc(r, a, rc, msg);
+		reply_job_rc(r, a, rc, id);
 		return;
 	}
 	if (wait && !job_is_final(job.state) && !req_expired(r) &&
@@ -331,7 +331,6 @@ void jobs_extend(struct req *r, void *app)
 	uint64_t samples;
 	int64_t id;
 	enum tally_err rc;
-	char msg[160];
 
 	if (job_id(r, a, &id) || api_body(r, &body))
 		return;
@@ -357,8 +356,7 @@ void jobs_extend(struct req *r, void *app)
 		return;
 	}
 	if (rc) {
-		snprintf(msg, sizeof msg, "job %lld: no such job", (long long)id);
-		api_reply_rc(r, a, rc, msg);
+		reply_job_rc(r, a, rc, id);
 		return;
 	}
 	reply_json(r, 200, job_to_json(a, &job));
@@ -370,7 +368,6 @@ void jobs_cancel(struct req *r, void *app)
 	struct job job;
 	int64_t id;
 	enum tally_err rc;
-	char msg[96];
 
 	if (job_id(r, a, &id) || api_empty_body(r))
 		return;
@@ -381,8 +378,7 @@ void jobs_cancel(struct req *r, void *app)
 		return;
 	}
 	if (rc) {
-		snprintf(msg, sizeof msg, "job %lld: no such job", (long long)id);
-		api_reply_rc(r, a, rc, msg);
+		reply_job_rc(r, a, rc, id);
 		return;
 	}
 	reply_json(r, 200, job_to_json(a, &job));
@@ -409,8 +405,7 @@ void jobs_history(struct req *r, void *app)
 		return;
 	}
 	if ((rc = coord_history(a->coord, id, &job, &p, &n))) {
-		snprintf(msg, sizeof msg, "job %lld: no such job", (long long)id);
-		api_reply_rc(r, a, rc, msg);
+		reply_job_rc(r, a, rc, id);
 		return;
 	}
 	if (!(points = json_array())) {

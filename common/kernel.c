@@ -54,6 +54,16 @@ int kernel_key_ok(const char *name)
 	       strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
+int kernel_offer_is(const char *offer, const char *name, unsigned *version)
+{
+	size_t len = strlen(name);
+
+	if (strncmp(offer, name, len) || (offer[len] && offer[len] != '@'))
+		return 0;
+	*version = offer[len] ? (unsigned)strtoul(offer + len + 1, NULL, 10) : 0;
+	return 1;
+}
+
 const struct kernel *kernel_find(const char *name)
 {
 	for (size_t i = 0; i < KERNEL_TABLE_LEN; i++)
@@ -444,12 +454,33 @@ void kernel_run_range(const struct kernel *k, uint64_t seed, uint64_t samples, u
 	}
 }
 
-enum tally_err kernel_counts_decode(const struct kernel *k, const json_t *obj, uint64_t *out,
-				    char *err, size_t errlen)
+enum tally_err kernel_counts_decode(const struct kernel *k, struct count_keys *keys,
+				    const json_t *obj, uint64_t *out, char *err, size_t errlen)
 {
-	struct count_keys keys;
-	kernel_keys(k, &keys);
-	return counts_decode(&keys, k->open, obj, out, err, errlen);
+	struct count_keys fixed;
+	uint64_t v[KERNEL_MAX_KEYS];
+	size_t i, j;
+
+	kernel_keys(k, &fixed);
+	if (!keys || k->open)
+		return counts_decode(keys ? keys : &fixed, k->open, obj, out, err, errlen);
+	if (counts_decode(&fixed, 0, obj, v, err, errlen))
+		return TALLY_EINVAL;
+	memset(out, 0, sizeof(uint64_t) * KERNEL_MAX_KEYS);
+	for (i = 0; i < fixed.n; i++) {
+		for (j = 0; j < keys->n && strcmp(keys->name[j], fixed.name[i]); j++)
+			;
+		if (j == keys->n) {
+			if (j == KERNEL_MAX_KEYS) {
+				snprintf(err, errlen, "counts.%s: the job has no room for it",
+					 fixed.name[i]);
+				return TALLY_EINVAL;
+			}
+			memcpy(keys->name[keys->n++], fixed.name[i], KERNEL_KEY_MAX);
+		}
+		out[j] = v[i];
+	}
+	return TALLY_OK;
 }
 
 enum tally_err counts_decode(struct count_keys *keys, int open, const json_t *obj, uint64_t *out,

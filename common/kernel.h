@@ -66,6 +66,9 @@ const struct kernel *kernel_placeholder(void);
 /* Returns the i-th kernel with code here (NULL past the end): built-in ones first. exec is not
  * listed: a worker offers it only when allowed to run programs. */
 const struct kernel *kernel_at(size_t i);
+/* Returns 1 when offer (a worker's "name" or "name@version") is of kernel name, and sets
+ * *version to the version it says (0: none). */
+int kernel_offer_is(const char *offer, const char *name, unsigned *version);
 /* Returns 1 when name is a kernel name: 1 to 31 of [a-z0-9_-]. */
 int kernel_name_ok(const char *name);
 /* Loads every *.so in dir as a plug-in (in name order). Call before starting threads. Returns
@@ -118,11 +121,15 @@ uint64_t kernel_range_samples(uint64_t samples, uint64_t batch_size, uint64_t fi
 void kernel_run_range(const struct kernel *k, uint64_t seed, uint64_t samples, uint64_t batch_size,
 		      uint64_t first_batch, uint64_t count, uint64_t *out);
 
-/* Decodes a counts object {"key": n, ...} holding exactly k's keys, each an integer
- * 0..2^63-1, into out[nkeys]. On error returns TALLY_EINVAL and writes a message naming the key
- * into err. */
-TALLY_WUR enum tally_err kernel_counts_decode(const struct kernel *k, const json_t *obj,
-					      uint64_t *out, char *err, size_t errlen);
+/* Decodes a counts object {"key": n, ...}, each an integer 0..2^63-1, into out[KERNEL_MAX_KEYS]
+ * in the order of keys (a job's names; NULL: k's own). A kernel with fixed names takes exactly
+ * those, wherever keys has them (names learnt from counts before a plug-in was loaded here may
+ * be in another order, or more; one keys lacks is appended). An open kernel's counts name
+ * themselves, new names appended to keys. On error returns TALLY_EINVAL and writes a message
+ * naming the key into err. */
+TALLY_WUR enum tally_err kernel_counts_decode(const struct kernel *k, struct count_keys *keys,
+					      const json_t *obj, uint64_t *out, char *err,
+					      size_t errlen);
 /* Returns a new reference to the counts object for out[nkeys], or NULL when out of memory. */
 json_t *kernel_counts_encode(const struct kernel *k, const uint64_t *counts);
 /* As kernel_counts_decode, against a job's keys: when open, a name not yet in keys is added to

@@ -117,6 +117,15 @@ void log_write(enum log_level level, const char *fmt, ...)
 		return;
 }
 
+const char *text_ascii(const char *s, char *out, size_t outlen)
+{
+	size_t i = 0;
+	for (; s[i] && i + 1 < outlen; i++)
+		out[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	out[i] = '\0';
+	return out;
+}
+
 const char *log_clean(const char *s, char *out, size_t outlen)
 {
 	size_t i = 0;

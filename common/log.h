@@ -20,6 +20,9 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
 /* Copies s into out (outlen bytes) so that it can stand inside a quoted logfmt value: quotes,
  * backslashes and control characters become '?'. Returns out. Can't fail. */
 const char *log_clean(const char *s, char *out, size_t outlen);
+/* Copies s into out (capped), every byte outside printable ASCII as '?': valid JSON text
+ * whatever bytes s held (a program's stderr, a reason cut inside a UTF-8 character). */
+const char *text_ascii(const char *s, char *out, size_t outlen);
 
 #define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_write(LOG_INFO, __VA_ARGS__)

@@ -485,18 +485,25 @@ enum tally_err coord_cancel(struct coord *c, int64_t id, struct job *out)
 	return rc;
 }
 
-/* What coord_extend looks for among a job's done leases: the one holding batch `batch`. */
+/* coord_extend's one pass over a job's done leases: their counts go to its prefix segments
+ * (a job just loaded), and the one holding the short last batch is kept. */
 struct holding {
+	struct live *live;
+	int rebuild;    /* the job was just loaded: its segments are empty */
+	int short_last; /* its last batch, `batch`, is short */
 	uint64_t batch;
 	struct lease lease;
 	uint64_t counts[KERNEL_MAX_KEYS];
 	int found;
 };
 
-static int find_holding(void *ctx, const struct lease *l, const uint64_t *counts)
+static int extend_scan(void *ctx, const struct lease *l, const uint64_t *counts)
 {
 	struct holding *h = ctx;
-	if (h->found || l->first_batch > h->batch || h->batch - l->first_batch >= l->batch_count)
+	if (h->rebuild)
+		live_load_result(h->live, l, counts);
+	if (!h->short_last || h->found || l->first_batch > h->batch ||
+	    h->batch - l->first_batch >= l->batch_count)
 		return 0;
 	h->lease = *l;
 	memcpy(h->counts, counts, sizeof h->counts);
@@ -536,12 +543,13 @@ enum tally_err coord_extend(struct coord *c, int64_t id, uint64_t samples, struc
 		rc = TALLY_ENOMEM;
 		goto done;
 	}
+	h->live = c->live;
+	h->rebuild = loaded;
+	h->short_last = j->spec.samples % j->spec.batch_size != 0;
 	h->batch = j->batches_total - 1;
-	if ((loaded && (rc = db_job_results(c->db, id, load_result, c->live))) ||
-	    (j->spec.samples % j->spec.batch_size &&
-	     (rc = db_job_results(c->db, id, find_holding, h))))
+	if ((h->rebuild || h->short_last) && (rc = db_job_results(c->db, id, extend_scan, h)))
 		goto done;
-	if (loaded && j->state == JOB_SUCCEEDED && j->spec.samples % j->spec.batch_size &&
+	if (loaded && j->state == JOB_SUCCEEDED && h->short_last &&
 	    j->batches_done == j->batches_total && !h->found) {
 		/* Its short last batch was done before leases kept their counts (schema 4): it
 		 * cannot be taken out to be computed again. */
@@ -605,12 +613,9 @@ const char *coord_last_failure(struct coord *c, int64_t id)
 
 int coord_kernel_offered(struct coord *c, const char *name, unsigned version)
 {
-	size_t len = strlen(name);
 	for (size_t k = 0; k < c->noffers; k++) {
-		const char *o = c->offers[k].offer;
-		if (strncmp(o, name, len) || (o[len] && o[len] != '@'))
-			continue;
-		if (!o[len] || !version || strtoul(o + len + 1, NULL, 10) == version)
+		unsigned v;
+		if (kernel_offer_is(c->offers[k].offer, name, &v) && (!v || !version || v == version))
 			return 1;
 	}
 	return 0;
@@ -732,39 +737,6 @@ static enum tally_err coord_discard(struct coord *c, int *finished)
 	return TALLY_OK;
 }
 
-/* Decodes counts into out[] in the order of keys (a job's names). A kernel with fixed names
- * takes exactly those, wherever the job has them (names learnt from counts before its plug-in
- * was loaded here may be in another order, or more); an open kernel's counts name themselves,
- * new names appended to keys. */
-static enum tally_err decode_counts(const struct kernel *k, struct count_keys *keys,
-				    const json_t *counts, uint64_t *out, char *err, size_t errlen)
-{
-	struct count_keys fixed;
-	uint64_t v[KERNEL_MAX_KEYS];
-	size_t i, j;
-
-	if (k->open)
-		return counts_decode(keys, 1, counts, out, err, errlen);
-	kernel_keys(k, &fixed);
-	if (counts_decode(&fixed, 0, counts, v, err, errlen))
-		return TALLY_EINVAL;
-	memset(out, 0, sizeof(uint64_t) * KERNEL_MAX_KEYS);
-	for (i = 0; i < fixed.n; i++) {
-		for (j = 0; j < keys->n && strcmp(keys->name[j], fixed.name[i]); j++)
-			;
-		if (j == keys->n) {
-			if (j == KERNEL_MAX_KEYS) {
-				snprintf(err, errlen, "counts.%s: the job has no room for it",
-					 fixed.name[i]);
-				return TALLY_EINVAL;
-			}
-			memcpy(keys->name[keys->n++], fixed.name[i], KERNEL_KEY_MAX);
-		}
-		out[j] = v[i];
-	}
-	return TALLY_OK;
-}
-
 static enum tally_err complete_lease(struct coord *c, int64_t id, const json_t *counts,
 				     int *duplicate, char *err, size_t errlen)
 {
@@ -798,7 +770,7 @@ static enum tally_err complete_lease(struct coord *c, int64_t id, const json_t *
 	if (!(job = live_job(c->live, lease.job_id)))
 		return TALLY_ELOST;
 	keys = job->keys;
-	if (decode_counts(lease.spec.kernel, &keys, counts, values, err, errlen))
+	if (kernel_counts_decode(lease.spec.kernel, &keys, counts, values, err, errlen))
 		return TALLY_ECOUNTS;
 	why = kernel_check(lease.spec.kernel, &keys, values, lease_samples(&lease));
 	if (why) {

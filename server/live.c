@@ -295,6 +295,17 @@ static enum tally_err range_give_back(struct ljob *j, uint64_t first, uint64_t c
 	return TALLY_OK;
 }
 
+/* Returns a new, empty job for spec (with its prefix segments when it stops early), or NULL. */
+static struct ljob *job_new(const struct job_spec *spec)
+{
+	struct ljob *j = calloc(1, sizeof *j);
+	if (j && spec->target_stderr > 0 && !(j->seg = calloc(JOB_STOP_SEGMENTS, sizeof *j->seg))) {
+		free(j);
+		j = NULL;
+	}
+	return j;
+}
+
 /* Adds (sign 1) or takes back (-1) a done lease's counts in its segment. */
 static void seg_count(struct ljob *j, uint64_t first, uint64_t count, const uint64_t *counts,
 		      int sign)
@@ -315,13 +326,9 @@ static void seg_count(struct ljob *j, uint64_t first, uint64_t count, const uint
 enum tally_err live_load_job(struct live *lv, const struct job *job, uint64_t next_batch,
 			     const char *last_failure)
 {
-	struct ljob *j = calloc(1, sizeof *j);
+	struct ljob *j = job_new(&job->spec);
 	if (!j)
 		return TALLY_ENOMEM;
-	if (job->spec.target_stderr > 0 && !(j->seg = calloc(JOB_STOP_SEGMENTS, sizeof *j->seg))) {
-		free(j);
-		return TALLY_ENOMEM;
-	}
 	j->job = *job;
 	j->job.checks_pending = 0; /* counted again as the pending checks load */
 	if (!j->job.first_lease_id && next_batch)
@@ -370,15 +377,11 @@ void live_set_next_job_id(struct live *lv, int64_t id)
 enum tally_err live_submit(struct live *lv, const struct job_spec *spec, const char *key,
 			   int64_t now, struct job *out)
 {
-	struct ljob *j = calloc(1, sizeof *j);
+	struct ljob *j = job_new(spec);
 	if (!j)
 		return TALLY_ENOMEM;
 	if (key)
 		strncpy(j->key, key, sizeof j->key - 1);
-	if (spec->target_stderr > 0 && !(j->seg = calloc(JOB_STOP_SEGMENTS, sizeof *j->seg))) {
-		free(j);
-		return TALLY_ENOMEM;
-	}
 	j->job.id = lv->next_job_id++;
 	j->job.spec = *spec;
 	j->job.spec.kernel_version = spec->kernel->version; /* the version it is computed with */
@@ -451,10 +454,9 @@ static struct lcheck *check_for(const struct ljob *j, const char *worker, uint64
 	return NULL;
 }
 
-static int same_counts(const struct ljob *j, const struct opinion *a, const struct opinion *b)
+static int same_counts(const struct opinion *a, const struct opinion *b)
 {
-	(void)j; /* unused names count 0: compare them all */
-	return !memcmp(a->counts, b->counts, sizeof a->counts);
+	return !memcmp(a->counts, b->counts, sizeof a->counts); /* unused names count 0 */
 }
 
 static void opinion_set(struct opinion *o, const struct lease *l, const uint64_t *counts)
@@ -969,7 +971,7 @@ static enum tally_err check_opinion(struct live *lv, struct ljob *j, struct lche
 	for (size_t i = 0; i < ch->nop; i++) {
 		size_t a = 0;
 		for (size_t k = 0; k < ch->nop; k++)
-			a += same_counts(j, &ch->op[i], &ch->op[k]);
+			a += same_counts(&ch->op[i], &ch->op[k]);
 		if (a > agree) {
 			agree = a;
 			best = i;
@@ -993,7 +995,7 @@ static enum tally_err check_opinion(struct live *lv, struct ljob *j, struct lche
 	}
 	for (size_t i = 0, n = 0; i < ch->nop; i++) {
 		size_t used = strlen(names);
-		if (!same_counts(j, &ch->op[i], &ch->op[best]) || n == 3)
+		if (!same_counts(&ch->op[i], &ch->op[best]) || n == 3)
 			continue;
 		snprintf(names + used, sizeof names - used, "%s'%s'", n++ ? ", " : "",
 			 ch->op[i].worker);
@@ -1002,7 +1004,7 @@ static enum tally_err check_opinion(struct live *lv, struct ljob *j, struct lche
 		 "job %lld, batches %llu-%llu: its counts differed from those of %s",
 		 (long long)j->job.id, (unsigned long long)ch->first,
 		 (unsigned long long)(ch->first + ch->count - 1), names);
-	ch->state = same_counts(j, &ch->op[0], &ch->op[best]) ? CHECK_PASSED : CHECK_REFUTED;
+	ch->state = same_counts(&ch->op[0], &ch->op[best]) ? CHECK_PASSED : CHECK_REFUTED;
 	if (ch->state == CHECK_PASSED)
 		j->job.checks_passed++;
 	j->job.checks_pending--;
@@ -1010,7 +1012,7 @@ static enum tally_err check_opinion(struct live *lv, struct ljob *j, struct lche
 	check_touch(lv, ch);
 	job_touch(lv, j);
 	for (size_t i = 0; i < ch->nop && !rc; i++)
-		if (!same_counts(j, &ch->op[i], &ch->op[best]))
+		if (!same_counts(&ch->op[i], &ch->op[best]))
 			rc = quarantine(lv, j, ch->op[i].worker, reason, now);
 	return rc;
 }
@@ -1152,7 +1154,7 @@ enum tally_err live_load_opinion(struct live *lv, const struct lease *check,
 	if (!ch || ch->nop == LIVE_OPINIONS_MAX)
 		return TALLY_OK;
 	opinion_set(&ch->op[ch->nop++], check, counts);
-	if (!same_counts(j, &ch->op[0], &ch->op[ch->nop - 1]))
+	if (!same_counts(&ch->op[0], &ch->op[ch->nop - 1]))
 		ch->disputed = 1; /* counted in the job's mismatches already */
 	return TALLY_OK;
 }
@@ -1168,19 +1170,13 @@ enum tally_err live_load_quarantine(struct live *lv, const char *worker, const c
 static int kernel_wanted(const struct ljob *j, const char *const *kernels, size_t n,
 			 unsigned *version)
 {
-	const char *name = j->job.spec.kernel->name;
-	size_t len = strlen(name);
-
 	for (size_t i = 0; i < n; i++) {
-		const char *o = kernels[i];
-		unsigned long v = 0;
-		if (strncmp(o, name, len) || (o[len] && o[len] != '@'))
+		unsigned v;
+		if (!kernel_offer_is(kernels[i], j->job.spec.kernel->name, &v))
 			continue;
-		if (o[len] == '@')
-			v = strtoul(o + len + 1, NULL, 10);
 		if (v && j->job.spec.kernel_version && v != j->job.spec.kernel_version)
 			continue; /* counts of another version are other numbers */
-		*version = (unsigned)v;
+		*version = v;
 		return 1;
 	}
 	return 0;

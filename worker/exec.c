@@ -16,54 +16,65 @@
 
 #define EXEC_POLL_MS 50 /* how often a running program's worker looks at the stop flag */
 
+/* Steps through a ':'-separated list: sets *part and *len to its next non-empty element and
+ * returns 1, or returns 0 at its end. */
+static int next_part(const char **list, const char **part, size_t *len)
+{
+	while (**list == ':')
+		(*list)++;
+	if (!**list)
+		return 0;
+	*part = *list;
+	*len = strcspn(*list, ":");
+	*list += *len;
+	return 1;
+}
+
 int exec_policy_allow(struct exec_policy *p, const char *path, char *err, size_t errlen)
 {
 	char one[PATH_MAX], real[PATH_MAX];
+	const char *part;
+	size_t len;
 
-	while (*path) {
-		size_t len = strcspn(path, ":");
-		if (len && len < sizeof one) {
-			memcpy(one, path, len);
-			one[len] = '\0';
-			if (!realpath(one, real)) {
-				snprintf(err, errlen, "--allow-exec %s: %s", one, strerror(errno));
-				return -1;
-			}
-			if (p->nallow == EXEC_ALLOW_MAX || !(p->allow[p->nallow] = strdup(real))) {
-				snprintf(err, errlen, "--allow-exec: at most %d paths", EXEC_ALLOW_MAX);
-				return -1;
-			}
-			p->nallow++;
-		} else if (len) {
+	while (next_part(&path, &part, &len)) {
+		if (len >= sizeof one) {
 			snprintf(err, errlen, "--allow-exec: a path longer than %zu bytes",
 				 sizeof one - 1);
 			return -1;
 		}
-		path += len + (path[len] == ':');
+		memcpy(one, part, len);
+		one[len] = '\0';
+		if (!realpath(one, real)) {
+			snprintf(err, errlen, "--allow-exec %s: %s", one, strerror(errno));
+			return -1;
+		}
+		if (p->nallow == EXEC_ALLOW_MAX || !(p->allow[p->nallow] = strdup(real))) {
+			snprintf(err, errlen, "--allow-exec: at most %d paths", EXEC_ALLOW_MAX);
+			return -1;
+		}
+		p->nallow++;
 	}
 	return 0;
 }
 
 int exec_policy_env(struct exec_policy *p, const char *names, char *err, size_t errlen)
 {
-	while (*names) {
-		size_t len = strcspn(names, ":");
-		size_t ok = strspn(names, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
-		if (len && (ok < len || (names[0] >= '0' && names[0] <= '9'))) {
+	const char *part;
+	size_t len;
+
+	while (next_part(&names, &part, &len)) {
+		size_t ok = strspn(part, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+		char *copy;
+		if (ok < len || (part[0] >= '0' && part[0] <= '9')) {
 			snprintf(err, errlen, "--exec-env: '%.*s' is not a variable name", (int)len,
-				 names);
+				 part);
 			return -1;
 		}
-		if (len) {
-			char *copy = strndup(names, len);
-			if (p->nenv == EXEC_ENV_MAX || !copy) {
-				free(copy);
-				snprintf(err, errlen, "--exec-env: at most %d names", EXEC_ENV_MAX);
-				return -1;
-			}
-			p->env[p->nenv++] = copy;
+		if (p->nenv == EXEC_ENV_MAX || !(copy = strndup(part, len))) {
+			snprintf(err, errlen, "--exec-env: at most %d names", EXEC_ENV_MAX);
+			return -1;
 		}
-		names += len + (names[len] == ':');
+		p->env[p->nenv++] = copy;
 	}
 	return 0;
 }
@@ -94,16 +105,15 @@ static int exec_allowed(const struct exec_policy *p, const char *real)
 /* Finds a program name through the worker's PATH, into out. Returns 0, or -1. */
 static int exec_which(const char *name, char *out, size_t outlen)
 {
-	const char *path = getenv("PATH");
+	const char *path = getenv("PATH"), *dir;
+	size_t len;
+
 	if (!path)
 		path = "/usr/local/bin:/usr/bin:/bin";
-	while (*path) {
-		size_t len = strcspn(path, ":");
-		if (len && (size_t)snprintf(out, outlen, "%.*s/%s", (int)len, path, name) < outlen &&
+	while (next_part(&path, &dir, &len))
+		if ((size_t)snprintf(out, outlen, "%.*s/%s", (int)len, dir, name) < outlen &&
 		    !access(out, X_OK))
 			return 0;
-		path += len + (path[len] == ':');
-	}
 	return -1;
 }
 

@@ -157,15 +157,9 @@ static long loop_deliver(struct loop *l, const char *path, const json_t *body, j
 static void loop_fail(struct loop *l, const char *id, const char *why, int fault)
 {
 	char ascii[512];
-	size_t n = 0;
-	json_t *body, *reply = NULL;
-
-	/* A reason may quote a program's stderr or a plug-in's message: printable ASCII only, so
-	 * that it is valid JSON text whatever bytes they held. */
-	for (; why[n] && n + 1 < sizeof ascii; n++)
-		ascii[n] = why[n] >= 0x20 && why[n] < 0x7f ? why[n] : '?';
-	ascii[n] = '\0';
-	body = json_pack("{s:s,s:b}", "error", ascii, "fault", fault);
+	/* A reason may quote a program's stderr or a plug-in's message, whatever bytes. */
+	json_t *body = json_pack("{s:s,s:b}", "error", text_ascii(why, ascii, sizeof ascii),
+				 "fault", fault), *reply = NULL;
 	char path[64];
 	long status;
 
@@ -343,6 +337,14 @@ static int loop_quarantined(const json_t *reply)
 	return json_is_string(code) && !strcmp(json_string_value(code), "worker_quarantined");
 }
 
+/* Adds k to the kernels a lease request offers, as "name@version". Returns 0, or -1. */
+static int loop_offer(json_t *req, const struct kernel *k)
+{
+	char offer[KERNEL_NAME_MAX + 12];
+	snprintf(offer, sizeof offer, "%s@%u", k->name, k->version);
+	return json_array_append_new(json_object_get(req, "kernels"), json_string(offer));
+}
+
 int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 {
 	struct loop l = { .cfg = cfg, .stop = stop };
@@ -355,18 +357,11 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 			"skip_jobs", l.skip);
 	/* Offer every kernel this worker has, built in or plug-in, with its version; exec only
 	 * when allowed to run programs. */
-	const struct kernel *offers[KERNEL_PLUGINS_MAX + 8];
-	size_t noffers = 0;
-	while (noffers < KERNEL_PLUGINS_MAX + 7 && kernel_at(noffers))
-		offers[noffers] = kernel_at(noffers), noffers++;
-	if (cfg->exec && cfg->exec->nallow)
-		offers[noffers++] = kernel_find("exec");
-	for (size_t i = 0; req && i < noffers; i++) {
-		char offer[KERNEL_NAME_MAX + 12];
-		snprintf(offer, sizeof offer, "%s@%u", offers[i]->name, offers[i]->version);
-		if (json_array_append_new(json_object_get(req, "kernels"), json_string(offer)))
+	for (size_t i = 0; req && kernel_at(i); i++)
+		if (loop_offer(req, kernel_at(i)))
 			json_decref(req), req = NULL;
-	}
+	if (req && cfg->exec && cfg->exec->nallow && loop_offer(req, kernel_find("exec")))
+		json_decref(req), req = NULL;
 	if (!l.client || !req || !l.skip) {
 		client_free(l.client);
 		json_decref(req);

@@ -17,7 +17,7 @@ static void check_counts(const struct kernel *k, const json_t *counts)
 	json_t *result;
 
 	memset(err, 0xff, sizeof err);
-	if (kernel_counts_decode(k, counts, v, err, sizeof err)) {
+	if (kernel_counts_decode(k, NULL, counts, v, err, sizeof err)) {
 		FUZZ_CHECK(memchr(err, '\0', sizeof err), "%s: message not NUL-terminated",
 			   k->name);
 		FUZZ_CHECK(!strncmp(err, "counts", 6) && err[6] && strchr(".:", err[6]),

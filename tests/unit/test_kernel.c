@@ -210,7 +210,7 @@ static void test_counts_json(void **state)
 	char err[128];
 	json_t *o = kernel_counts_encode(pi(), in), *bad;
 	(void)state;
-	assert_int_equal(kernel_counts_decode(pi(), o, out, err, sizeof err), TALLY_OK);
+	assert_int_equal(kernel_counts_decode(pi(), NULL, o, out, err, sizeof err), TALLY_OK);
 	assert_memory_equal(in, out, sizeof in);
 	json_decref(o);
 
@@ -225,7 +225,7 @@ static void test_counts_json(void **state)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		bad = json_loads(cases[i].text, 0, NULL);
 		assert_non_null(bad);
-		assert_int_equal(kernel_counts_decode(pi(), bad, out, err, sizeof err), TALLY_EINVAL);
+		assert_int_equal(kernel_counts_decode(pi(), NULL, bad, out, err, sizeof err), TALLY_EINVAL);
 		assert_non_null(strstr(err, cases[i].needle));
 		json_decref(bad);
 	}
