@@ -11,7 +11,7 @@ static unsigned long made;
 /* Returns 1 when this allocation must fail. */
 static int alloc_refused(void)
 {
-	made++;
+	__atomic_fetch_add(&made, 1, __ATOMIC_RELAXED);
 	if (countdown < 0)
 		return 0;
 	if (countdown > 0) {
@@ -61,5 +61,5 @@ void alloc_fail_never(void)
 
 unsigned long alloc_count(void)
 {
-	return made;
+	return __atomic_load_n(&made, __ATOMIC_RELAXED);
 }
