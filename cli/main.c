@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <curl/curl.h>
+#include "client.h"
 #include "commands.h"
 #include "local.h"
 #include "kernel.h"
@@ -123,25 +123,28 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_sigint;
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (client_global_init()) {
+		fprintf(stderr, "%s: cannot initialise the HTTP client\n", prog);
+		return 1;
+	}
 	if (!*server) {
 		if (!run) {
 			fprintf(stderr, "%s: set TALLY_SERVER (or --server) to the coordinator's URL\n",
 				prog);
-			curl_global_cleanup();
+			client_global_cleanup();
 			return 2;
 		}
 		if (run && (!kernel_find(arg) || !strcmp(arg, "exec"))) {
 			/* The embedded worker runs the built-in kernels only. */
 			fprintf(stderr, "%s: kernel '%s' runs on a cluster's workers only (set "
 					"TALLY_SERVER); here: pi, count\n", prog, arg);
-			curl_global_cleanup();
+			client_global_cleanup();
 			return 2;
 		}
 		log_set_level(LOG_WARN); /* the embedded coordinator's and worker's chatter */
 		if (!(local = local_start((int)threads, &server, err, sizeof err))) {
 			fprintf(stderr, "tally: %s\n", err);
-			curl_global_cleanup();
+			client_global_cleanup();
 			return 1;
 		}
 	}
@@ -165,6 +168,6 @@ int main(int argc, char **argv)
 		rc = cmd_cancel(&c, arg);
 	client_free(c.client);
 	local_stop(local);
-	curl_global_cleanup();
+	client_global_cleanup();
 	return rc;
 }

@@ -96,7 +96,7 @@ static int held_parse(const struct loop *l, const json_t *j, struct held *h)
 			return -1;
 		}
 	} else {
-		strcpy(h->params, text);
+		memcpy(h->params, text, strlen(text) + 1); /* fits: checked above */
 	}
 	free(text);
 	h->k = kernel_find(kernel);
@@ -300,11 +300,8 @@ static int loop_lease(struct loop *l, const json_t *lease)
 		loop_fail(l, h.id, err, 1);
 		goto done;
 	}
-#ifdef TALLY_LIAR
-	/* tally-worker-liar, built by tests/ only: a faulty worker, one count off, for the test of
-	 * verification by recomputation. */
-	counts[0] = counts[0] ? counts[0] - 1 : 1;
-#endif
+	if (l->cfg->tamper && l->cfg->tamper->counts)
+		l->cfg->tamper->counts(&keys, counts);
 	body = json_pack("{s:o}", "counts", counts_encode(&keys, counts));
 	if (!body) {
 		log_error("msg=\"out of memory\" lease=%s", h.id);

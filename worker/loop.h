@@ -4,7 +4,15 @@
 #define TALLY_LOOP_H
 
 #include <signal.h>
+#include <stdint.h>
 #include "exec.h"
+#include "kernel.h"
+
+/* A test double's hook (tests/doubles/liar.c): changes the counts of each lease before they are
+ * delivered. Product code never sets one. */
+struct loop_tamper {
+	void (*counts)(const struct count_keys *keys, uint64_t *counts);
+};
 
 struct loop_config {
 	const char *server;  /* "http://host:port" */
@@ -14,6 +22,7 @@ struct loop_config {
 	const char *token;   /* the worker token ("" when the coordinator needs none) */
 	const char *cacert;  /* PEM CA file to trust for https:// ("": the system's) */
 	const struct exec_policy *exec; /* programs kernel exec may run; none: exec is off */
+	const struct loop_tamper *tamper; /* NULL but in test doubles */
 };
 
 /* Runs until *stop is set, then finishes (or fails) the lease in hand and returns 0.

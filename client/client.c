@@ -6,6 +6,16 @@
 #include "buf.h"
 #include "client.h"
 
+enum tally_err client_global_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) ? TALLY_EIO : TALLY_OK;
+}
+
+void client_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
 struct client {
 	CURL *curl;
 	struct curl_slist *headers; /* for a JSON body: Content-Type, and the token if any */

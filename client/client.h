@@ -1,5 +1,6 @@
-/* The HTTP client of the worker and the CLI: the only code that includes curl.h. One keep-alive
- * connection to the coordinator, JSON in and out, replies capped at CLIENT_REPLY_MAX bytes. */
+/* The HTTP client of the worker, the CLI and the benchmarks: the only code that includes curl.h.
+ * One keep-alive connection to the coordinator, JSON in and out, replies capped at
+ * CLIENT_REPLY_MAX bytes. */
 #ifndef TALLY_CLIENT_H
 #define TALLY_CLIENT_H
 
@@ -10,6 +11,12 @@
 #define CLIENT_REPLY_MAX (1024 * 1024)
 
 struct client;
+
+/* Sets up (and tears down) the transport library for the process: call once, before any other
+ * thread starts, and the cleanup once at the end. client_global_init returns TALLY_OK, or
+ * TALLY_EIO when it cannot. */
+TALLY_WUR enum tally_err client_global_init(void);
+void client_global_cleanup(void);
 
 /* Returns a client for the coordinator at base_url ("http://host:port"), or NULL when out of
  * memory. abort, when not NULL, is polled during transfers marked abortable. */
