@@ -2,7 +2,8 @@
  * HTTP and no database. The end-to-end benchmark compares the service against this.
  *   tally-bench-kernel --kernel pi --samples 1e10 --batch-size 100000 --threads 2 [--path avx512]
  * Prints one JSON object: {"kernel", "path", "samples", "batch_size", "threads", "seconds",
- * "rate", "counts"}. */
+ * "rate", "counts"}. Exit status: 0 done, 1 the computation failed, 2 bad usage, 77 the path
+ * is one this CPU cannot run (the one status a test may take for a skip). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,11 @@ int main(int argc, char **argv)
 		}
 	}
 	k = kernel_find(kname);
+	if (path && (!strcmp(path, "scalar") || !strcmp(path, "avx2") || !strcmp(path, "avx512")) &&
+	    !pi_path_supported(path)) {
+		fprintf(stderr, "%s: path %s: not on this CPU\n", argv[0], path);
+		return 77;
+	}
 	if (!k || threads < 1 || batch > samples || (path && pi_set_path(path))) {
 		fprintf(stderr, "%s: bad kernel, thread count, batch size or path\n", argv[0]);
 		return 2;
