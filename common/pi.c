@@ -27,12 +27,12 @@ struct pi_state {
 typedef uint64_t (*pi_blocks_fn)(struct pi_state *st, uint64_t blocks);
 typedef void (*pi_seed_fn)(uint64_t batch_key, struct pi_state *st);
 
-/* Seeds lane l from rng_mix(batch_key ^ l), as rng_xoshiro_seed does. */
+/* Seeds lane l from rng_lane_key(batch_key, l). */
 static void pi_seed_scalar(uint64_t batch_key, struct pi_state *st)
 {
 	for (int l = 0; l < PI_LANES; l++) {
 		uint64_t s[4];
-		rng_xoshiro_seed(rng_mix(batch_key ^ (uint64_t)l), s);
+		rng_xoshiro_seed(rng_lane_key(batch_key, (uint64_t)l), s);
 		for (int w = 0; w < 4; w++)
 			st->s[w][l] = s[w];
 	}
@@ -248,9 +248,8 @@ static void pi_run(uint64_t seed, uint64_t batch, uint64_t first, uint64_t n, co
 
 	pi_path();
 	int path = __atomic_load_n(&pi_chosen, __ATOMIC_RELAXED);
-	/* stream_key = mix(mix(mix(seed ^ tag) ^ batch) ^ lane): the first two mixes are shared by
-	 * the lanes. */
-	pi_paths[path].seed(rng_mix(rng_mix(seed ^ PI_TAG) ^ batch), &st);
+	/* rng_stream_key(PI_TAG, seed, batch, lane), with the batch's part shared by the lanes. */
+	pi_paths[path].seed(rng_batch_key(PI_TAG, seed, batch), &st);
 	fn = pi_paths[path].fn;
 	while (blocks) {
 		uint64_t chunk = blocks < PI_CHUNK ? blocks : PI_CHUNK;

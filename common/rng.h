@@ -23,10 +23,24 @@ static inline uint64_t rng_mix(uint64_t v)
 	return rng_splitmix64(&v);
 }
 
-/* The key of one lane of one batch: mix(mix(mix(seed ^ tag) ^ batch) ^ lane). */
+/* The key shared by every lane of one batch: mix(mix(seed ^ tag) ^ batch). */
+static inline uint64_t rng_batch_key(uint64_t tag, uint64_t seed, uint64_t batch)
+{
+	return rng_mix(rng_mix(seed ^ tag) ^ batch);
+}
+
+/* The key of one lane from its batch's key: mix(batch_key ^ lane). (pi's avx512 path computes
+ * eight of these at once; tests/unit/test_kernel.c checks every path against this.) */
+static inline uint64_t rng_lane_key(uint64_t batch_key, uint64_t lane)
+{
+	return rng_mix(batch_key ^ lane);
+}
+
+/* The key of one lane of one batch: mix(mix(mix(seed ^ tag) ^ batch) ^ lane), as
+ * docs/algorithm.md specifies it. */
 static inline uint64_t rng_stream_key(uint64_t tag, uint64_t seed, uint64_t batch, uint64_t lane)
 {
-	return rng_mix(rng_mix(rng_mix(seed ^ tag) ^ batch) ^ lane);
+	return rng_lane_key(rng_batch_key(tag, seed, batch), lane);
 }
 
 /* Fills s[0..3] with a xoshiro256 state: four splitmix64 outputs from the key. */

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include "kernel.h"
 #include "pi.h"
+#include "rng.h"
 
 static const struct kernel *pi(void)
 {
@@ -171,6 +172,41 @@ static void test_pi_paths_agree(void **state)
 				     : pi_path_supported("avx2") ? "avx2" : "scalar"), 0);
 }
 
+/* docs/algorithm.md's pi_counts, written as the spec says (lane by lane, rng_stream_key): every
+ * path of the kernel must give its counts. */
+static uint64_t pi_reference(uint64_t seed, uint64_t batch, uint64_t n)
+{
+	uint64_t inside = 0;
+	for (uint64_t l = 0; l < 8; l++) {
+		uint64_t s[4];
+		rng_xoshiro_seed(rng_stream_key(0x5049000000000001ULL, seed, batch, l), s);
+		for (uint64_t i = l; i < n; i += 8) {
+			uint64_t r = rng_xoshiro_next(s), x = r >> 33, y = (r >> 2) & 0x7FFFFFFF;
+			inside += x * x + y * y < (1ULL << 62);
+		}
+	}
+	return inside;
+}
+
+static void test_pi_matches_the_spec(void **state)
+{
+	static const char *const paths[] = { "scalar", "avx2", "avx512" };
+	static const uint64_t lens[] = { 0, 1, 7, 8, 9, 17, 1000, 4099 };
+	(void)state;
+	for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+		if (pi_set_path(paths[p]))
+			continue; /* this CPU lacks it */
+		for (size_t t = 0; t < sizeof lens / sizeof lens[0]; t++) {
+			uint64_t seed = 42 + t, batch = 7 * t + (t << 40), got[2] = { 0 };
+			pi()->run(seed, batch, 0, lens[t], NULL, got);
+			assert_int_equal(got[0], pi_reference(seed, batch, lens[t]));
+			assert_int_equal(got[1], lens[t]);
+		}
+	}
+	assert_int_equal(pi_set_path(pi_path_supported("avx512") ? "avx512"
+				     : pi_path_supported("avx2") ? "avx2" : "scalar"), 0);
+}
+
 static void test_pi_check(void **state)
 {
 	uint64_t ok[2] = { 5, 10 }, wrong_n[2] = { 5, 9 }, too_many[2] = { 11, 10 };
@@ -243,6 +279,7 @@ int main(void)
 		cmocka_unit_test(test_pi_short_last_batch),
 		cmocka_unit_test(test_pi_known_answers),
 		cmocka_unit_test(test_pi_paths_agree),
+		cmocka_unit_test(test_pi_matches_the_spec),
 		cmocka_unit_test(test_pi_check),
 		cmocka_unit_test(test_pi_result),
 		cmocka_unit_test(test_count_kernel),
