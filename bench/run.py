@@ -3,11 +3,25 @@
 
     scripts/build.sh && python3 bench/run.py            # everything (about 5 minutes)
     python3 bench/run.py --only kernel e2e              # some; the others keep their old rows
+    python3 bench/run.py --against ../baseline/build/bin --ab-out docs/benchmarks-ab.md
+                                                        # A/B: this build against another
 
 Every figure is the median of several runs unless the table says otherwise; a ratio is measured
 in one run, its two sides interleaved. Timing is for benchmarks, never for tests.
+
+A/B (--against DIR, DIR a bin directory of another build): runs the dispatch, e2e and latency
+benchmarks (or those of them --only names) for both builds in one run, interleaved: each round
+runs every benchmark once for each build, the order of the two flipping from round to round
+(A B, B A, A B, ...), so that drift in the machine's load falls on both alike. It prints, for
+each figure, the median over rounds for this build and for the other, and their ratio (this /
+other); --ab-out FILE also writes that table to FILE (docs/benchmarks-ab.md, say).
+docs/benchmarks.md and docs/benchmarks.json are left alone. The other build's tally-server,
+tally-worker and tally-bench-kernel are used for its side; tally-loadgen, the measuring
+instrument, is this build's for both. Each benchmark measures as it does alone, but repeats
+once per call (--runs) since the rounds do the repeating.
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -23,12 +37,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 os.environ.setdefault("TALLY_BIN", os.path.join(ROOT, "build", "bin"))
+import harness  # noqa: E402
 from harness import Server, Worker, request  # noqa: E402
 
 BIN = os.environ["TALLY_BIN"]
 NPROC = os.cpu_count()
 OUT = os.path.join(ROOT, "docs", "benchmarks.md")
 RESULTS = os.path.join(ROOT, "docs", "benchmarks.json")
+LOADGEN = os.path.join(BIN, "tally-loadgen")  # this build's, whichever build is measured
 
 
 def sh(*args, **kw):
@@ -99,19 +115,20 @@ def bench_kernel(r):
             r[f"kernel_{path}"] = med(rates)
 
 
-def bench_e2e(r, runs=5):
+def bench_e2e(r, runs=5, samples=10**10):
     c = Cluster()
     try:
         c.run(kernel="pi", samples=10**9, batch_size=100_000, seed=1)  # warm-up: rates learnt
         svc, base, counts = [], [], set()
         for i in range(runs):
-            base.append(bare(10**10)["seconds"])
-            t, job = c.run(kernel="pi", samples=10**10, batch_size=100_000, seed=42)
+            base.append(bare(samples)["seconds"])
+            t, job = c.run(kernel="pi", samples=samples, batch_size=100_000, seed=42)
             svc.append(t)
             counts.add(json.dumps(job["counts"]))
         r["e2e_service_s"], r["e2e_bare_s"] = med(svc), med(base)
         r["e2e_ratio"] = med(svc) / med(base)
         r["e2e_identical"] = len(counts) == 1
+        r["e2e_counts"] = sorted(counts)  # JSON texts: one when identical
     finally:
         c.close()
 
@@ -222,7 +239,7 @@ def bench_seed(r):
 
 
 def loadgen(*args):
-    return json.loads(sh(os.path.join(BIN, "tally-loadgen"), *args).strip().splitlines()[-1])
+    return json.loads(sh(LOADGEN, *args).strip().splitlines()[-1])
 
 
 def fresh_server():
@@ -230,7 +247,7 @@ def fresh_server():
     return Server(tempfile.mkdtemp(prefix="tally-bench-"))
 
 
-def bench_dispatch(r, runs=3):
+def bench_dispatch(r, runs=3, seconds=10):
     """Three 10 s runs, each on a fresh coordinator killed with SIGKILL at its end; the row
     shows the medians, and every run's acknowledged completes must all be counted."""
     outs, acked_all, durable = [], 0, True
@@ -239,7 +256,7 @@ def bench_dispatch(r, runs=3):
         try:
             acked = os.path.join(s.tmpdir, "acked")
             outs.append(loadgen("cycle", "--port", str(s.port), "--workers", "256",
-                                "--seconds", "10", "--acked", acked))
+                                "--seconds", str(seconds), "--acked", acked))
             with open(acked) as f:
                 n_acked = sum(1 for _ in f)
             s.kill(signal.SIGKILL)
@@ -341,7 +358,8 @@ def fmt(r, key, f="{:.3g}", unit=""):
     return (f.format(r[key]) + unit) if key in r else "not measured"
 
 
-def write(r):
+def machine():
+    """The CPU's name, the core count and the widest SIMD, for a table's heading."""
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -350,6 +368,10 @@ def write(r):
                 break
     flags = open("/proc/cpuinfo").read()
     simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{cpu}, {NPROC} cores ({simd})"
+
+
+def write(r):
     R = "python3 bench/run.py --only"
     lin = ""
     if all(f"growth_1e{e}_s" in r for e in (8, 9, 10, 11)):
@@ -385,14 +407,15 @@ def write(r):
     lines = [
         "# Benchmarks",
         "",
-        f"Machine: {cpu}, {NPROC} cores ({simd}), {r.get('_date', '?')}. Written by "
+        f"Machine: {machine()}, {r.get('_date', '?')}. Written by "
         "`python3 bench/run.py` (after `scripts/build.sh`); each row says how to rerun it alone.",
         "Figures are medians of several runs (5 for times, 3 for kernel rates) except where a row",
         "says otherwise; a ratio's two sides are measured in the same run, interleaved. The bare",
         "kernel is `build/bin/tally-bench-kernel`: the worker's compute pool over the whole job, no",
         "HTTP, no database. Service times run from the POST to the reply that shows `succeeded`",
         "(waited for with `GET /v1/jobs/<id>?wait_s=60`), with a coordinator and one worker",
-        "(all cores) on this machine.",
+        "(all cores) on this machine. To compare this build with another, interleaved: `python3",
+        "bench/run.py --against DIR` (see its `--help`); that writes nothing here.",
         "",
         "| what (issue 3 target) | target | measured | command |",
         "|---|---|---|---|",
@@ -428,10 +451,183 @@ def write(r):
         f.write("\n".join(lines) + "\n")
 
 
+# ---- A/B: this build against another (--against) ----
+
+AB_BENCHES = ("dispatch", "e2e", "latency")
+# What an A/B run reports, per benchmark: (key, label, format). Numbers are medians over rounds;
+# a flag (True/False) is "yes" when true in every round; keys not listed are left out.
+AB_FIGURES = {
+    "dispatch": [
+        ("dispatch_rate", "dispatch: lease+complete cycles/s, 256 workers (higher is better)",
+         "{:.0f}"),
+        ("dispatch_p50_ms", "dispatch: cycle latency p50, ms", "{:.2f}"),
+        ("dispatch_p99_ms", "dispatch: cycle latency p99, ms", "{:.2f}"),
+        ("dispatch_errors", "dispatch: loadgen errors", "{:.0f}"),
+        ("dispatch_durable", "dispatch: acknowledged completes all counted after kill -9", None),
+    ],
+    "e2e": [
+        ("e2e_service_s", "e2e: pi, POST to succeeded, s", "{:.3f}"),
+        ("e2e_bare_s", "e2e: bare kernel (the build's tally-bench-kernel), s", "{:.3f}"),
+        ("e2e_ratio", "e2e: service / bare kernel", "{:.3f}"),
+        ("e2e_same_counts", "e2e: counts (seed 42) the same in every run of both builds", None),
+    ],
+    "latency": [
+        ("latency_p50_ms", "latency: one-batch job, submit to result p50, ms", "{:.2f}"),
+        ("latency_p99_ms", "latency: one-batch job, submit to result p99, ms", "{:.2f}"),
+    ],
+}
+# --quick: a smoke test of the A/B machinery, figures not comparable with docs/benchmarks.md.
+AB_QUICK = {"dispatch": {"seconds": 2}, "e2e": {"samples": 10**9}, "latency": {"n": 50}}
+AB_NEEDS = ("tally-server", "tally-worker", "tally-bench-kernel")
+
+
+@contextlib.contextmanager
+def using(bin_dir):
+    """Runs the benchmarks inside the with-block on the build in bin_dir: its server, worker
+    and bare kernel (run.py's BIN and the harness's)."""
+    global BIN
+    saved = BIN, harness.BIN
+    BIN = harness.BIN = bin_dir
+    try:
+        yield
+    finally:
+        BIN, harness.BIN = saved
+
+
+def source_of(bin_dir):
+    """The commit of the source tree a bin directory sits in (git describe), or '?'."""
+    try:
+        return sh("git", "-C", bin_dir, "describe", "--always", "--dirty").strip()
+    except (subprocess.CalledProcessError, OSError):
+        return "?"
+
+
+def ab_kwargs(name, runs, quick):
+    kw = dict(AB_QUICK[name]) if quick else {}
+    if name in ("dispatch", "e2e"):
+        kw["runs"] = runs
+    return kw
+
+
+def ab_run(names, other, rounds, runs, quick):
+    """Runs names for this build (A) and other (B), interleaved. Returns ({side: {key: [one
+    value per round that succeeded]}}, [failures as strings])."""
+    sides = {"A": os.path.realpath(BIN), "B": os.path.realpath(other)}
+    got = {"A": {}, "B": {}}
+    failed, counts = [], set()
+    for i in range(rounds):
+        order = "AB" if i % 2 == 0 else "BA"
+        for name in names:
+            for side in order:
+                print(f"bench: round {i + 1}/{rounds}: {name}, build {side}", file=sys.stderr,
+                      flush=True)
+                r = {}
+                try:
+                    with using(sides[side]):
+                        BENCHES[name](r, **ab_kwargs(name, runs, quick))
+                except Exception as e:  # keep the other rounds
+                    print(f"bench: {name} ({side}) failed: {e!r}", file=sys.stderr)
+                    failed.append(f"{name} ({side}, round {i + 1})")
+                    continue
+                for key, _, _ in AB_FIGURES[name]:
+                    if key in r:
+                        got[side].setdefault(key, []).append(r[key])
+                counts.update(r.get("e2e_counts", ()))
+    if counts:  # one flag for both sides: did A and B, every run, count alike?
+        got["A"]["e2e_same_counts"] = got["B"]["e2e_same_counts"] = [len(counts) == 1]
+    return got, failed
+
+
+def ab_table(names, got, other, rounds, runs, quick):
+    """The A/B result as Markdown lines."""
+    def cell(xs, f):
+        if not xs:
+            return "not measured"
+        if f is None:
+            return "yes" if all(xs) else f"NO (yes in {sum(map(bool, xs))} of {len(xs)})"
+        return f.format(med(xs))
+
+    def spread(xs, f):
+        return f"{f.format(min(xs))}..{f.format(max(xs))}" if xs and f else ""
+
+    only = " ".join(names)
+    lines = [
+        "# Benchmarks: this build (A) against another (B)",
+        "",
+        f"Machine: {machine()}, {datetime.date.today().isoformat()}. Written by `python3 "
+        f"bench/run.py --only {only} --against {other} --rounds {rounds} --runs {runs}"
+        f"{' --quick' if quick else ''}`.",
+        f"A: `{os.path.realpath(BIN)}` (source {source_of(BIN)}); B: `{os.path.realpath(other)}` "
+        f"(source {source_of(other)}); tally-loadgen is A's for both.",
+        f"{rounds} rounds, each running every benchmark once per build, the order flipping "
+        "(A B, B A, ...); each figure is the median over rounds, its range in the last column.",
+    ]
+    if quick:
+        lines.append("**--quick: shortened benchmarks, a smoke test; these figures are not "
+                     "comparable with docs/benchmarks.md.**")
+    lines += ["", "| figure | A (this build) | B (other) | A / B | range A; B |",
+              "|---|---|---|---|---|"]
+    for name in names:
+        for key, label, f in AB_FIGURES[name]:
+            a, b = got["A"].get(key, []), got["B"].get(key, [])
+            ratio = ""
+            if f and a and b and med(b):
+                ratio = f"{med(a) / med(b):.3f}"
+            rng = f"{spread(a, f)}; {spread(b, f)}" if f else ""
+            lines.append(f"| {label} | {cell(a, f)} | {cell(b, f)} | {ratio} | {rng} |")
+    return lines
+
+
+def ab_main(ap, args):
+    other = args.against
+    missing = [n for n in AB_NEEDS if not os.access(os.path.join(other, n), os.X_OK)]
+    if missing:
+        ap.error(f"--against {other}: no {', '.join(missing)} there (a bin directory)")
+    names = args.only or list(AB_BENCHES)
+    wrong = [n for n in names if n not in AB_BENCHES]
+    if wrong:
+        ap.error(f"--against runs only {', '.join(AB_BENCHES)}, not {', '.join(wrong)}")
+    got, failed = ab_run(names, other, args.rounds, args.runs, args.quick)
+    lines = ab_table(names, got, other, args.rounds, args.runs, args.quick)
+    if failed:
+        lines += ["", f"Failed: {', '.join(failed)}."]
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.ab_out:
+        with open(args.ab_out, "w") as f:
+            f.write(text)
+        print(f"wrote {args.ab_out}", file=sys.stderr)
+    if failed:
+        sys.exit(f"bench: failed: {', '.join(failed)}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--only", nargs="*", choices=sorted(BENCHES), help="run only these")
+    ab = ap.add_argument_group("A/B against another build (docs/benchmarks.md is left alone)")
+    ab.add_argument("--against", metavar="DIR",
+                    help="the bin directory of another build (tally-server, tally-worker,\n"
+                         "tally-bench-kernel); runs dispatch, e2e and latency (or those --only\n"
+                         "names) for both builds, interleaved, and prints both and A / B")
+    ab.add_argument("--rounds", type=int, metavar="N",
+                    help="rounds, each running every benchmark once per build (default 5)")
+    ab.add_argument("--runs", type=int, metavar="N",
+                    help="repetitions inside each dispatch and e2e call (default 1: the\n"
+                         "rounds repeat, so that the builds alternate as often as possible)")
+    ab.add_argument("--quick", action="store_true",
+                    help="a smoke test: dispatch 2 s runs, e2e 1e9 samples, latency 50 jobs\n"
+                         "(figures not comparable with docs/benchmarks.md)")
+    ab.add_argument("--ab-out", metavar="FILE",
+                    help="also write the A/B table to FILE (e.g. docs/benchmarks-ab.md)")
     args = ap.parse_args()
+    if args.against:
+        args.rounds = 5 if args.rounds is None else args.rounds
+        args.runs = 1 if args.runs is None else args.runs
+        if args.rounds < 1 or args.runs < 1:
+            ap.error("--rounds and --runs must be at least 1")
+        return ab_main(ap, args)
+    if args.quick or args.ab_out or args.rounds is not None or args.runs is not None:
+        ap.error("--rounds, --runs, --quick and --ab-out are for an A/B run (--against DIR)")
     r = {}
     if os.path.exists(RESULTS):
         with open(RESULTS) as f:
