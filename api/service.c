@@ -10,6 +10,8 @@
 #include "service.h"
 #include "timefmt.h"
 
+#define SERVICE_REAP_RETRY_MS 1000 /* a reap that could not end an expired lease (out of memory) */
+
 struct service {
 	struct db *db;
 	struct coord *coord;
@@ -40,10 +42,12 @@ static void hook_jobs(void *ctx)
 		http_wake(s->http, API_WAKE_JOBS);
 }
 
-/* The earliest lease expiry (0: none): then parked lease requests wake to take it. */
+/* The earliest lease expiry (0: none): then the loop's timer reaps it (on_timer), and parked
+ * lease requests wake to take what it gave back. */
 static void hook_expiry(void *ctx, int64_t at)
 {
 	struct service *s = ctx;
+	evloop_timer_at(s->loop, timefmt_mono_at(at));
 	if (s->http)
 		http_wake_at(s->http, at, API_WAKE_WORK);
 }
@@ -69,6 +73,19 @@ static void on_stalled(void *app, int64_t ms)
 	coord_stalled(((struct service *)app)->coord, ms);
 }
 
+/* A lease has expired: reclaim it now rather than when the next lease request comes, so that
+ * /metrics and the job show it gone; the pass's commit writes that. The timer is spent, so it
+ * is set again for the next expiry (the reap sets it too, when it ends a lease). */
+static void on_timer(void *app)
+{
+	struct service *s = app;
+	int64_t at = 0, now = coord_now(s->coord);
+
+	if (coord_reap(s->coord) || coord_next_expiry(s->coord, &at) || (at && at <= now))
+		at = now + SERVICE_REAP_RETRY_MS; /* it could not end that lease (out of memory) */
+	evloop_timer_at(s->loop, timefmt_mono_at(at));
+}
+
 enum tally_err service_start(const struct service_config *cfg, struct service **out, char *err,
 			     size_t errlen)
 {
@@ -82,7 +99,7 @@ enum tally_err service_start(const struct service_config *cfg, struct service **
 	snprintf(s->api.client_token, sizeof s->api.client_token, "%s", cfg->client_token);
 	snprintf(s->api.worker_token, sizeof s->api.worker_token, "%s", cfg->worker_token);
 	if ((rc = evloop_new(&(struct evloop_hooks){ on_changes, on_dirty, on_flush, on_stalled,
-						     NULL, s },
+						     on_timer, s },
 			     &s->loop))) {
 		snprintf(err, errlen, "cannot start the event loop");
 		goto fail;
