@@ -1,32 +1,27 @@
-/* libmicrohttpd glue: routing, capped bodies, JSON replies, parked (long-poll) requests and
- * replies held for group commit. One event-loop thread of ours runs MHD's passes (epoll, never
- * blocking inside MHD: 0.9.75's own blocking loop stalls when 128 events come back at once) and
- * commits after each. A timer thread only resumes parked connections; it never runs handlers. */
+/* libmicrohttpd glue: routing, capped bodies, JSON replies, parking requests and holding replies
+ * for the group commit, and the watch on connections that send their request too slowly. The
+ * event loop (evloop.c) runs MHD's passes through http_io(): epoll, never blocking inside MHD
+ * (0.9.75's own blocking loop stalls when 128 events come back at once). */
 #include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
-#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-#include <unistd.h>
 #include <sys/socket.h>
 #include <microhttpd.h>
 #include "http.h"
+#include "park.h"
+#include "route.h"
 #include "timefmt.h"
+#include "utf8.h"
 
-#define HTTP_PARAMS_MAX 2
-#define HTTP_SEGMENT_MAX 128
 #define HTTP_HEADERS_MAX 4
 #define HTTP_CONN_TIMEOUT_S 300 /* MHD's idle timeout; parked requests are exempt */
 #define HTTP_CONN_LIMIT 4000
 #define HTTP_REQUEST_TIMEOUT_S 30
 #define HTTP_SWEEP_MS 500 /* how often connections are checked against the request deadline */
-#define HTTP_STALL_MS 2000 /* a pass this much later than due means the loop was held up */
-#define HTTP_STOP_MS 200 /* how long a stopping server goes on answering */
 #define HTTP_CONN_MEMORY (6 * 1024) /* MHD's per-connection pool: headers; bodies are ours */
 
 /* One TCP connection, watched so that a client sending a request slowly (or not at all) cannot
@@ -44,7 +39,7 @@ struct req {
 	struct MHD_Connection *conn;
 	const struct http_route *route;
 	int checked; /* the body's size and type have been checked */
-	char params[HTTP_PARAMS_MAX][HTTP_SEGMENT_MAX];
+	char params[ROUTE_PARAMS_MAX][ROUTE_SEGMENT_MAX];
 	struct buf body;
 	int too_big;
 	int64_t started;
@@ -55,15 +50,13 @@ struct req {
 	char *hdr_name[HTTP_HEADERS_MAX];
 	char *hdr_value[HTTP_HEADERS_MAX];
 	size_t nhdr;
-	/* parking */
-	int park;
+	/* parking, and holding for the commit */
+	int park;             /* the handler asked to park */
+	int64_t park_until;
+	unsigned park_on;     /* the events that wake it (a mask of the API's choosing) */
+	struct park_entry pe; /* in h->park while parked */
 	int held;             /* 1: waiting for the pass's commit; 2: committed, send the reply */
 	struct req *next_held;
-	int64_t park_until;
-	unsigned park_on;        /* the events that wake it (a mask of the API's choosing) */
-	uint64_t wake_gen;       /* h->wake_gen when the handler last started */
-	struct req *prev, *next; /* in h->parked while parked */
-	int in_list;
 	void *state;
 	void (*state_free)(void *);
 };
@@ -73,121 +66,44 @@ struct http {
 	const struct http_route *routes;
 	size_t nroutes;
 	void *app;
-	struct http_hooks hooks;
+	http_authorize authorize;
+	struct evloop *loop;      /* borrowed */
 	uint16_t port;
 	int epoll_fd;             /* MHD's, which the loop waits on */
-	struct req *held;         /* the loop's own: replies waiting for the pass's commit */
-	int pass_failed;          /* a commit earlier in this pass failed */
-	struct conn *conns;       /* the loop's own: every open connection */
+	int stopping;             /* the loop is stopping: nothing parks any more */
+	struct req *held;         /* replies waiting for the pass's commit */
+	struct conn *conns;       /* every open connection */
 	uint64_t nconns;
-	struct http_route_stats *stats; /* the loop's own: nroutes + 1 */
-	struct http_latency commit_latency;
+	struct http_route_stats *stats; /* nroutes + 1 */
 	int64_t request_timeout_ms;
 	int64_t next_sweep;
-	pthread_t loop;
-	int loop_started;
-	pthread_mutex_t lock; /* guards everything below */
-	pthread_cond_t cond;
-	pthread_t timer;
-	int timer_started;
-	int stopping;
-	int64_t wake_at;   /* monotonic ms; 0: none */
-	unsigned wake_at_on; /* the events wake_at stands for */
-	uint64_t wake_gen; /* counts wake-everyone events, so that a running handler sees them */
-	struct req *parked;
+	struct park park; /* the only member other threads touch (http_wake) */
 };
 
-/* Unlinks r from the parked list; lock held. */
-static void park_unlink(struct http *h, struct req *r)
+/* Resumes a parked request's connection: its handler runs again in the next pass. Park's lock
+ * held. */
+static void http_resume(struct park_entry *e, void *ctx)
 {
-	if (!r->in_list)
-		return;
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		h->parked = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	r->prev = r->next = NULL;
-	r->in_list = 0;
-}
-
-/* Resumes the parked requests waiting for any event in `wake` (a mask; 0: none) and those past
- * their deadline; lock held. Returns the earliest deadline left, or INT64_MAX. */
-static int64_t park_resume(struct http *h, unsigned wake, int64_t now)
-{
-	int64_t next = INT64_MAX;
-	struct req *r = h->parked, *n;
-
-	if (wake)
-		h->wake_gen++;
-	for (; r; r = n) {
-		n = r->next;
-		if ((r->park_on & wake) || r->park_until <= now) {
-			park_unlink(h, r);
-			MHD_resume_connection(r->conn);
-		} else if (r->park_until < next) {
-			next = r->park_until;
-		}
-	}
-	return next;
-}
-
-static void *timer_main(void *arg)
-{
-	struct http *h = arg;
-
-	pthread_mutex_lock(&h->lock);
-	while (!h->stopping) {
-		int64_t now = timefmt_mono_ms();
-		int64_t next;
-		if (h->wake_at && h->wake_at <= now) {
-			h->wake_at = 0;
-			next = park_resume(h, h->wake_at_on, now);
-		} else {
-			next = park_resume(h, 0, now);
-		}
-		if (h->wake_at && h->wake_at < next)
-			next = h->wake_at;
-		if (next == INT64_MAX) {
-			pthread_cond_wait(&h->cond, &h->lock);
-		} else {
-			struct timespec ts = { .tv_sec = next / 1000,
-					       .tv_nsec = (long)(next % 1000) * 1000000L };
-			pthread_cond_timedwait(&h->cond, &h->lock, &ts);
-		}
-	}
-	pthread_mutex_unlock(&h->lock);
-	return NULL;
+	struct req *r = (struct req *)((char *)e - offsetof(struct req, pe));
+	(void)ctx;
+	MHD_resume_connection(r->conn);
 }
 
 void http_wake(struct http *h, unsigned events)
 {
-	pthread_mutex_lock(&h->lock);
-	park_resume(h, events, INT64_MIN);
-	pthread_mutex_unlock(&h->lock);
+	park_wake(&h->park, events);
 }
 
 void http_wake_at(struct http *h, int64_t at_ms, unsigned events)
 {
-	/* Lease expiries are wall-clock times; parking runs on the monotonic clock. The two clocks
-	 * are read at different instants, so wake 2 ms late rather than before the expiry. */
-	int64_t mono = at_ms ? timefmt_mono_ms() + (at_ms - timefmt_now_ms()) + 2 : 0;
-	int64_t was;
-	pthread_mutex_lock(&h->lock);
-	was = h->wake_at;
-	h->wake_at = at_ms ? (mono > 0 ? mono : 1) : 0;
-	h->wake_at_on = events;
-	/* The timer sleeps until the old time at the latest; only an earlier time (the common
-	 * case is a later one: every grant and heartbeat moves it) needs to wake it now. */
-	if (h->wake_at && (!was || h->wake_at < was))
-		pthread_cond_signal(&h->cond);
-	pthread_mutex_unlock(&h->lock);
+	/* Lease expiries are wall-clock times; parking runs on the monotonic clock. */
+	if (park_wake_at(&h->park, timefmt_mono_at(at_ms), events))
+		evloop_wake(h->loop); /* earlier than the loop may be waiting for */
 }
 
 const char *req_param(const struct req *r, size_t i)
 {
-	return i < HTTP_PARAMS_MAX ? r->params[i] : "";
+	return i < ROUTE_PARAMS_MAX ? r->params[i] : "";
 }
 
 const char *req_header(struct req *r, const char *name)
@@ -212,28 +128,6 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
 	(void)cls;
 	(void)c;
 	return strlen(s);
-}
-
-/* Makes s valid UTF-8 in place: each byte of a malformed or truncated sequence becomes '?'. */
-static void utf8_scrub(char *s)
-{
-	unsigned char *p = (unsigned char *)s;
-	while (*p) {
-		size_t n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
-						: (*p & 0xF8) == 0xF0 ? 4 : 0;
-		size_t i = 1;
-		while (n > 1 && i < n && (p[i] & 0xC0) == 0x80)
-			i++;
-		/* Overlong forms, surrogates and code points past U+10FFFF are malformed too. */
-		if (n == 0 || i < n || (n == 2 && *p < 0xC2) ||
-		    (n == 3 && *p == 0xE0 && p[1] < 0xA0) || (n == 3 && *p == 0xED && p[1] >= 0xA0) ||
-		    (n == 4 && *p == 0xF0 && p[1] < 0x90) || (n == 4 && (*p > 0xF4 ||
-		    (*p == 0xF4 && p[1] >= 0x90)))) {
-			*p++ = '?';
-			continue;
-		}
-		p += n;
-	}
 }
 
 struct query_check {
@@ -291,11 +185,7 @@ int req_gone(const struct req *r)
 
 int req_expired(const struct req *r)
 {
-	int stopping;
-	pthread_mutex_lock(&r->h->lock);
-	stopping = r->h->stopping;
-	pthread_mutex_unlock(&r->h->lock);
-	return stopping || (r->park_until && timefmt_mono_ms() >= r->park_until);
+	return r->h->stopping || (r->park_until && timefmt_mono_ms() >= r->park_until);
 }
 
 /* Sets the reply; the first one wins. */
@@ -374,9 +264,8 @@ void reply_header(struct req *r, const char *name, const char *value)
 	r->nhdr++;
 }
 
-/* Replaces a held reply with a 503: the commit behind it failed, so nothing it reported
- * happened. */
-static void reply_unsaved(struct req *r)
+/* Drops r's reply and its headers. */
+static void reply_clear(struct req *r)
 {
 	if (r->resp)
 		MHD_destroy_response(r->resp);
@@ -386,6 +275,13 @@ static void reply_unsaved(struct req *r)
 		free(r->hdr_value[i]);
 	}
 	r->nhdr = 0;
+}
+
+/* Replaces a held reply with a 503: the commit behind it failed, so nothing it reported
+ * happened. */
+static void reply_unsaved(struct req *r)
+{
+	reply_clear(r);
 	reply_error(r, 503, "unavailable", "storage failure: the change was not saved; retry later");
 }
 
@@ -396,50 +292,15 @@ void reply_park(struct req *r, int64_t until_ms, unsigned wake_on)
 	r->park_on = wake_on;
 }
 
-/* Matches path against pattern, filling r->params. Returns 1 on a match. */
-static int route_match(struct req *r, const char *pattern, const char *path)
+/* Finds the route for method and path; when there is none, replies 404 or 405 and returns NULL. */
+static const struct http_route *http_route(struct req *r, const char *method, const char *path)
 {
-	size_t np = 0;
+	char allow[64];
+	const struct http_route *route =
+		route_find(r->h->routes, r->h->nroutes, method, path, r->params, allow, sizeof allow);
 
-	while (*pattern && *path) {
-		if (*pattern != '/' || *path != '/')
-			return 0;
-		pattern++;
-		path++;
-		size_t plen = strcspn(pattern, "/");
-		size_t slen = strcspn(path, "/");
-		if (plen == 2 && !strncmp(pattern, "{}", 2)) {
-			if (!slen || slen >= HTTP_SEGMENT_MAX || np == HTTP_PARAMS_MAX)
-				return 0;
-			memcpy(r->params[np], path, slen);
-			r->params[np][slen] = '\0';
-			np++;
-		} else if (plen != slen || strncmp(pattern, path, plen)) {
-			return 0;
-		}
-		pattern += plen;
-		path += slen;
-	}
-	return !*pattern && !*path;
-}
-
-/* Finds the handler for method and path; on failure replies 404 or 405 and returns NULL. */
-static const struct http_route *route_find(struct req *r, const char *method, const char *path)
-{
-	char allow[64] = "";
-	struct http *h = r->h;
-
-	for (size_t i = 0; i < h->nroutes; i++) {
-		if (!route_match(r, h->routes[i].pattern, path))
-			continue;
-		if (!strcmp(h->routes[i].method, method))
-			return &h->routes[i];
-		if (strlen(allow) + strlen(h->routes[i].method) + 3 < sizeof allow) {
-			if (*allow)
-				strcat(allow, ", ");
-			strcat(allow, h->routes[i].method);
-		}
-	}
+	if (route)
+		return route;
 	if (*allow) {
 		reply_header(r, "Allow", allow);
 		reply_error(r, 405, "method_not_allowed", "%s is not allowed on %.200s (allowed: %s)",
@@ -464,21 +325,6 @@ static int is_json(struct req *r)
 	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-const double http_latency_le[HTTP_LATENCY_BUCKETS] = {
-	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, INFINITY
-};
-
-static void latency_add(struct http_latency *l, int64_t us)
-{
-	double s = (double)us / 1e6;
-	size_t i = 0;
-	while (i + 1 < HTTP_LATENCY_BUCKETS && s > http_latency_le[i])
-		i++;
-	l->bucket[i]++;
-	l->count++;
-	l->sum_s += s;
-}
-
 /* Counts r's reply (status 0: none, the connection is closed) under its route. */
 static void stats_count(struct req *r, unsigned status)
 {
@@ -490,22 +336,13 @@ static void stats_count(struct req *r, unsigned status)
 	latency_add(&h->stats[i].latency, timefmt_mono_us() - r->started_us);
 }
 
-/* Calls the flush() hook, timing it. */
-static int http_flush(struct http *h)
-{
-	int64_t t0 = timefmt_mono_us();
-	int rc = h->hooks.flush(h->app);
-	latency_add(&h->commit_latency, timefmt_mono_us() - t0);
-	return rc;
-}
-
 void req_stats(const struct req *r, struct http_stats *out)
 {
 	struct http *h = r->h;
 	out->routes = h->routes;
 	out->nroutes = h->nroutes;
 	out->per_route = h->stats;
-	out->commit = h->commit_latency;
+	out->commit = *evloop_commit_latency(h->loop);
 	out->connections = h->nconns;
 }
 
@@ -557,10 +394,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		}
 		/* Route and credentials are known from the headers: refuse before any body is
 		 * read, so that nobody without a token can make the server buffer one. */
-		r->route = route_find(r, method, url);
+		r->route = http_route(r, method, url);
 		if (!r->route)
 			return reply_send(r);
-		if (h->hooks.authorize && h->hooks.authorize(r, h->app, r->route->role))
+		if (h->authorize && h->authorize(r, h->app, r->route->role))
 			return reply_send(r);
 		return MHD_YES;
 	}
@@ -587,44 +424,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		}
 	}
 	r->park = 0;
-	pthread_mutex_lock(&h->lock);
-	r->wake_gen = h->wake_gen;
-	pthread_mutex_unlock(&h->lock);
+	park_begin(&h->park, &r->pe);
 	/* Handlers and commits both run on the event loop's thread: a commit never falls between a
 	 * change and the registration of the reply that reports it. */
-	uint64_t before = h->hooks.changes ? h->hooks.changes(h->app) : 0;
+	uint64_t before = evloop_changes(h->loop);
 	r->route->fn(r, h->app);
-	int hold = h->hooks.changes && h->hooks.changes(h->app) != before;
-	pthread_mutex_lock(&h->lock);
-	int stopping = h->stopping;
+	int hold = evloop_changes(h->loop) != before;
 	if (r->park && !r->resp) {
-		if (stopping) {
-			pthread_mutex_unlock(&h->lock);
+		if (h->stopping) {
 			reply_error(r, 503, "unavailable", "the server is stopping");
 			return reply_send(r);
 		}
 		/* Writes it made (a reap, say) are committed at the end of the pass. */
 		MHD_suspend_connection(conn);
-		if (r->wake_gen != h->wake_gen) {
-			/* A wake came while the handler ran (it may be what the handler itself
-			 * caused): run it again rather than sleep through it. */
+		/* A wake came while the handler ran (it may be what the handler itself caused): run
+		 * it again rather than sleep through it. */
+		if (park_add(&h->park, &r->pe, r->park_until, r->park_on))
 			MHD_resume_connection(conn);
-		} else {
-			r->next = h->parked;
-			r->prev = NULL;
-			if (h->parked)
-				h->parked->prev = r;
-			h->parked = r;
-			r->in_list = 1;
-			pthread_cond_signal(&h->cond);
-		}
-		pthread_mutex_unlock(&h->lock);
 		return MHD_YES;
 	}
-	pthread_mutex_unlock(&h->lock);
 	if (!r->resp)
 		reply_error(r, 500, "internal", "the handler gave no reply");
-	if (hold && !stopping) {
+	if (hold && !h->stopping) {
 		/* What this reply says is not durable until the pass's changes are committed. */
 		MHD_suspend_connection(conn);
 		r->held = 1;
@@ -633,32 +454,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	/* Stopping: this may be the loop's last pass, so commit here. */
-	if (hold && http_flush(h)) {
-		h->pass_failed = 1; /* what the pass holds was in that commit too */
+	if (hold && evloop_commit(h->loop))
 		reply_unsaved(r);
-	}
 	return reply_send(r);
 }
 
-/* Commits the writes of the pass that just ran and lets its held replies go (or turns them into
- * 503s when the commit failed: nothing they reported happened). On the event loop's thread.
- * Returns the number of replies let go. */
-static int http_commit_pass(struct http *h)
+/* Lets the replies held for the pass's commit go (evloop_io.release), as 503s when it failed:
+ * nothing they reported happened. */
+static int http_release(void *ctx, int committed)
 {
-	struct req *r, *n;
-	int ok = 1, released = 0;
+	struct http *h = ctx;
+	struct req *r = h->held, *n;
+	int released = 0;
 
-	r = h->held;
 	h->held = NULL;
-	if (h->hooks.dirty && h->hooks.dirty(h->app))
-		ok = !h->hooks.flush || !http_flush(h);
-	if (h->pass_failed)
-		ok = 0;
-	h->pass_failed = 0;
 	for (; r; r = n) {
 		n = r->next_held;
 		r->next_held = NULL;
-		if (!ok)
+		if (!committed)
 			reply_unsaved(r);
 		r->held = 2;
 		MHD_resume_connection(r->conn);
@@ -683,46 +496,39 @@ static void http_sweep(struct http *h)
 	}
 }
 
-/* The event loop: wait on MHD's epoll descriptor, run one pass of MHD (read, run handlers,
- * write; every epoll_wait inside it non-blocking, which also keeps clear of 0.9.75's stall when
- * exactly 128 events come back), then commit the pass's writes: one commit per pass, however
- * many requests it served. After http_stop() it goes on for HTTP_STOP_MS to answer what is in
- * flight. */
-static void *loop_main(void *arg)
+/* When the loop must run a pass even if MHD's descriptor stays quiet (evloop_io.deadline):
+ * MHD's own timeouts, and the parked requests' deadlines and timed wake. */
+static int64_t http_deadline(void *ctx)
 {
-	struct http *h = arg;
-	int64_t stop_at = 0, due = timefmt_mono_ms(), late;
-	int released = 0;
+	struct http *h = ctx;
+	MHD_UNSIGNED_LONG_LONG to = 0;
+	int64_t now = timefmt_mono_ms(), at = park_next(&h->park);
 
-	for (;;) {
-		MHD_UNSIGNED_LONG_LONG to = 0;
-		struct pollfd p = { h->epoll_fd, POLLIN, 0 };
-		int ms = 250, stopping;
+	if (MHD_get_timeout(h->d, &to) == MHD_YES &&
+	    to < (MHD_UNSIGNED_LONG_LONG)(INT64_MAX - now) && now + (int64_t)to < at)
+		at = now + (int64_t)to;
+	return at;
+}
 
-		if (MHD_get_timeout(h->d, &to) == MHD_YES && to < (MHD_UNSIGNED_LONG_LONG)ms)
-			ms = (int)to;
-		if (!released) /* replies just let go are sent by the next pass, at once */
-			poll(&p, 1, ms);
-		/* A pass far later than its poll allowed: the process was stopped, or the last
-		 * pass took that long. Heartbeats could not be heard meanwhile. */
-		late = timefmt_mono_ms() - due - (released ? 0 : ms);
-		if (late > HTTP_STALL_MS && h->hooks.stalled)
-			h->hooks.stalled(h->app, late);
-		due = timefmt_mono_ms(); /* the pass's own time counts towards the next one's delay */
-		MHD_run(h->d);
-		released = http_commit_pass(h);
-		http_sweep(h);
-		pthread_mutex_lock(&h->lock);
-		stopping = h->stopping;
-		pthread_mutex_unlock(&h->lock);
-		if (stopping && !stop_at)
-			stop_at = timefmt_mono_ms() + HTTP_STOP_MS;
-		if (stop_at && timefmt_mono_ms() >= stop_at) {
-			MHD_run(h->d); /* sends what the last commit let go */
-			break;
-		}
+/* One pass (evloop_io.run): resume the parked requests that are due, run MHD (read, run
+ * handlers, write; every epoll_wait inside it non-blocking), and check on slow senders. A
+ * stopping loop's first pass answers every parked request. */
+static void http_run(void *ctx, int stopping)
+{
+	struct http *h = ctx;
+
+	if (stopping && !h->stopping) {
+		h->stopping = 1; /* from now on, a request that would park is answered 503 */
+		park_wake_all(&h->park);
 	}
-	return NULL;
+	park_tick(&h->park, timefmt_mono_ms());
+	MHD_run(h->d);
+	http_sweep(h);
+}
+
+struct evloop_io http_io(struct http *h)
+{
+	return (struct evloop_io){ h->epoll_fd, http_deadline, http_run, http_release, h };
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -739,17 +545,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		r->c->waiting = 1; /* for the next request on this connection */
 		r->c->since = timefmt_mono_ms();
 	}
-	pthread_mutex_lock(&h->lock);
-	park_unlink(h, r);
-	pthread_mutex_unlock(&h->lock);
+	park_remove(&h->park, &r->pe);
 	if (r->state && r->state_free)
 		r->state_free(r->state);
-	if (r->resp)
-		MHD_destroy_response(r->resp);
-	for (size_t i = 0; i < r->nhdr; i++) {
-		free(r->hdr_name[i]);
-		free(r->hdr_value[i]);
-	}
+	reply_clear(r);
 	buf_release(&r->body);
 	free(r);
 	*con_cls = NULL;
@@ -798,7 +597,7 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 }
 
 struct http *http_start(const char *host, uint16_t port, const struct http_route *routes,
-			size_t nroutes, void *app, const struct http_hooks *hooks,
+			size_t nroutes, void *app, http_authorize authorize, struct evloop *loop,
 			const struct http_options *opts, char *err, size_t errlen)
 {
 	static const struct http_options defaults = { 0 };
@@ -823,8 +622,9 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 		return NULL;
 	}
 	h->app = app;
-	if (hooks)
-		h->hooks = *hooks;
+	h->authorize = authorize;
+	h->loop = loop;
+	park_init(&h->park, http_resume, NULL);
 	if (!opts)
 		opts = &defaults;
 	tls = opts->tls_cert_pem && opts->tls_key_pem;
@@ -835,12 +635,6 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 	};
 	h->request_timeout_ms =
 		1000LL * (opts->request_timeout_s ? opts->request_timeout_s : HTTP_REQUEST_TIMEOUT_S);
-	pthread_condattr_t ca;
-	pthread_mutex_init(&h->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&h->cond, &ca);
-	pthread_condattr_destroy(&ca);
 	snprintf(portstr, sizeof portstr, "%u", port);
 	gai = getaddrinfo(host, portstr, &hints, &ai);
 	if (gai) {
@@ -872,29 +666,18 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 	}
 	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = info ? info->port : port;
-	if (pthread_create(&h->timer, NULL, timer_main, h)) {
-		snprintf(err, errlen, "cannot start the timer thread");
-		goto fail;
-	}
-	h->timer_started = 1;
 	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
 	h->epoll_fd = info ? info->epoll_fd : -1;
-	if (h->epoll_fd < 0 || pthread_create(&h->loop, NULL, loop_main, h)) {
+	if (h->epoll_fd < 0) {
 		snprintf(err, errlen, "cannot start the event loop");
-		pthread_mutex_lock(&h->lock);
-		h->stopping = 1;
-		pthread_cond_signal(&h->cond);
-		pthread_mutex_unlock(&h->lock);
-		pthread_join(h->timer, NULL);
 		goto fail;
 	}
-	h->loop_started = 1;
 	return h;
 fail:
 	if (h->d)
 		MHD_stop_daemon(h->d);
-	pthread_mutex_destroy(&h->lock);
-	pthread_cond_destroy(&h->cond);
+	park_release(&h->park);
+	free(h->stats);
 	free(h);
 	return NULL;
 }
@@ -908,21 +691,8 @@ void http_stop(struct http *h)
 {
 	if (!h)
 		return;
-	pthread_mutex_lock(&h->lock);
-	h->stopping = 1;
-	park_resume(h, ~0u, INT64_MAX);
-	pthread_cond_signal(&h->cond);
-	pthread_mutex_unlock(&h->lock);
-	if (h->timer_started)
-		pthread_join(h->timer, NULL);
-	/* The loop answers what is in flight for HTTP_STOP_MS, then returns. */
-	if (h->loop_started)
-		pthread_join(h->loop, NULL);
 	MHD_stop_daemon(h->d);
-	if (h->hooks.flush) /* writes of requests that arrived while stopping */
-		h->hooks.flush(h->app);
-	pthread_mutex_destroy(&h->lock);
-	pthread_cond_destroy(&h->cond);
+	park_release(&h->park);
 	free(h->stats);
 	free(h);
 }

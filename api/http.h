@@ -1,7 +1,7 @@
-/* The HTTP layer: the only code that includes microhttpd.h. One event-loop thread runs passes of
- * libmicrohttpd (epoll) and every handler; a handler may park its request (long poll) until
+/* The HTTP layer: the only code that includes microhttpd.h. The event loop (evloop.h) runs its
+ * passes, in which every handler runs; a handler may park its request (long poll, park.h) until
  * http_wake() or its deadline, and is then called again from the start. A reply reporting a
- * change is held until the end of the pass commits it (struct http_hooks).
+ * change is held until the end of the pass commits it (evloop.h).
  * Bodies are capped at HTTP_BODY_MAX (413 above it) and must be application/json when present
  * (415 otherwise). */
 #ifndef TALLY_HTTP_H
@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "buf.h"
+#include "evloop.h"
+#include "latency.h"
 
 #define HTTP_BODY_MAX (1024 * 1024)
 
@@ -20,19 +22,9 @@ struct req;
 /* A handler answers with exactly one reply_*() call, or parks the request with reply_park(). */
 typedef void (*http_handler)(struct req *r, void *app);
 
-/* The application's hooks. Group commit: after each pass of the event loop the HTTP layer calls
- * flush() when dirty() says writes are pending, and only then sends the replies whose handlers
- * moved changes() (503 instead if flush failed); other replies go at once. authorize() runs
- * before a route's handler with the route's role: 0 lets it run, -1 means it replied (401, 403).
- * All run on the event loop's thread, as the handlers do; any may be NULL. */
-struct http_hooks {
-	uint64_t (*changes)(void *app); /* moves when a handler made a change its reply reports */
-	int (*dirty)(void *app);        /* 1: there is something to commit */
-	int (*flush)(void *app);        /* commits; 0 on success */
-	int (*authorize)(struct req *r, void *app, unsigned role);
-	void (*stalled)(void *app, int64_t ms); /* the loop itself was held up ms (SIGSTOP, a
-						 * slow disk): nothing was heard meanwhile */
-};
+/* Runs before a route's handler with the route's role: returns 0 to let it run, or -1 after
+ * replying (401, 403). On the event loop's thread. */
+typedef int (*http_authorize)(struct req *r, void *app, unsigned role);
 
 struct http_route {
 	const char *method;
@@ -41,27 +33,17 @@ struct http_route {
 	unsigned role; /* passed to authorize(); the application's meaning */
 };
 
-/* Latency histograms for GET /metrics: upper bounds in seconds (the last is +Inf), counts per
- * bucket (not cumulative). */
-#define HTTP_LATENCY_BUCKETS 13
-extern const double http_latency_le[HTTP_LATENCY_BUCKETS];
-struct http_latency {
-	uint64_t bucket[HTTP_LATENCY_BUCKETS];
-	uint64_t count;
-	double sum_s;
-};
-
 /* What the HTTP layer measures, per route (routes[i] is stats[i]; stats[nroutes] counts the
  * requests that matched no route), and the commits of its passes. */
 struct http_route_stats {
 	uint64_t status[6]; /* replies by class: [1] 1xx .. [5] 5xx; [0] connections closed */
-	struct http_latency latency; /* from the request's first byte to its reply queued */
+	struct latency latency; /* from the request's first byte to its reply queued */
 };
 struct http_stats {
 	const struct http_route *routes;
 	size_t nroutes;
 	const struct http_route_stats *per_route; /* nroutes + 1 */
-	struct http_latency commit;               /* the flush() hook, per pass that wrote */
+	struct latency commit;                    /* the event loop's commits */
 	uint64_t connections;                     /* open now */
 };
 
@@ -74,18 +56,18 @@ struct http_options {
 	const char *tls_key_pem;
 };
 
-/* Starts serving routes on host:port (port 0: any free port) with app passed to each handler.
- * opts may be NULL. Returns NULL after writing why into err. */
+/* Listens on host:port (port 0: any free port) for routes, calling each handler with app and
+ * authorize (may be NULL) before it; loop (borrowed until http_stop) runs the passes once
+ * evloop_start() is given http_io(). opts may be NULL. Returns NULL after writing why into err. */
 struct http *http_start(const char *host, uint16_t port, const struct http_route *routes,
-			size_t nroutes, void *app, const struct http_hooks *hooks,
+			size_t nroutes, void *app, http_authorize authorize, struct evloop *loop,
 			const struct http_options *opts, char *err, size_t errlen);
-/* Replies with text (taken: freed by the layer) of the given Content-Type. */
-void reply_text(struct req *r, unsigned status, const char *content_type, char *text);
-/* Fills *out with the layer's figures. For handlers (on the event loop's thread). */
-void req_stats(const struct req *r, struct http_stats *out);
+/* Returns what the event loop drives: h's descriptor, pass and held replies. Can't fail. */
+struct evloop_io http_io(struct http *h);
 /* Returns the port actually bound. */
 uint16_t http_port(const struct http *h);
-/* Answers parked requests, stops serving and frees h. Accepts NULL. */
+/* Closes every connection and frees h, after evloop_stop() (the loop answered parked requests
+ * as it stopped). Accepts NULL. */
 void http_stop(struct http *h);
 /* Wakes the parked requests waiting for any of `events` (a mask whose bits the API defines);
  * their handlers run again. Thread-safe. */
@@ -93,6 +75,10 @@ void http_wake(struct http *h, unsigned events);
 /* Does http_wake(h, events) at wall-clock time at_ms as well (0: cancel). Thread-safe.
  * (Parking itself runs on the monotonic clock, so a clock step does not strand requests.) */
 void http_wake_at(struct http *h, int64_t at_ms, unsigned events);
+/* Replies with text (taken: freed by the layer) of the given Content-Type. */
+void reply_text(struct req *r, unsigned status, const char *content_type, char *text);
+/* Fills *out with the layer's figures. For handlers (on the event loop's thread). */
+void req_stats(const struct req *r, struct http_stats *out);
 
 /* The i-th {} segment of the matched pattern, borrowed for the request's life. */
 const char *req_param(const struct req *r, size_t i);

@@ -25,18 +25,18 @@ static enum tally_err one(struct buf *b, const char *name, const char *type, con
 
 /* Writes the bucket, sum and count lines of a histogram; labels is "" or `a="b",`. */
 static enum tally_err histogram(struct buf *b, const char *name, const char *labels,
-				const struct http_latency *l)
+				const struct latency *l)
 {
 	uint64_t cum = 0;
 	enum tally_err rc = TALLY_OK;
-	for (size_t i = 0; i < HTTP_LATENCY_BUCKETS && !rc; i++) {
+	for (size_t i = 0; i < LATENCY_BUCKETS && !rc; i++) {
 		cum += l->bucket[i];
-		if (isinf(http_latency_le[i]))
+		if (isinf(latency_le[i]))
 			rc = buf_addf(b, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels,
 				      (unsigned long long)cum);
 		else
 			rc = buf_addf(b, "%s_bucket{%sle=\"%g\"} %llu\n", name, labels,
-				      http_latency_le[i], (unsigned long long)cum);
+				      latency_le[i], (unsigned long long)cum);
 	}
 	if (!rc) {
 		size_t n = strlen(labels);

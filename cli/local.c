@@ -7,10 +7,10 @@
 #include <unistd.h>
 #include "local.h"
 #include "loop.h"
-#include "serve.h"
+#include "service.h"
 
 struct local {
-	struct serve *srv;
+	struct service *srv;
 	pthread_t worker;
 	int worker_started;
 	volatile sig_atomic_t stop;
@@ -43,7 +43,7 @@ struct local *local_start(int threads, const char **url, char *err, size_t errle
 {
 	struct local *l = calloc(1, sizeof *l);
 	const char *tmp = getenv("TMPDIR");
-	struct serve_config cfg = {
+	struct service_config cfg = {
 		.host = "127.0.0.1",
 		.port = 0,
 		.coord = { .lease_timeout_ms = 30000, .lease_target_ms = 1000, .max_failures = 3 },
@@ -65,9 +65,9 @@ struct local *local_start(int threads, const char **url, char *err, size_t errle
 	}
 	snprintf(l->db, sizeof l->db, "%s/tally.db", l->dir);
 	cfg.dbpath = l->db;
-	if (serve_start(&cfg, &l->srv, err, errlen))
+	if (service_start(&cfg, &l->srv, err, errlen))
 		goto fail;
-	snprintf(l->url, sizeof l->url, "http://127.0.0.1:%u", serve_port(l->srv));
+	snprintf(l->url, sizeof l->url, "http://127.0.0.1:%u", service_port(l->srv));
 	l->cfg = (struct loop_config){ .server = l->url, .name = "local", .threads = threads,
 				       .wait_s = 5, .token = "", .cacert = "" };
 	if (pthread_create(&l->worker, NULL, local_worker, l)) {
@@ -89,7 +89,7 @@ void local_stop(struct local *l)
 	l->stop = 1;
 	/* The coordinator first: stopping answers the worker's parked lease request at once,
 	 * where curl would notice the stop flag only at its next progress call (up to a second). */
-	serve_stop(l->srv);
+	service_stop(l->srv);
 	if (l->worker_started)
 		pthread_join(l->worker, NULL);
 	local_cleanup(l);

@@ -24,6 +24,15 @@ int64_t timefmt_mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+int64_t timefmt_mono_at(int64_t wall_ms)
+{
+	int64_t mono;
+	if (!wall_ms)
+		return 0;
+	mono = timefmt_mono_ms() + (wall_ms - timefmt_now_ms()) + 2;
+	return mono > 0 ? mono : 1;
+}
+
 void timefmt_rfc3339(int64_t ms, char *out, size_t len)
 {
 	time_t sec = (time_t)(ms / 1000);

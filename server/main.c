@@ -1,4 +1,4 @@
-/* tally-server: reads its options, starts a coordinator (server/serve.c), then waits for
+/* tally-server: reads its options, starts a coordinator service (api/service.c), then waits for
  * SIGTERM or SIGINT. Exit codes: 0 clean stop, 1 cannot start (store or listen), 2 bad usage. */
 #include <errno.h>
 #include <pthread.h>
@@ -15,7 +15,7 @@
 #include "log.h"
 #include "num.h"
 #include "opt.h"
-#include "serve.h"
+#include "service.h"
 #include "token.h"
 
 /* Returns 1 for an address only this machine can reach. */
@@ -69,7 +69,7 @@ int main(int argc, char **argv)
 		{ "log-format", "TALLY_LOG_FORMAT", OPT_STR, &format, 0, 0,
 		  "logfmt or json (one object per line)" },
 	};
-	struct serve *srv = NULL;
+	struct service *srv = NULL;
 	char client_token[TOKEN_MAX], worker_token[TOKEN_MAX];
 	struct buf cert, key; /* PEM; freed at exit */
 	char err[512], host[256];
@@ -154,7 +154,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	const struct serve_config cfg = {
+	const struct service_config cfg = {
 		.host = host,
 		.port = (uint16_t)port,
 		.dbpath = dbpath,
@@ -166,17 +166,17 @@ int main(int argc, char **argv)
 		.client_token = client_token,
 		.worker_token = worker_token,
 	};
-	if (serve_start(&cfg, &srv, err, sizeof err)) {
+	if (service_start(&cfg, &srv, err, sizeof err)) {
 		fprintf(stderr, "tally-server: %s\n", err);
 		return 1;
 	}
 	/* The port line is what tests and scripts read to find a server started on port 0. */
-	printf("listening on %s:%u\n", host, serve_port(srv));
+	printf("listening on %s:%u\n", host, service_port(srv));
 	fflush(stdout);
 
 	sigwait(&sigs, &sig);
 	log_info("msg=stopping signal=%d", sig);
-	serve_stop(srv);
+	service_stop(srv);
 	buf_release(&cert);
 	buf_release(&key);
 	return 0;

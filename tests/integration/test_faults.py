@@ -14,6 +14,16 @@ def lease(s, worker, max_batches=0, wait_s=0):
     return r
 
 
+def metric(s, name):
+    """The value of the unlabelled sample name in GET /metrics."""
+    r = s.req("GET", "/metrics")
+    assert r.status == 200, r
+    for line in r.raw.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
 def counts_of(lease_json):
     L = lease_json
     return recompute.job_counts("pi", L["seed"], L["batch_size"], L["samples"],
@@ -92,6 +102,31 @@ class FaultTest(TallyTestCase):
         self.assertEqual(f.status, 200)
         l5 = lease(s, "w2", max_batches=3).json
         self.assertEqual(l5["first_batch"], l4["first_batch"])
+
+    def test_expired_lease_reaped_without_lease_requests(self):
+        """A lease whose worker went silent is reclaimed at its expiry by the coordinator's own
+        timer, though no worker asks for work again: /metrics and the job show it gone, its
+        late complete is refused, and the reclaim was committed (it survives a crash)."""
+        s = self.server("--lease-timeout", "1")
+        job = s.submit(kernel="pi", samples=10_000, batch_size=1000, seed=4)
+        held = lease(s, "silent", max_batches=2)
+        self.assertEqual(held.status, 200, held)
+        self.assertEqual(metric(s, "tally_leases_active"), 1)
+        self.assertEqual(s.job(job["id"])["batches"]["leased"], 2)
+        # Never a heartbeat, and no lease request from anyone from here on.
+        deadline = time.monotonic() + 30
+        while metric(s, "tally_leases_active") != 0 or s.job(job["id"])["batches"]["leased"]:
+            self.assertLess(time.monotonic(), deadline, "the expired lease is still active")
+            time.sleep(0.05)
+        self.assertEqual(metric(s, "tally_leases_expired_total"), 1)
+        self.assertIn("leases expired", s.log())
+        late = s.req("POST", f"/v1/leases/{held.json['id']}/complete",
+                     {"counts": counts_of(held.json)})
+        self.assertEqual((late.status, late.error()[0]), (409, "lease_lost"))
+        s.kill(signal.SIGKILL)
+        s.start()
+        self.assertEqual(s.job(job["id"])["batches"]["leased"], 0)
+        self.assertEqual(metric(s, "tally_leases_active"), 0)
 
     def test_coordinator_killed_and_restarted(self):
         spec = dict(kernel="pi", samples=1_500_000_000, batch_size=100_000, seed=99)
