@@ -10,7 +10,7 @@
  *   CLEAN ---wb_sync, wb_commit (writes)---> WRITTEN ---wb_flush, wb_commit---> CLEAN
  *   CLEAN, WRITTEN ---wb_lose, a failed wb_sync/wb_commit (reload works)---> LOST
  *   LOST ---wb_flush: rolls back, reloads, TALLY_EDB---> CLEAN
- *   WRITTEN ---wb_flush whose commit fails: reloads, TALLY_EDB---> CLEAN
+ *   CLEAN, WRITTEN ---wb_flush whose write or commit fails: reloads, TALLY_EDB---> CLEAN
  *   any reload that fails ---> BROKEN (after a flush's failure) or BROKEN_LOST (mid-pass)
  *   BROKEN ---wb_flush, wb_check: the reload works---> CLEAN
  *   BROKEN_LOST ---wb_flush, wb_check: the reload works---> LOST
