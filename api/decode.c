@@ -60,7 +60,7 @@ json_t *decode_json(const char *data, size_t len, struct decode_error *e)
 	root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
 	if (root)
 		return root;
-	if (strstr(je.text, "too big") || strstr(je.text, "overflow")) {
+	if (json_error_code(&je) == json_error_numeric_overflow) {
 		key_before(data, je.position > 0 && (size_t)je.position <= len ? (size_t)je.position : 0,
 			   key, sizeof key);
 		fail(e, "invalid_field",
@@ -160,12 +160,13 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 	if (!get_str(v))
 		return fail(e, "invalid_field", "kernel: must be a string (without NUL)");
 	/* A kernel this coordinator has no code for may be a plug-in of some workers: the job
-	 * waits for a worker that offers it. Its name becomes a kernel only once the whole spec
-	 * is accepted. */
+	 * waits for a worker that offers it. Its name becomes a kernel at submit (coord_submit),
+	 * so that refused jobs leave no names behind. */
 	kname = json_string_value(v);
 	if (!kernel_name_ok(kname))
 		return fail(e, "invalid_field", "kernel: '%.32s' is not a kernel name (1 to %d of "
 			    "a-z, 0-9, _ and -)", kname, KERNEL_NAME_MAX - 1);
+	snprintf(out->kernel_name, sizeof out->kernel_name, "%s", kname);
 	if (!(out->kernel = kernel_find(kname)))
 		out->kernel = kernel_placeholder();
 
@@ -210,12 +211,14 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 	if (v && json_is_null(v))
 		v = NULL;
 	char err[sizeof e->message];
-	rc = kernel_params_check(out->kernel, v, out->params, sizeof out->params, err, sizeof err);
+	enum kernel_params_fault fault;
+	rc = kernel_params_check(out->kernel, v, out->params, sizeof out->params, &fault, err,
+				 sizeof err);
 	if (rc == TALLY_ENOMEM)
 		return fail(e, "invalid_field", "params: out of memory");
 	if (rc)
-		return fail(e, strstr(err, ": unknown") || strstr(err, "takes no parameters")
-				       ? "unknown_field" : "invalid_field", "%s", err);
+		return fail(e, fault == KERNEL_PARAMS_UNKNOWN ? "unknown_field" : "invalid_field",
+			    "%s", err);
 	v = json_object_get(body, "target_stderr");
 	if (v) {
 		double t = json_is_number(v) ? json_number_value(v) : -1.0;
@@ -230,9 +233,6 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 				    "stops early does not wait for its checks)");
 		out->target_stderr = t;
 	}
-	if (out->kernel == kernel_placeholder() && !(out->kernel = kernel_named(kname)))
-		return fail(e, "invalid_field", "kernel: '%.32s': too many kernel names in use (%d)",
-			    kname, KERNEL_NAMED_MAX);
 	return TALLY_OK;
 }
 
@@ -335,17 +335,17 @@ enum tally_err decode_lease_request(const json_t *body, struct lease_request *ou
 	return TALLY_OK;
 }
 
-enum tally_err decode_complete(const json_t *body, const json_t **counts, struct decode_error *e)
+enum tally_err decode_complete(const json_t *body, struct counts *counts, struct decode_error *e)
 {
 	static const char *const allowed[] = { "counts", NULL };
+	const json_t *v;
 	enum tally_err rc;
 
 	if ((rc = check_keys(body, allowed, e)))
 		return rc;
-	*counts = json_object_get(body, "counts");
-	if (!*counts)
+	if (!(v = json_object_get(body, "counts")))
 		return fail(e, "missing_field", "counts: required");
-	if (!json_is_object(*counts))
+	if (counts_decode(v, counts))
 		return fail(e, "invalid_field", "counts: must be an object");
 	return TALLY_OK;
 }

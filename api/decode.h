@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "coord.h"
+#include "counts.h"
 #include "err.h"
 #include "job.h"
 #include "num.h"
@@ -25,7 +26,9 @@ struct decode_error {
  * Returns a new reference, or NULL with *e filled. */
 json_t *decode_json(const char *data, size_t len, struct decode_error *e);
 
-/* Decodes a job submission. default_seed is used when the body has none. TALLY_EINVAL. */
+/* Decodes a job submission. default_seed is used when the body has none. A kernel with no code
+ * here is left as kernel_placeholder(), its name in out->kernel_name: the decoder changes no
+ * global state (coord_submit() makes the name a kernel). TALLY_EINVAL. */
 TALLY_WUR enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed,
 					 struct job_spec *out, struct decode_error *e);
 /* Decodes an extend body {"samples": n}. TALLY_EINVAL. */
@@ -34,8 +37,12 @@ TALLY_WUR enum tally_err decode_extend(const json_t *body, uint64_t *samples,
 /* Decodes a lease request. out->kernels borrow from body. TALLY_EINVAL. */
 TALLY_WUR enum tally_err decode_lease_request(const json_t *body, struct lease_request *out,
 					      struct decode_error *e);
-/* Decodes a complete body; *counts borrows from body. TALLY_EINVAL. */
-TALLY_WUR enum tally_err decode_complete(const json_t *body, const json_t **counts,
+/* Decodes a complete body into *counts. Counts that cannot be right for any lease (a name that
+ * is no count name, a value that is no integer from 0 to 2^63-1, too many names) are not refused
+ * here: counts->fault keeps the first, and coord_complete() refuses them once the lease's state
+ * has answered, with the message its kernel's rules give (TALLY_ECOUNTS, 422). TALLY_EINVAL for
+ * a body without a counts object. */
+TALLY_WUR enum tally_err decode_complete(const json_t *body, struct counts *counts,
 					 struct decode_error *e);
 /* Decodes a fail body into reason[DECODE_REASON_MAX] and *fault (default 1: the batches are to
  * blame; false: a worker giving a lease back for its own reasons). TALLY_EINVAL. */

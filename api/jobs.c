@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include "api.h"
+#include "counts.h"
 #include "log.h"
 #include "timefmt.h"
 
@@ -195,7 +196,8 @@ void jobs_create(struct req *r, void *app)
 		/* A retry: the same job again, if it asks for the same work. */
 		if (rc)
 			api_reply_rc(r, a, rc, NULL);
-		else if (job.spec.kernel != spec.kernel || job.spec.samples != spec.samples ||
+		else if (strcmp(job.spec.kernel->name, spec.kernel_name) ||
+			 job.spec.samples != spec.samples ||
 			 strcmp(job.spec.params, spec.params) ||
 			 job.spec.target_stderr != spec.target_stderr ||
 			 job.spec.batch_size != spec.batch_size || job.spec.verify != spec.verify ||
@@ -209,7 +211,12 @@ void jobs_create(struct req *r, void *app)
 		return;
 	}
 	if ((rc = coord_submit(a->coord, &spec, key, &job))) {
-		api_reply_rc(r, a, rc, NULL);
+		if (rc == TALLY_EINVAL)
+			reply_error(r, 400, "invalid_field",
+				    "kernel: '%.32s': too many kernel names in use (%d)",
+				    spec.kernel_name, KERNEL_NAMED_MAX);
+		else
+			api_reply_rc(r, a, rc, NULL);
 		return;
 	}
 	snprintf(loc, sizeof loc, "/v1/jobs/%lld", (long long)job.id);
@@ -261,15 +268,15 @@ struct list_ctx {
 	int oom;
 };
 
-static int list_one(void *ctx, const struct job *job)
+static enum tally_err list_one(void *ctx, const struct job *job)
 {
 	struct list_ctx *l = ctx;
 	if (json_array_append_new(l->jobs, job_to_json_at(l->a, job, l->now))) {
 		l->oom = 1;
-		return 1;
+		return TALLY_ENOMEM;
 	}
 	l->last = job->id;
-	return 0;
+	return TALLY_OK;
 }
 
 void jobs_list(struct req *r, void *app)

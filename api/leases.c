@@ -152,7 +152,7 @@ void leases_complete(struct req *r, void *app)
 {
 	struct api *a = app;
 	struct decode_error e;
-	const json_t *counts;
+	struct counts counts;
 	json_t *body;
 	int64_t id;
 	int duplicate = 0;
@@ -165,13 +165,13 @@ void leases_complete(struct req *r, void *app)
 		reply_error(r, 400, "missing_field", "counts: required");
 		return;
 	}
-	if (decode_complete(body, &counts, &e)) {
-		json_decref(body);
+	rc = decode_complete(body, &counts, &e);
+	json_decref(body);
+	if (rc) {
 		api_reply_decode(r, &e);
 		return;
 	}
-	rc = coord_complete(a->coord, id, counts, &duplicate, err, sizeof err);
-	json_decref(body);
+	rc = coord_complete(a->coord, id, &counts, &duplicate, err, sizeof err);
 	if (rc) {
 		reply_lease_rc(r, a, rc, id, err);
 		return;

@@ -91,13 +91,11 @@ static enum tally_err coordinator(struct buf *b, const struct coord_metrics *m)
 		      m->quarantined)) ||
 	    (rc = head(b, "tally_workers", "gauge", "Workers heard from, by state.")))
 		return rc;
-	return buf_addf(b,
-			"tally_workers{state=\"active\"} %llu\ntally_workers{state=\"idle\"} %llu\n"
-			"tally_workers{state=\"lost\"} %llu\n"
-			"tally_workers{state=\"quarantined\"} %llu\n",
-			(unsigned long long)m->workers_active, (unsigned long long)m->workers_idle,
-			(unsigned long long)m->workers_lost,
-			(unsigned long long)m->workers_quarantined);
+	for (int i = 0; i < WORKER_STATES && !rc; i++)
+		rc = buf_addf(b, "tally_workers{state=\"%s\"} %llu\n",
+			      worker_state_name((enum worker_state)i),
+			      (unsigned long long)m->workers[i]);
+	return rc;
 }
 
 static enum tally_err requests(struct buf *b, const struct http_stats *s)

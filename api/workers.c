@@ -9,7 +9,7 @@ struct workers_list {
 	int oom;
 };
 
-static int list_worker(void *ctx, const struct coord_worker *w)
+static enum tally_err list_worker(void *ctx, const struct coord_worker *w)
 {
 	struct workers_list *l = ctx;
 	char seen[32], first[32], lease[24];
@@ -19,15 +19,15 @@ static int list_worker(void *ctx, const struct coord_worker *w)
 	timefmt_rfc3339(w->info.first_seen, first, sizeof first);
 	snprintf(lease, sizeof lease, "%lld", (long long)w->info.lease_id);
 	o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:i,s:f,s:o}", "name", w->info.name, "state",
-		      w->state, "first_seen", first, "last_seen", seen, "lease",
+		      worker_state_name(w->state), "first_seen", first, "last_seen", seen, "lease",
 		      w->info.lease_id ? json_string(lease) : json_null(), "leases",
 		      (int)w->info.leases, "rate", w->rate, "quarantine_reason",
 		      w->reason ? json_string(w->reason) : json_null());
 	if (!o || json_array_append_new(l->arr, o)) {
 		l->oom = 1;
-		return 1;
+		return TALLY_ENOMEM;
 	}
-	return 0;
+	return TALLY_OK;
 }
 
 void workers_list(struct req *r, void *app)

@@ -3,14 +3,16 @@
 #include <string.h>
 #include "execspec.h"
 
-enum tally_err exec_spec_parse(const json_t *params, struct exec_spec *out, char *err,
-			       size_t errlen)
+enum tally_err exec_spec_parse(const json_t *params, struct exec_spec *out,
+			       enum kernel_params_fault *fault, char *err, size_t errlen)
 {
 	const char *key;
 	const json_t *v, *argv;
 	size_t used = 0, i;
 
 	memset(out, 0, sizeof *out);
+	if (fault)
+		*fault = KERNEL_PARAMS_INVALID;
 	out->timeout_s = EXEC_TIMEOUT_DEFAULT_S;
 	if (!json_is_object(params)) {
 		snprintf(err, errlen, "params: kernel exec needs {\"argv\": [program, args...]}");
@@ -20,6 +22,8 @@ enum tally_err exec_spec_parse(const json_t *params, struct exec_spec *out, char
 		if (strcmp(key, "argv") && strcmp(key, "timeout_s")) {
 			snprintf(err, errlen, "params.%.64s: unknown (kernel exec takes argv and "
 					      "timeout_s)", key);
+			if (fault)
+				*fault = KERNEL_PARAMS_UNKNOWN;
 			return TALLY_EINVAL;
 		}
 	}

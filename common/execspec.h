@@ -19,8 +19,11 @@ struct exec_spec {
 	char buf[KERNEL_PARAMS_MAX];
 };
 
-/* Reads params into out. Returns TALLY_OK, or TALLY_EINVAL with a message naming the field. */
-TALLY_WUR enum tally_err exec_spec_parse(const json_t *params, struct exec_spec *out, char *err,
+/* Reads params into out. Returns TALLY_OK, or TALLY_EINVAL with a message naming the field and,
+ * when fault is not NULL, *fault set to KERNEL_PARAMS_UNKNOWN for a member exec does not take
+ * (KERNEL_PARAMS_INVALID otherwise). */
+TALLY_WUR enum tally_err exec_spec_parse(const json_t *params, struct exec_spec *out,
+					 enum kernel_params_fault *fault, char *err,
 					 size_t errlen);
 
 #endif

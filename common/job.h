@@ -19,6 +19,10 @@ enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELL
 /* What a client submits, once validated. */
 struct job_spec {
 	const struct kernel *kernel; /* static */
+	/* The kernel a submission names (decode_job_spec): kernel is then the one with code here,
+	 * or kernel_placeholder() until coord_submit() makes the name a kernel of its own. "" in
+	 * jobs and leases read back (kernel->name is theirs). */
+	char kernel_name[KERNEL_NAME_MAX];
 	uint64_t samples;
 	uint64_t batch_size;
 	uint64_t seed;

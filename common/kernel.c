@@ -1,5 +1,5 @@
-/* The kernel registry (built-in kernels, plug-ins, kernels known by name only), batch
- * arithmetic, and the JSON form of counts. */
+/* The kernel registry (built-in kernels, plug-ins, kernels known by name only), params, and
+ * batch arithmetic. */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
@@ -238,13 +238,16 @@ done:
 }
 
 enum tally_err kernel_params_check(const struct kernel *k, const json_t *params, char *out,
-				   size_t outlen, char *err, size_t errlen)
+				   size_t outlen, enum kernel_params_fault *fault, char *err,
+				   size_t errlen)
 {
 	json_t *empty = NULL;
 	char *text = NULL;
+	size_t len;
 	enum tally_err rc = TALLY_OK;
 
 	*err = '\0';
+	*fault = KERNEL_PARAMS_INVALID;
 	if (params && !json_is_object(params)) {
 		snprintf(err, errlen, "params: must be an object");
 		return TALLY_EINVAL;
@@ -254,6 +257,7 @@ enum tally_err kernel_params_check(const struct kernel *k, const json_t *params,
 	if (!k->params && json_object_size(params)) {
 		const char *key = json_object_iter_key(json_object_iter((json_t *)params));
 		snprintf(err, errlen, "params.%.64s: kernel %s takes no parameters", key, k->name);
+		*fault = KERNEL_PARAMS_UNKNOWN;
 		rc = TALLY_EINVAL;
 		goto done;
 	}
@@ -261,18 +265,18 @@ enum tally_err kernel_params_check(const struct kernel *k, const json_t *params,
 		rc = TALLY_ENOMEM;
 		goto done;
 	}
-	if (strlen(text) >= outlen) {
+	if ((len = strlen(text)) >= outlen) {
 		snprintf(err, errlen, "params: longer than %zu bytes as compact JSON", outlen - 1);
 		rc = TALLY_EINVAL;
 		goto done;
 	}
-	strcpy(out, text);
+	memcpy(out, text, len + 1);
 	if (k == &kernel_exec) {
 		struct exec_spec *spec = malloc(sizeof *spec);
 		if (!spec)
 			rc = TALLY_ENOMEM;
 		else
-			rc = exec_spec_parse(params, spec, err, errlen);
+			rc = exec_spec_parse(params, spec, fault, err, errlen);
 		free(spec);
 	} else if (k->abi && k->abi->open) {
 		void *state = NULL;
@@ -452,103 +456,4 @@ void kernel_run_range(const struct kernel *k, uint64_t seed, uint64_t samples, u
 		if (kernel_run_batch(k, NULL, seed, b, first, n, NULL, out, err, sizeof err))
 			return;
 	}
-}
-
-enum tally_err kernel_counts_decode(const struct kernel *k, struct count_keys *keys,
-				    const json_t *obj, uint64_t *out, char *err, size_t errlen)
-{
-	struct count_keys fixed;
-	uint64_t v[KERNEL_MAX_KEYS];
-	size_t i, j;
-
-	kernel_keys(k, &fixed);
-	if (!keys || k->open)
-		return counts_decode(keys ? keys : &fixed, k->open, obj, out, err, errlen);
-	if (counts_decode(&fixed, 0, obj, v, err, errlen))
-		return TALLY_EINVAL;
-	memset(out, 0, sizeof(uint64_t) * KERNEL_MAX_KEYS);
-	for (i = 0; i < fixed.n; i++) {
-		for (j = 0; j < keys->n && strcmp(keys->name[j], fixed.name[i]); j++)
-			;
-		if (j == keys->n) {
-			if (j == KERNEL_MAX_KEYS) {
-				snprintf(err, errlen, "counts.%s: the job has no room for it",
-					 fixed.name[i]);
-				return TALLY_EINVAL;
-			}
-			memcpy(keys->name[keys->n++], fixed.name[i], KERNEL_KEY_MAX);
-		}
-		out[j] = v[i];
-	}
-	return TALLY_OK;
-}
-
-enum tally_err counts_decode(struct count_keys *keys, int open, const json_t *obj, uint64_t *out,
-			     char *err, size_t errlen)
-{
-	const char *key;
-	json_t *v;
-
-	if (!json_is_object(obj)) {
-		snprintf(err, errlen, "counts: must be an object");
-		return TALLY_EINVAL;
-	}
-	memset(out, 0, sizeof(uint64_t) * KERNEL_MAX_KEYS);
-	json_object_foreach((json_t *)obj, key, v) {
-		size_t i;
-		for (i = 0; i < keys->n; i++)
-			if (!strcmp(keys->name[i], key))
-				break;
-		if (i == keys->n) {
-			if (!open) {
-				snprintf(err, errlen, "counts.%.64s: not a count of this job", key);
-				return TALLY_EINVAL;
-			}
-			if (!kernel_key_ok(key)) {
-				snprintf(err, errlen, "counts.%.64s: a count name is 1 to %d of "
-						      "[a-z0-9_], not starting with a digit", key,
-					 KERNEL_KEY_MAX - 1);
-				return TALLY_EINVAL;
-			}
-			if (keys->n == KERNEL_MAX_KEYS) {
-				snprintf(err, errlen, "counts.%s: a job has at most %d count names",
-					 key, KERNEL_MAX_KEYS);
-				return TALLY_EINVAL;
-			}
-			snprintf(keys->name[keys->n++], KERNEL_KEY_MAX, "%s", key);
-		}
-		if (!json_is_integer(v) || json_integer_value(v) < 0) {
-			snprintf(err, errlen, "counts.%s: must be a non-negative integer", key);
-			return TALLY_EINVAL;
-		}
-		out[i] = (uint64_t)json_integer_value(v);
-	}
-	for (size_t i = 0; !open && i < keys->n; i++) {
-		if (!json_object_get(obj, keys->name[i])) {
-			snprintf(err, errlen, "counts.%s: missing", keys->name[i]);
-			return TALLY_EINVAL;
-		}
-	}
-	return TALLY_OK;
-}
-
-json_t *counts_encode(const struct count_keys *keys, const uint64_t *counts)
-{
-	json_t *o = json_object();
-	if (!o)
-		return NULL;
-	for (size_t i = 0; i < keys->n; i++) {
-		if (json_object_set_new(o, keys->name[i], json_integer((json_int_t)counts[i]))) {
-			json_decref(o);
-			return NULL;
-		}
-	}
-	return o;
-}
-
-json_t *kernel_counts_encode(const struct kernel *k, const uint64_t *counts)
-{
-	struct count_keys keys;
-	kernel_keys(k, &keys);
-	return counts_encode(&keys, counts);
 }

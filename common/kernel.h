@@ -76,12 +76,21 @@ int kernel_name_ok(const char *name);
  * taken twice...). */
 int kernel_load_dir(const char *dir, char *err, size_t errlen);
 
+/* What kernel_params_check() refused params for: the HTTP layer answers unknown_field for a
+ * member the kernel does not take, invalid_field for the rest. */
+enum kernel_params_fault {
+	KERNEL_PARAMS_INVALID, /* not an object, too long, or a value the kernel refuses */
+	KERNEL_PARAMS_UNKNOWN, /* a member the kernel does not take */
+};
 /* Checks a job's params (an object, or NULL for none) for kernel k and writes their compact
- * JSON text into out. A kernel with open() checks them by opening and closing a state; exec
- * checks its argv and timeout; a kernel known by name only takes any object. Returns TALLY_OK,
- * TALLY_EINVAL with a message naming the field in err, or TALLY_ENOMEM. */
+ * JSON text into out. A kernel with open() checks them by opening and closing a state (its
+ * refusals are KERNEL_PARAMS_INVALID: the ABI does not say which kind they are); exec checks its
+ * argv and timeout; a kernel known by name only takes any object. Returns TALLY_OK, TALLY_EINVAL
+ * with *fault set and a message naming the field in err, or TALLY_ENOMEM. */
 TALLY_WUR enum tally_err kernel_params_check(const struct kernel *k, const json_t *params,
-					     char *out, size_t outlen, char *err, size_t errlen);
+					     char *out, size_t outlen,
+					     enum kernel_params_fault *fault, char *err,
+					     size_t errlen);
 /* Opens a plug-in's per-job state from params text (a no-op for other kernels: *state = NULL).
  * Returns 0, or -1 with a message in err. */
 int kernel_open(const struct kernel *k, const char *params, void **state, char *err,
@@ -120,23 +129,5 @@ uint64_t kernel_range_samples(uint64_t samples, uint64_t batch_size, uint64_t fi
 /* Runs batches [first_batch, first_batch + count) of a job and adds their counts to out[nkeys]. */
 void kernel_run_range(const struct kernel *k, uint64_t seed, uint64_t samples, uint64_t batch_size,
 		      uint64_t first_batch, uint64_t count, uint64_t *out);
-
-/* Decodes a counts object {"key": n, ...}, each an integer 0..2^63-1, into out[KERNEL_MAX_KEYS]
- * in the order of keys (a job's names; NULL: k's own). A kernel with fixed names takes exactly
- * those, wherever keys has them (names learnt from counts before a plug-in was loaded here may
- * be in another order, or more; one keys lacks is appended). An open kernel's counts name
- * themselves, new names appended to keys. On error returns TALLY_EINVAL and writes a message
- * naming the key into err. */
-TALLY_WUR enum tally_err kernel_counts_decode(const struct kernel *k, struct count_keys *keys,
-					      const json_t *obj, uint64_t *out, char *err,
-					      size_t errlen);
-/* Returns a new reference to the counts object for out[nkeys], or NULL when out of memory. */
-json_t *kernel_counts_encode(const struct kernel *k, const uint64_t *counts);
-/* As kernel_counts_decode, against a job's keys: when open, a name not yet in keys is added to
- * them (a name missing from obj counts 0); otherwise obj must hold exactly keys. */
-TALLY_WUR enum tally_err counts_decode(struct count_keys *keys, int open, const json_t *obj,
-				       uint64_t *out, char *err, size_t errlen);
-/* Returns a new reference to {"name": count, ...} for keys, or NULL when out of memory. */
-json_t *counts_encode(const struct count_keys *keys, const uint64_t *counts);
 
 #endif

@@ -50,18 +50,16 @@ TALLY_WUR enum tally_err db_check_save(struct db *db, int64_t lease_id, int stat
  * A worker already recorded keeps its first record. */
 TALLY_WUR enum tally_err db_quarantine_save(struct db *db, const char *worker, int64_t at,
 					    int64_t job_id, const char *reason);
+/* What the result walks call per done lease, with its counts (the lease is borrowed for the
+ * call). A return other than TALLY_OK stops the walk, which returns it. */
+typedef enum tally_err (*db_result_fn)(void *ctx, const struct lease *l, const uint64_t *counts);
 /* Calls each(ctx, lease, counts) for every done lease of worker with id >= since in an
- * unfinished job whose counts are known, by id; a non-zero return stops the walk and is
- * returned. */
+ * unfinished job whose counts are known, by id. TALLY_EDB, or what each returned. */
 TALLY_WUR enum tally_err db_worker_results(struct db *db, const char *worker, int64_t since,
-					   int (*each)(void *ctx, const struct lease *l,
-						       const uint64_t *counts),
-					   void *ctx);
-/* Calls each for every done lease of a job (not checks) with its counts, oldest first. each
- * returns non-zero to stop. */
-TALLY_WUR enum tally_err db_job_results(struct db *db, int64_t job_id,
-					int (*each)(void *ctx, const struct lease *l,
-						    const uint64_t *c),
+					   db_result_fn each, void *ctx);
+/* Calls each for every done lease of a job (not checks) with its counts, oldest first.
+ * TALLY_EDB, or what each returned. */
+TALLY_WUR enum tally_err db_job_results(struct db *db, int64_t job_id, db_result_fn each,
 					void *ctx);
 /* Reads and writes a named integer (the store's own settings and counters). db_meta_get
  * leaves *value alone when name is unset. */
@@ -72,14 +70,17 @@ TALLY_WUR enum tally_err db_meta_set(struct db *db, const char *name, int64_t va
  * (ascending id), every free range of those, every done lease whose check is pending, with its
  * counts, every done check lease of those (its opinion), every live lease (lease.spec is not
  * filled), every quarantined worker. Checks come for finished jobs too: the callee skips them.
- * A non-zero return from a callback stops the load and is returned. */
+ * Arguments are borrowed for the call. A return other than TALLY_OK stops the load and is
+ * returned. */
 struct db_loader {
-	int (*job)(void *ctx, const struct job *job, uint64_t next_batch, const char *last_failure);
-	int (*range)(void *ctx, int64_t job_id, const struct batch_range *range);
-	int (*check)(void *ctx, const struct lease *checked, const uint64_t *counts);
-	int (*opinion)(void *ctx, const struct lease *check, const uint64_t *counts);
-	int (*lease)(void *ctx, const struct lease *lease);
-	int (*quarantine)(void *ctx, const char *worker, const char *reason, int64_t at);
+	enum tally_err (*job)(void *ctx, const struct job *job, uint64_t next_batch,
+			      const char *last_failure);
+	enum tally_err (*range)(void *ctx, int64_t job_id, const struct batch_range *range);
+	db_result_fn check;   /* a done lease whose check is pending, with its counts */
+	db_result_fn opinion; /* a done check lease of one of those, with its counts */
+	enum tally_err (*lease)(void *ctx, const struct lease *lease);
+	enum tally_err (*quarantine)(void *ctx, const char *worker, const char *reason,
+				     int64_t at);
 	void *ctx;
 };
 /* Loads live state through l. Sets *max_job_id and *max_lease_id to the highest ids stored and
@@ -91,15 +92,25 @@ TALLY_WUR enum tally_err db_load(struct db *db, const struct db_loader *l, int64
 TALLY_WUR enum tally_err db_job_get(struct db *db, int64_t id, struct job *out);
 /* Reads the job submitted with Idempotency-Key key. TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err db_job_by_key(struct db *db, const char *key, struct job *out);
-/* Calls each(ctx, job) for up to limit jobs with id < before (0: no bound), newest first, only
- * those in `state` when state >= 0; stops early when each returns non-zero. */
+/* Calls each(ctx, job) (job borrowed for the call) for up to limit jobs with id < before (0: no
+ * bound), newest first, only those in `state` when state >= 0. A return other than TALLY_OK
+ * stops the walk and is returned; TALLY_EDB, TALLY_ENOMEM. */
 TALLY_WUR enum tally_err db_job_list(struct db *db, int state, int64_t before, size_t limit,
-				     int (*each)(void *ctx, const struct job *job), void *ctx);
+				     enum tally_err (*each)(void *ctx, const struct job *job),
+				     void *ctx);
 /* Counts the stored jobs by state: counts[enum job_state]. */
 TALLY_WUR enum tally_err db_job_counts(struct db *db, uint64_t counts[5]);
 /* Reads lease id (with its job's spec) as stored. TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err db_lease_get(struct db *db, int64_t id, struct lease *out);
 /* Runs a trivial read: TALLY_OK while the file can be read. */
 TALLY_WUR enum tally_err db_check(struct db *db);
+
+/* Tests only: makes the next call of each kind in what (DB_FAIL_* bits) fail with TALLY_EDB, as a
+ * full disk would (a failed commit rolls back). Each kind fails once, then works again. Product
+ * code never calls it. */
+#define DB_FAIL_WRITE 1u  /* the next statement that writes (BEGIN and saves; not COMMIT) */
+#define DB_FAIL_COMMIT 2u /* the next db_commit with a transaction open */
+#define DB_FAIL_LOAD 4u   /* the next db_load */
+void db_fail_next(struct db *db, unsigned what);
 
 #endif

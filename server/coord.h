@@ -13,8 +13,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
-#include "db.h"
 #include "err.h"
 #include "history.h"
 #include "job.h"
@@ -22,7 +20,9 @@
 
 #define COORD_KERNELS_MAX 96
 #define COORD_SKIP_MAX 16 /* jobs a lease request may ask to be passed over */
-#define COORD_OFFERS_MAX 64 /* kernels offered by workers that the coordinator remembers */
+
+struct counts; /* common/counts.h */
+struct db;     /* db/db.h */
 
 /* The clock, injected so that tests can drive time. Returns ms since the epoch. */
 struct coord_clock {
@@ -68,21 +68,26 @@ void coord_free(struct coord *c);
 /* Returns the injected clock's time. */
 int64_t coord_now(struct coord *c);
 
-/* Stores a new queued job under key (an Idempotency-Key, or NULL) and fills *out. */
+/* Stores a new queued job under key (an Idempotency-Key, or NULL) and fills *out. A spec whose
+ * kernel is kernel_placeholder() (decode_job_spec) gets spec->kernel_name made a kernel known by
+ * name only (kernel_named). TALLY_EINVAL when no more names can be (KERNEL_NAMED_MAX),
+ * TALLY_ENOMEM, TALLY_EDB. */
+TALLY_WUR enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, const char *key,
+				      struct job *out);
 /* Grows job id to `samples` (see live_extend): the result then equals that of a new job of that
  * size with the same seed. TALLY_ENOTFOUND, TALLY_ECONFLICT (failed or cancelled; *out is the
  * job), TALLY_EINVAL (not larger than it is), TALLY_EDB. */
 TALLY_WUR enum tally_err coord_extend(struct coord *c, int64_t id, uint64_t samples,
 				      struct job *out);
-TALLY_WUR enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, const char *key,
-				      struct job *out);
 /* Fills *out with the job submitted under key; TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err coord_job_by_key(struct coord *c, const char *key, struct job *out);
 /* Fills *out with job id; TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err coord_job(struct coord *c, int64_t id, struct job *out);
-/* Walks jobs newest first; see db_job_list. */
+/* Walks jobs newest first; see db_job_list (a return of each other than TALLY_OK stops the walk
+ * and is returned). */
 TALLY_WUR enum tally_err coord_jobs(struct coord *c, int state, int64_t before, size_t limit,
-				    int (*each)(void *ctx, const struct job *job), void *ctx);
+				    enum tally_err (*each)(void *ctx, const struct job *job),
+				    void *ctx);
 /* Cancels job id; TALLY_ECONFLICT when it already finished (*out filled either way). */
 TALLY_WUR enum tally_err coord_cancel(struct coord *c, int64_t id, struct job *out);
 
@@ -92,12 +97,14 @@ TALLY_WUR enum tally_err coord_lease(struct coord *c, const struct lease_request
 				     struct lease *out);
 /* Extends lease id. TALLY_ELOST, TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err coord_heartbeat(struct coord *c, int64_t id, struct lease *out);
-/* Checks counts (a borrowed JSON object) against lease id with its kernel, then adds them to the
- * job once (a check lease's are compared instead; a worker caught lying is quarantined and its
- * done leases in unfinished jobs discarded). *duplicate is set when the lease was already
- * completed. TALLY_ECOUNTS with a message in err when the counts cannot be right; TALLY_ELOST;
- * TALLY_ENOTFOUND. */
-TALLY_WUR enum tally_err coord_complete(struct coord *c, int64_t id, const json_t *counts,
+/* Matches counts (borrowed; decoded by decode_complete) to lease id's job names under its
+ * kernel's rules (counts_match) and checks them with the kernel, then adds them to the job once
+ * (a check lease's are compared instead; a worker caught lying is quarantined and its done
+ * leases in unfinished jobs discarded). The lease's state answers first: *duplicate is set when
+ * it was already completed (whatever the counts), and a lost lease is lost. TALLY_ECOUNTS with a
+ * message in err when the counts cannot be right; TALLY_ELOST; TALLY_ENOTFOUND; TALLY_ENOMEM,
+ * TALLY_EDB. */
+TALLY_WUR enum tally_err coord_complete(struct coord *c, int64_t id, const struct counts *counts,
 					int *duplicate, char *err, size_t errlen);
 /* Gives lease id's batches back. With fault, the lease counts as a failure of its batches (see
  * server/live.h, poison batches). TALLY_ELOST, TALLY_ENOTFOUND. */
@@ -105,13 +112,13 @@ TALLY_WUR enum tally_err coord_fail(struct coord *c, int64_t id, const char *rea
 /* Reclaims expired leases now; wakes long polls when any were. */
 TALLY_WUR enum tally_err coord_reap(struct coord *c);
 
-/* A worker as the coordinator sees it: state is "quarantined" (caught by a check: reason says
- * how), "active" (it holds a lease), "idle" (heard from within the lease timeout) or "lost";
- * rate is its measured samples/s (0 until measured). */
+/* A worker as the coordinator sees it: quarantined (caught by a check: reason says how), active
+ * (it holds a lease), idle (heard from within the lease timeout) or lost; rate is its measured
+ * samples/s (0 until measured). */
 struct coord_worker {
 	struct worker_info info;
 	double rate;
-	const char *state;
+	enum worker_state state;
 	const char *reason; /* NULL unless quarantined */
 };
 /* What GET /metrics shows: counters since the start, and gauges read now. */
@@ -128,7 +135,7 @@ struct coord_metrics {
 	uint64_t queue_samples;         /* not yet counted, over unfinished jobs */
 	uint64_t checks_pending;
 	uint64_t quarantined;
-	uint64_t workers_active, workers_idle, workers_lost, workers_quarantined;
+	uint64_t workers[WORKER_STATES]; /* by enum worker_state */
 };
 /* Fills *out. Reads the store (jobs by state) after writing pending changes into the open
  * transaction. TALLY_EDB. */
@@ -144,11 +151,14 @@ const char *coord_quarantined(struct coord *c, const char *worker);
  * Valid until the next call into the coordinator. */
 const char *coord_last_failure(struct coord *c, int64_t id);
 /* Returns 1 when a worker has offered kernel name (in version `version`, or any when 0) since
- * the coordinator started. */
+ * the coordinator started (server/offers.h). */
 int coord_kernel_offered(struct coord *c, const char *name, unsigned version);
-/* Calls each(ctx, w) for every worker heard from since the start (at most WORKERS_MAX). */
+/* Calls each(ctx, w) (w borrowed for the call) for every worker heard from since the start (at
+ * most WORKERS_MAX) and every quarantined one. A return other than TALLY_OK stops the walk and
+ * is returned; TALLY_EDB. */
 TALLY_WUR enum tally_err coord_workers(struct coord *c,
-				       int (*each)(void *ctx, const struct coord_worker *w),
+				       enum tally_err (*each)(void *ctx,
+							      const struct coord_worker *w),
 				       void *ctx);
 
 /* Sets *at to when the first live lease expires (0: none), for the HTTP layer's timer at start,
@@ -163,8 +173,9 @@ int coord_dirty(struct coord *c);
  * completes, fails, and reads of uncommitted state): the HTTP layer holds a reply when its
  * handler moved this count. */
 uint64_t coord_changes(struct coord *c);
-/* Writes every change since the last flush and commits them together. On failure none of them
- * happened: the live state is loaded again from the store, and TALLY_EDB returned. */
+/* Writes every change since the last flush and commits them together (server/wb.h). On failure
+ * none of them happened: the live state is loaded again from the store, and TALLY_EDB
+ * returned. */
 TALLY_WUR enum tally_err coord_flush(struct coord *c);
 /* Checks that the store answers a query, and, after a failed commit, that it takes a write
  * again. TALLY_EDB when it does not. */

@@ -1487,7 +1487,7 @@ int live_dirty(const struct live *lv)
 	return lv->dirty_jobs || lv->dirty_leases || lv->dirty_checks || quar_dirty(lv);
 }
 
-int live_each_dirty(struct live *lv, const struct live_writer *w)
+enum tally_err live_each_dirty(struct live *lv, const struct live_writer *w)
 {
 	int rc;
 	for (struct ljob *j = lv->dirty_jobs; j; j = j->dnext) {

@@ -1,4 +1,5 @@
 /* The lease-size policy and the table of per-worker rates behind it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "hash.h"
@@ -90,8 +91,7 @@ void sched_observe(struct sched *s, const char *worker, uint64_t samples, int64_
 		if (!slot || !w->name[0] || (slot->name[0] && w->seen < slot->seen))
 			slot = w;
 	}
-	strncpy(slot->name, worker, sizeof slot->name - 1);
-	slot->name[sizeof slot->name - 1] = '\0';
+	snprintf(slot->name, sizeof slot->name, "%s", worker);
 	slot->rate = rate;
 	slot->seen = now;
 }

@@ -1,4 +1,5 @@
-/* The worker registry: a chained hash table by name. */
+/* The worker registry: a chained hash table by name, and the names of worker states. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "hash.h"
@@ -18,6 +19,12 @@ struct workers {
 	struct wentry *bucket[WORKERS_BUCKETS];
 	size_t n;
 };
+
+const char *worker_state_name(enum worker_state s)
+{
+	static const char *const names[WORKER_STATES] = { "active", "idle", "lost", "quarantined" };
+	return (unsigned)s < WORKER_STATES ? names[s] : "lost";
+}
 
 static size_t workers_hash(const char *name)
 {
@@ -71,7 +78,7 @@ static struct wentry *workers_get(struct workers *ws, const char *name, int64_t 
 		workers_evict(ws);
 	if (!(e = calloc(1, sizeof *e)))
 		return NULL;
-	strncpy(e->name, name, sizeof e->name - 1);
+	snprintf(e->name, sizeof e->name, "%s", name);
 	e->first_seen = e->last_seen = now;
 	e->next = ws->bucket[i];
 	ws->bucket[i] = e;

@@ -13,6 +13,18 @@
 
 struct workers;
 
+/* What a worker is to the coordinator, as GET /v1/workers and GET /metrics name it. */
+enum worker_state {
+	WORKER_ACTIVE,      /* it holds a lease */
+	WORKER_IDLE,        /* heard from within the lease timeout */
+	WORKER_LOST,        /* not heard from since */
+	WORKER_QUARANTINED, /* caught by a check (its reason says how) */
+};
+#define WORKER_STATES 4
+
+/* Returns the state's name ("active", "idle", "lost", "quarantined"). Static; can't fail. */
+const char *worker_state_name(enum worker_state s);
+
 struct worker_info {
 	const char *name;
 	int64_t first_seen;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include "counts.h"
 #include "exec.h"
 #include "timefmt.h"
 
@@ -129,7 +130,7 @@ int exec_job_open(struct exec_job *j, const struct exec_policy *p, const char *p
 	memset(j, 0, sizeof *j);
 	j->policy = p;
 	snprintf(j->job_id, sizeof j->job_id, "%s", job_id);
-	if (exec_spec_parse(obj, &j->spec, err, errlen))
+	if (exec_spec_parse(obj, &j->spec, NULL, err, errlen))
 		goto done;
 	rc = -2; /* from here on, the worker's own reasons */
 	prog = j->spec.argv[0];
@@ -317,6 +318,7 @@ int exec_batch(const struct exec_job *j, uint64_t seed, uint64_t batch, uint64_t
 	char vars[5][64], passed[EXEC_ENV_MAX][1024], why[256] = "", tail[EXEC_STDERR_TAIL + 1];
 	char *envp[5 + EXEC_ENV_MAX + 1];
 	uint64_t got[KERNEL_MAX_KEYS];
+	struct counts printed;
 	size_t ne = 0;
 	struct run r;
 	json_t *obj = NULL;
@@ -360,7 +362,8 @@ int exec_batch(const struct exec_job *j, uint64_t seed, uint64_t batch, uint64_t
 		 !json_is_object(obj))
 		snprintf(why, sizeof why, "did not print one JSON object of counts on stdout%s%.120s",
 			 obj ? "" : ": ", obj ? "" : je.text);
-	else if (counts_decode(keys, 1, obj, got, why + 8, sizeof why - 8))
+	else if (counts_decode(obj, &printed) ||
+		 counts_match(&printed, kernel_find("exec"), keys, got, why + 8, sizeof why - 8))
 		memcpy(why, "printed ", 8);
 	if (!why[0]) {
 		for (size_t i = 0; i < keys->n; i++) {

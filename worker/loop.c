@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include "client.h"
 #include "compute.h"
+#include "counts.h"
 #include "job.h"
 #include "log.h"
 #include "loop.h"
@@ -96,7 +97,7 @@ static int held_parse(const struct loop *l, const json_t *j, struct held *h)
 			return -1;
 		}
 	} else {
-		memcpy(h->params, text, strlen(text) + 1); /* fits: checked above */
+		snprintf(h->params, sizeof h->params, "%s", text);
 	}
 	free(text);
 	h->k = kernel_find(kernel);

@@ -1,13 +1,17 @@
 /* The coordinator with an injected clock: lease expiry, the lease policy's adaptation, count
- * checks, the hooks that wake long polls, and verification by recomputation (a liar caught,
- * its work discarded, its quarantine kept across a restart), all without sleeping. */
+ * checks, the hooks that wake long polls, verification by recomputation (a liar caught, its work
+ * discarded, its quarantine kept across a restart), and a failed allocation undone by the next
+ * flush, all without sleeping. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+#include "alloc.h"
 #include "coord.h"
+#include "counts.h"
+#include "db.h"
 #include "live.h"
 #include "tmpdb.h"
 
@@ -76,12 +80,32 @@ static struct lease_request request(const char *worker, uint64_t max_batches)
 	return r;
 }
 
-static json_t *counts_for(const struct lease *l)
+/* Counts for lease l, honest or (lie) with "inside" one too many: still within the kernel's
+ * check, so only another worker's recomputation can tell. */
+static struct counts counts_as(const struct lease *l, int lie)
 {
-	uint64_t c[KERNEL_MAX_KEYS] = { 0 };
+	struct counts c = { 0 };
+	kernel_keys(l->spec.kernel, &c.keys);
 	kernel_run_range(l->spec.kernel, l->spec.seed, l->spec.samples, l->spec.batch_size,
-			 l->first_batch, l->batch_count, c);
-	return kernel_counts_encode(l->spec.kernel, c);
+			 l->first_batch, l->batch_count, c.v);
+	c.v[0] += lie ? 1 : 0;
+	return c;
+}
+
+static struct counts counts_for(const struct lease *l)
+{
+	return counts_as(l, 0);
+}
+
+/* Counts written as a JSON object, decoded as decode_complete() does. */
+static struct counts parsed(const char *text)
+{
+	struct counts c;
+	json_t *o = json_loads(text, 0, NULL);
+	assert_non_null(o);
+	assert_int_equal(counts_decode(o, &c), TALLY_OK);
+	json_decref(o);
+	return c;
 }
 
 static void test_submit_wakes_and_lease_sets_expiry(void **state)
@@ -112,7 +136,7 @@ static void test_expiry_without_sleeping(void **state)
 	struct lease la, lb;
 	char err[128];
 	int dup;
-	json_t *counts;
+	struct counts counts;
 
 	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &la), TALLY_OK);
@@ -126,16 +150,14 @@ static void test_expiry_without_sleeping(void **state)
 	assert_int_equal(lb.first_batch, la.first_batch);
 	assert_int_equal(lb.batch_count, la.batch_count / 2); /* halved after a failure */
 	counts = counts_for(&la);
-	assert_int_equal(coord_complete(f->c, la.id, counts, &dup, err, sizeof err), TALLY_ELOST);
+	assert_int_equal(coord_complete(f->c, la.id, &counts, &dup, err, sizeof err), TALLY_ELOST);
 	assert_int_equal(f->ended, 0);
-	json_decref(counts);
 	counts = counts_for(&lb);
-	assert_int_equal(coord_complete(f->c, lb.id, counts, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, lb.id, &counts, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 0);
 	assert_int_equal(f->ended, 0); /* 2 of 10 batches: not finished */
-	assert_int_equal(coord_complete(f->c, lb.id, counts, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, lb.id, &counts, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1);
-	json_decref(counts);
 	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
 	assert_int_equal(j.samples_done, 2000);
 }
@@ -163,26 +185,23 @@ static void test_counts_checked_against_lease(void **state)
 	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		json_t *c = json_loads(bad[i].counts, 0, NULL);
-		assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_ECOUNTS);
+		struct counts c = parsed(bad[i].counts);
+		assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_ECOUNTS);
 		assert_non_null(strstr(err, bad[i].needle));
-		json_decref(c);
 	}
 	/* Refused counts leave the lease live: the right ones are still accepted. */
-	json_t *good = counts_for(&l);
-	assert_int_equal(coord_complete(f->c, l.id, good, &dup, err, sizeof err), TALLY_OK);
-	json_decref(good);
+	struct counts good = counts_for(&l);
+	assert_int_equal(coord_complete(f->c, l.id, &good, &dup, err, sizeof err), TALLY_OK);
 	/* The lease's state answers before the counts: a repeat is acknowledged even with counts
 	 * that would be refused, and a lost lease is lost whatever its counts. */
-	json_t *junk = json_loads("{\"inside\": 1}", 0, NULL);
-	assert_int_equal(coord_complete(f->c, l.id, junk, &dup, err, sizeof err), TALLY_OK);
+	struct counts junk = parsed("{\"inside\": 1}");
+	assert_int_equal(coord_complete(f->c, l.id, &junk, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	f->now += 20000;
 	assert_int_equal(coord_reap(f->c), TALLY_OK);
-	assert_int_equal(coord_complete(f->c, l.id, junk, &dup, err, sizeof err), TALLY_ELOST);
-	json_decref(junk);
-	assert_int_equal(coord_complete(f->c, 424242, good ? NULL : NULL, &dup, err, sizeof err),
+	assert_int_equal(coord_complete(f->c, l.id, &junk, &dup, err, sizeof err), TALLY_ELOST);
+	assert_int_equal(coord_complete(f->c, 424242, &good, &dup, err, sizeof err),
 			 TALLY_ENOTFOUND);
 }
 
@@ -197,17 +216,18 @@ static void test_lease_size_adapts_to_worker_rate(void **state)
 	struct lease l;
 	char err[128];
 	int dup;
-	json_t *c;
+	struct counts c;
+	char text[96];
 
 	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	assert_int_equal(l.batch_count, 200); /* 1 s at the default 2e7/s */
 	/* It came back in 10 ms: 2e7 samples / 0.01 s = 2e9/s, so the next lease is far bigger. */
 	f->now += 10;
-	c = json_pack("{s:I,s:I}", "inside", (json_int_t)0,
-		      "samples", (json_int_t)(l.batch_count * 100000));
-	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
-	json_decref(c);
+	snprintf(text, sizeof text, "{\"inside\": 0, \"samples\": %llu}",
+		 (unsigned long long)(l.batch_count * 100000));
+	c = parsed(text);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	assert_int_equal(l.batch_count, 20000);
 }
@@ -249,12 +269,11 @@ static void test_finishing_job_wakes_waiters(void **state)
 	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	assert_int_equal(l.batch_count, 2);
-	json_t *c = counts_for(&l);
-	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
+	struct counts c = counts_for(&l);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(f->ended, 1);
-	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(f->ended, 1); /* a duplicate finishes nothing */
-	json_decref(c);
 	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
 	assert_int_equal(j.state, JOB_SUCCEEDED);
 }
@@ -301,20 +320,19 @@ static void test_changes_that_replies_wait_for(void **state)
 	assert_int_equal(coord_lease(f->c, &a, &l2), TALLY_OK);
 	assert_int_equal(coord_fail(f->c, l2.id, "x", 1), TALLY_OK);
 	assert_true(coord_changes(f->c) == ++n); /* a fail may strike a batch or fail the job */
-	json_t *c = counts_for(&l);
-	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
+	struct counts c = counts_for(&l);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
 	assert_true(coord_changes(f->c) == ++n);
 	/* A repeat reports the first complete, not yet committed: its reply waits too. */
-	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1);
 	assert_true(coord_changes(f->c) == ++n);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
 	/* Committed: a repeat (now answered from the store) and a job read wait for nothing. */
-	assert_int_equal(coord_complete(f->c, l.id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1);
 	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
 	assert_true(coord_changes(f->c) == n);
-	json_decref(c);
 	assert_int_equal(coord_cancel(f->c, j.id, &j), TALLY_OK);
 	assert_true(coord_changes(f->c) > n);
 	n = coord_changes(f->c);
@@ -342,13 +360,12 @@ static void test_crash_keeps_exactly_the_flushed(void **state)
 	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &kept), TALLY_OK);      /* batches 0-1 */
 	assert_int_equal(coord_lease(f->c, &a, &done_late), TALLY_OK); /* batches 2-3 */
-	json_t *c = counts_for(&kept);
-	assert_int_equal(coord_complete(f->c, kept.id, c, &dup, err, sizeof err), TALLY_OK);
-	json_decref(c);
+	struct counts c = counts_for(&kept);
+	assert_int_equal(coord_complete(f->c, kept.id, &c, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &lost), TALLY_OK); /* batches 4-5, never flushed */
 	c = counts_for(&done_late);
-	assert_int_equal(coord_complete(f->c, done_late.id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, done_late.id, &c, &dup, err, sizeof err), TALLY_OK);
 	f->now += 9000; /* 1 s of the leases' 10 left when the coordinator comes back */
 	crash_and_restart(f);
 	int64_t at = 0;
@@ -360,19 +377,16 @@ static void test_crash_keeps_exactly_the_flushed(void **state)
 	assert_int_equal(j.batches_leased, 2);
 	/* The unflushed complete was never acknowledged; its lease is live again, so the
 	 * worker's retry counts it once. */
-	assert_int_equal(coord_complete(f->c, done_late.id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, done_late.id, &c, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 0);
-	json_decref(c);
 	c = counts_for(&lost);
-	assert_int_equal(coord_complete(f->c, lost.id, c, &dup, err, sizeof err), TALLY_ENOTFOUND);
-	json_decref(c);
+	assert_int_equal(coord_complete(f->c, lost.id, &c, &dup, err, sizeof err), TALLY_ENOTFOUND);
 	assert_int_equal(coord_lease(f->c, &a, &again), TALLY_OK);
 	assert_int_equal(again.first_batch, lost.first_batch);
 	assert_true(again.id > lost.id); /* ids are never handed out twice */
 	c = counts_for(&kept);
-	assert_int_equal(coord_complete(f->c, kept.id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, kept.id, &c, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1); /* answered from the store */
-	json_decref(c);
 	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
 	assert_int_equal(j.batches_done, 4);
 }
@@ -397,19 +411,18 @@ static void test_written_leases_answer_from_the_store(void **state)
 	assert_int_equal(coord_lease(f->c, &a, &failed), TALLY_OK);
 	assert_int_equal(coord_fail(f->c, failed.id, "x", 1), TALLY_OK);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
-	json_t *c = counts_for(&expired);
-	assert_int_equal(coord_complete(f->c, expired.id, c, &dup, err, sizeof err), TALLY_ELOST);
+	struct counts c = counts_for(&expired);
+	assert_int_equal(coord_complete(f->c, expired.id, &c, &dup, err, sizeof err), TALLY_ELOST);
 	assert_int_equal(coord_heartbeat(f->c, failed.id, &failed), TALLY_ELOST);
 	assert_int_equal(coord_fail(f->c, failed.id, "again", 1), TALLY_ELOST);
-	assert_int_equal(coord_complete(f->c, 12345, c, &dup, err, sizeof err), TALLY_ENOTFOUND);
-	json_decref(c);
+	assert_int_equal(coord_complete(f->c, 12345, &c, &dup, err, sizeof err), TALLY_ENOTFOUND);
 }
 
-static int count_job(void *ctx, const struct job *job)
+static enum tally_err count_job(void *ctx, const struct job *job)
 {
 	(void)job;
 	(*(int *)ctx)++;
-	return 0;
+	return TALLY_OK;
 }
 
 /* A list reads the store, brought up to date first: it shows what memory holds. */
@@ -445,15 +458,15 @@ struct seen {
 	int n;
 };
 
-static int see_worker(void *ctx, const struct coord_worker *w)
+static enum tally_err see_worker(void *ctx, const struct coord_worker *w)
 {
 	struct seen *s = ctx;
 	int i = s->n++;
 	snprintf(s->names[i], sizeof s->names[i], "%s", w->info.name);
-	snprintf(s->states[i], sizeof s->states[i], "%s", w->state);
+	snprintf(s->states[i], sizeof s->states[i], "%s", worker_state_name(w->state));
 	s->leases[i] = w->info.leases;
 	s->lease_id[i] = w->info.lease_id;
-	return 0;
+	return TALLY_OK;
 }
 
 static int seen_index(const struct seen *s, const char *name)
@@ -527,25 +540,13 @@ static void test_stall_extends_live_leases(void **state)
 	assert_int_equal(coord_heartbeat(f->c, l.id, &l), TALLY_ELOST);
 }
 
-/* Counts for lease l, honest or (lie) with "inside" one too many: still within the kernel's
- * check, so only another worker's recomputation can tell. */
-static json_t *counts_as(const struct lease *l, int lie)
-{
-	uint64_t c[KERNEL_MAX_KEYS] = { 0 };
-	kernel_run_range(l->spec.kernel, l->spec.seed, l->spec.samples, l->spec.batch_size,
-			 l->first_batch, l->batch_count, c);
-	c[0] += lie ? 1 : 0;
-	return kernel_counts_encode(l->spec.kernel, c);
-}
-
 static void complete_as(struct fixture *f, const struct lease *l, int lie)
 {
-	json_t *c = counts_as(l, lie);
+	struct counts c = counts_as(l, lie);
 	char err[128] = "";
 	int dup = -1;
-	assert_int_equal(coord_complete(f->c, l->id, c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l->id, &c, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 0);
-	json_decref(c);
 }
 
 /* Verification end to end, with verify 1: A lies in every lease, its opinion on a check of B's
@@ -568,7 +569,7 @@ static void test_verify_liar_caught_and_discarded(void **state)
 	const char *why;
 	char err[128], reason[LIVE_QUARANTINE_REASON_MAX];
 	int dup, forbidden = 0, idle = 0;
-	json_t *counts;
+	struct counts counts;
 
 	kernel_run_range(spec.kernel, spec.seed, spec.samples, spec.batch_size, 0, 20, expect);
 	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
@@ -636,9 +637,8 @@ static void test_verify_liar_caught_and_discarded(void **state)
 		assert_int_equal(stored.granted_at, a_leases[i].granted_at);
 		assert_int_equal(stored.expires_at, a_leases[i].expires_at);
 		counts = counts_as(&a_leases[i], 1);
-		assert_int_equal(coord_complete(f->c, a_leases[i].id, counts, &dup, err, sizeof err),
+		assert_int_equal(coord_complete(f->c, a_leases[i].id, &counts, &dup, err, sizeof err),
 				 TALLY_ELOST);
-		json_decref(counts);
 	}
 
 	/* A clean restart: the quarantine is in the store. */
@@ -712,6 +712,85 @@ static void test_verify_pending_check_survives_restart(void **state)
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
 }
 
+/* Leases and completes whatever w is given until nothing is left, flushing after each. */
+static void run_dry(struct fixture *f, const struct lease_request *w)
+{
+	struct lease l;
+	struct counts c;
+	char err[128];
+	int dup;
+
+	for (int k = 0; k < 100 && coord_lease(f->c, w, &l) == TALLY_OK; k++) {
+		c = counts_for(&l);
+		assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+		assert_int_equal(coord_flush(f->c), TALLY_OK);
+	}
+}
+
+/* An allocation that fails inside an operation (the allocator seam): the operation says so, the
+ * next flush fails and reads the state back from the store (the whole pass is undone, a complete
+ * of another job's in it too), and the service goes on to counts bit-identical to those of a
+ * run without the failure. */
+static void test_failed_allocation_reloads_and_goes_on(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec a_spec = { .kernel = kernel_find("pi"), .samples = 4000,
+				   .batch_size = 1000, .seed = 9, .params = "{}" };
+	struct job_spec b_spec = { .kernel = kernel_find("pi"), .samples = 6000,
+				   .batch_size = 1000, .seed = 11, .params = "{}" };
+	struct lease_request w = request("w", 2);
+	uint64_t want_a[KERNEL_MAX_KEYS] = { 0 }, want_b[KERNEL_MAX_KEYS] = { 0 };
+	struct job a, b;
+	struct lease undone;
+	struct counts c;
+	char err[128];
+	int dup;
+
+	kernel_run_range(a_spec.kernel, 9, 6500, 1000, 0, 7, want_a); /* a after its extend */
+	kernel_run_range(b_spec.kernel, 11, 6000, 1000, 0, 6, want_b);
+	assert_int_equal(coord_submit(f->c, &a_spec, NULL, &a), TALLY_OK);
+	run_dry(f, &w);
+	assert_int_equal(coord_submit(f->c, &b_spec, NULL, &b), TALLY_OK);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+
+	/* One pass: a complete of b's, then an extend of a (finished: read back into memory) whose
+	 * allocation fails. */
+	assert_int_equal(coord_lease(f->c, &w, &undone), TALLY_OK);
+	c = counts_for(&undone);
+	assert_int_equal(coord_complete(f->c, undone.id, &c, &dup, err, sizeof err), TALLY_OK);
+	alloc_fail_after(0, 0);
+	assert_int_equal(coord_extend(f->c, a.id, 6500, &a), TALLY_ENOMEM);
+	alloc_fail_never();
+	assert_int_equal(coord_dirty(f->c), 1);
+	f->expiry = -1;
+	assert_int_equal(coord_flush(f->c), TALLY_EDB);
+	assert_int_equal(f->expiry, 0); /* read back: no live lease now */
+	assert_int_equal(coord_dirty(f->c), 0);
+	/* The complete's reply waited for that flush and failed; its grant was never committed. */
+	assert_int_equal(coord_complete(f->c, undone.id, &c, &dup, err, sizeof err), TALLY_ENOTFOUND);
+	assert_int_equal(coord_job(f->c, b.id, &b), TALLY_OK);
+	assert_int_equal(b.batches_done, 0);
+	assert_int_equal(coord_job(f->c, a.id, &a), TALLY_OK);
+	assert_int_equal(a.state, JOB_SUCCEEDED);
+	assert_int_equal(a.spec.samples, 4000);
+
+	/* The service goes on. */
+	assert_int_equal(coord_extend(f->c, a.id, 6500, &a), TALLY_OK);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	run_dry(f, &w);
+	assert_int_equal(coord_job(f->c, a.id, &a), TALLY_OK);
+	assert_int_equal(coord_job(f->c, b.id, &b), TALLY_OK);
+	assert_int_equal(a.state, JOB_SUCCEEDED);
+	assert_int_equal(b.state, JOB_SUCCEEDED);
+	assert_int_equal(a.samples_done, 6500);
+	assert_int_equal(b.samples_done, 6000);
+	assert_memory_equal(a.counts, want_a, sizeof want_a);
+	assert_memory_equal(b.counts, want_b, sizeof want_b);
+	crash_and_restart(f);
+	assert_int_equal(coord_job(f->c, a.id, &a), TALLY_OK);
+	assert_memory_equal(a.counts, want_a, sizeof want_a);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -731,6 +810,7 @@ int main(void)
 		T(test_stall_extends_live_leases),
 		T(test_verify_liar_caught_and_discarded),
 		T(test_verify_pending_check_survives_restart),
+		T(test_failed_allocation_reloads_and_goes_on),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -136,45 +136,45 @@ struct loaded {
 	char quarantined[256];
 };
 
-static int on_job(void *ctx, const struct job *job, uint64_t next_batch, const char *failure)
+static enum tally_err on_job(void *ctx, const struct job *job, uint64_t next_batch, const char *failure)
 {
 	struct loaded *l = ctx;
 	l->jobs[l->njobs] = job->id;
 	l->next_batch[l->njobs] = next_batch;
 	snprintf(l->failure[l->njobs], sizeof l->failure[0], "%s", failure);
 	l->njobs++;
-	return 0;
+	return TALLY_OK;
 }
 
-static int on_range(void *ctx, int64_t job_id, const struct batch_range *r)
+static enum tally_err on_range(void *ctx, int64_t job_id, const struct batch_range *r)
 {
 	struct loaded *l = ctx;
 	l->range_job[l->nranges] = job_id;
 	l->ranges[l->nranges++] = *r;
-	return 0;
+	return TALLY_OK;
 }
 
-static int on_lease(void *ctx, const struct lease *lease)
+static enum tally_err on_lease(void *ctx, const struct lease *lease)
 {
 	struct loaded *l = ctx;
 	l->leases[l->nleases++] = *lease;
-	return 0;
+	return TALLY_OK;
 }
 
-static int on_result(void *ctx, const struct lease *lease, const uint64_t *counts)
+static enum tally_err on_result(void *ctx, const struct lease *lease, const uint64_t *counts)
 {
 	struct loaded *l = ctx;
 	l->results[l->nresults] = *lease;
 	memcpy(l->result_counts[l->nresults++], counts, sizeof l->result_counts[0]);
-	return 0;
+	return TALLY_OK;
 }
 
-static int on_quarantine(void *ctx, const char *worker, const char *reason, int64_t at)
+static enum tally_err on_quarantine(void *ctx, const char *worker, const char *reason, int64_t at)
 {
 	struct loaded *l = ctx;
 	(void)at;
 	snprintf(l->quarantined, sizeof l->quarantined, "%s: %s", worker, reason);
-	return 0;
+	return TALLY_OK;
 }
 
 static void test_load_gives_back_live_state(void **state)
@@ -299,11 +299,11 @@ struct collect {
 	int n;
 };
 
-static int collect_one(void *ctx, const struct job *job)
+static enum tally_err collect_one(void *ctx, const struct job *job)
 {
 	struct collect *c = ctx;
 	c->ids[c->n++] = job->id;
-	return 0;
+	return TALLY_OK;
 }
 
 static void test_list_newest_first_with_cursor(void **state)
@@ -347,8 +347,8 @@ static void test_load_keeps_unknown_kernels(void **state)
 	snprintf(j.spec.params, sizeof j.spec.params, "{\"start\":7}");
 	memset(&j.keys, 0, sizeof j.keys);
 	j.keys.n = 2;
-	strcpy(j.keys.name[0], "primes");
-	strcpy(j.keys.name[1], "twins");
+	snprintf(j.keys.name[0], sizeof j.keys.name[0], "primes");
+	snprintf(j.keys.name[1], sizeof j.keys.name[1], "twins");
 	j.counts[1] = 5;
 	save_job(f, &j, 0);
 	assert_int_equal(db_load(f->db, &fns, &max_job, &max_lease, &skipped), TALLY_OK);
@@ -419,66 +419,66 @@ struct verified {
 	int nresults, stop_after;
 };
 
-static int v_job(void *ctx, const struct job *job, uint64_t next_batch, const char *failure)
+static enum tally_err v_job(void *ctx, const struct job *job, uint64_t next_batch, const char *failure)
 {
 	(void)job;
 	(void)next_batch;
 	(void)failure;
 	((struct verified *)ctx)->njobs++;
-	return 0;
+	return TALLY_OK;
 }
 
-static int v_range(void *ctx, int64_t job_id, const struct batch_range *r)
+static enum tally_err v_range(void *ctx, int64_t job_id, const struct batch_range *r)
 {
 	(void)ctx;
 	(void)job_id;
 	(void)r;
-	return 0;
+	return TALLY_OK;
 }
 
-static int v_check(void *ctx, const struct lease *lease, const uint64_t *counts)
+static enum tally_err v_check(void *ctx, const struct lease *lease, const uint64_t *counts)
 {
 	struct verified *v = ctx;
 	assert_true(v->nchecks < 8);
 	v->checks[v->nchecks] = *lease;
 	memcpy(v->check_counts[v->nchecks++], counts, sizeof v->check_counts[0]);
-	return 0;
+	return TALLY_OK;
 }
 
-static int v_opinion(void *ctx, const struct lease *lease, const uint64_t *counts)
+static enum tally_err v_opinion(void *ctx, const struct lease *lease, const uint64_t *counts)
 {
 	struct verified *v = ctx;
 	assert_true(v->nopinions < 8);
 	v->opinions[v->nopinions] = *lease;
 	memcpy(v->opinion_counts[v->nopinions++], counts, sizeof v->opinion_counts[0]);
-	return 0;
+	return TALLY_OK;
 }
 
-static int v_lease(void *ctx, const struct lease *lease)
+static enum tally_err v_lease(void *ctx, const struct lease *lease)
 {
 	struct verified *v = ctx;
 	assert_true(v->nleases < 8);
 	v->leases[v->nleases++] = *lease;
-	return 0;
+	return TALLY_OK;
 }
 
-static int v_quarantine(void *ctx, const char *worker, const char *reason, int64_t at)
+static enum tally_err v_quarantine(void *ctx, const char *worker, const char *reason, int64_t at)
 {
 	struct verified *v = ctx;
 	assert_true(v->nquar < 4);
 	snprintf(v->quar_worker[v->nquar], sizeof v->quar_worker[0], "%s", worker);
 	snprintf(v->quar_reason[v->nquar], sizeof v->quar_reason[0], "%s", reason);
 	v->quar_at[v->nquar++] = at;
-	return 0;
+	return TALLY_OK;
 }
 
-static int v_result(void *ctx, const struct lease *lease, const uint64_t *counts)
+static enum tally_err v_result(void *ctx, const struct lease *lease, const uint64_t *counts)
 {
 	struct verified *v = ctx;
 	assert_true(v->nresults < 8);
 	v->results[v->nresults] = *lease;
 	memcpy(v->result_counts[v->nresults++], counts, sizeof v->result_counts[0]);
-	return v->stop_after && v->nresults == v->stop_after ? 9 : 0;
+	return v->stop_after && v->nresults == v->stop_after ? TALLY_ECONFLICT : TALLY_OK;
 }
 
 static struct lease worker_lease(int64_t seq, int64_t job_id, uint64_t first, uint64_t count,
@@ -619,8 +619,8 @@ static void test_verify_rows_load_back(void **state)
 	v.nresults = 0;
 	assert_int_equal(db_worker_results(f->db, "nobody", 0, v_result, &v), TALLY_OK);
 	assert_int_equal(v.nresults, 0);
-	v.stop_after = 1; /* a non-zero return stops the walk and is returned */
-	assert_int_equal(db_worker_results(f->db, "w1", 0, v_result, &v), 9);
+	v.stop_after = 1; /* a return other than TALLY_OK stops the walk and is returned */
+	assert_int_equal(db_worker_results(f->db, "w1", 0, v_result, &v), TALLY_ECONFLICT);
 	assert_int_equal(v.nresults, 1);
 }
 

@@ -169,6 +169,16 @@ static void test_job_spec_values(void **state)
 	json_decref(body);
 	assert_int_equal(spec.batch_size, 50); /* the default, clamped to samples */
 	assert_true(spec.seed == UINT64_MAX);
+
+	/* A kernel with no code here: the decoder leaves the name for coord_submit() to make a
+	 * kernel of, and makes none itself. */
+	body = parse("{\"kernel\":\"no-such-plugin\",\"samples\":5,\"params\":{\"a\":1}}", &e);
+	assert_int_equal(decode_job_spec(body, 777, &spec, &e), TALLY_OK);
+	json_decref(body);
+	assert_ptr_equal(spec.kernel, kernel_placeholder());
+	assert_string_equal(spec.kernel_name, "no-such-plugin");
+	assert_string_equal(spec.params, "{\"a\":1}");
+	assert_null(kernel_find("no-such-plugin"));
 }
 
 static void test_lease_request_table(void **state)
@@ -203,7 +213,7 @@ static void test_lease_request_table(void **state)
 static void test_complete_fail_empty(void **state)
 {
 	struct decode_error e;
-	const json_t *counts;
+	struct counts counts;
 	char reason[DECODE_REASON_MAX];
 	int fault;
 	json_t *b;
@@ -211,7 +221,21 @@ static void test_complete_fail_empty(void **state)
 
 	b = parse("{\"counts\":{\"samples\":1}}", &e);
 	assert_int_equal(decode_complete(b, &counts, &e), TALLY_OK);
-	assert_true(json_is_object(counts));
+	assert_int_equal(counts.keys.n, 1);
+	assert_string_equal(counts.keys.name[0], "samples");
+	assert_int_equal(counts.v[0], 1);
+	assert_int_equal(counts.fault, COUNTS_FAULT_NONE);
+	json_decref(b);
+	/* Counts no lease can take are the coordinator's to refuse (422, after the lease's state):
+	 * the decoder keeps the first member it could not hold. */
+	b = parse("{\"counts\":{\"samples\":1,\"Inside\":2}}", &e);
+	assert_int_equal(decode_complete(b, &counts, &e), TALLY_OK);
+	assert_int_equal(counts.fault, COUNTS_FAULT_NAME);
+	assert_string_equal(counts.fault_name, "Inside");
+	json_decref(b);
+	b = parse("{\"counts\":{\"samples\":-1}}", &e);
+	assert_int_equal(decode_complete(b, &counts, &e), TALLY_OK);
+	assert_int_equal(counts.fault, COUNTS_FAULT_VALUE);
 	json_decref(b);
 	b = parse("{\"count\":{}}", &e);
 	assert_int_equal(decode_complete(b, &counts, &e), TALLY_EINVAL);

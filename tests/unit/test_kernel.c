@@ -1,5 +1,5 @@
-/* Kernels: determinism, independence of batches, statistics, short last batches, batch
- * arithmetic and the JSON form of counts. */
+/* Kernels: determinism, independence of batches, statistics, short last batches and batch
+ * arithmetic (the JSON form of counts: test_counts.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -240,33 +240,6 @@ static void test_count_kernel(void **state)
 	assert_non_null(k->check(c, 1002));
 }
 
-static void test_counts_json(void **state)
-{
-	uint64_t in[KERNEL_MAX_KEYS] = { 3, 7 }, out[KERNEL_MAX_KEYS] = { 0 };
-	char err[128];
-	json_t *o = kernel_counts_encode(pi(), in), *bad;
-	(void)state;
-	assert_int_equal(kernel_counts_decode(pi(), NULL, o, out, err, sizeof err), TALLY_OK);
-	assert_memory_equal(in, out, sizeof in);
-	json_decref(o);
-
-	struct { const char *text; const char *needle; } cases[] = {
-		{ "{\"inside\": 1}", "counts.samples" },
-		{ "{\"inside\": 1, \"samples\": 2, \"extra\": 3}", "counts.extra" },
-		{ "{\"inside\": -1, \"samples\": 2}", "counts.inside" },
-		{ "{\"inside\": 1.5, \"samples\": 2}", "counts.inside" },
-		{ "{\"inside\": \"1\", \"samples\": 2}", "counts.inside" },
-		{ "[1, 2]", "counts" },
-	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		bad = json_loads(cases[i].text, 0, NULL);
-		assert_non_null(bad);
-		assert_int_equal(kernel_counts_decode(pi(), NULL, bad, out, err, sizeof err), TALLY_EINVAL);
-		assert_non_null(strstr(err, cases[i].needle));
-		json_decref(bad);
-	}
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,7 +256,6 @@ int main(void)
 		cmocka_unit_test(test_pi_check),
 		cmocka_unit_test(test_pi_result),
 		cmocka_unit_test(test_count_kernel),
-		cmocka_unit_test(test_counts_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
