@@ -246,28 +246,28 @@ static void coord_reload(struct coord *c)
 
 /* --- writing behind ------------------------------------------------------------------------- */
 
-static int save_job(void *ctx, const struct live_job_row *row)
+static enum tally_err save_job(void *ctx, const struct live_job_row *row)
 {
 	struct db *db = ctx;
 	enum tally_err rc = db_job_save(db, row->job, row->key, row->next_batch, row->last_failure);
 	if (!rc && row->ranges_changed)
 		rc = db_ranges_save(db, row->job->id, row->free, row->nfree);
-	return (int)rc;
+	return rc;
 }
 
-static int save_lease(void *ctx, const struct live_lease_row *row)
+static enum tally_err save_lease(void *ctx, const struct live_lease_row *row)
 {
-	return (int)db_lease_save(ctx, row->lease, row->finished_at, row->counts);
+	return db_lease_save(ctx, row->lease, row->finished_at, row->counts);
 }
 
-static int save_check(void *ctx, const struct live_check_row *row)
+static enum tally_err save_check(void *ctx, const struct live_check_row *row)
 {
-	return (int)db_check_save(ctx, row->lease_id, (int)row->state);
+	return db_check_save(ctx, row->lease_id, (int)row->state);
 }
 
-static int save_quarantine(void *ctx, const struct live_quarantine_row *row)
+static enum tally_err save_quarantine(void *ctx, const struct live_quarantine_row *row)
 {
-	return (int)db_quarantine_save(ctx, row->worker, row->at, row->job_id, row->reason);
+	return db_quarantine_save(ctx, row->worker, row->at, row->job_id, row->reason);
 }
 
 /* Writes the changes into the open transaction (not committing), so that the store's own reads

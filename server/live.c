@@ -1487,9 +1487,9 @@ int live_dirty(const struct live *lv)
 	return lv->dirty_jobs || lv->dirty_leases || lv->dirty_checks || quar_dirty(lv);
 }
 
-int live_each_dirty(struct live *lv, const struct live_writer *w)
+enum tally_err live_each_dirty(struct live *lv, const struct live_writer *w)
 {
-	int rc;
+	enum tally_err rc;
 	for (struct ljob *j = lv->dirty_jobs; j; j = j->dnext) {
 		struct live_job_row row = { &j->job, j->key, j->next_batch, j->last_failure,
 					    j->free, j->nfree, j->ranges_changed };
@@ -1512,7 +1512,7 @@ int live_each_dirty(struct live *lv, const struct live_writer *w)
 		if (q->dirty && (rc = w->quarantine(w->ctx, &row)))
 			return rc;
 	}
-	return 0;
+	return TALLY_OK;
 }
 
 void live_written(struct live *lv)

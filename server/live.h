@@ -86,12 +86,12 @@ struct live_quarantine_row {
 };
 
 /* The writer live_each_dirty() calls, in this order: jobs, leases, checks, quarantines. A
- * non-zero return stops the walk. */
+ * return other than TALLY_OK stops the walk. */
 struct live_writer {
-	int (*job)(void *ctx, const struct live_job_row *row);
-	int (*lease)(void *ctx, const struct live_lease_row *row);
-	int (*check)(void *ctx, const struct live_check_row *row);
-	int (*quarantine)(void *ctx, const struct live_quarantine_row *row);
+	enum tally_err (*job)(void *ctx, const struct live_job_row *row);
+	enum tally_err (*lease)(void *ctx, const struct live_lease_row *row);
+	enum tally_err (*check)(void *ctx, const struct live_check_row *row);
+	enum tally_err (*quarantine)(void *ctx, const struct live_quarantine_row *row);
 	void *ctx;
 };
 
@@ -220,8 +220,9 @@ int64_t live_next_expiry(const struct live *lv);
 
 /* Returns 1 when anything changed since live_written(). */
 int live_dirty(const struct live *lv);
-/* Hands every changed object to w; stops at the first non-zero return, which it returns. */
-int live_each_dirty(struct live *lv, const struct live_writer *w);
+/* Hands every changed object to w. Returns TALLY_OK, or the first other return of w's, at which
+ * it stopped (nothing is marked written: see live_written()). */
+TALLY_WUR enum tally_err live_each_dirty(struct live *lv, const struct live_writer *w);
 /* Marks everything clean after it was written; finished leases and jobs leave memory. */
 void live_written(struct live *lv);
 /* What GET /metrics shows of the live state: live leases, batches waiting for a lease and

@@ -125,7 +125,7 @@ struct store {
 	int job_after_lease;
 };
 
-static int store_job(void *ctx, const struct live_job_row *row)
+static enum tally_err store_job(void *ctx, const struct live_job_row *row)
 {
 	struct store *st = ctx;
 	struct srow_job *r = NULL;
@@ -149,10 +149,10 @@ static int store_job(void *ctx, const struct live_job_row *row)
 			memcpy(r->free, row->free, row->nfree * sizeof *row->free);
 		r->nfree = row->nfree;
 	}
-	return 0;
+	return TALLY_OK;
 }
 
-static int store_lease(void *ctx, const struct live_lease_row *row)
+static enum tally_err store_lease(void *ctx, const struct live_lease_row *row)
 {
 	struct store *st = ctx;
 	struct srow_lease *r = NULL;
@@ -172,66 +172,68 @@ static int store_lease(void *ctx, const struct live_lease_row *row)
 		r->has_counts = 1;
 	}
 	r->writes++;
-	return 0;
+	return TALLY_OK;
 }
 
 /* A check's state goes on its checked lease's row, which must have been written already. */
-static int store_check(void *ctx, const struct live_check_row *row)
+static enum tally_err store_check(void *ctx, const struct live_check_row *row)
 {
 	struct store *st = ctx;
 	for (size_t i = 0; i < st->nleases; i++) {
 		if (st->leases[i].lease.id == row->lease_id) {
 			st->leases[i].check_state = row->state;
 			st->check_rows++;
-			return 0;
+			return TALLY_OK;
 		}
 	}
 	fail_msg("check of lease %lld written before the lease", (long long)row->lease_id);
-	return 1;
+	return TALLY_EDB;
 }
 
 /* A worker's first record is kept, as the store does. */
-static int store_quarantine(void *ctx, const struct live_quarantine_row *row)
+static enum tally_err store_quarantine(void *ctx, const struct live_quarantine_row *row)
 {
 	struct store *st = ctx;
 	struct srow_quarantine *q;
 	st->quar_rows++;
 	for (size_t i = 0; i < st->nquar; i++)
 		if (!strcmp(st->quar[i].worker, row->worker))
-			return 0;
+			return TALLY_OK;
 	assert_true(st->nquar < 8);
 	q = &st->quar[st->nquar++];
 	snprintf(q->worker, sizeof q->worker, "%s", row->worker);
 	snprintf(q->reason, sizeof q->reason, "%s", row->reason);
 	q->at = row->at;
 	q->job_id = row->job_id;
-	return 0;
+	return TALLY_OK;
 }
 
-static int ignore_lease(void *ctx, const struct live_lease_row *row)
+static enum tally_err ignore_lease(void *ctx, const struct live_lease_row *row)
 {
 	(void)ctx;
 	(void)row;
-	return 0;
+	return TALLY_OK;
 }
 
-static int ignore_check(void *ctx, const struct live_check_row *row)
+static enum tally_err ignore_check(void *ctx, const struct live_check_row *row)
 {
 	(void)ctx;
 	(void)row;
-	return 0;
+	return TALLY_OK;
 }
 
-static int ignore_quarantine(void *ctx, const struct live_quarantine_row *row)
+static enum tally_err ignore_quarantine(void *ctx, const struct live_quarantine_row *row)
 {
 	(void)ctx;
 	(void)row;
-	return 0;
+	return TALLY_OK;
 }
 
 /* Hands jobs and leases to job_fn and lease_fn; checks and quarantines are left out. */
-static int each_dirty(struct live *lv, int (*job_fn)(void *, const struct live_job_row *),
-		      int (*lease_fn)(void *, const struct live_lease_row *), void *ctx)
+static enum tally_err each_dirty(struct live *lv,
+				 enum tally_err (*job_fn)(void *, const struct live_job_row *),
+				 enum tally_err (*lease_fn)(void *, const struct live_lease_row *),
+				 void *ctx)
 {
 	struct live_writer w = { job_fn, lease_fn, ignore_check, ignore_quarantine, ctx };
 	return live_each_dirty(lv, &w);
@@ -245,7 +247,7 @@ static void pass(struct live *lv, struct store *st)
 	st->job_after_lease = 0;
 	for (size_t i = 0; i < st->nleases; i++)
 		st->leases[i].writes = 0;
-	assert_int_equal(live_each_dirty(lv, &w), 0);
+	assert_int_equal(live_each_dirty(lv, &w), TALLY_OK);
 }
 
 static void flush(struct live *lv, struct store *st)
@@ -794,16 +796,16 @@ static void test_counts_overflow(void **state)
 	live_free(lv);
 }
 
-static int stop_at_7(void *ctx, const struct live_job_row *row)
+static enum tally_err fail_first_job(void *ctx, const struct live_job_row *row)
 {
 	(void)row;
-	return ++*(int *)ctx == 1 ? 7 : 0;
+	return ++*(int *)ctx == 1 ? TALLY_EDB : TALLY_OK;
 }
 
-static int stop_lease_at_7(void *ctx, const struct live_lease_row *row)
+static enum tally_err fail_first_lease(void *ctx, const struct live_lease_row *row)
 {
 	(void)row;
-	return ++*(int *)ctx == 1 ? 7 : 0;
+	return ++*(int *)ctx == 1 ? TALLY_EDB : TALLY_OK;
 }
 
 /* Each change is written once, jobs before leases; finished leases and jobs then leave memory. */
@@ -851,7 +853,7 @@ static void test_dirty_tracking(void **state)
 	pass(lv, &st);
 	assert_int_equal(st.job_rows, 0);
 	assert_int_equal(st.lease_rows, 1);
-	assert_int_equal(each_dirty(lv, stop_at_7, stop_lease_at_7, &calls), 7);
+	assert_int_equal(each_dirty(lv, fail_first_job, fail_first_lease, &calls), TALLY_EDB);
 	assert_int_equal(calls, 1);
 	flush(lv, &st);
 
