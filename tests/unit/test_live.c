@@ -1922,21 +1922,6 @@ static void test_verify_load_after_restart(void **state)
 
 /* --- early stopping and extend ------------------------------------------------------------- */
 
-/* The prefix boundaries: 0..8, then every number with three significant bits. */
-static void test_stop_boundaries(void **state)
-{
-	(void)state;
-	static const uint64_t first[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32 };
-	for (size_t i = 0; i < sizeof first / sizeof first[0]; i++)
-		assert_int_equal(job_stop_boundary(i), first[i]);
-	for (uint64_t b = 0; b < 5000; b++) {
-		size_t i = job_stop_segment(b);
-		assert_true(job_stop_boundary(i) <= b && b < job_stop_boundary(i + 1));
-	}
-	assert_int_equal(job_stop_segment((1ULL << 62) - 1), JOB_STOP_SEGMENTS - 1);
-	assert_int_equal(job_stop_boundary(JOB_STOP_SEGMENTS), 1ULL << 62);
-}
-
 /* Completes pi lease l with 785 of every 1000 samples inside. */
 static int complete_pi(struct live *lv, const struct lease *l, int64_t now, enum tally_err want)
 {
@@ -2072,7 +2057,6 @@ int main(void)
 		cmocka_unit_test(test_verify_discard_withdraws_opinion),
 		cmocka_unit_test(test_verify_dirty_rows),
 		cmocka_unit_test(test_verify_load_after_restart),
-		cmocka_unit_test(test_stop_boundaries),
 		cmocka_unit_test(test_stop_at_the_same_prefix_in_any_order),
 		cmocka_unit_test(test_extend_recomputes_a_short_last_batch),
 	};
