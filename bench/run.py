@@ -422,7 +422,7 @@ def write(r):
     ] + [f"| {a} | {b} | {c} | `{d}` |" for a, b, c, d in rows]
     notes = [
         "- **How dispatch reaches its figure.** The coordinator keeps unfinished jobs, free "
-        "ranges and live leases in memory (`server/live.c`: a hash table and an expiry heap) "
+        "ranges and live leases in memory (`server/leasetab.c`: a hash table and an expiry heap) "
         "and writes what changed behind, once per pass of its event loop, in one SQLite "
         "transaction. A grant costs no SQL at all; a pass costs one upsert per changed lease "
         "and job. Only replies that report a submit, cancel, complete or fail (or uncommitted state) "

@@ -27,7 +27,10 @@
  * and cannot be guessed from one's own. seq never passes the limit the coordinator has made
  * durable, so an id handed out before a crash is never handed out again after it.
  *
- * Pure C: time comes in as arguments, randomness from a seed given at creation. Not thread-safe. */
+ * Pure C: time comes in as arguments, randomness from a seed given at creation. Not thread-safe.
+ * The parts, each with its own header and test: ranges.h (free ranges, the poison rule),
+ * stop.h (prefix segments), leasetab.h (leases by id and expiry), jobtab.h (jobs and their
+ * batches), verify.h (checks, opinions, quarantine). */
 #ifndef TALLY_LIVE_H
 #define TALLY_LIVE_H
 
@@ -35,16 +38,15 @@
 #include <stdint.h>
 #include "err.h"
 #include "job.h"
+#include "stop.h"   /* STOP_MIN_SAMPLES */
+#include "verify.h" /* enum live_check_state; VERIFY_OPINIONS_MAX, VERIFY_REASON_MAX */
 
-#define LIVE_STOP_MIN_SAMPLES 1000 /* the smallest prefix an early stop is decided on */
+#define LIVE_STOP_MIN_SAMPLES STOP_MIN_SAMPLES /* the smallest prefix an early stop is decided on */
 #define LIVE_ID_RANDOM_BITS 16
 #define LIVE_SEQ_MAX (1ULL << (53 - LIVE_ID_RANDOM_BITS)) /* ids stay below 2^53 */
 #define LIVE_REASON_MAX 201                                /* a fail reason, with the NUL */
-#define LIVE_OPINIONS_MAX 5 /* opinions a check gathers, the checked lease's own first */
-#define LIVE_QUARANTINE_REASON_MAX 512
-
-/* A check's state, as stored on the checked lease's row. Dropped: its job ended first. */
-enum live_check_state { CHECK_NONE, CHECK_PENDING, CHECK_PASSED, CHECK_REFUTED, CHECK_DROPPED };
+#define LIVE_OPINIONS_MAX VERIFY_OPINIONS_MAX /* opinions a check gathers, its lease's own first */
+#define LIVE_QUARANTINE_REASON_MAX VERIFY_REASON_MAX
 
 struct live;
 
@@ -86,7 +88,7 @@ struct live_quarantine_row {
 };
 
 /* The writer live_each_dirty() calls, in this order: jobs, leases, checks, quarantines. A
- * non-zero return stops the walk. */
+ * return other than TALLY_OK stops the walk. */
 struct live_writer {
 	enum tally_err (*job)(void *ctx, const struct live_job_row *row);
 	enum tally_err (*lease)(void *ctx, const struct live_lease_row *row);
@@ -220,7 +222,8 @@ int64_t live_next_expiry(const struct live *lv);
 
 /* Returns 1 when anything changed since live_written(). */
 int live_dirty(const struct live *lv);
-/* Hands every changed object to w; stops at the first non-zero return, which it returns. */
+/* Hands every changed object to w. Returns TALLY_OK, or the first other return of w's, at which
+ * it stopped (nothing is marked written: see live_written()). */
 TALLY_WUR enum tally_err live_each_dirty(struct live *lv, const struct live_writer *w);
 /* Marks everything clean after it was written; finished leases and jobs leave memory. */
 void live_written(struct live *lv);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "alloc.h"
 #include "live.h"
 
 #define T0 1000000 /* a start time, ms */
@@ -187,7 +188,7 @@ static enum tally_err store_check(void *ctx, const struct live_check_row *row)
 		}
 	}
 	fail_msg("check of lease %lld written before the lease", (long long)row->lease_id);
-	return TALLY_ECONFLICT;
+	return TALLY_EDB;
 }
 
 /* A worker's first record is kept, as the store does. */
@@ -247,7 +248,7 @@ static void pass(struct live *lv, struct store *st)
 	st->job_after_lease = 0;
 	for (size_t i = 0; i < st->nleases; i++)
 		st->leases[i].writes = 0;
-	assert_int_equal(live_each_dirty(lv, &w), 0);
+	assert_int_equal(live_each_dirty(lv, &w), TALLY_OK);
 }
 
 static void flush(struct live *lv, struct store *st)
@@ -796,13 +797,13 @@ static void test_counts_overflow(void **state)
 	live_free(lv);
 }
 
-static enum tally_err stop_at_7(void *ctx, const struct live_job_row *row)
+static enum tally_err fail_first_job(void *ctx, const struct live_job_row *row)
 {
 	(void)row;
 	return ++*(int *)ctx == 1 ? TALLY_EDB : TALLY_OK;
 }
 
-static enum tally_err stop_lease_at_7(void *ctx, const struct live_lease_row *row)
+static enum tally_err fail_first_lease(void *ctx, const struct live_lease_row *row)
 {
 	(void)row;
 	return ++*(int *)ctx == 1 ? TALLY_EDB : TALLY_OK;
@@ -853,7 +854,7 @@ static void test_dirty_tracking(void **state)
 	pass(lv, &st);
 	assert_int_equal(st.job_rows, 0);
 	assert_int_equal(st.lease_rows, 1);
-	assert_int_equal(each_dirty(lv, stop_at_7, stop_lease_at_7, &calls), TALLY_EDB);
+	assert_int_equal(each_dirty(lv, fail_first_job, fail_first_lease, &calls), TALLY_EDB);
 	assert_int_equal(calls, 1);
 	flush(lv, &st);
 
@@ -1920,22 +1921,179 @@ static void test_verify_load_after_restart(void **state)
 }
 
 
-/* --- early stopping and extend ------------------------------------------------------------- */
+/* --- out of memory -------------------------------------------------------------------------- */
 
-/* The prefix boundaries: 0..8, then every number with three significant bits. */
-static void test_stop_boundaries(void **state)
+/* Checks that the batches of the jobs in memory, ids[0..n), add up: done and leased within the
+ * total, and the rest pending, as the totals say. */
+static void check_batches(struct live *lv, const int64_t *ids, size_t n)
 {
-	(void)state;
-	static const uint64_t first[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32 };
-	for (size_t i = 0; i < sizeof first / sizeof first[0]; i++)
-		assert_int_equal(job_stop_boundary(i), first[i]);
-	for (uint64_t b = 0; b < 5000; b++) {
-		size_t i = job_stop_segment(b);
-		assert_true(job_stop_boundary(i) <= b && b < job_stop_boundary(i + 1));
+	struct live_totals t;
+	uint64_t pending = 0;
+	live_totals(lv, &t);
+	for (size_t i = 0; i < n; i++) {
+		const struct job *j = live_job(lv, ids[i]);
+		assert_non_null(j);
+		assert_true(j->batches_done + j->batches_leased <= j->batches_total);
+		pending += j->batches_total - j->batches_done - j->batches_leased;
 	}
-	assert_int_equal(job_stop_segment((1ULL << 62) - 1), JOB_STOP_SEGMENTS - 1);
-	assert_int_equal(job_stop_boundary(JOB_STOP_SEGMENTS), 1ULL << 62);
+	assert_int_equal(t.pending_batches, pending);
+	assert_int_equal(live_jobs_count(lv), n);
 }
+
+/* Every allocation a grant, a give-back, an expiry, a submit or a load makes can fail: the call
+ * says TALLY_ENOMEM and the state is as it was, so the same call works once memory is back
+ * (or the coordinator reads the store back). */
+static void test_out_of_memory(void **state)
+{
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 100000, .batch_size = 1000,
+				 .seed = 7, .params = "{}" };
+	struct live *lv;
+	struct store st = { 0 };
+	struct lease a, b, l;
+	struct job j;
+	int64_t id, id2, ids[2];
+	int failed = 0;
+	(void)state;
+
+	for (long n = 0; n < 2; n++) { /* the state, then its lease table */
+		alloc_fail_after(n, 0);
+		assert_null(live_new(1, 0));
+	}
+	alloc_fail_never();
+	lv = new_live();
+	alloc_fail_after(0, 0);
+	assert_int_equal(live_submit(lv, &spec, "k", T0, &j), TALLY_ENOMEM);
+	assert_int_equal(live_jobs_count(lv), 0);
+	assert_false(live_dirty(lv));
+	assert_null(live_job_by_key(lv, "k"));
+	id = submit(lv, "pi", 100000, T0);
+	assert_int_equal(id, 1); /* the failed submit took no id */
+	id2 = submit(lv, "pi", 100000, T0);
+	ids[0] = id;
+	ids[1] = id2;
+	flush(lv, &st);
+
+	/* A grant: its lease, then the expiry heap's first array. */
+	for (long n = 0; n < 2; n++) {
+		alloc_fail_after(n, 0);
+		assert_int_equal(try_grant(lv, pi_only, 1, 10, T0, TTL, &l), TALLY_ENOMEM);
+		assert_int_equal(live_leases_count(lv), 0);
+		assert_int_equal(live_seq_next(lv), 1);
+		assert_int_equal(live_job(lv, id)->batches_leased, 0);
+		assert_int_equal(live_job(lv, id)->state, JOB_QUEUED);
+		assert_int_equal(live_next_expiry(lv), 0);
+		check_batches(lv, ids, 2);
+	}
+	alloc_fail_never();
+	a = grant(lv, "pi", 10, T0, TTL);
+	assert_int_equal(a.first_batch, 0);
+	assert_int_equal(live_seq_next(lv), 2);
+	check_batches(lv, ids, 2);
+
+	/* An expiry: giving the batches back needs the job's first range array. */
+	alloc_fail_after(0, 1);
+	assert_int_equal(live_reap(lv, T0 + TTL, &failed), 0);
+	alloc_fail_never();
+	assert_int_equal(lease_state(lv, a.id), LEASE_ACTIVE);
+	assert_int_equal(live_next_expiry(lv), T0 + TTL);
+	assert_int_equal(live_job(lv, id)->batches_leased, 10);
+	check_batches(lv, ids, 2);
+	assert_int_equal(live_reap(lv, T0 + TTL, &failed), 1); /* at the next reap */
+	assert_int_equal(lease_state(lv, a.id), LEASE_EXPIRED);
+	check_batches(lv, ids, 2);
+
+	/* A fail: the same in the other job, and its reason is not recorded. */
+	for (;;) { /* id's batches first */
+		l = grant(lv, "pi", 100, T0 + 1, TTL);
+		if (l.job_id == id2)
+			break;
+	}
+	b = l;
+	alloc_fail_after(0, 0);
+	assert_int_equal(live_fail(lv, b.id, "boom", 1, T0 + 2, &failed), TALLY_ENOMEM);
+	assert_int_equal(lease_state(lv, b.id), LEASE_ACTIVE);
+	assert_null(live_last_failure(lv, id2));
+	check_batches(lv, ids, 2);
+	assert_int_equal(live_fail(lv, b.id, "boom", 1, T0 + 2, &failed), TALLY_OK);
+	assert_string_equal(live_last_failure(lv, id2), "boom");
+	l = grant(lv, "pi", 100, T0 + 3, TTL); /* the failure halves the lease around them */
+	assert_int_equal(l.first_batch, b.first_batch);
+	assert_int_equal(l.batch_count, b.batch_count / 2);
+	check_batches(lv, ids, 2);
+
+	/* Loading: nothing half loaded. */
+	j = *live_job(lv, id2);
+	live_clear(lv);
+	alloc_fail_after(0, 0);
+	assert_int_equal(live_load_job(lv, &j, 20, NULL), TALLY_ENOMEM);
+	assert_int_equal(live_jobs_count(lv), 0);
+	assert_int_equal(live_load_job(lv, &j, 20, NULL), TALLY_OK);
+	assert_int_equal(l.job_id, j.id);
+	alloc_fail_after(0, 0);
+	assert_int_equal(live_load_lease(lv, &l), TALLY_ENOMEM);
+	assert_int_equal(live_leases_count(lv), 0);
+	assert_null(live_lease(lv, l.id));
+	alloc_fail_after(0, 0);
+	assert_int_equal(live_load_quarantine(lv, "W", "lied", T0), TALLY_ENOMEM);
+	assert_null(live_quarantined(lv, "W"));
+	alloc_fail_after(0, 0);
+	b.state = LEASE_DONE;
+	assert_int_equal(live_load_check(lv, &b, (uint64_t[KERNEL_MAX_KEYS]){ 1 }), TALLY_ENOMEM);
+	assert_int_equal(live_job(lv, j.id)->checks_pending, 0);
+	alloc_fail_never();
+	live_free(lv);
+}
+
+/* Out of memory when a completed lease is sampled for a check, it goes unchecked (checks are a
+ * sample) and the complete counts; out of memory when a done lease of a liar is discarded, the
+ * job keeps its counts until the discard is tried again. */
+static void test_out_of_memory_verify(void **state)
+{
+	struct live *lv = new_live();
+	struct store st = { 0 };
+	struct lease a, s;
+	uint64_t c[KERNEL_MAX_KEYS];
+	int64_t id;
+	int finished = -1;
+	(void)state;
+
+	id = submit_verify(lv, "pi", 4000, 1.0, T0);
+	a = grant_to(lv, "A", "pi", 2, T0, TTL);
+	honest(&a, c);
+	alloc_fail_after(0, 1);
+	assert_int_equal(live_complete(lv, a.id, c, NULL, T0 + 1, &finished), TALLY_OK);
+	alloc_fail_never();
+	assert_int_equal(finished, 0);
+	assert_int_equal(live_job(lv, id)->checks_pending, 0);
+	assert_int_equal(live_job(lv, id)->batches_done, 2);
+	assert_int_equal(live_job(lv, id)->counts[0], c[0]);
+	check_batches(lv, &id, 1);
+	assert_int_equal(grant_to(lv, "B", "pi", 2, T0 + 2, TTL).check_of, 0); /* no check */
+	flush(lv, &st); /* a leaves memory */
+	assert_null(live_lease(lv, a.id));
+
+	s = as_stored(&a);
+	alloc_fail_after(0, 0); /* its lease back in memory */
+	assert_int_equal(live_discard(lv, &s, c, T0 + 3), TALLY_ENOMEM);
+	assert_null(live_lease(lv, a.id));
+	assert_int_equal(live_job(lv, id)->batches_done, 2);
+	assert_int_equal(live_job(lv, id)->counts[0], c[0]);
+	assert_false(live_dirty(lv));
+	alloc_fail_after(1, 0); /* its batches back in the job's free ranges */
+	assert_int_equal(live_discard(lv, &s, c, T0 + 3), TALLY_ENOMEM);
+	assert_null(live_lease(lv, a.id));
+	assert_int_equal(live_job(lv, id)->batches_done, 2);
+	check_batches(lv, &id, 1);
+	alloc_fail_never();
+	discard(lv, &a, 0, T0 + 3);
+	assert_int_equal(live_job(lv, id)->batches_done, 0);
+	assert_int_equal(live_job(lv, id)->counts[0], 0);
+	assert_int_equal(lease_state(lv, a.id), LEASE_DISCARDED);
+	check_batches(lv, &id, 1);
+	live_free(lv);
+}
+
+/* --- early stopping and extend ------------------------------------------------------------- */
 
 /* Completes pi lease l with 785 of every 1000 samples inside. */
 static int complete_pi(struct live *lv, const struct lease *l, int64_t now, enum tally_err want)
@@ -2072,7 +2230,8 @@ int main(void)
 		cmocka_unit_test(test_verify_discard_withdraws_opinion),
 		cmocka_unit_test(test_verify_dirty_rows),
 		cmocka_unit_test(test_verify_load_after_restart),
-		cmocka_unit_test(test_stop_boundaries),
+		cmocka_unit_test(test_out_of_memory),
+		cmocka_unit_test(test_out_of_memory_verify),
 		cmocka_unit_test(test_stop_at_the_same_prefix_in_any_order),
 		cmocka_unit_test(test_extend_recomputes_a_short_last_batch),
 	};

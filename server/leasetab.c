@@ -1,0 +1,278 @@
+/* The lease table (leasetab.h): a chained hash table by id, common/heap.h by expiry, and a
+ * list of changed leases. */
+#include <stdlib.h>
+#include <string.h>
+#include "alloc.h"
+#include "leasetab.h"
+#include "rng.h"
+
+#define LEASETAB_BUCKETS_MIN 256 /* a power of two */
+
+static int expires_first(const void *a, const void *b)
+{
+	return ((const struct llease *)a)->lease.expires_at <
+	       ((const struct llease *)b)->lease.expires_at;
+}
+
+static void set_heap_pos(void *item, size_t pos)
+{
+	((struct llease *)item)->heap = pos;
+}
+
+enum tally_err leasetab_init(struct leasetab *t)
+{
+	t->n = 0;
+	t->nbuckets = LEASETAB_BUCKETS_MIN;
+	heap_init(&t->live, expires_first, set_heap_pos);
+	t->dirty = NULL;
+	t->dirty_tail = &t->dirty;
+	if (!(t->bucket = t_calloc(t->nbuckets, sizeof *t->bucket)))
+		return TALLY_ENOMEM;
+	return TALLY_OK;
+}
+
+void leasetab_clear(struct leasetab *t)
+{
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct llease *l = t->bucket[i], *n;
+		for (; l; l = n) {
+			n = l->hnext;
+			free(l);
+		}
+		t->bucket[i] = NULL;
+	}
+	t->n = 0;
+	heap_clear(&t->live); /* the leases it pointed to are gone */
+	t->dirty = NULL;
+	t->dirty_tail = &t->dirty;
+}
+
+void leasetab_release(struct leasetab *t)
+{
+	if (t->bucket)
+		leasetab_clear(t);
+	free(t->bucket);
+	t->bucket = NULL;
+	heap_release(&t->live);
+}
+
+static size_t slot(size_t nbuckets, int64_t id)
+{
+	return (size_t)(((uint64_t)id * RNG_GAMMA) >> 32) & (nbuckets - 1);
+}
+
+/* Doubles the buckets. Returns TALLY_OK, or TALLY_ENOMEM with t unchanged. */
+static enum tally_err grow(struct leasetab *t)
+{
+	size_t n = t->nbuckets * 2;
+	struct llease **nb = t_calloc(n, sizeof *nb);
+
+	if (!nb)
+		return TALLY_ENOMEM;
+	for (size_t k = 0; k < t->nbuckets; k++) {
+		struct llease *e = t->bucket[k], *next;
+		for (; e; e = next) {
+			size_t i = slot(n, e->lease.id);
+			next = e->hnext;
+			e->hnext = nb[i];
+			nb[i] = e;
+		}
+	}
+	free(t->bucket);
+	t->bucket = nb;
+	t->nbuckets = n;
+	return TALLY_OK;
+}
+
+static void unhash(struct leasetab *t, struct llease *l)
+{
+	struct llease **p = &t->bucket[slot(t->nbuckets, l->lease.id)];
+	while (*p && *p != l)
+		p = &(*p)->hnext;
+	if (*p) {
+		*p = l->hnext;
+		t->n--;
+	}
+}
+
+enum tally_err leasetab_insert(struct leasetab *t, struct llease *l)
+{
+	enum tally_err rc;
+	size_t i;
+
+	if (t->n >= t->nbuckets && (rc = grow(t)))
+		return rc;
+	i = slot(t->nbuckets, l->lease.id);
+	l->hnext = t->bucket[i];
+	t->bucket[i] = l;
+	t->n++;
+	l->heap = HEAP_NONE;
+	if (l->lease.state == LEASE_ACTIVE && (rc = heap_push(&t->live, l))) {
+		unhash(t, l);
+		return rc;
+	}
+	return TALLY_OK;
+}
+
+struct llease *leasetab_add(struct leasetab *t, const struct lease *lease,
+			    const struct job_spec *spec, struct ljob *job)
+{
+	struct llease *l = t_calloc(1, sizeof *l);
+	if (!l)
+		return NULL;
+	l->lease = *lease;
+	l->lease.spec = *spec;
+	l->job = job;
+	if (leasetab_insert(t, l)) {
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+void leasetab_remove(struct leasetab *t, struct llease *l)
+{
+	leasetab_unlive(t, l);
+	unhash(t, l);
+}
+
+struct llease *leasetab_find(const struct leasetab *t, int64_t id)
+{
+	struct llease *l = t->bucket[slot(t->nbuckets, id)];
+	while (l && l->lease.id != id)
+		l = l->hnext;
+	return l;
+}
+
+size_t leasetab_count(const struct leasetab *t)
+{
+	return t->n;
+}
+
+void leasetab_unlive(struct leasetab *t, struct llease *l)
+{
+	if (l->heap != HEAP_NONE)
+		heap_remove(&t->live, l->heap);
+}
+
+void leasetab_fix(struct leasetab *t, struct llease *l)
+{
+	heap_fix(&t->live, l->heap);
+}
+
+void leasetab_shift(struct leasetab *t, int64_t ms)
+{
+	for (size_t i = 0; i < heap_len(&t->live); i++)
+		((struct llease *)heap_at(&t->live, i))->lease.expires_at += ms;
+}
+
+struct llease *leasetab_expired(const struct leasetab *t, int64_t now)
+{
+	struct llease *l = heap_peek(&t->live);
+	return l && l->lease.expires_at <= now ? l : NULL;
+}
+
+int64_t leasetab_next_expiry(const struct leasetab *t)
+{
+	const struct llease *l = heap_peek(&t->live);
+	return l ? l->lease.expires_at : 0;
+}
+
+size_t leasetab_live(const struct leasetab *t)
+{
+	return heap_len(&t->live);
+}
+
+struct llease *leasetab_live_at(const struct leasetab *t, size_t i)
+{
+	return heap_at(&t->live, i);
+}
+
+struct llease *leasetab_live_of(const struct leasetab *t, const char *worker)
+{
+	for (size_t i = 0; i < heap_len(&t->live); i++) {
+		struct llease *l = heap_at(&t->live, i);
+		if (!strcmp(l->lease.worker, worker))
+			return l;
+	}
+	return NULL;
+}
+
+struct llease *leasetab_live_holding(const struct leasetab *t, const struct ljob *job, uint64_t b)
+{
+	for (size_t i = 0; i < heap_len(&t->live); i++) {
+		struct llease *l = heap_at(&t->live, i);
+		if (l->job == job && !l->lease.check_of && l->lease.first_batch <= b &&
+		    b < l->lease.first_batch + l->lease.batch_count)
+			return l;
+	}
+	return NULL;
+}
+
+struct cancel {
+	struct leasetab *t;
+	const struct ljob *job;
+	int64_t now;
+};
+
+/* Keeps live the leases of other jobs than c->job, and cancels c->job's. */
+static int cancel_of_job(void *ctx, void *item)
+{
+	struct cancel *c = ctx;
+	struct llease *l = item;
+	if (l->job != c->job)
+		return 1;
+	l->lease.state = LEASE_CANCELLED;
+	l->finished_at = c->now;
+	leasetab_touch(c->t, l);
+	return 0;
+}
+
+void leasetab_cancel_job(struct leasetab *t, const struct ljob *job, int64_t now)
+{
+	struct cancel c = { t, job, now };
+	heap_retain(&t->live, cancel_of_job, &c);
+}
+
+/* --- changes -------------------------------------------------------------------------------- */
+
+void leasetab_touch(struct leasetab *t, struct llease *l)
+{
+	if (!l->dirty) {
+		l->dirty = 1;
+		l->dnext = NULL;
+		*t->dirty_tail = l;
+		t->dirty_tail = &l->dnext;
+	}
+}
+
+int leasetab_dirty(const struct leasetab *t)
+{
+	return t->dirty != NULL;
+}
+
+enum tally_err leasetab_each_dirty(const struct leasetab *t,
+				   enum tally_err (*fn)(void *ctx, const struct llease *l), void *ctx)
+{
+	enum tally_err rc;
+	for (const struct llease *l = t->dirty; l; l = l->dnext)
+		if ((rc = fn(ctx, l)))
+			return rc;
+	return TALLY_OK;
+}
+
+void leasetab_written(struct leasetab *t)
+{
+	struct llease *l, *ln;
+	for (l = t->dirty; l; l = ln) {
+		ln = l->dnext;
+		l->dirty = 0;
+		l->dnext = NULL;
+		if (l->lease.state != LEASE_ACTIVE) {
+			leasetab_remove(t, l);
+			free(l);
+		}
+	}
+	t->dirty = NULL;
+	t->dirty_tail = &t->dirty;
+}
