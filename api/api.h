@@ -24,7 +24,7 @@ struct api {
 /* What parked requests wait for (http_wake's events). */
 #define API_WAKE_WORK 1u /* work may be leasable: a job submitted, a lease failed or expired */
 #define API_WAKE_JOBS 2u /* a job finished or was cancelled */
-#define API_WAIT_MAX_S 60
+#define API_WAIT_MAX_S WIRE_WAIT_MAX_S
 
 extern const struct http_route api_routes[];
 extern const size_t api_nroutes;

@@ -12,9 +12,10 @@
 #include "err.h"
 #include "job.h"
 #include "num.h"
+#include "wire.h"
 
-#define DECODE_WAIT_MAX_S 60
-#define DECODE_REASON_MAX 1025 /* 1 KiB of text and the NUL */
+#define DECODE_WAIT_MAX_S WIRE_WAIT_MAX_S
+#define DECODE_REASON_MAX WIRE_REASON_MAX
 
 /* Why a request was refused: code is one of the protocol's error codes (static). */
 struct decode_error {

@@ -11,10 +11,11 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "buf.h"
+#include "wire.h"
 #include "evloop.h"
 #include "latency.h"
 
-#define HTTP_BODY_MAX (1024 * 1024)
+#define HTTP_BODY_MAX WIRE_BODY_MAX
 
 struct http;
 struct req;

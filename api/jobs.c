@@ -2,13 +2,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include "seed.h"
 #include "api.h"
 #include "counts.h"
 #include "log.h"
 #include "timefmt.h"
 
 #define JOBS_LIMIT_DEFAULT 50
-#define JOBS_LIMIT_MAX 1000
+#define JOBS_LIMIT_MAX WIRE_LIST_MAX
 
 static json_t *json_time(int64_t ms)
 {
@@ -75,7 +76,7 @@ static json_t *job_to_json_at(struct api *a, const struct job *j, int64_t now)
 			 "state", job_state_name(j->state),
 			 "samples", (json_int_t)j->spec.samples,
 			 "batch_size", (json_int_t)j->spec.batch_size,
-			 "seed", job_seed_json(j->spec.seed), "params", params_json(j),
+			 "seed", seed_json(j->spec.seed), "params", params_json(j),
 			 "verify", j->spec.verify,
 			 "batches", "total", (json_int_t)j->batches_total,
 			 "done", (json_int_t)j->batches_done,

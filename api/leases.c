@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "seed.h"
 #include "api.h"
 #include "timefmt.h"
 
@@ -37,7 +38,7 @@ static json_t *lease_to_json(const struct lease *l, int64_t now)
 	}
 	return json_pack("{s:s,s:s,s:s,s:i,s:o,s:o,s:I,s:I,s:I,s:I,s:s,s:f}", "id", id, "job_id",
 			 job, "kernel", s->kernel->name, "kernel_version", (int)s->kernel_version,
-			 "params", params, "seed", job_seed_json(s->seed),
+			 "params", params, "seed", seed_json(s->seed),
 			 "samples", (json_int_t)s->samples, "batch_size",
 			 (json_int_t)s->batch_size, "first_batch", (json_int_t)l->first_batch,
 			 "batch_count", (json_int_t)l->batch_count, "expires_at", expires, "ttl_s",

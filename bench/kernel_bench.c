@@ -61,7 +61,7 @@ int main(int argc, char **argv)
 	}
 	int64_t t0 = timefmt_mono_ms();
 	struct compute_work w = { .k = k, .seed = 42, .samples = samples, .batch_size = batch,
-				  .count = kernel_batches(samples, batch) };
+				  .count = job_batches(samples, batch) };
 	struct compute *c = k->run ? compute_start(&w, (int)threads) : NULL;
 	if (!c)
 		return 1;

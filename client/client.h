@@ -7,8 +7,9 @@
 #include <signal.h>
 #include <jansson.h>
 #include "err.h"
+#include "wire.h"
 
-#define CLIENT_REPLY_MAX (1024 * 1024)
+#define CLIENT_REPLY_MAX WIRE_REPLY_MAX
 
 struct client;
 

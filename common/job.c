@@ -30,28 +30,8 @@ int job_is_final(enum job_state s)
 
 uint64_t lease_samples(const struct lease *l)
 {
-	return kernel_range_samples(l->spec.samples, l->spec.batch_size, l->first_batch,
+	return job_range_samples(l->spec.samples, l->spec.batch_size, l->first_batch,
 				    l->batch_count);
-}
-
-json_t *job_seed_json(uint64_t seed)
-{
-	char s[24];
-	if (seed <= INT64_MAX)
-		return json_integer((json_int_t)seed);
-	snprintf(s, sizeof s, "%llu", (unsigned long long)seed);
-	return json_string(s);
-}
-
-int job_seed_parse(const json_t *v, uint64_t *out)
-{
-	if (json_is_integer(v) && json_integer_value(v) >= 0) {
-		*out = (uint64_t)json_integer_value(v);
-		return 0;
-	}
-	if (json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v))
-		return num_parse_u64(json_string_value(v), 0, UINT64_MAX, out);
-	return -1;
 }
 
 uint64_t job_stop_boundary(size_t i)
@@ -68,4 +48,21 @@ size_t job_stop_segment(uint64_t batch)
 		return (size_t)batch;
 	e = 63 - (unsigned)__builtin_clzll(batch) - 2; /* batch = m * 2^e, m in [4, 8) */
 	return 8 + (size_t)(e - 1) * 4 + (size_t)((batch >> e) - 4);
+}
+
+uint64_t job_batches(uint64_t samples, uint64_t batch_size)
+{
+	return samples / batch_size + (samples % batch_size != 0);
+}
+
+uint64_t job_range_samples(uint64_t samples, uint64_t batch_size, uint64_t first_batch,
+			      uint64_t count)
+{
+	uint64_t lo = first_batch * batch_size;
+	uint64_t hi = (first_batch + count) * batch_size;
+	if (lo >= samples)
+		return 0;
+	if (hi > samples)
+		hi = samples;
+	return hi - lo;
 }

@@ -4,15 +4,31 @@
 #ifndef TALLY_JOB_H
 #define TALLY_JOB_H
 
+#include <stddef.h>
 #include <stdint.h>
-#include "kernel.h"
+#include "wire.h"
 
-#define JOB_SAMPLES_MAX (1ULL << 62)
+#define JOB_SAMPLES_MAX WIRE_SAMPLES_MAX
 #define JOB_BATCH_SIZE_DEFAULT 100000ULL
-#define JOB_ERROR_MAX 1024  /* bytes of an error message kept, with the NUL */
-#define WORKER_NAME_MAX 65  /* 64 characters and the NUL */
-#define JOB_KEY_MAX 256     /* an Idempotency-Key: 255 characters and the NUL */
+#define JOB_ERROR_MAX WIRE_ERROR_MAX
+#define WORKER_NAME_MAX WIRE_WORKER_NAME_MAX
+#define JOB_KEY_MAX WIRE_KEY_MAX
 #define JOB_QUARANTINED_MAX (4 * WORKER_NAME_MAX) /* names a job keeps of workers it caught */
+
+#define KERNEL_NAME_MAX WIRE_KERNEL_NAME_MAX
+#define KERNEL_MAX_KEYS WIRE_COUNTS_MAX
+#define KERNEL_KEY_MAX WIRE_COUNT_NAME_MAX
+#define KERNEL_PARAMS_MAX WIRE_PARAMS_MAX
+
+struct kernel; /* kernels/kernel.h */
+
+/* The names of a job's counts, in the order of its counts arrays. A kernel with code here fixes
+ * them; an open kernel's batches name their own, and the job's list grows (never reorders) as
+ * new names arrive. */
+struct count_keys {
+	size_t n;
+	char name[KERNEL_MAX_KEYS][KERNEL_KEY_MAX];
+};
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED };
 
@@ -102,11 +118,6 @@ const char *job_state_name(enum job_state s);
 int job_state_parse(const char *s, enum job_state *out);
 /* Returns 1 when the job can no longer change (succeeded, failed, cancelled). */
 int job_is_final(enum job_state s);
-/* Returns a new reference to a seed's JSON form: an integer up to 2^63-1, a decimal string above
- * (jansson integers are signed 64-bit). NULL when out of memory. */
-json_t *job_seed_json(uint64_t seed);
-/* Reads a seed in that form. Returns 0, or -1 for anything else (negative, fractional, junk). */
-int job_seed_parse(const json_t *v, uint64_t *out);
 /* Early stopping (job_spec.target_stderr). A job's result is evaluated over prefixes of its
  * batches that end at fixed boundaries, the same for every job whatever its size: every batch
  * count with at most three significant bits (1, 2, ... 8, 10, 12, 14, 16, 20, 24, 28, 32, 40...).
@@ -116,6 +127,12 @@ int job_seed_parse(const json_t *v, uint64_t *out);
 #define JOB_STOP_SEGMENTS 244 /* enough for 2^62 batches */
 uint64_t job_stop_boundary(size_t i);
 size_t job_stop_segment(uint64_t batch);
+
+/* The number of batches of a job: ceil(samples / batch_size). batch_size > 0. */
+uint64_t job_batches(uint64_t samples, uint64_t batch_size);
+/* The number of samples in batches [first_batch, first_batch + count) of a job. */
+uint64_t job_range_samples(uint64_t samples, uint64_t batch_size, uint64_t first_batch,
+			   uint64_t count);
 
 /* Returns the number of samples the lease covers. */
 uint64_t lease_samples(const struct lease *l);

@@ -5,8 +5,9 @@
 
 #include <stddef.h>
 #include "err.h"
+#include "wire.h"
 
-#define TOKEN_MAX 257
+#define TOKEN_MAX WIRE_TOKEN_MAX
 #define TOKEN_MIN_LEN 16
 
 /* Fills out[TOKEN_MAX] with the token named by file (its first line) when file is non-empty,

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "alloc.h"
 #include "db_int.h"
+#include "kernel.h"
 
 static int64_t col_time(sqlite3_stmt *s, int i)
 {

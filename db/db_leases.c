@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "db_int.h"
+#include "kernel.h"
 
 void db_lease_head(sqlite3_stmt *s, struct lease *l)
 {

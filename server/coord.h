@@ -18,8 +18,8 @@
 #include "job.h"
 #include "workers.h"
 
-#define COORD_KERNELS_MAX 96
-#define COORD_SKIP_MAX 16 /* jobs a lease request may ask to be passed over */
+#define COORD_KERNELS_MAX WIRE_OFFERS_MAX
+#define COORD_SKIP_MAX WIRE_SKIP_MAX /* jobs a lease request may ask to be passed over */
 
 struct counts; /* common/counts.h */
 struct db;     /* db/db.h */

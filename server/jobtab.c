@@ -5,6 +5,7 @@
 #include <string.h>
 #include "alloc.h"
 #include "jobtab.h"
+#include "kernel.h"
 
 void jobtab_init(struct jobtab *t)
 {
@@ -88,7 +89,7 @@ struct ljob *jobtab_submit(struct jobtab *t, const struct job_spec *spec, const 
 	j->job.spec.kernel_version = spec->kernel->version; /* the version it is computed with */
 	kernel_keys(spec->kernel, &j->job.keys);
 	j->job.state = JOB_QUEUED;
-	j->job.batches_total = kernel_batches(spec->samples, spec->batch_size);
+	j->job.batches_total = job_batches(spec->samples, spec->batch_size);
 	j->job.created_at = now;
 	job_append(t, j);
 	jobtab_touch(t, j);
@@ -309,7 +310,7 @@ int ljob_stop_eval(struct ljob *j)
 		return 0;
 	memcpy(j->job.counts, counts, sizeof j->job.counts);
 	j->job.batches_done = batches;
-	j->job.samples_done = kernel_range_samples(j->job.spec.samples, j->job.spec.batch_size, 0,
+	j->job.samples_done = job_range_samples(j->job.spec.samples, j->job.spec.batch_size, 0,
 						   batches);
 	return 1;
 }

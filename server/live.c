@@ -466,7 +466,7 @@ enum tally_err live_extend(struct live *lv, int64_t id, uint64_t samples,
 	if (job->state == JOB_SUCCEEDED && j->stop && job->batches_done < job->batches_total) {
 		/* It stopped early: a job of the new size stops at the same prefix. */
 		job->spec.samples = samples;
-		job->batches_total = kernel_batches(samples, job->spec.batch_size);
+		job->batches_total = job_batches(samples, job->spec.batch_size);
 		jobtab_touch(&lv->jobs, j);
 		*out = *job;
 		return TALLY_OK;
@@ -485,7 +485,7 @@ enum tally_err live_extend(struct live *lv, int64_t id, uint64_t samples,
 			return rc;
 	}
 	job->spec.samples = samples;
-	job->batches_total = kernel_batches(samples, job->spec.batch_size);
+	job->batches_total = job_batches(samples, job->spec.batch_size);
 	jobtab_touch(&lv->jobs, j);
 	job_stop_eval(lv, j, now);
 	*out = *job;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "alloc.h"
+#include "kernel.h"
 #include "stop.h"
 
 struct stop *stop_new(void)
@@ -40,20 +41,6 @@ uint64_t stop_cap(uint64_t first, uint64_t count)
 	return count > end - first ? end - first : count;
 }
 
-/* The one place the server reads a kernel's result (JSON): returns 1 and sets *out to the stderr
- * of the result of counts (named by keys), or returns 0 when the result has none. */
-static int stop_stderr(const struct kernel *k, const struct count_keys *keys,
-		       const uint64_t *counts, double *out)
-{
-	json_t *r = kernel_result(k, keys, counts), *e = json_object_get(r, "stderr");
-	int has = json_is_number(e);
-
-	if (has)
-		*out = json_number_value(e);
-	json_decref(r);
-	return has;
-}
-
 int stop_eval(struct stop *st, const struct job *job, uint64_t *counts, uint64_t *batches)
 {
 	uint64_t total = job->batches_total;
@@ -71,10 +58,10 @@ int stop_eval(struct stop *st, const struct job *job, uint64_t *counts, uint64_t
 				counts[k] += st->seg[i].counts[k];
 		/* A prefix too small to estimate from, or whose estimate is degenerate (a stderr
 		 * of 0: every sample in, or none), never stops a job. */
-		if (kernel_range_samples(job->spec.samples, job->spec.batch_size, 0, hi) <
+		if (job_range_samples(job->spec.samples, job->spec.batch_size, 0, hi) <
 		    STOP_MIN_SAMPLES)
 			continue;
-		if (stop_stderr(job->spec.kernel, &job->keys, counts, &e) && e > 0 &&
+		if (!kernel_stderr(job->spec.kernel, &job->keys, counts, &e) && e > 0 &&
 		    e <= job->spec.target_stderr) {
 			*batches = hi;
 			return 1;

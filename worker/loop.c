@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/random.h>
+#include "seed.h"
 #include "client.h"
 #include "compute.h"
 #include "counts.h"
@@ -16,7 +17,7 @@
 
 #define LOOP_BACKOFF_MIN_MS 100
 #define LOOP_BACKOFF_MAX_MS 5000
-#define LOOP_SKIP_MAX 16 /* jobs a lease request may ask to be passed over (the protocol's cap) */
+#define LOOP_SKIP_MAX WIRE_SKIP_MAX /* jobs a lease request may ask to be passed over */
 #define LOOP_STOP_GRACE_MS 10000 /* how long a stopping worker keeps trying to deliver */
 
 struct loop {
@@ -109,11 +110,11 @@ static int held_parse(const struct loop *l, const json_t *j, struct held *h)
 			  "worker_version=%u", h->id, kernel, (long long)version, h->k->version);
 		return -1;
 	}
-	if (!h->k || job_seed_parse(seed, &h->seed) || samples < 1 ||
+	if (!h->k || seed_parse(seed, &h->seed) || samples < 1 ||
 	    (uint64_t)samples > JOB_SAMPLES_MAX || bs < 1 || bs > samples || first < 0 ||
 	    count < 1 ||
-	    (uint64_t)first >= kernel_batches((uint64_t)samples, (uint64_t)bs) ||
-	    (uint64_t)count > kernel_batches((uint64_t)samples, (uint64_t)bs) - (uint64_t)first) {
+	    (uint64_t)first >= job_batches((uint64_t)samples, (uint64_t)bs) ||
+	    (uint64_t)count > job_batches((uint64_t)samples, (uint64_t)bs) - (uint64_t)first) {
 		log_error("msg=\"unusable lease\" lease=%s kernel=%.32s", h->id, kernel);
 		return -1;
 	}

@@ -30,6 +30,7 @@ extern "C" {
 #endif
 
 #define TALLY_KERNEL_ABI 1       /* the version of this interface: struct tally_kernel.abi */
+#define TALLY_KERNEL_PARAMS_UNKNOWN (-2) /* open(): a member of params it does not know */
 #define TALLY_KERNEL_NAME_MAX 32 /* a kernel's name with its NUL: 1-31 of [a-z0-9_-] */
 #define TALLY_KERNEL_KEYS_MAX 8  /* count names of a kernel */
 #define TALLY_KERNEL_KEY_MAX 32  /* a count name with its NUL: 1-31 of [a-z0-9_], not a digit first */
@@ -57,7 +58,9 @@ struct tally_kernel {
 	 * Reads a job's params (its JSON object, as text, "{}" when it gave none) and makes the
 	 * state that every run() of that job gets. Returns 0, or -1 with a message naming the
 	 * problem in err (the job is refused when the coordinator has the kernel; otherwise its
-	 * batches fail with that message). */
+	 * batches fail with that message), or TALLY_KERNEL_PARAMS_UNKNOWN in the same way when
+	 * the problem is a member it does not know (the refusal's code is then unknown_field, as
+	 * for a misspelt field of the job itself; any other non-zero return is invalid_field). */
 	int (*open)(const char *params, void **state, char *err, size_t errlen);
 	/* Optional: frees what open() made. */
 	void (*close)(void *state);

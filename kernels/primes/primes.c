@@ -75,7 +75,8 @@ static const char *primes_uint(const char *p, uint64_t max, uint64_t *v)
 }
 
 /* Parses params, a JSON object whose only member may be "start", into *out. Returns 0, or -1
- * with a message naming the problem in err. */
+ * (TALLY_KERNEL_PARAMS_UNKNOWN for a member other than "start") with a message naming the
+ * problem in err. */
 static int primes_parse(const char *params, struct primes_params *out, char *err, size_t errlen)
 {
 	const uint64_t max = primesieve_get_max_stop();
@@ -94,7 +95,7 @@ static int primes_parse(const char *params, struct primes_params *out, char *err
 		if (strcmp(name, "start")) {
 			snprintf(err, errlen, "params: unknown member \"%s\" (the only one is \"start\")",
 				 name);
-			return -1;
+			return TALLY_KERNEL_PARAMS_UNKNOWN;
 		}
 		if (seen++) {
 			snprintf(err, errlen, "params.start: given twice");
@@ -133,14 +134,15 @@ static void primes_setup(void)
 static int primes_open(const char *params, void **state, char *err, size_t errlen)
 {
 	struct primes_params *pp = malloc(sizeof *pp);
+	int rc;
 
 	if (!pp) {
 		snprintf(err, errlen, "primes: out of memory");
 		return -1;
 	}
-	if (primes_parse(params ? params : "{}", pp, err, errlen)) {
+	if ((rc = primes_parse(params ? params : "{}", pp, err, errlen))) {
 		free(pp);
-		return -1;
+		return rc; /* -1, or TALLY_KERNEL_PARAMS_UNKNOWN */
 	}
 	call_once(&primes_once, primes_setup);
 	*state = pp;

@@ -3,6 +3,7 @@
  * the field at fault. */
 #include <stdlib.h>
 #include <string.h>
+#include "seed.h"
 #include "fuzz.h"
 
 static const char *const fields[] = { "body", "kernel", "samples", "batch_size", "seed",
@@ -40,11 +41,11 @@ static void check_spec(const json_t *body, const void *out)
 		   (unsigned long long)s->batch_size);
 
 	/* Every batch holds at least one sample; together they hold them all. */
-	batches = kernel_batches(s->samples, s->batch_size);
+	batches = job_batches(s->samples, s->batch_size);
 	FUZZ_CHECK(batches >= 1 && batches <= s->samples, "%llu batches",
 		   (unsigned long long)batches);
-	FUZZ_CHECK(kernel_range_samples(s->samples, s->batch_size, 0, batches) == s->samples &&
-		   kernel_range_samples(s->samples, s->batch_size, batches - 1, 1) >= 1,
+	FUZZ_CHECK(job_range_samples(s->samples, s->batch_size, 0, batches) == s->samples &&
+		   job_range_samples(s->samples, s->batch_size, batches - 1, 1) >= 1,
 		   "batches do not cover the samples");
 
 	v = json_object_get(body, "seed");
@@ -78,8 +79,8 @@ static void check_spec(const json_t *body, const void *out)
 		FUZZ_CHECK(!strcmp(s->params, "{}"), "params %s without params", s->params);
 	}
 	/* The seed reads back from the JSON form it is stored and sent in. */
-	seed = job_seed_json(s->seed);
-	FUZZ_CHECK(seed && !job_seed_parse(seed, &back) && back == s->seed,
+	seed = seed_json(s->seed);
+	FUZZ_CHECK(seed && !seed_parse(seed, &back) && back == s->seed,
 		   "seed %llu does not read back", (unsigned long long)s->seed);
 	json_decref(seed);
 }

@@ -154,7 +154,14 @@ class PluginTest(TallyTestCase):
         r = s.req("POST", "/v1/jobs", {"kernel": "primes", "samples": 10,
                                        "params": {"start": -1}})
         self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.error()[0], "invalid_field", r)
         self.assertIn("params.start", r.error()[1])
+        # A member the plug-in does not know is named as such (TALLY_KERNEL_PARAMS_UNKNOWN).
+        r = s.req("POST", "/v1/jobs", {"kernel": "primes", "samples": 10,
+                                       "params": {"stop": 1}})
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.error()[0], "unknown_field", r)
+        self.assertIn('unknown member "stop"', r.error()[1])
 
     @unittest.skipUnless(HAVE_PRIMES, "primes.so not built (no libprimesieve)")
     def test_bad_params_fail_on_workers_when_the_coordinator_lacks_the_kernel(self):

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+#include "runrange.h"
 #include "alloc.h"
 #include "coord.h"
 #include "counts.h"

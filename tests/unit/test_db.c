@@ -12,6 +12,7 @@
 #include "db.h"
 #include "schema.h"
 #include "tmpdb.h"
+#include "kernel.h"
 
 struct fixture {
 	struct tmpdb t;
@@ -57,7 +58,7 @@ static struct job make_job(int64_t id, const char *kernel, uint64_t samples, uin
 	j.spec.seed = 42;
 	j.spec.kernel_version = j.spec.kernel->version;
 	kernel_keys(j.spec.kernel, &j.keys);
-	j.batches_total = kernel_batches(samples, bs);
+	j.batches_total = job_batches(samples, bs);
 	j.created_at = 1000;
 	return j;
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include "alloc.h"
 #include "jobtab.h"
+#include "kernel.h"
 
 static struct job_spec spec_of(const char *kernel, uint64_t samples, double target)
 {

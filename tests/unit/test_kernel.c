@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 #include <cmocka.h>
+#include "runrange.h"
 #include "kernel.h"
 #include "pi.h"
 #include "rng.h"
@@ -32,14 +33,14 @@ static void test_registry(void **state)
 static void test_batch_arithmetic(void **state)
 {
 	(void)state;
-	assert_int_equal(kernel_batches(10, 3), 4);
-	assert_int_equal(kernel_batches(9, 3), 3);
-	assert_int_equal(kernel_batches(1, 1), 1);
-	assert_int_equal(kernel_batches(1ULL << 62, 1), 1ULL << 62);
-	assert_int_equal(kernel_range_samples(10, 3, 0, 4), 10);
-	assert_int_equal(kernel_range_samples(10, 3, 3, 1), 1); /* the short last batch */
-	assert_int_equal(kernel_range_samples(10, 3, 1, 2), 6);
-	assert_int_equal(kernel_range_samples(10, 3, 4, 1), 0);
+	assert_int_equal(job_batches(10, 3), 4);
+	assert_int_equal(job_batches(9, 3), 3);
+	assert_int_equal(job_batches(1, 1), 1);
+	assert_int_equal(job_batches(1ULL << 62, 1), 1ULL << 62);
+	assert_int_equal(job_range_samples(10, 3, 0, 4), 10);
+	assert_int_equal(job_range_samples(10, 3, 3, 1), 1); /* the short last batch */
+	assert_int_equal(job_range_samples(10, 3, 1, 2), 6);
+	assert_int_equal(job_range_samples(10, 3, 4, 1), 0);
 }
 
 static void test_pi_deterministic(void **state)

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include "alloc.h"
 #include "live.h"
+#include "kernel.h"
 
 #define T0 1000000 /* a start time, ms */
 #define TTL 10000

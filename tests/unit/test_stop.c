@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include "stop.h"
+#include "kernel.h"
 
 /* A running pi job of `batches` batches of batch_size samples. */
 static struct job pi_job(uint64_t batches, uint64_t batch_size, double target)

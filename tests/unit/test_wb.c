@@ -11,6 +11,7 @@
 #include "live.h"
 #include "tmpdb.h"
 #include "wb.h"
+#include "kernel.h"
 
 #define T0 5000000
 #define TIMEOUT 10000

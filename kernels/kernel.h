@@ -9,22 +9,11 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "err.h"
+#include "job.h"
 #include "tally/kernel.h"
 
-#define KERNEL_NAME_MAX TALLY_KERNEL_NAME_MAX
-#define KERNEL_MAX_KEYS TALLY_KERNEL_KEYS_MAX
-#define KERNEL_KEY_MAX TALLY_KERNEL_KEY_MAX
-#define KERNEL_PARAMS_MAX 4096 /* bytes of a job's params as compact JSON, with the NUL */
 #define KERNEL_PLUGINS_MAX 64  /* plug-ins one process loads */
 #define KERNEL_NAMED_MAX 4096  /* kernels known here by name only (jobs for workers' plug-ins) */
-
-/* The names of a job's counts, in the order of its counts arrays. A kernel with code here fixes
- * them; an open kernel's batches name their own, and the job's list grows (never reorders) as
- * new names arrive. */
-struct count_keys {
-	size_t n;
-	char name[KERNEL_MAX_KEYS][KERNEL_KEY_MAX];
-};
 
 /* A kernel in this process. Built-in kernels (pi, count) have run; plug-ins have abi (their
  * table, include/tally/kernel.h); exec runs programs and lives in the worker (worker/exec.c);
@@ -49,9 +38,17 @@ struct kernel {
 	/* Built-in kernels: returns a new reference to the result object for the given job
 	 * counts, or NULL when none can be derived yet (or out of memory). */
 	json_t *(*result)(const uint64_t *counts);
+	/* Built-in kernels with an estimate: sets *out to the standard error of the result of the
+	 * given job counts and returns 0, or returns -1 when there is none yet. NULL: none. */
+	int (*stderr_of)(const uint64_t *counts, double *out);
 	const struct tally_kernel *abi; /* a plug-in's table; NULL otherwise */
 	char path[512];                 /* a plug-in's file; "" otherwise */
 };
+
+/* The built-in kernels: kernels/pi.c, kernels/count.c and kernels/execspec.c. */
+extern const struct kernel kernel_pi;
+extern const struct kernel kernel_count;
+extern const struct kernel kernel_exec;
 
 /* Returns the kernel called name that has code here (built in or a loaded plug-in; exec too),
  * or NULL. Kernels are never freed: the pointer stays valid. */
@@ -110,6 +107,11 @@ const char *kernel_check(const struct kernel *k, const struct count_keys *keys,
  * another order than k's when they were learnt from counts before the plug-in was loaded. */
 json_t *kernel_result(const struct kernel *k, const struct count_keys *keys,
 		      const uint64_t *counts);
+/* Sets *out to the standard error of the result of a job's counts (named by keys, NULL: in k's
+ * order), the result's "stderr", and returns 0; returns -1 when k derives no result with one
+ * here (or none yet). For early stopping: callers get a number, not JSON. */
+int kernel_stderr(const struct kernel *k, const struct count_keys *keys, const uint64_t *counts,
+		  double *out);
 /* Returns 1 when k derives results here (built in with one, or a plug-in with result()). */
 int kernel_has_result(const struct kernel *k);
 /* Fills keys with k's fixed count names (none for an open kernel). */
@@ -120,14 +122,5 @@ int kernel_key_ok(const char *name);
 int kernel_keys_parse(const char *text, struct count_keys *out);
 /* Writes keys in their stored form into out. */
 void kernel_keys_format(const struct count_keys *keys, char *out, size_t outlen);
-
-/* The number of batches of a job: ceil(samples / batch_size). batch_size > 0. */
-uint64_t kernel_batches(uint64_t samples, uint64_t batch_size);
-/* The number of samples in batches [first_batch, first_batch + count) of a job. */
-uint64_t kernel_range_samples(uint64_t samples, uint64_t batch_size, uint64_t first_batch,
-			      uint64_t count);
-/* Runs batches [first_batch, first_batch + count) of a job and adds their counts to out[nkeys]. */
-void kernel_run_range(const struct kernel *k, uint64_t seed, uint64_t samples, uint64_t batch_size,
-		      uint64_t first_batch, uint64_t count, uint64_t *out);
 
 #endif

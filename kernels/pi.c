@@ -278,13 +278,23 @@ static const char *pi_check(const uint64_t *counts, uint64_t samples)
 	return NULL;
 }
 
+static int pi_stderr(const uint64_t *counts, double *out)
+{
+	double p;
+	if (!counts[1])
+		return -1;
+	p = (double)counts[0] / (double)counts[1];
+	*out = 4.0 * sqrt(p * (1.0 - p) / (double)counts[1]);
+	return 0;
+}
+
 static json_t *pi_result(const uint64_t *counts)
 {
-	if (!counts[1])
+	double e;
+	if (pi_stderr(counts, &e))
 		return NULL;
-	double p = (double)counts[0] / (double)counts[1];
-	return json_pack("{s:f,s:f}", "pi", 4.0 * p, "stderr",
-			 4.0 * sqrt(p * (1.0 - p) / (double)counts[1]));
+	return json_pack("{s:f,s:f}", "pi", 4.0 * (double)counts[0] / (double)counts[1], "stderr",
+			 e);
 }
 
 static const char *const pi_keys[] = { "inside", "samples" };
@@ -297,4 +307,5 @@ const struct kernel kernel_pi = {
 	.run = pi_run,
 	.check = pi_check,
 	.result = pi_result,
+	.stderr_of = pi_stderr,
 };

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "execspec.h"
+#include "kernel.h"
 
 enum tally_err exec_spec_parse(const json_t *params, struct exec_spec *out,
 			       enum kernel_params_fault *fault, char *err, size_t errlen)
@@ -66,3 +67,12 @@ enum tally_err exec_spec_parse(const json_t *params, struct exec_spec *out,
 	}
 	return TALLY_OK;
 }
+
+/* exec runs programs: the worker does that (worker/exec.c), since running is I/O and kernels
+ * are pure. Here it is a name, a version, open keys and a check of its params. */
+const struct kernel kernel_exec = {
+	.name = "exec",
+	.version = 1,
+	.open = 1,
+	.params = 1,
+};
