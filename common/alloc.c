@@ -6,12 +6,10 @@
 
 static long countdown = -1; /* -1: never fail */
 static int sticky;
-static unsigned long made;
 
 /* Returns 1 when this allocation must fail. */
 static int alloc_refused(void)
 {
-	__atomic_fetch_add(&made, 1, __ATOMIC_RELAXED);
 	if (countdown < 0)
 		return 0;
 	if (countdown > 0) {
@@ -38,14 +36,6 @@ void *t_realloc(void *p, size_t n)
 	return alloc_refused() ? NULL : realloc(p, n);
 }
 
-char *t_strdup(const char *s)
-{
-	size_t n = strlen(s) + 1;
-	char *d = t_malloc(n);
-	if (d)
-		memcpy(d, s, n);
-	return d;
-}
 
 void alloc_fail_after(long after, int stick)
 {
@@ -59,7 +49,3 @@ void alloc_fail_never(void)
 	sticky = 0;
 }
 
-unsigned long alloc_count(void)
-{
-	return __atomic_load_n(&made, __ATOMIC_RELAXED);
-}

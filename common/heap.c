@@ -95,10 +95,6 @@ void *heap_remove(struct heap *h, size_t pos)
 	return item;
 }
 
-void *heap_pop(struct heap *h)
-{
-	return h->len ? heap_remove(h, 0) : NULL;
-}
 
 void *heap_peek(const struct heap *h)
 {

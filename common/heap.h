@@ -32,8 +32,6 @@ void heap_clear(struct heap *h);
 
 /* Adds item. Returns TALLY_OK, or TALLY_ENOMEM with h unchanged. */
 TALLY_WUR enum tally_err heap_push(struct heap *h, void *item);
-/* Removes and returns the first item, or NULL when h is empty. Can't fail. */
-void *heap_pop(struct heap *h);
 /* Removes and returns the item at pos (< heap_len()). Can't fail. */
 void *heap_remove(struct heap *h, size_t pos);
 /* Restores the order after the key of the item at pos changed, either way. Can't fail. */

@@ -106,8 +106,8 @@ static const char *const schema_migrations[SCHEMA_VERSION] = {
 	/* 5: kernels beyond the built-in ones: a job's count names (open kernels name their own
 	 * as batches arrive; newline-separated; '' means the kernel's fixed names). jobs.params
 	 * was there from version 1. Early stopping: a job's target_stderr (0: none). */
-	"ALTER TABLE jobs ADD COLUMN keys TEXT NOT NULL DEFAULT '';"
-	"ALTER TABLE jobs ADD COLUMN target_stderr REAL NOT NULL DEFAULT 0;",
+	("ALTER TABLE jobs ADD COLUMN keys TEXT NOT NULL DEFAULT '';"
+	 "ALTER TABLE jobs ADD COLUMN target_stderr REAL NOT NULL DEFAULT 0;"),
 };
 
 #endif

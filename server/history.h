@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "kernel.h"
+#include "job.h"
 
 #define HISTORY_POINTS 200
 #define HISTORY_JOBS 64

@@ -49,7 +49,3 @@ int offers_has(const struct offers *o, const char *name, unsigned version)
 	return 0;
 }
 
-size_t offers_count(const struct offers *o)
-{
-	return o->n;
-}

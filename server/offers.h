@@ -25,7 +25,5 @@ void offers_note(struct offers *o, const char *offer, int64_t now);
 /* Returns 1 when kernel name has been offered in version `version` (0: any), or with no
  * version said; else 0. */
 int offers_has(const struct offers *o, const char *name, unsigned version);
-/* Returns the number of offers remembered. */
-size_t offers_count(const struct offers *o);
 
 #endif

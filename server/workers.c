@@ -134,7 +134,3 @@ void workers_each(const struct workers *ws, int (*each)(void *ctx, const struct 
 		}
 }
 
-size_t workers_count(const struct workers *ws)
-{
-	return ws->n;
-}

@@ -47,6 +47,5 @@ void workers_holds(struct workers *ws, const char *name, int64_t lease_id, int64
 /* Calls each(ctx, info) for every worker, in no particular order; stops at a non-zero return. */
 void workers_each(const struct workers *ws, int (*each)(void *ctx, const struct worker_info *w),
 		  void *ctx);
-size_t workers_count(const struct workers *ws);
 
 #endif
