@@ -1,4 +1,4 @@
-/* The HTTP client of the worker, the CLI and the benchmarks: the only code that includes curl.h.
+/* The HTTP client of the worker and the CLI: the only code that includes curl.h.
  * One keep-alive connection to the coordinator, JSON in and out, replies capped at
  * CLIENT_REPLY_MAX bytes. */
 #ifndef TALLY_CLIENT_H
