@@ -89,7 +89,10 @@ class VerifyTest(TallyTestCase):
 
     def test_sampled_checks_pass_for_honest_workers(self):
         expected = self.reference(**SPEC)
-        s = self.server("--lease-target-ms", "10")  # many small leases: some are sampled
+        # Many small leases, so that some are sampled: at 1 ms each, even a fast moment's job of
+        # 400 batches makes some 100 leases (at 10 ms, one made only 19, and the count below
+        # failed).
+        s = self.server("--lease-target-ms", "1")
         self.worker(s, 1, "a")
         self.worker(s, 1, "b")
         done = s.wait_job(s.submit(verify=0.5, **SPEC)["id"], timeout=180)
