@@ -42,6 +42,11 @@ struct job_spec {
 	uint64_t samples;
 	uint64_t batch_size;
 	uint64_t seed;
+	/* Who submitted it ("" when the coordinator has no users: an open one) and its priority,
+	 * WIRE_PRIORITY_MIN..WIRE_PRIORITY_MAX (0 by default): a lease goes to the highest priority
+	 * job with pending work, and among equals each owner gets an equal share. */
+	char owner[WIRE_USER_NAME_MAX];
+	int priority;
 	double verify;           /* the fraction of completed leases computed again to check */
 	double target_stderr;    /* stop once a prefix's result has a stderr this small (0: none) */
 	/* The version the job is computed with: the kernel's here, or for a kernel known by name

@@ -26,6 +26,11 @@
 #define WIRE_COUNTS_MAX TALLY_KERNEL_KEYS_MAX      /* count names of a job */
 #define WIRE_COUNT_NAME_MAX TALLY_KERNEL_KEY_MAX   /* a count name, with the NUL */
 
+/* Users (docs/protocol.md: users, roles and priorities) */
+#define WIRE_USER_NAME_MAX 65 /* a user's name: 64 characters and the NUL */
+#define WIRE_PRIORITY_MIN (-100)
+#define WIRE_PRIORITY_MAX 100
+
 /* Workers */
 #define WIRE_WORKER_NAME_MAX 65 /* a worker's name: 64 characters and the NUL */
 #define WIRE_OFFERS_MAX 96      /* kernels one lease request offers */
