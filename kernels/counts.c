@@ -67,7 +67,7 @@ static enum tally_err counts_learn(const struct kernel *k, struct count_keys *na
 			 KERNEL_MAX_KEYS);
 		return TALLY_ECOUNTS;
 	}
-	snprintf(names->name[names->n++], KERNEL_KEY_MAX, "%s", name);
+	snprintf(names->name[names->n++], KERNEL_KEY_MAX, "%.*s", KERNEL_KEY_MAX - 1, name);
 	return TALLY_OK;
 }
 
