@@ -348,10 +348,80 @@ def bench_idle(r):
         s.stop()
 
 
+def queue_submit(port, n, conns=8):
+    """Submits n one-sample count jobs over conns keep-alive connections at once."""
+    import http.client
+    import threading
+    body = json.dumps({"kernel": "count", "samples": 1, "batch_size": 1}).encode()
+    errors = []
+
+    def part(k):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for _ in range(k):
+            c.request("POST", "/v1/jobs", body, {"Content-Type": "application/json"})
+            rsp = c.getresponse()
+            rsp.read()
+            if rsp.status != 201:
+                errors.append(rsp.status)
+                return
+        c.close()
+
+    ts = [threading.Thread(target=part, args=(n // conns + (i < n % conns),))
+          for i in range(conns)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise RuntimeError(f"submits refused: {errors[:5]}")
+
+
+def bench_queue(r, sizes=(1000, 10_000, 100_000), cycles=300):
+    """Lease latency with many unfinished jobs queued: n one-batch jobs, then cycles leases,
+    each completed (finishing one job), timed from the lease request to its reply over one
+    keep-alive connection; and the coordinator's memory per unfinished job (RSS growth over the
+    submits)."""
+    import http.client
+    helptext = sh(os.path.join(BIN, "tally-server"), "--help")
+    for n in sizes:
+        args = []
+        if "--max-unfinished-jobs" in helptext:
+            args += ["--max-unfinished-jobs", str(n + cycles)]
+        if "--max-jobs-in-memory" in helptext:
+            args += ["--max-jobs-in-memory", str(n + cycles)]
+        s = Server(tempfile.mkdtemp(prefix="tally-bench-"), *args)
+        try:
+            rss0 = rss_kib(s.proc.pid)
+            t0 = time.monotonic()
+            queue_submit(s.port, n)
+            r[f"queue_{n}_submit_per_s"] = n / (time.monotonic() - t0)
+            r[f"queue_{n}_kib_per_job"] = (rss_kib(s.proc.pid) - rss0) / n
+            c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+            lease_req = json.dumps({"worker": "bench", "kernels": ["count"], "wait_s": 0})
+            lat = []
+            for _ in range(cycles):
+                t = time.monotonic()
+                c.request("POST", "/v1/leases", lease_req, {"Content-Type": "application/json"})
+                rsp = c.getresponse()
+                lease = json.loads(rsp.read())
+                lat.append((time.monotonic() - t) * 1000)
+                samples = lease["batch_count"] if lease["samples"] > 0 else 0
+                c.request("POST", f"/v1/leases/{lease['id']}/complete",
+                          json.dumps({"counts": {"samples": samples}}),
+                          {"Content-Type": "application/json"})
+                c.getresponse().read()
+            lat.sort()
+            r[f"queue_{n}_lease_p50_ms"] = lat[len(lat) // 2]
+            r[f"queue_{n}_lease_p99_ms"] = lat[int(len(lat) * 0.99)]
+            c.close()
+        finally:
+            s.stop()
+
+
 BENCHES = {"kernel": bench_kernel, "e2e": bench_e2e, "tiny": bench_tiny, "huge": bench_huge,
            "latency": bench_latency, "growth": bench_growth, "dispatch": bench_dispatch,
            "idle": bench_idle, "seed": bench_seed, "verify": bench_verify,
-           "primes": bench_primes}
+           "primes": bench_primes, "queue": bench_queue}
 
 
 def fmt(r, key, f="{:.3g}", unit=""):
@@ -400,6 +470,8 @@ def write(r):
         ("8. coordinator RSS, 10 jobs running", "< 32 MiB", fmt(r, "server_rss_10_jobs_kib", "{:.0f}", " KiB"), f"{R} growth"),
         ("primes: pi(10^11) through the service / the primesieve command, every core", "<= 1.10", f"{fmt(r, 'primes_ratio', '{:.3f}')} ({fmt(r, 'primes_service_s', '{:.2f}', ' s')} / {fmt(r, 'primes_cmd_s', '{:.2f}', ' s')}); both 4118054813: {r.get('primes_exact', '?')}", f"{R} primes"),
         ("verify: 1e10 pi on 2 one-thread workers, verify 0 / 0.1 / 1", "about 1x / 1.1x / 2x", f"{fmt(r, 'verify_0_s', '{:.2f}')} / {fmt(r, 'verify_01_s', '{:.2f}')} / {fmt(r, 'verify_1_s', '{:.2f}', ' s')}; checks passed in the last run: {r.get('verify_checks_01', '?')} / {r.get('verify_checks_1', '?')}; counts identical: {r.get('verify_identical', '?')}", f"{R} verify"),
+        ("queue: lease p50 / p99 with 1k / 10k / 100k one-batch jobs queued", "O(log n): flat", " ; ".join(f"{fmt(r, f'queue_{n}_lease_p50_ms', '{:.2f}')} / {fmt(r, f'queue_{n}_lease_p99_ms', '{:.2f}', ' ms')}" for n in (1000, 10000, 100000)), f"{R} queue"),
+        ("queue: coordinator memory per unfinished job at 1k / 10k / 100k", "<= 2 KiB", " / ".join(fmt(r, f"queue_{n}_kib_per_job", "{:.1f}", " KiB") for n in (1000, 10000, 100000)), f"{R} queue"),
         ("seed: Python serial, 1e8 samples (1 run)", "94.6 s in the post", fmt(r, "seed_serial_s", "{:.1f}", " s"), f"{R} seed"),
         ("seed: Python multiprocessing.Pool, 1e8 samples", "12.5 s on 16 vCPUs in the post", fmt(r, "seed_pool_s", "{:.1f}", " s"), f"{R} seed"),
         ("tally, same job (1e8 samples, batches of 1e5)", "", fmt(r, "tally_1e8_s", "{:.3f}", " s"), f"{R} seed"),
