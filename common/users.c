@@ -15,7 +15,8 @@ struct users {
 	size_t n, alloc;
 };
 
-static const char *const role_names[] = { "admin", "user", "worker" };
+static const char *const role_names[] = { [USER_USER] = "user", [USER_WORKER] = "worker",
+					  [USER_ADMIN] = "admin" };
 
 struct users *users_new(void)
 {

@@ -21,9 +21,9 @@
 #define USERS_MAX 1024                   /* users one table holds */
 #define USERS_FILE_MAX (256 * 1024)      /* bytes of a users file */
 
-/* What a user may do: every job and the admin verbs; submit and see its own jobs; the lease
- * API only. */
-enum user_role { USER_ADMIN, USER_USER, USER_WORKER };
+/* What a user may do: submit and see its own jobs; the lease API only; every job and the admin
+ * verbs. (The least power is 0: a caller left zeroed is an ordinary user.) */
+enum user_role { USER_USER, USER_WORKER, USER_ADMIN };
 
 struct user {
 	char name[USER_NAME_MAX];
