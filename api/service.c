@@ -100,6 +100,7 @@ enum tally_err service_start(const struct service_config *cfg, struct service **
 	}
 	s->api.open = !cfg->users;
 	s->api.users = cfg->users;
+	atomic_init(&s->api.next, NULL);
 	if ((rc = evloop_new(&(struct evloop_hooks){ on_changes, on_dirty, on_flush, on_stalled,
 						     on_timer, s },
 			     &s->loop))) {
