@@ -1,5 +1,6 @@
-/* The route table with each route's role, bearer-token checks, and the replies every handler
- * shares. */
+/* The route table with each route's role, the caller's user and role from its bearer token,
+ * and the replies every handler shares. */
+#include <stdio.h>
 #include <strings.h>
 #include "api.h"
 #include "log.h"
@@ -15,7 +16,7 @@ const struct http_route api_routes[] = {
 	{ "POST", "/v1/leases/{}/heartbeat", leases_heartbeat, API_ROLE_WORKER },
 	{ "POST", "/v1/leases/{}/complete", leases_complete, API_ROLE_WORKER },
 	{ "POST", "/v1/leases/{}/fail", leases_fail, API_ROLE_WORKER },
-	{ "GET", "/v1/workers", workers_list, API_ROLE_CLIENT },
+	{ "GET", "/v1/workers", workers_list, API_ROLE_ADMIN },
 	{ "GET", "/healthz", health_get, API_ROLE_OPEN },
 	{ "GET", "/metrics", metrics_get, API_ROLE_OPEN },
 	{ "GET", "/", dashboard_get, API_ROLE_OPEN },
@@ -28,32 +29,91 @@ static void reply_unauthorized(struct req *r, const char *why)
 	reply_error(r, 401, "unauthorized", "Authorization: %s", why);
 }
 
-int api_authorize(struct req *r, void *app, unsigned role)
+/* Returns the users table, after taking a new one handed over. On the loop's thread. */
+static const struct users *api_users(struct api *a)
 {
-	struct api *a = app;
-	const char *h = req_header(r, "Authorization"), *given;
-	int client, worker;
+	struct users *u;
+	if (atomic_load_explicit(&a->next, memory_order_relaxed) &&
+	    (u = atomic_exchange(&a->next, NULL))) {
+		users_free(a->users);
+		a->users = u;
+	}
+	return a->users;
+}
 
-	if (role == API_ROLE_OPEN || (!a->client_token[0] && !a->worker_token[0]))
+/* Returns 1 when a user of role user may call a route of role route. */
+static int api_allows(unsigned route, enum user_role user)
+{
+	switch (route) {
+	case API_ROLE_CLIENT:
+		return user == USER_ADMIN || user == USER_USER;
+	case API_ROLE_WORKER:
+		return user == USER_WORKER;
+	case API_ROLE_ADMIN:
+		return user == USER_ADMIN;
+	}
+	return 0;
+}
+
+int api_authorize(struct req *r, void *app, unsigned role, struct http_caller *who)
+{
+	static const char *const what[] = {
+		[API_ROLE_CLIENT] = "the jobs API (it needs an admin or user token)",
+		[API_ROLE_WORKER] = "the lease API (it needs a worker token)",
+		[API_ROLE_ADMIN] = "this route (it needs an admin token)",
+	};
+	struct api *a = app;
+	const struct users *users = api_users(a);
+	const char *h = req_header(r, "Authorization"), *given;
+	const struct user *u;
+
+	if (role == API_ROLE_OPEN)
 		return 0;
+	if (a->open) {
+		who->role = USER_ADMIN; /* nobody in particular, who may do everything */
+		return 0;
+	}
 	if (!h || strncasecmp(h, "Bearer ", 7)) {
 		reply_unauthorized(r, "a bearer token is required (Authorization: Bearer <token>)");
 		return -1;
 	}
 	for (given = h + 7; *given == ' '; given++)
 		;
-	/* Both compared, always: the time taken says nothing about which one matched. */
-	client = token_equal(given, a->client_token);
-	worker = token_equal(given, a->worker_token);
-	if ((role == API_ROLE_CLIENT && client) || (role == API_ROLE_WORKER && worker))
-		return 0;
-	if (client || worker) {
-		reply_error(r, 403, "forbidden", "this %s token cannot use the %s API",
-			    client ? "client" : "worker", role == API_ROLE_CLIENT ? "jobs" : "lease");
+	if (!(u = users_find(users, given))) {
+		reply_unauthorized(r, "invalid token");
 		return -1;
 	}
-	reply_unauthorized(r, "invalid token");
+	snprintf(who->name, sizeof who->name, "%s", u->name);
+	who->role = u->role;
+	if (api_allows(role, u->role))
+		return 0;
+	reply_error(r, 403, "forbidden", "%s's token (role %s) cannot use %s", u->name,
+		    user_role_name(u->role), role < sizeof what / sizeof what[0] && what[role]
+		    ? what[role] : "this route");
 	return -1;
+}
+
+void api_users_offer(struct api *a, struct users *users)
+{
+	users_free(atomic_exchange(&a->next, users));
+}
+
+void api_release(struct api *a)
+{
+	users_free(atomic_exchange(&a->next, NULL));
+	users_free(a->users);
+	a->users = NULL;
+}
+
+struct coord_scope api_scope(const struct req *r)
+{
+	const struct http_caller *who = req_caller(r);
+	return (struct coord_scope){ who->role == USER_ADMIN ? NULL : who->name };
+}
+
+const char *api_owner(const struct req *r)
+{
+	return req_caller(r)->name;
 }
 
 void api_reply_rc(struct req *r, struct api *a, enum tally_err rc, const char *msg)

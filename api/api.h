@@ -4,22 +4,30 @@
 #ifndef TALLY_API_H
 #define TALLY_API_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include "coord.h"
 #include "decode.h"
 #include "http.h"
-#include "token.h"
+#include "users.h"
 
+/* Who may call: with `open`, everyone may do everything (no tokens and no users: a loopback
+ * coordinator, or the CLI's local one); otherwise a caller is the user whose bearer token it
+ * sends (common/users.h). The table is read on the event loop's thread only; another thread
+ * hands a new one over through `next` (api_users_offer), which the loop takes at its next
+ * request, freeing the old one then: so no table is freed while the loop may read it. */
 struct api {
 	struct coord *coord; /* borrowed */
-	char client_token[TOKEN_MAX]; /* the jobs API's; "" (with worker_token "") when open */
-	char worker_token[TOKEN_MAX]; /* the lease API's */
+	int open;
+	struct users *users;            /* the loop's (owned) */
+	_Atomic(struct users *) next;   /* handed over, not yet taken (owned) */
 };
 
 /* Route roles: who may call it (struct http_route's role). */
-#define API_ROLE_OPEN 0u
-#define API_ROLE_CLIENT 1u
-#define API_ROLE_WORKER 2u
+#define API_ROLE_OPEN 0u   /* anyone, with or without a token */
+#define API_ROLE_CLIENT 1u /* the jobs API: admin and user (a user sees its own jobs only) */
+#define API_ROLE_WORKER 2u /* the lease API: worker */
+#define API_ROLE_ADMIN 3u  /* admin only */
 
 /* What parked requests wait for (http_wake's events). */
 #define API_WAKE_WORK 1u /* work may be leasable: a job submitted, a lease failed or expired */
@@ -29,10 +37,22 @@ struct api {
 extern const struct http_route api_routes[];
 extern const size_t api_nroutes;
 
-/* The authorize hook: with tokens set, a route of a role needs "Authorization: Bearer <that
- * role's token>": 401 without a valid token, 403 with the other role's. Returns 0, or -1 after
- * replying. */
-int api_authorize(struct req *r, void *app, unsigned role);
+/* The authorize hook: unless the API is open, a route needs "Authorization: Bearer <token>" of
+ * a user whose role may call it: 401 without a user's token, 403 with one of another role.
+ * Fills *who with the user's name and role (enum user_role); an open API's caller is an admin
+ * named "". Returns 0, or -1 after replying. */
+int api_authorize(struct req *r, void *app, unsigned role, struct http_caller *who);
+/* Hands a new users table (stolen) to the API; it replaces the current one at the next request.
+ * Thread-safe (the main thread calls it on SIGHUP). A table offered and not yet taken is
+ * freed. */
+void api_users_offer(struct api *a, struct users *users);
+/* Frees the users tables, once no request can run any more. */
+void api_release(struct api *a);
+/* The jobs the caller of r may see and act on: every job for an admin (and an open API),
+ * only its own for anyone else. Borrows r's caller. */
+struct coord_scope api_scope(const struct req *r);
+/* The owner of the jobs the caller of r submits: its name ("" for an open API's). Borrowed. */
+const char *api_owner(const struct req *r);
 /* Replies with the status and error code for rc; msg names the problem (may be NULL). */
 void api_reply_rc(struct req *r, struct api *a, enum tally_err rc, const char *msg);
 /* Replies 400 with e's code and message. */

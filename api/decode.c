@@ -145,7 +145,8 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 			       struct decode_error *e)
 {
 	static const char *const allowed[] = { "kernel", "samples", "batch_size", "seed",
-					       "params", "verify", "target_stderr", NULL };
+					       "params", "verify", "target_stderr", "priority",
+					       NULL };
 	const char *kname;
 	const json_t *v;
 	enum tally_err rc;
@@ -232,6 +233,14 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 			return fail(e, "invalid_field", "target_stderr: not with verify (a job that "
 				    "stops early does not wait for its checks)");
 		out->target_stderr = t;
+	}
+	v = json_object_get(body, "priority");
+	if (v) {
+		json_int_t p = json_is_integer(v) ? json_integer_value(v) : 0;
+		if (!json_is_integer(v) || p < WIRE_PRIORITY_MIN || p > WIRE_PRIORITY_MAX)
+			return fail(e, "invalid_field", "priority: must be an integer from %d to %d",
+				    WIRE_PRIORITY_MIN, WIRE_PRIORITY_MAX);
+		out->priority = (int)p;
 	}
 	return TALLY_OK;
 }

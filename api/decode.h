@@ -27,7 +27,8 @@ struct decode_error {
  * Returns a new reference, or NULL with *e filled. */
 json_t *decode_json(const char *data, size_t len, struct decode_error *e);
 
-/* Decodes a job submission. default_seed is used when the body has none. A kernel with no code
+/* Decodes a job submission (its owner is left ""). default_seed is used when the body has
+ * none. A kernel with no code
  * here is left as kernel_placeholder(), its name in out->kernel_name: the decoder changes no
  * global state (coord_submit() makes the name a kernel). TALLY_EINVAL. */
 TALLY_WUR enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed,

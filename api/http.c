@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <microhttpd.h>
 #include "http.h"
@@ -57,6 +56,7 @@ struct req {
 	struct park_entry pe; /* in h->park while parked */
 	int held;             /* 1: waiting for the pass's commit; 2: committed, send the reply */
 	struct req *next_held;
+	struct http_caller who; /* filled by the authorize hook */
 	void *state;
 	void (*state_free)(void *);
 };
@@ -165,6 +165,11 @@ void **req_state(struct req *r, void (**free_fn)(void *))
 	if (free_fn)
 		r->state_free = *free_fn;
 	return &r->state;
+}
+
+const struct http_caller *req_caller(const struct req *r)
+{
+	return &r->who;
 }
 
 int64_t req_started(const struct req *r)
@@ -311,20 +316,6 @@ static const struct http_route *http_route(struct req *r, const char *method, co
 	return NULL;
 }
 
-/* Returns 1 when the request's Content-Type is application/json (parameters allowed). */
-static int is_json(struct req *r)
-{
-	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_TYPE);
-	size_t n = sizeof "application/json" - 1;
-	if (!ct)
-		return 0;
-	while (*ct == ' ')
-		ct++;
-	return !strncasecmp(ct, "application/json", n) &&
-	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
-}
-
 /* Counts r's reply (status 0: none, the connection is closed) under its route. */
 static void stats_count(struct req *r, unsigned status)
 {
@@ -397,7 +388,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->route = http_route(r, method, url);
 		if (!r->route)
 			return reply_send(r);
-		if (h->authorize && h->authorize(r, h->app, r->route->role))
+		if (h->authorize && h->authorize(r, h->app, r->route->role, &r->who))
 			return reply_send(r);
 		return MHD_YES;
 	}
@@ -417,7 +408,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			reply_error(r, 413, "body_too_large", "body: over %d bytes", HTTP_BODY_MAX);
 			return reply_send(r);
 		}
-		if (r->body.len && !is_json(r)) {
+		if (r->body.len && !route_is_json(req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) {
 			reply_error(r, 415, "unsupported_media_type",
 				    "Content-Type: must be application/json");
 			return reply_send(r);

@@ -23,9 +23,17 @@ struct req;
 /* A handler answers with exactly one reply_*() call, or parks the request with reply_park(). */
 typedef void (*http_handler)(struct req *r, void *app);
 
-/* Runs before a route's handler with the route's role: returns 0 to let it run, or -1 after
- * replying (401, 403). On the event loop's thread. */
-typedef int (*http_authorize)(struct req *r, void *app, unsigned role);
+/* Who sent a request, as the authorize hook found it. The request keeps this copy for its
+ * whole life (parkings included), so it outlives whatever table the hook found it in. name is ""
+ * for nobody in particular; role is the application's. */
+struct http_caller {
+	char name[WIRE_USER_NAME_MAX];
+	unsigned role;
+};
+
+/* Runs before a route's handler with the route's role: returns 0 to let it run, having filled
+ * *who (zeroed before), or -1 after replying (401, 403). On the event loop's thread. */
+typedef int (*http_authorize)(struct req *r, void *app, unsigned role, struct http_caller *who);
 
 struct http_route {
 	const char *method;
@@ -93,6 +101,9 @@ const char *req_query_unknown(struct req *r, const char *const *allowed);
 const struct buf *req_body(const struct req *r);
 /* A slot a handler may use across parkings; free is called on it when the request ends. */
 void **req_state(struct req *r, void (**free_fn)(void *));
+/* Who sent the request, as the authorize hook recorded it (all zero without a hook). Borrowed
+ * for the request's life. */
+const struct http_caller *req_caller(const struct req *r);
 /* Monotonic ms (timefmt_mono_ms) at which the request first reached its handler. */
 int64_t req_started(const struct req *r);
 

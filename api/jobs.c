@@ -1,4 +1,5 @@
-/* The jobs resource: submit, read, list and cancel jobs. */
+/* The jobs resource: submit, read, list, cancel and extend jobs; each caller sees only the jobs
+ * in its scope (api_scope: an admin every job, a user its own). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -70,9 +71,11 @@ static json_t *job_to_json_at(struct api *a, const struct job *j, int64_t now)
 	if (j->state == JOB_CANCELLED)
 		pending = j->batches_total - j->batches_done;
 	snprintf(id, sizeof id, "%lld", (long long)j->id);
-	o = json_pack("{s:s,s:s,s:i,s:s,s:I,s:I,s:o,s:o,s:f,s:{s:I,s:I,s:I,s:I},s:f,s:o,s:o,s:o,"
-			 "s:o,s:o,s:o,s:o,s:f,s:{s:I,s:I,s:I,s:o}}",
-			 "id", id, "kernel", k->name, "kernel_version", (int)j->spec.kernel_version,
+	o = json_pack("{s:s,s:o,s:i,s:s,s:i,s:s,s:I,s:I,s:o,s:o,s:f,s:{s:I,s:I,s:I,s:I},s:f,s:o,s:o,"
+			 "s:o,s:o,s:o,s:o,s:o,s:f,s:{s:I,s:I,s:I,s:o}}",
+			 "id", id, "owner", j->spec.owner[0] ? json_string(j->spec.owner) : json_null(),
+			 "priority", j->spec.priority,
+			 "kernel", k->name, "kernel_version", (int)j->spec.kernel_version,
 			 "state", job_state_name(j->state),
 			 "samples", (json_int_t)j->spec.samples,
 			 "batch_size", (json_int_t)j->spec.batch_size,
@@ -193,7 +196,8 @@ void jobs_create(struct req *r, void *app)
 		api_reply_decode(r, &e);
 		return;
 	}
-	if (key && (rc = coord_job_by_key(a->coord, key, &job)) != TALLY_ENOTFOUND) {
+	snprintf(spec.owner, sizeof spec.owner, "%s", api_owner(r));
+	if (key && (rc = coord_job_by_key(a->coord, spec.owner, key, &job)) != TALLY_ENOTFOUND) {
 		/* A retry: the same job again, if it asks for the same work. */
 		if (rc)
 			api_reply_rc(r, a, rc, NULL);
@@ -202,10 +206,11 @@ void jobs_create(struct req *r, void *app)
 			 strcmp(job.spec.params, spec.params) ||
 			 job.spec.target_stderr != spec.target_stderr ||
 			 job.spec.batch_size != spec.batch_size || job.spec.verify != spec.verify ||
+			 job.spec.priority != spec.priority ||
 			 (seed_given && job.spec.seed != spec.seed))
 			reply_error(r, 409, "conflict",
-				    "Idempotency-Key: already used for job %lld, with other "
-				    "kernel, params, samples, batch_size, seed, verify or target_stderr",
+				    "Idempotency-Key: already used for job %lld, with other kernel, "
+				    "params, samples, batch_size, seed, verify, target_stderr or priority",
 				    (long long)job.id);
 		else
 			reply_json(r, 200, job_to_json(a, &job));
@@ -249,7 +254,7 @@ void jobs_get(struct req *r, void *app)
 			    API_WAIT_MAX_S);
 		return;
 	}
-	if ((rc = coord_job(a->coord, id, &job))) {
+	if ((rc = coord_job(a->coord, api_scope(r), id, &job))) {
 		reply_job_rc(r, a, rc, id);
 		return;
 	}
@@ -282,10 +287,12 @@ static enum tally_err list_one(void *ctx, const struct job *job)
 
 void jobs_list(struct req *r, void *app)
 {
-	static const char *const allowed[] = { "state", "limit", "cursor", NULL };
+	static const char *const allowed[] = { "state", "limit", "cursor", "owner", NULL };
 	struct api *a = app;
 	struct list_ctx l = { .a = a, .now = coord_now(a->coord) };
+	struct coord_scope scope = api_scope(r);
 	const char *unknown = req_query_unknown(r, allowed);
+	const char *owner_s = req_query(r, "owner");
 	const char *state_s = req_query(r, "state");
 	const char *limit_s = req_query(r, "limit");
 	const char *cursor_s = req_query(r, "cursor");
@@ -313,11 +320,23 @@ void jobs_list(struct req *r, void *app)
 		reply_error(r, 400, "invalid_query", "cursor: not a cursor this server gave");
 		return;
 	}
+	if (owner_s && !user_name_ok(owner_s)) {
+		reply_error(r, 400, "invalid_query", "owner: must be a user name (1 to %d of A-Z, "
+			    "a-z, 0-9 and ._:@-)", USER_NAME_MAX - 1);
+		return;
+	}
 	if (!(l.jobs = json_array())) {
 		api_reply_rc(r, a, TALLY_ENOMEM, NULL);
 		return;
 	}
-	rc = coord_jobs(a->coord, state_s ? (int)state : -1, cursor, limit, list_one, &l);
+	/* An admin's filter; to anyone else, another owner's jobs do not exist. */
+	if (owner_s && scope.owner && strcmp(owner_s, scope.owner)) {
+		reply_json(r, 200, json_pack("{s:o,s:n}", "jobs", l.jobs, "next_cursor"));
+		return;
+	}
+	if (owner_s)
+		scope.owner = owner_s;
+	rc = coord_jobs(a->coord, scope, state_s ? (int)state : -1, cursor, limit, list_one, &l);
 	if (rc || l.oom) {
 		json_decref(l.jobs);
 		api_reply_rc(r, a, rc ? rc : TALLY_ENOMEM, NULL);
@@ -352,7 +371,7 @@ void jobs_extend(struct req *r, void *app)
 		api_reply_decode(r, &e);
 		return;
 	}
-	rc = coord_extend(a->coord, id, samples, &job);
+	rc = coord_extend(a->coord, api_scope(r), id, samples, &job);
 	if (rc == TALLY_EINVAL) {
 		reply_error(r, 400, "invalid_field", "samples: must be more than the job's %llu",
 			    (unsigned long long)job.spec.samples);
@@ -379,7 +398,7 @@ void jobs_cancel(struct req *r, void *app)
 
 	if (job_id(r, a, &id) || api_empty_body(r))
 		return;
-	rc = coord_cancel(a->coord, id, &job);
+	rc = coord_cancel(a->coord, api_scope(r), id, &job);
 	if (rc == TALLY_ECONFLICT) {
 		reply_error(r, 409, "conflict", "job %lld: already %s", (long long)id,
 			    job_state_name(job.state));
@@ -412,7 +431,7 @@ void jobs_history(struct req *r, void *app)
 		reply_error(r, 400, "invalid_query", "%.64s: unknown query parameter", unknown);
 		return;
 	}
-	if ((rc = coord_history(a->coord, id, &job, &p, &n))) {
+	if ((rc = coord_history(a->coord, api_scope(r), id, &job, &p, &n))) {
 		reply_job_rc(r, a, rc, id);
 		return;
 	}

@@ -1,6 +1,7 @@
 /* Matching request paths against the route table's patterns, for api/http.c's dispatch. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include "route.h"
 
 /* Matches path against pattern, filling params. Returns 1 on a match. */
@@ -49,4 +50,16 @@ const struct http_route *route_find(const struct http_route *routes, size_t n, c
 						routes[i].method);
 	}
 	return NULL;
+}
+
+int route_is_json(const char *content_type)
+{
+	const char *ct = content_type;
+	size_t n = sizeof "application/json" - 1;
+	if (!ct)
+		return 0;
+	while (*ct == ' ')
+		ct++;
+	return !strncasecmp(ct, "application/json", n) &&
+	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }

@@ -1,6 +1,6 @@
 /* Route matching for the route table (struct http_route): a path against patterns whose {}
  * segments each match one non-empty path segment, and the methods a path allows when none
- * matches the request's. Pure C; no HTTP library. */
+ * matches the request's, and the one media type the routes take. Pure C; no HTTP library. */
 #ifndef TALLY_ROUTE_H
 #define TALLY_ROUTE_H
 
@@ -18,5 +18,9 @@
 const struct http_route *route_find(const struct http_route *routes, size_t n, const char *method,
 				    const char *path, char params[ROUTE_PARAMS_MAX][ROUTE_SEGMENT_MAX],
 				    char *allow, size_t allowlen);
+/* Returns 1 when content_type (a Content-Type header's value, or NULL) is application/json,
+ * parameters allowed (`; charset=utf-8`), matched case-insensitively: a route takes bodies of
+ * that type only (415 otherwise). Pure. */
+int route_is_json(const char *content_type);
 
 #endif

@@ -94,10 +94,13 @@ enum tally_err service_start(const struct service_config *cfg, struct service **
 	int64_t first_expiry = 0;
 	enum tally_err rc;
 
-	if (!s)
+	if (!s) {
+		users_free(cfg->users);
 		return TALLY_ENOMEM;
-	snprintf(s->api.client_token, sizeof s->api.client_token, "%s", cfg->client_token);
-	snprintf(s->api.worker_token, sizeof s->api.worker_token, "%s", cfg->worker_token);
+	}
+	s->api.open = !cfg->users;
+	s->api.users = cfg->users;
+	atomic_init(&s->api.next, NULL);
 	if ((rc = evloop_new(&(struct evloop_hooks){ on_changes, on_dirty, on_flush, on_stalled,
 						     on_timer, s },
 			     &s->loop))) {
@@ -139,6 +142,12 @@ fail:
 	return rc;
 }
 
+void service_users(struct service *s, struct users *users)
+{
+	if (users)
+		api_users_offer(&s->api, users);
+}
+
 uint16_t service_port(const struct service *s)
 {
 	return http_port(s->http);
@@ -153,5 +162,6 @@ void service_stop(struct service *s)
 	evloop_free(s->loop);
 	coord_free(s->coord);
 	db_close(s->db);
+	api_release(&s->api);
 	free(s);
 }

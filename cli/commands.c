@@ -5,6 +5,7 @@
 #include <string.h>
 #include "commands.h"
 #include "num.h"
+#include "wire.h"
 #include "progress.h"
 
 #define CLI_TIMEOUT_MS 30000
@@ -92,6 +93,19 @@ static json_t *spec_json(const struct cli_spec *spec)
 			return NULL;
 		}
 		json_object_set_new(body, "target_stderr", json_real(t));
+	}
+	if (spec->priority) {
+		const char *p = spec->priority;
+		int neg = *p == '-';
+		uint64_t v;
+		if (num_parse_u64(p + neg, 0, neg ? -WIRE_PRIORITY_MIN : WIRE_PRIORITY_MAX, &v)) {
+			fprintf(stderr, "tally: --priority: expected an integer from %d to %d\n",
+				WIRE_PRIORITY_MIN, WIRE_PRIORITY_MAX);
+			json_decref(body);
+			return NULL;
+		}
+		json_object_set_new(body, "priority", json_integer(neg ? -(json_int_t)v
+								       : (json_int_t)v));
 	}
 	if (spec->params) {
 		json_t *p = json_loads(spec->params, JSON_REJECT_DUPLICATES, NULL);
@@ -260,17 +274,18 @@ int cmd_wait(struct cli *c, const char *id)
 	return id_ok(id) ? wait_job(c, id) : 2;
 }
 
-int cmd_list(struct cli *c, const char *state, const char *limit)
+int cmd_list(struct cli *c, const char *state, const char *limit, const char *owner)
 {
-	char path[128], line[CLI_LINE_MAX];
+	char path[192], line[CLI_LINE_MAX];
 	json_t *reply = NULL, *job;
 	long status = 0;
 	size_t i;
 	enum tally_err rc;
 	int code = 0;
 
-	snprintf(path, sizeof path, "/v1/jobs?limit=%.8s%s%.16s", limit, state ? "&state=" : "",
-		 state ? state : "");
+	snprintf(path, sizeof path, "/v1/jobs?limit=%.8s%s%.16s%s%.64s", limit,
+		 state ? "&state=" : "", state ? state : "", owner ? "&owner=" : "",
+		 owner ? owner : "");
 	rc = client_get(c->client, path, CLI_TIMEOUT_MS, &status, &reply);
 	if (rc || status != 200) {
 		code = cli_fail(c, rc, status, reply);

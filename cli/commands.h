@@ -23,12 +23,14 @@ struct cli_spec {
 	const char *verify;
 	const char *params;        /* a JSON object */
 	const char *target_stderr;
+	const char *priority;      /* an integer, WIRE_PRIORITY_MIN..WIRE_PRIORITY_MAX */
 };
 
 int cmd_submit(struct cli *c, const struct cli_spec *spec, int wait);
 int cmd_status(struct cli *c, const char *id);
 int cmd_wait(struct cli *c, const char *id);
-int cmd_list(struct cli *c, const char *state, const char *limit);
+/* Lists jobs, newest first: only those in state and of owner when they are not NULL. */
+int cmd_list(struct cli *c, const char *state, const char *limit, const char *owner);
 int cmd_cancel(struct cli *c, const char *id);
 int cmd_extend(struct cli *c, const char *id, const char *samples);
 

@@ -48,8 +48,7 @@ struct local *local_start(int threads, const char **url, char *err, size_t errle
 		.port = 0,
 		.coord = { .lease_timeout_ms = 30000, .lease_target_ms = 1000, .max_failures = 3 },
 		.http = { .request_timeout_s = 30, .max_connections = 64 },
-		.client_token = "",
-		.worker_token = "",
+		.users = NULL, /* open: only this process reaches it */
 	};
 
 	if (!l) {

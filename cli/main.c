@@ -33,7 +33,7 @@ static void usage(FILE *f)
 		"  submit KERNEL --samples N submit a job; print its id\n"
 		"  status ID                 one job\n"
 		"  wait ID                   wait for a job, showing progress\n"
-		"  list                      jobs, newest first (--state, --limit)\n"
+		"  list                      jobs, newest first (--state, --limit, --owner)\n"
 		"  cancel ID                 cancel a job\n"
 		"  extend ID --samples N     grow a job to N samples\n"
 		"\n"
@@ -47,6 +47,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	const char *server = "", *token_file = "", *cacert = "", *state = NULL, *limit = "50";
+	const char *owner = NULL;
 	const char *cmd, *arg = NULL;
 	struct cli_spec spec = { 0 };
 	int64_t threads = sysconf(_SC_NPROCESSORS_ONLN);
@@ -72,10 +73,14 @@ int main(int argc, char **argv)
 		  "the kernel's params, a JSON object" },
 		{ "target-stderr", NULL, OPT_STR, &spec.target_stderr, 0, 0,
 		  "stop once the result's standard error is this small" },
+		{ "priority", NULL, OPT_STR, &spec.priority, 0, 0,
+		  "the job's priority, -100 to 100 (default 0)" },
 		{ "threads", "TALLY_THREADS", OPT_INT, &threads, 1, 1024,
 		  "run without TALLY_SERVER: compute threads (default: online CPUs)" },
 		{ "state", NULL, OPT_STR, &state, 0, 0, "list: only jobs in this state" },
 		{ "limit", NULL, OPT_STR, &limit, 0, 0, "list: at most this many jobs (default 50)" },
+		{ "owner", NULL, OPT_STR, &owner, 0, 0,
+		  "list: only this user's jobs (an admin's filter)" },
 	};
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -161,7 +166,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "wait"))
 		rc = cmd_wait(&c, arg);
 	else if (!strcmp(cmd, "list"))
-		rc = cmd_list(&c, state, limit);
+		rc = cmd_list(&c, state, limit, owner);
 	else if (!strcmp(cmd, "extend"))
 		rc = cmd_extend(&c, arg, spec.samples);
 	else

@@ -98,16 +98,22 @@ void progress_summary(const json_t *job, char *out, size_t n)
 	const char *state = json_string_value(json_object_get(job, "state"));
 	const char *id = json_string_value(json_object_get(job, "id"));
 	const char *error = json_string_value(json_object_get(job, "error"));
+	const char *owner = json_string_value(json_object_get(job, "owner"));
 	const json_t *elapsed = json_object_get(job, "elapsed_s");
+	json_int_t priority = json_integer_value(json_object_get(job, "priority"));
 	double samples = num(job, "samples");
-	char est[128], took[96] = "", a[32], r[32];
+	char est[128], took[96] = "", who[128] = "", a[32], r[32];
 	int len;
 
 	estimate(job, est, sizeof est);
+	/* Whose it is and its priority, when the coordinator has users or the job a priority. */
+	if (owner || priority)
+		snprintf(who, sizeof who, " (%s%s%.0d)", owner ? owner : "no owner",
+			 priority ? ", priority " : "", (int)priority);
 	if (json_is_number(elapsed))
 		snprintf(took, sizeof took, " in %.3g s (%s samples/s)", json_number_value(elapsed),
 			 sci(num(job, "rate"), r, sizeof r));
-	len = snprintf(out, n, "job %s: %s, %.1f%% of %s samples%s", id ? id : "?",
+	len = snprintf(out, n, "job %s%s: %s, %.1f%% of %s samples%s", id ? id : "?", who,
 		       state ? state : "?", 100.0 * num(job, "progress"), sci(samples, a, sizeof a),
 		       took);
 	if (len < 0 || (size_t)len >= n)

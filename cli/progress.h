@@ -12,7 +12,8 @@
  * pi = 3.141618 +- 0.000023". */
 void progress_line(const json_t *job, int bar, char *out, size_t n);
 /* Writes "job 7: succeeded, 1.00e10 samples in 1.7 s (5.9e9/s); pi = 3.14159 +- 1.6e-05"
- * (with the error when the job failed). */
+ * (with the error when the job failed; "job 7 (alice, priority 5): ..." for a job with an owner
+ * or a priority). */
 void progress_summary(const json_t *job, char *out, size_t n);
 /* Returns 1 when the job can no longer change (succeeded, failed, cancelled). */
 int progress_final(const json_t *job);

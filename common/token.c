@@ -4,7 +4,7 @@
 #include <string.h>
 #include "token.h"
 
-static enum tally_err token_check(const char *t, const char *from, char *err, size_t errlen)
+enum tally_err token_check(const char *t, const char *from, char *err, size_t errlen)
 {
 	size_t n = strlen(t);
 	if (n < TOKEN_MIN_LEN || n >= TOKEN_MAX) {

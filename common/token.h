@@ -15,6 +15,9 @@
  * TALLY_EINVAL (with why in err) for a malformed token; TALLY_EIO for an unreadable file. */
 TALLY_WUR enum tally_err token_load(const char *value, const char *file, char *out, char *err,
 				    size_t errlen);
+/* Checks that t is a well-formed token; TALLY_EINVAL with why in err, prefixed with from (a
+ * file, or a file and line), otherwise. Never writes the token itself into err. */
+TALLY_WUR enum tally_err token_check(const char *t, const char *from, char *err, size_t errlen);
 /* Returns 1 when given equals expected. The time taken depends only on expected's length. */
 int token_equal(const char *given, const char *expected);
 

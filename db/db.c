@@ -25,10 +25,10 @@ static const char *const db_sql[ST_COUNT] = {
 			"samples_done, c0, c1, c2, c3, c4, c5, c6, c7, error, last_failure, "
 			"created_at, started_at, finished_at, idempotency_key, verify, "
 			"checks_passed, checks_pending, mismatches, quarantined, first_lease, params, "
-			"keys, target_stderr) VALUES "
+			"keys, target_stderr, owner, priority) VALUES "
 			"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
 			"?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, "
-			"?33, ?34, ?35) "
+			"?33, ?34, ?35, ?36, ?37) "
 			"ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
 			"samples = excluded.samples, batches_total = excluded.batches_total, "
 			"kernel_version = excluded.kernel_version, keys = excluded.keys, "
@@ -41,12 +41,17 @@ static const char *const db_sql[ST_COUNT] = {
 			"finished_at = excluded.finished_at, "
 			"checks_passed = excluded.checks_passed, "
 			"checks_pending = excluded.checks_pending, mismatches = excluded.mismatches, "
-			"quarantined = excluded.quarantined, first_lease = excluded.first_lease",
+			"quarantined = excluded.quarantined, first_lease = excluded.first_lease, "
+			"priority = excluded.priority",
 	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
-	[ST_JOB_BY_KEY] = "SELECT " JOB_COLS " FROM jobs WHERE idempotency_key = ?1",
+	[ST_JOB_BY_KEY] = "SELECT " JOB_COLS " FROM jobs WHERE owner = ?2 AND idempotency_key = ?1",
 	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
 	[ST_JOB_LIST_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE state = ?3 AND id < ?1 "
 			      "ORDER BY id DESC LIMIT ?2",
+	[ST_JOB_LIST_OWNER] = "SELECT " JOB_COLS " FROM jobs WHERE owner = ?4 AND id < ?1 "
+			      "ORDER BY id DESC LIMIT ?2",
+	[ST_JOB_LIST_OWNER_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE owner = ?4 AND "
+				    "state = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2",
 	[ST_JOB_LOAD] = "SELECT " JOB_COLS ", next_batch, last_failure FROM jobs "
 			"WHERE state IN (0, 1) ORDER BY id",
 	[ST_JOB_MAX] = "SELECT coalesce(max(id), 0) FROM jobs",

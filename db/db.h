@@ -34,7 +34,8 @@ void db_rollback(struct db *db);
 
 /* Saves (inserts or updates) a job row with its bookkeeping: next_batch (batches [0, next_batch)
  * handed out at least once) and the last failure reason. key (the submit's Idempotency-Key, ""
- * for none) is written when the row is inserted. Inside db_begin/db_commit. */
+ * for none; unique per owner) and the owner are written when the row is inserted. Inside
+ * db_begin/db_commit. */
 TALLY_WUR enum tally_err db_job_save(struct db *db, const struct job *job, const char *key,
 				     uint64_t next_batch, const char *last_failure);
 /* Replaces a job's free (given-back) ranges with ranges[0..n). Inside db_begin/db_commit. */
@@ -90,12 +91,15 @@ TALLY_WUR enum tally_err db_load(struct db *db, const struct db_loader *l, int64
 
 /* Reads job id as stored. TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err db_job_get(struct db *db, int64_t id, struct job *out);
-/* Reads the job submitted with Idempotency-Key key. TALLY_ENOTFOUND. */
-TALLY_WUR enum tally_err db_job_by_key(struct db *db, const char *key, struct job *out);
+/* Reads the job owner submitted with Idempotency-Key key. TALLY_ENOTFOUND. */
+TALLY_WUR enum tally_err db_job_by_key(struct db *db, const char *owner, const char *key,
+				       struct job *out);
 /* Calls each(ctx, job) (job borrowed for the call) for up to limit jobs with id < before (0: no
- * bound), newest first, only those in `state` when state >= 0. A return other than TALLY_OK
- * stops the walk and is returned; TALLY_EDB, TALLY_ENOMEM. */
-TALLY_WUR enum tally_err db_job_list(struct db *db, int state, int64_t before, size_t limit,
+ * bound), newest first, only those of owner when owner is not NULL, only those in `state` when
+ * state >= 0. A return other than TALLY_OK stops the walk and is returned; TALLY_EDB,
+ * TALLY_ENOMEM. */
+TALLY_WUR enum tally_err db_job_list(struct db *db, const char *owner, int state,
+				     int64_t before, size_t limit,
 				     enum tally_err (*each)(void *ctx, const struct job *job),
 				     void *ctx);
 /* Counts the stored jobs by state: counts[enum job_state]. */

@@ -19,6 +19,8 @@ enum db_stmt {
 	ST_JOB_BY_KEY,
 	ST_JOB_LIST,
 	ST_JOB_LIST_STATE,
+	ST_JOB_LIST_OWNER,
+	ST_JOB_LIST_OWNER_STATE,
 	ST_JOB_LOAD,
 	ST_JOB_MAX,
 	ST_RANGE_DROP_JOB,
@@ -46,8 +48,8 @@ enum db_stmt {
 	"id, kernel, samples, batch_size, seed, state, batches_total, batches_done, "              \
 	"batches_leased, samples_done, c0, c1, c2, c3, c4, c5, c6, c7, error, created_at, "        \
 	"started_at, finished_at, kernel_version, verify, checks_passed, checks_pending, "       \
-	"mismatches, quarantined, first_lease, params, keys, target_stderr"
-#define JOB_NCOLS 32
+	"mismatches, quarantined, first_lease, params, keys, target_stderr, owner, priority"
+#define JOB_NCOLS 34
 
 /* A lease with its counts: read by db_each_result(). The lease comes whole (its times too), so
  * that a caller saving it again (a discard) does not clear them. */

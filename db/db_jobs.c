@@ -55,6 +55,10 @@ enum tally_err db_job_from_row(struct db *db, sqlite3_stmt *s, struct job *j)
 		snprintf(j->quarantined, sizeof j->quarantined, "%s",
 			 (const char *)sqlite3_column_text(s, 27));
 	j->first_lease_id = sqlite3_column_int64(s, 28);
+	if (sqlite3_column_type(s, 32) == SQLITE_TEXT)
+		snprintf(j->spec.owner, sizeof j->spec.owner, "%s",
+			 (const char *)sqlite3_column_text(s, 32));
+	j->spec.priority = sqlite3_column_int(s, 33);
 	return TALLY_OK;
 }
 
@@ -80,17 +84,21 @@ enum tally_err db_job_get(struct db *db, int64_t id, struct job *out)
 	return job_read_one(db, s, out);
 }
 
-enum tally_err db_job_by_key(struct db *db, const char *key, struct job *out)
+enum tally_err db_job_by_key(struct db *db, const char *owner, const char *key, struct job *out)
 {
 	sqlite3_stmt *s = db_stmt(db, ST_JOB_BY_KEY);
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, owner, -1, SQLITE_STATIC);
 	return job_read_one(db, s, out);
 }
 
-enum tally_err db_job_list(struct db *db, int state, int64_t before, size_t limit,
-			   enum tally_err (*each)(void *ctx, const struct job *job), void *ctx)
+enum tally_err db_job_list(struct db *db, const char *owner, int state, int64_t before,
+			   size_t limit, enum tally_err (*each)(void *ctx, const struct job *job),
+			   void *ctx)
 {
-	sqlite3_stmt *s = db_stmt(db, state < 0 ? ST_JOB_LIST : ST_JOB_LIST_STATE);
+	static const enum db_stmt which[2][2] = { { ST_JOB_LIST_STATE, ST_JOB_LIST },
+						  { ST_JOB_LIST_OWNER_STATE, ST_JOB_LIST_OWNER } };
+	sqlite3_stmt *s = db_stmt(db, which[owner != NULL][state < 0]);
 	enum tally_err rc = TALLY_OK;
 	struct job *j = t_malloc(sizeof *j);
 	int step = SQLITE_DONE;
@@ -101,6 +109,8 @@ enum tally_err db_job_list(struct db *db, int state, int64_t before, size_t limi
 	sqlite3_bind_int64(s, 2, (int64_t)limit);
 	if (state >= 0)
 		sqlite3_bind_int(s, 3, state);
+	if (owner)
+		sqlite3_bind_text(s, 4, owner, -1, SQLITE_STATIC);
 	while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW)
 		if (!(rc = db_job_from_row(db, s, j)))
 			rc = each(ctx, j);
@@ -149,6 +159,8 @@ enum tally_err db_job_save(struct db *db, const struct job *job, const char *key
 	kernel_keys_format(&job->keys, keys, sizeof keys);
 	sqlite3_bind_text(s, 34, keys, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 35, job->spec.target_stderr);
+	sqlite3_bind_text(s, 36, job->spec.owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 37, job->spec.priority);
 	return db_exec(db, s, "saving a job");
 }
 

@@ -6,7 +6,7 @@
 #ifndef TALLY_SCHEMA_H
 #define TALLY_SCHEMA_H
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 static const char *const schema_migrations[SCHEMA_VERSION] = {
 	/* 1: jobs with range bookkeeping, leases, free ranges. */
@@ -108,6 +108,15 @@ static const char *const schema_migrations[SCHEMA_VERSION] = {
 	 * was there from version 1. Early stopping: a job's target_stderr (0: none). */
 	("ALTER TABLE jobs ADD COLUMN keys TEXT NOT NULL DEFAULT '';"
 	 "ALTER TABLE jobs ADD COLUMN target_stderr REAL NOT NULL DEFAULT 0;"),
+	/* 6: users. A job's owner (the submitting user's name; '' for jobs of an open coordinator,
+	 * and for every job stored before: only an admin sees those) and its priority; an
+	 * Idempotency-Key is unique per owner; a user's list is read by owner. */
+	("ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
+	 "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;"
+	 "DROP INDEX jobs_idempotency_key;"
+	 "CREATE UNIQUE INDEX jobs_idempotency_key ON jobs(owner, idempotency_key) "
+	 "  WHERE idempotency_key IS NOT NULL;"
+	 "CREATE INDEX jobs_owner ON jobs(owner, id);"),
 };
 
 #endif

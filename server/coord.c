@@ -182,28 +182,36 @@ enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, const 
 	if (!rc) {
 		c->changes++;
 		c->counted.jobs_submitted++;
-		log_info("msg=\"job submitted\" job=%lld kernel=%s samples=%llu batch_size=%llu",
-			 (long long)out->id, spec->kernel->name, (unsigned long long)spec->samples,
-			 (unsigned long long)spec->batch_size);
+		log_info("msg=\"job submitted\" job=%lld kernel=%s samples=%llu batch_size=%llu "
+			 "owner=\"%s\" priority=%d", (long long)out->id, spec->kernel->name,
+			 (unsigned long long)spec->samples, (unsigned long long)spec->batch_size,
+			 spec->owner, spec->priority);
 		coord_wake(c);
 	}
 	return rc;
 }
 
-enum tally_err coord_job(struct coord *c, int64_t id, struct job *out)
+enum tally_err coord_job(struct coord *c, struct coord_scope scope, int64_t id, struct job *out)
 {
 	const struct job *j = live_job(c->live, id);
+	enum tally_err rc;
+
 	if (wb_broken(c->wb))
 		return TALLY_EDB;
 	coord_reported(c);
-	if (j) {
+	if (j)
 		*out = *j;
-		return TALLY_OK;
+	else if ((rc = db_job_get(c->db, id, out)))
+		return rc;
+	if (scope.owner && strcmp(scope.owner, out->spec.owner)) {
+		memset(out, 0, sizeof *out); /* another's job: nothing of it leaves */
+		return TALLY_ENOTFOUND;
 	}
-	return db_job_get(c->db, id, out);
+	return TALLY_OK;
 }
 
-enum tally_err coord_job_by_key(struct coord *c, const char *key, struct job *out)
+enum tally_err coord_job_by_key(struct coord *c, const char *owner, const char *key,
+				struct job *out)
 {
 	const struct job *j = live_job_by_key(c->live, key);
 	enum tally_err rc;
@@ -211,34 +219,40 @@ enum tally_err coord_job_by_key(struct coord *c, const char *key, struct job *ou
 	if (wb_broken(c->wb))
 		return TALLY_EDB;
 	coord_reported(c);
-	if (j) {
+	if (j && !strcmp(j->spec.owner, owner)) {
 		*out = *j;
 		return TALLY_OK;
 	}
+	/* Memory finds one job by key: another owner's may hide this owner's, not yet written.
+	 * Then the store is brought up to date (in the open transaction) to be searched. */
+	if (j && (rc = coord_sync(c)))
+		return rc;
 	/* Written already (the store sees what the open transaction holds): memory may still
 	 * have the fresher copy. */
-	if ((rc = db_job_by_key(c->db, key, out)))
+	if ((rc = db_job_by_key(c->db, owner, key, out)))
 		return rc;
 	if ((j = live_job(c->live, out->id)))
 		*out = *j;
 	return TALLY_OK;
 }
 
-enum tally_err coord_jobs(struct coord *c, int state, int64_t before, size_t limit,
-			  enum tally_err (*each)(void *ctx, const struct job *job), void *ctx)
+enum tally_err coord_jobs(struct coord *c, struct coord_scope scope, int state, int64_t before,
+			  size_t limit, enum tally_err (*each)(void *ctx, const struct job *job),
+			  void *ctx)
 {
 	/* The list is the store's: bring it up to date (in the open transaction) first. */
 	enum tally_err rc = coord_sync(c);
 	if (rc)
 		return rc;
 	coord_reported(c);
-	rc = db_job_list(c->db, state, before, limit, each, ctx);
+	rc = db_job_list(c->db, scope.owner, state, before, limit, each, ctx);
 	if (rc == TALLY_EDB)
 		wb_read_failed(c->wb);
 	return rc;
 }
 
-enum tally_err coord_cancel(struct coord *c, int64_t id, struct job *out)
+enum tally_err coord_cancel(struct coord *c, struct coord_scope scope, int64_t id,
+			    struct job *out)
 {
 	const struct job *j = live_job(c->live, id);
 	int was_cancelled = j && j->state == JOB_CANCELLED;
@@ -246,6 +260,8 @@ enum tally_err coord_cancel(struct coord *c, int64_t id, struct job *out)
 
 	if (wb_broken(c->wb))
 		return TALLY_EDB;
+	if (scope.owner && (rc = coord_job(c, scope, id, out)))
+		return rc;
 	coord_reported(c);
 	rc = live_cancel(c->live, id, coord_now(c), out);
 	if (rc == TALLY_ENOTFOUND) {
@@ -289,7 +305,8 @@ static enum tally_err extend_scan(void *ctx, const struct lease *l, const uint64
 	return TALLY_OK;
 }
 
-enum tally_err coord_extend(struct coord *c, int64_t id, uint64_t samples, struct job *out)
+enum tally_err coord_extend(struct coord *c, struct coord_scope scope, int64_t id,
+			    uint64_t samples, struct job *out)
 {
 	const struct job *j;
 	struct holding *h = NULL;
@@ -298,6 +315,8 @@ enum tally_err coord_extend(struct coord *c, int64_t id, uint64_t samples, struc
 
 	if (wb_broken(c->wb))
 		return TALLY_EDB;
+	if (scope.owner && (rc = coord_job(c, scope, id, out)))
+		return rc;
 	coord_reported(c);
 	/* The store must hold every done lease, to find the one with a short last batch. */
 	if (wb_sync(c->wb))
@@ -440,10 +459,10 @@ enum tally_err coord_metrics(struct coord *c, struct coord_metrics *out)
 	return coord_workers(c, count_worker, out);
 }
 
-enum tally_err coord_history(struct coord *c, int64_t id, struct job *job,
-			     const struct history_point **points, size_t *n)
+enum tally_err coord_history(struct coord *c, struct coord_scope scope, int64_t id,
+			     struct job *job, const struct history_point **points, size_t *n)
 {
-	enum tally_err rc = coord_job(c, id, job);
+	enum tally_err rc = coord_job(c, scope, id, job);
 	*points = rc ? NULL : history_get(c->history, id, n);
 	if (rc)
 		*n = 0;

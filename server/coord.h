@@ -55,6 +55,14 @@ struct lease_request {
 	int64_t wait_ms;
 };
 
+/* Whose jobs a call may see and act on: every job (owner NULL: an admin, an open coordinator,
+ * or the coordinator itself), or only those whose job_spec.owner is `owner`. To a call, a job
+ * outside its scope does not exist: TALLY_ENOTFOUND, exactly as for an id never used. */
+struct coord_scope {
+	const char *owner; /* borrowed for the call; NULL: every job */
+};
+#define COORD_ALL ((struct coord_scope){ NULL })
+
 struct coord;
 
 /* Returns a new coordinator over db (borrowed until coord_free), or NULL when out of memory.
@@ -68,28 +76,35 @@ void coord_free(struct coord *c);
 /* Returns the injected clock's time. */
 int64_t coord_now(struct coord *c);
 
-/* Stores a new queued job under key (an Idempotency-Key, or NULL) and fills *out. A spec whose
+/* Stores a new queued job of spec->owner under key (an Idempotency-Key, or NULL; keys are per
+ * owner) and fills *out. A spec whose
  * kernel is kernel_placeholder() (decode_job_spec) gets spec->kernel_name made a kernel known by
  * name only (kernel_named). TALLY_EINVAL when no more names can be (KERNEL_NAMED_MAX),
  * TALLY_ENOMEM, TALLY_EDB. */
 TALLY_WUR enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, const char *key,
 				      struct job *out);
-/* Grows job id to `samples` (see live_extend): the result then equals that of a new job of that
- * size with the same seed. TALLY_ENOTFOUND, TALLY_ECONFLICT (failed or cancelled; *out is the
- * job), TALLY_EINVAL (not larger than it is), TALLY_EDB. */
-TALLY_WUR enum tally_err coord_extend(struct coord *c, int64_t id, uint64_t samples,
-				      struct job *out);
-/* Fills *out with the job submitted under key; TALLY_ENOTFOUND. */
-TALLY_WUR enum tally_err coord_job_by_key(struct coord *c, const char *key, struct job *out);
-/* Fills *out with job id; TALLY_ENOTFOUND. */
-TALLY_WUR enum tally_err coord_job(struct coord *c, int64_t id, struct job *out);
-/* Walks jobs newest first; see db_job_list (a return of each other than TALLY_OK stops the walk
- * and is returned). */
-TALLY_WUR enum tally_err coord_jobs(struct coord *c, int state, int64_t before, size_t limit,
+/* Grows job id (in scope) to `samples` (see live_extend): the result then equals that of a new
+ * job of that size with the same seed. TALLY_ENOTFOUND, TALLY_ECONFLICT (failed or cancelled;
+ * *out is the job), TALLY_EINVAL (not larger than it is), TALLY_EDB. */
+TALLY_WUR enum tally_err coord_extend(struct coord *c, struct coord_scope scope, int64_t id,
+				      uint64_t samples, struct job *out);
+/* Fills *out with the job owner submitted under key (owner "" for an open coordinator's);
+ * TALLY_ENOTFOUND. Another owner's job under the same key is never found. */
+TALLY_WUR enum tally_err coord_job_by_key(struct coord *c, const char *owner, const char *key,
+					  struct job *out);
+/* Fills *out with job id (in scope); TALLY_ENOTFOUND. */
+TALLY_WUR enum tally_err coord_job(struct coord *c, struct coord_scope scope, int64_t id,
+				   struct job *out);
+/* Walks the jobs in scope newest first; see db_job_list (a return of each other than TALLY_OK
+ * stops the walk and is returned). */
+TALLY_WUR enum tally_err coord_jobs(struct coord *c, struct coord_scope scope, int state,
+				    int64_t before, size_t limit,
 				    enum tally_err (*each)(void *ctx, const struct job *job),
 				    void *ctx);
-/* Cancels job id; TALLY_ECONFLICT when it already finished (*out filled either way). */
-TALLY_WUR enum tally_err coord_cancel(struct coord *c, int64_t id, struct job *out);
+/* Cancels job id (in scope); TALLY_ECONFLICT when it already finished (*out filled either
+ * way). */
+TALLY_WUR enum tally_err coord_cancel(struct coord *c, struct coord_scope scope, int64_t id,
+				      struct job *out);
 
 /* Leases the next range of work for req's worker. TALLY_ENOTFOUND when there is none now;
  * TALLY_EFORBIDDEN when the worker is quarantined (see coord_quarantined). */
@@ -140,11 +155,12 @@ struct coord_metrics {
 /* Fills *out. Reads the store (jobs by state) after writing pending changes into the open
  * transaction. TALLY_EDB. */
 TALLY_WUR enum tally_err coord_metrics(struct coord *c, struct coord_metrics *out);
-/* Fills *job with job id and points *points at its progress history (server/history.h; *n of
- * them, borrowed until the next coordinator call; none for a job not run since the start).
- * TALLY_ENOTFOUND. */
-TALLY_WUR enum tally_err coord_history(struct coord *c, int64_t id, struct job *job,
-				       const struct history_point **points, size_t *n);
+/* Fills *job with job id (in scope) and points *points at its progress history
+ * (server/history.h; *n of them, borrowed until the next coordinator call; none for a job not
+ * run since the start). TALLY_ENOTFOUND. */
+TALLY_WUR enum tally_err coord_history(struct coord *c, struct coord_scope scope, int64_t id,
+				       struct job *job, const struct history_point **points,
+				       size_t *n);
 /* Returns why worker is quarantined (borrowed until the next call), or NULL. */
 const char *coord_quarantined(struct coord *c, const char *worker);
 /* Returns the reason the last failed (or given back) lease of unfinished job id gave, or NULL.

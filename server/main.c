@@ -1,5 +1,7 @@
-/* tally-server: reads its options, starts a coordinator service (api/service.c), then waits for
- * SIGTERM or SIGINT. Exit codes: 0 clean stop, 1 cannot start (store or listen), 2 bad usage. */
+/* tally-server: reads its options and its users, starts a coordinator service (api/service.c),
+ * then waits for signals: SIGHUP reads the users file again, SIGTERM or SIGINT stops. Exit
+ * codes: 0 clean stop, 1 cannot start (store or listen), 2 bad usage or configuration (an
+ * invalid token or users file, or a users file that group or others may read). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +19,54 @@
 #include "opt.h"
 #include "service.h"
 #include "token.h"
+#include "users.h"
+
+/* The names of the users that TALLY_TOKEN and TALLY_WORKER_TOKEN stand for. */
+#define MAIN_TOKEN_USER "admin"
+#define MAIN_WORKER_TOKEN_USER "worker"
+
+/* Returns a new users table: the users file's (none when file is ""), then TALLY_TOKEN's admin
+ * and TALLY_WORKER_TOKEN's worker (when set). NULL after writing why into err. */
+static struct users *users_read(const char *file, const char *client_token,
+				const char *worker_token, char *err, size_t errlen)
+{
+	struct users *u = users_new();
+
+	if (!u) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if ((*file && users_load(u, file, err, errlen)) ||
+	    (*client_token && users_add(u, MAIN_TOKEN_USER, USER_ADMIN, client_token,
+					"TALLY_TOKEN (user " MAIN_TOKEN_USER ")", err, errlen)) ||
+	    (*worker_token && users_add(u, MAIN_WORKER_TOKEN_USER, USER_WORKER, worker_token,
+					"TALLY_WORKER_TOKEN (user " MAIN_WORKER_TOKEN_USER ")", err,
+					errlen))) {
+		users_free(u);
+		return NULL;
+	}
+	return u;
+}
+
+/* SIGHUP: the users file again. A file that cannot be used leaves the users as they were. */
+static void users_reload(struct service *srv, const char *file, const char *client_token,
+			 const char *worker_token)
+{
+	struct users *u;
+	char err[512], clean[512];
+
+	if (!*file) {
+		log_warn("msg=\"SIGHUP: no users file to read again (--users)\"");
+		return;
+	}
+	if (!(u = users_read(file, client_token, worker_token, err, sizeof err))) {
+		log_error("msg=\"users file refused; the users stay as they were\" error=\"%s\"",
+			  log_clean(err, clean, sizeof clean));
+		return;
+	}
+	log_info("msg=\"users file read again\" users=%zu", users_count(u));
+	service_users(srv, u);
+}
 
 /* Returns 1 for an address only this machine can reach. */
 static int is_loopback(const char *host)
@@ -34,7 +84,7 @@ int main(int argc, char **argv)
 {
 	const char *listen = "127.0.0.1:8080", *dbpath = "./tally.db", *level = "info", *format = "logfmt";
 	const char *token_file = "", *worker_token_file = "", *tls_cert = "", *tls_key = "";
-	const char *kernel_dir = "";
+	const char *kernel_dir = "", *users_file = "";
 	int64_t lease_timeout = 30, lease_target_ms = 1000, max_failures = 3;
 	int64_t request_timeout = 30, max_connections = 4000;
 	int insecure = 0;
@@ -51,6 +101,9 @@ int main(int argc, char **argv)
 		  "file holding the client token (jobs API); or set TALLY_TOKEN" },
 		{ "worker-token-file", "TALLY_WORKER_TOKEN_FILE", OPT_STR, &worker_token_file, 0, 0,
 		  "file holding the worker token (lease API); or set TALLY_WORKER_TOKEN" },
+		{ "users", "TALLY_USERS_FILE", OPT_STR, &users_file, 0, 0,
+		  "file of users, one a line: NAME ROLE(admin|user|worker) TOKEN; mode 600; "
+		  "SIGHUP reads it again" },
 		{ "request-timeout", "TALLY_REQUEST_TIMEOUT", OPT_INT, &request_timeout, 1, 3600,
 		  "seconds a client may take to send a request, or sit idle between two" },
 		{ "max-connections", "TALLY_MAX_CONNECTIONS", OPT_INT, &max_connections, 1, 100000,
@@ -70,6 +123,7 @@ int main(int argc, char **argv)
 		  "logfmt or json (one object per line)" },
 	};
 	struct service *srv = NULL;
+	struct users *users = NULL;
 	char client_token[TOKEN_MAX], worker_token[TOKEN_MAX];
 	struct buf cert, key; /* PEM; freed at exit */
 	char err[512], host[256];
@@ -109,7 +163,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tally-server: %s\n", err);
 		return 2;
 	}
-	if (!client_token[0] != !worker_token[0]) {
+	if (!*users_file && !client_token[0] != !worker_token[0]) {
 		fprintf(stderr, "tally-server: set both tokens (TALLY_TOKEN and TALLY_WORKER_TOKEN, or "
 				"--token-file and --worker-token-file), or neither\n");
 		return 2;
@@ -127,9 +181,16 @@ int main(int argc, char **argv)
 			errno ? strerror(errno) : "over 1 MiB");
 		return 2;
 	}
-	if (!client_token[0] && !insecure && !is_loopback(host)) {
+	if ((*users_file || client_token[0] || worker_token[0]) &&
+	    !(users = users_read(users_file, client_token, worker_token, err, sizeof err))) {
+		fprintf(stderr, "tally-server: %s\n", err);
+		return 2;
+	}
+	if (users && !users_count(users))
+		log_warn("msg=\"no users: every request to the jobs and lease API gets 401\"");
+	if (!users && !insecure && !is_loopback(host)) {
 		fprintf(stderr, "tally-server: refusing to serve %s without tokens: anyone who can "
-				"reach it could submit jobs and counts. Set TALLY_TOKEN and "
+				"reach it could submit jobs and counts. Set --users, or TALLY_TOKEN and "
 				"TALLY_WORKER_TOKEN (or the --token-file flags), or pass --insecure\n",
 			host);
 		return 2;
@@ -151,6 +212,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -163,8 +225,7 @@ int main(int argc, char **argv)
 			   .max_failures = (unsigned)max_failures },
 		.http = { (unsigned)request_timeout, (unsigned)max_connections,
 			  *tls_cert ? buf_str(&cert) : NULL, *tls_key ? buf_str(&key) : NULL },
-		.client_token = client_token,
-		.worker_token = worker_token,
+		.users = users,
 	};
 	if (service_start(&cfg, &srv, err, sizeof err)) {
 		fprintf(stderr, "tally-server: %s\n", err);
@@ -174,7 +235,8 @@ int main(int argc, char **argv)
 	printf("listening on %s:%u\n", host, service_port(srv));
 	fflush(stdout);
 
-	sigwait(&sigs, &sig);
+	while (!sigwait(&sigs, &sig) && sig == SIGHUP)
+		users_reload(srv, users_file, client_token, worker_token);
 	log_info("msg=stopping signal=%d", sig);
 	service_stop(srv);
 	buf_release(&cert);

@@ -7,7 +7,7 @@
 #include "fuzz.h"
 
 static const char *const fields[] = { "body", "kernel", "samples", "batch_size", "seed",
-				      "params", "verify", "target_stderr", NULL };
+				      "params", "verify", "target_stderr", "priority", NULL };
 
 /* Checks an accepted spec against the body it came from. */
 static void check_spec(const json_t *body, const void *out)
@@ -47,6 +47,13 @@ static void check_spec(const json_t *body, const void *out)
 	FUZZ_CHECK(job_range_samples(s->samples, s->batch_size, 0, batches) == s->samples &&
 		   job_range_samples(s->samples, s->batch_size, batches - 1, 1) >= 1,
 		   "batches do not cover the samples");
+
+	/* A priority is the body's integer, in range, or 0; the decoder sets no owner. */
+	v = json_object_get(body, "priority");
+	FUZZ_CHECK(s->priority >= WIRE_PRIORITY_MIN && s->priority <= WIRE_PRIORITY_MAX &&
+		   (v ? json_is_integer(v) && json_integer_value(v) == s->priority
+		      : s->priority == 0), "priority %d", s->priority);
+	FUZZ_CHECK(!s->owner[0], "an owner '%s' from the body", s->owner);
 
 	v = json_object_get(body, "seed");
 	if (!v)

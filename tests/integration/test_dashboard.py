@@ -36,6 +36,7 @@ SNAPSHOT_JS = r"""(() => {
   const text = (root, sel) => { const e = q(root, sel); return e ? e.textContent : null; };
   const jobs = [...document.querySelectorAll("#jobs tbody tr")].map((tr) => ({
     id: tr.dataset.id, state: text(tr, "td.state"), kernel: text(tr, "td.kernel"),
+    owner: text(tr, "td.owner"), priority: text(tr, "td.priority"),
     progress: Number(q(tr, "[role=progressbar]").getAttribute("aria-valuenow")),
     pct: text(tr, ".pct"), samples: text(tr, "td.samples"), rate: text(tr, "td.rate"),
     result: text(tr, "td.result"), selected: tr.classList.contains("selected")}));
@@ -49,7 +50,7 @@ SNAPSHOT_JS = r"""(() => {
     authMsg: text(document, "#auth-msg"), status: text(document, "#status"),
     logout: !q(document, "#logout").hidden,
     token: sessionStorage.getItem("tally.token"),
-    jobs, workers,
+    jobs, workers, adminOnly: !q(document, "#workers .admin-only").hidden,
     plot: {job: plot.dataset.job || null, points: Number(plot.dataset.points || 0), band: attr("svg path.band", "d"),
            estimate: attr("svg path.estimate", "d"), ref: !!q(plot, "svg line.ref"),
            empty: text(plot, "p.empty"), title: text(document, "#plot-title")},
@@ -424,7 +425,7 @@ class DashboardTest(TallyTestCase):
         # The worker token is the wrong role: 403, and the form stays.
         page.type("#token", WORKER)
         page.click("#auth button[type=submit]")
-        snap = page.wait("the refusal", lambda p: "not the client token" in p["authMsg"])
+        snap = page.wait("the refusal", lambda p: "cannot read jobs" in p["authMsg"])
         self.assertTrue(snap["auth"] and not snap["main"])
 
         page.type("#token", CLIENT)
@@ -435,6 +436,8 @@ class DashboardTest(TallyTestCase):
         self.assertFalse(snap["auth"])
         self.assertEqual(snap["token"], CLIENT)
         self.assertEqual(snap["workers"][0]["name"], "dash-tok")
+        self.assertFalse(snap["adminOnly"])
+        self.assertEqual(snap["jobs"][0]["owner"], "admin")  # TALLY_TOKEN's user
         self.assertTrue(snap["logout"])
 
         # Kept in the tab's session storage: a reload goes straight to the jobs.
@@ -448,6 +451,47 @@ class DashboardTest(TallyTestCase):
         self.assertIsNone(snap["token"])
         self.assertEqual(page.exceptions(), [])
         self.cancel(s, job_id, headers=bearer)
+
+    def test_users_see_their_own_jobs(self):
+        """A user's token shows its own jobs with their owner and priority, and no workers (an
+        admin's view); an admin's shows every job and the workers."""
+        tokens = {"root": "root-token-" + "r" * 20, "alice": "alice-token-" + "a" * 20,
+                  "bob": "bob-token-" + "b" * 20}
+        path = os.path.join(self.tmpdir, "users")
+        with open(path, "w") as f:
+            f.write("".join(f"{n} {'admin' if n == 'root' else 'user'} {t}\n"
+                            for n, t in tokens.items()))
+        os.chmod(path, 0o600)
+        s = self.server("--users", path)
+        ids = {}
+        for who, priority in (("alice", 42), ("bob", -3)):
+            r = s.req("POST", "/v1/jobs", {"kernel": "count", "samples": 10**12,
+                                           "priority": priority},
+                      headers={"Authorization": "Bearer " + tokens[who]})
+            self.assertEqual(r.status, 201, r)
+            ids[who] = r.json["id"]
+
+        page = self.browser().open(s.url + "/")
+        self.keep_evidence(page)
+        page.wait("the token form", lambda p: p["auth"])
+        page.type("#token", tokens["alice"])
+        page.click("#auth button[type=submit]")
+        snap = page.wait("Alice's jobs", lambda p: p["main"] and p["jobs"])
+        self.assertEqual([(j["id"], j["owner"], j["priority"]) for j in snap["jobs"]],
+                         [(ids["alice"], "alice", "42")])
+        self.assertTrue(snap["adminOnly"])
+        self.assertEqual(snap["workers"], [])
+        self.assertEqual(snap["token"], tokens["alice"])  # a 403 on workers keeps the token
+
+        page.click("#logout")
+        page.wait("the form again", lambda p: p["auth"])
+        page.type("#token", tokens["root"])
+        page.click("#auth button[type=submit]")
+        snap = page.wait("every job", lambda p: p["main"] and len(p["jobs"]) == 2)
+        self.assertEqual([(j["owner"], j["priority"]) for j in snap["jobs"]],
+                         [("bob", "-3"), ("alice", "42")])
+        self.assertFalse(snap["adminOnly"])
+        self.assertEqual(page.exceptions(), [])
 
 
 if __name__ == "__main__":

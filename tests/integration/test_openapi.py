@@ -115,10 +115,8 @@ class OpenApiTest(TallyTestCase):
                  if m in ("get", "post", "put", "delete", "patch")}
         self.assertEqual(table, paths)
 
-    def test_replies_are_in_the_spec(self):
-        doc = spec()
-        s = self.server()
-        seen = set()
+    def caller(self, doc, s, seen):
+        """A function that sends a request to s and checks its reply against doc."""
 
         def call(method, path, body=None, **kw):
             r = s.req(method, path, body, **kw)
@@ -139,6 +137,13 @@ class OpenApiTest(TallyTestCase):
             seen.add((method, pattern, r.status))
             return r
 
+        return call
+
+    def test_replies_are_in_the_spec(self):
+        doc = spec()
+        s = self.server()
+        seen = set()
+        call = self.caller(doc, s, seen)
         job = call("POST", "/v1/jobs", {"kernel": "pi", "samples": 2_000_000,
                                          "batch_size": 100_000, "seed": 5, "verify": 0.5}).json
         call("POST", "/v1/jobs", {"kernel": "pi", "sample": 1})
@@ -183,6 +188,49 @@ class OpenApiTest(TallyTestCase):
         w.kill(signal.SIGTERM)
         statuses = {st for _, _, st in seen}
         self.assertTrue({200, 201, 204, 400, 404, 405, 409, 415, 422} <= statuses, statuses)
+
+    def test_users_replies_are_in_the_spec(self):
+        """With users: 401 and 403 on every route that needs a token, a user's 404 for another's
+        job, owners and priorities in jobs, the owner filter."""
+        doc = spec()
+        tokens = {n: f"{n}-token-" + n[0] * 20 for n in ("root", "alice", "bob", "w1")}
+        path = os.path.join(self.tmpdir, "users")
+        with open(path, "w") as f:
+            f.write(f"root admin {tokens['root']}\nalice user {tokens['alice']}\n"
+                    f"bob user {tokens['bob']}\nw1 worker {tokens['w1']}\n")
+        os.chmod(path, 0o600)
+        s = self.server("--users", path)
+        seen = set()
+        call = self.caller(doc, s, seen)
+        auth = {n: {"Authorization": "Bearer " + t} for n, t in tokens.items()}
+        job = call("POST", "/v1/jobs", {"kernel": "count", "samples": 10**9, "priority": -5},
+                   headers=auth["alice"]).json
+        self.assertEqual((job["owner"], job["priority"]), ("alice", -5))
+        call("POST", "/v1/jobs", {"kernel": "count", "samples": 10, "priority": 101},
+             headers=auth["alice"])
+        routes = [("POST", "/v1/jobs", {"kernel": "count", "samples": 10}),
+                  ("GET", "/v1/jobs", None), ("GET", f"/v1/jobs/{job['id']}", None),
+                  ("GET", f"/v1/jobs/{job['id']}/history", None),
+                  ("POST", f"/v1/jobs/{job['id']}/extend", {"samples": 2 * 10**9}),
+                  ("POST", f"/v1/jobs/{job['id']}/cancel", None),
+                  ("POST", "/v1/leases", {"worker": "a", "kernels": ["pi"]}),
+                  ("POST", "/v1/leases/1/heartbeat", None),
+                  ("POST", "/v1/leases/1/complete", {"counts": {"samples": 1}}),
+                  ("POST", "/v1/leases/1/fail", None), ("GET", "/v1/workers", None)]
+        for method, p, body in routes:
+            self.assertEqual(call(method, p, body).status, 401)
+            who = "alice" if p.startswith("/v1/leases") else "w1"
+            self.assertEqual(call(method, p, body, headers=auth[who]).status, 403, p)
+            if "/v1/jobs/" in p:
+                self.assertEqual(call(method, p, body, headers=auth["bob"]).status, 404, p)
+        self.assertEqual(call("GET", "/v1/workers", headers=auth["alice"]).status, 403)
+        self.assertEqual(call("GET", "/v1/workers", headers=auth["root"]).status, 200)
+        listed = call("GET", "/v1/jobs?owner=alice", headers=auth["root"]).json["jobs"]
+        self.assertEqual([j["id"] for j in listed], [job["id"]])
+        call("GET", "/v1/jobs?owner=no/one", headers=auth["root"])
+        call("GET", f"/v1/jobs/{job['id']}", headers=auth["alice"])
+        statuses = {st for _, _, st in seen}
+        self.assertTrue({200, 201, 400, 401, 403, 404} <= statuses, statuses)
 
 
 if __name__ == "__main__":

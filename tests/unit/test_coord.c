@@ -159,7 +159,7 @@ static void test_expiry_without_sleeping(void **state)
 	assert_int_equal(f->ended, 0); /* 2 of 10 batches: not finished */
 	assert_int_equal(coord_complete(f->c, lb.id, &counts, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1);
-	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.samples_done, 2000);
 }
 
@@ -249,7 +249,7 @@ static void test_cancel_and_fail_wake(void **state)
 	assert_int_equal(f->woken, 1);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	assert_int_equal(l.first_batch, 0);
-	assert_int_equal(coord_cancel(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_cancel(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.state, JOB_CANCELLED);
 	assert_int_equal(f->ended, 1);
 	assert_int_equal(f->expiry, 0); /* no live lease left */
@@ -275,7 +275,7 @@ static void test_finishing_job_wakes_waiters(void **state)
 	assert_int_equal(f->ended, 1);
 	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(f->ended, 1); /* a duplicate finishes nothing */
-	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.state, JOB_SUCCEEDED);
 }
 
@@ -332,15 +332,15 @@ static void test_changes_that_replies_wait_for(void **state)
 	/* Committed: a repeat (now answered from the store) and a job read wait for nothing. */
 	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1);
-	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_true(coord_changes(f->c) == n);
-	assert_int_equal(coord_cancel(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_cancel(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_true(coord_changes(f->c) > n);
 	n = coord_changes(f->c);
-	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK); /* reads the uncommitted cancel */
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK); /* reads the uncommitted cancel */
 	assert_true(coord_changes(f->c) == ++n);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
-	assert_int_equal(coord_cancel(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_cancel(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_true(coord_changes(f->c) == n);
 }
 
@@ -373,7 +373,7 @@ static void test_crash_keeps_exactly_the_flushed(void **state)
 	assert_int_equal(coord_next_expiry(f->c, &at), TALLY_OK);
 	assert_int_equal(at, f->now + 10000); /* a whole lease timeout from the restart */
 
-	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.batches_done, 2);
 	assert_int_equal(j.batches_leased, 2);
 	/* The unflushed complete was never acknowledged; its lease is live again, so the
@@ -388,7 +388,7 @@ static void test_crash_keeps_exactly_the_flushed(void **state)
 	c = counts_for(&kept);
 	assert_int_equal(coord_complete(f->c, kept.id, &c, &dup, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1); /* answered from the store */
-	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.batches_done, 4);
 }
 
@@ -441,10 +441,10 @@ static void test_list_sees_unflushed_changes(void **state)
 	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
-	assert_int_equal(coord_jobs(f->c, JOB_RUNNING, 0, 10, count_job, &n), TALLY_OK);
+	assert_int_equal(coord_jobs(f->c, COORD_ALL, JOB_RUNNING, 0, 10, count_job, &n), TALLY_OK);
 	assert_int_equal(n, 1);
 	n = 0;
-	assert_int_equal(coord_jobs(f->c, JOB_QUEUED, 0, 10, count_job, &n), TALLY_OK);
+	assert_int_equal(coord_jobs(f->c, COORD_ALL, JOB_QUEUED, 0, 10, count_job, &n), TALLY_OK);
 	assert_int_equal(n, 1);
 	assert_int_equal(coord_dirty(f->c), 1); /* written, not yet committed */
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
@@ -586,7 +586,7 @@ static void test_verify_liar_caught_and_discarded(void **state)
 		complete_as(f, &a_leases[i], 1);
 	}
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
-	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.batches_done, 6);
 	assert_int_equal(j.mismatches, 1);
 
@@ -608,7 +608,7 @@ static void test_verify_liar_caught_and_discarded(void **state)
 		complete_as(f, &l, r == &a);
 		if (k % 5 == 0)
 			assert_int_equal(coord_flush(f->c), TALLY_OK);
-		assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+		assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	}
 	assert_int_equal(j.state, JOB_SUCCEEDED);
 	assert_int_equal(f->ended, 1);
@@ -652,7 +652,7 @@ static void test_verify_liar_caught_and_discarded(void **state)
 	memset(&s, 0, sizeof s);
 	assert_int_equal(coord_workers(f->c, see_worker, &s), TALLY_OK);
 	assert_string_equal(s.states[seen_index(&s, "A")], "quarantined");
-	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.state, JOB_SUCCEEDED);
 	assert_memory_equal(j.counts, expect, sizeof expect);
 	assert_string_equal(j.quarantined, "A");
@@ -680,7 +680,7 @@ static void test_verify_pending_check_survives_restart(void **state)
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
 	crash_and_restart(f); /* no check lease granted yet */
 
-	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.checks_pending, 1);
 	assert_int_equal(j.batches_done, 2);
 	assert_int_equal(j.state, JOB_RUNNING);
@@ -694,17 +694,17 @@ static void test_verify_pending_check_survives_restart(void **state)
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
 	crash_and_restart(f); /* B's check lease is live */
 
-	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.checks_pending, 2);
 	assert_int_equal(coord_lease(f->c, &c, &c2), TALLY_OK);
 	assert_int_equal(c2.check_of, b1.check_of == a1.id ? a2.id : a1.id); /* the other one */
 	assert_int_equal(coord_lease(f->c, &c, &none), TALLY_ENOTFOUND);
 	complete_as(f, &b1, 0);
-	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.checks_passed, 1);
 	assert_int_equal(j.state, JOB_RUNNING);
 	complete_as(f, &c2, 0);
-	assert_int_equal(coord_job(f->c, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.state, JOB_SUCCEEDED);
 	assert_int_equal(j.checks_passed, 2);
 	assert_int_equal(j.checks_pending, 0);
@@ -760,7 +760,7 @@ static void test_failed_allocation_reloads_and_goes_on(void **state)
 	c = counts_for(&undone);
 	assert_int_equal(coord_complete(f->c, undone.id, &c, &dup, err, sizeof err), TALLY_OK);
 	alloc_fail_after(1, 0); /* the first reads a back into memory; the second fails */
-	assert_int_equal(coord_extend(f->c, a.id, 6500, &a), TALLY_ENOMEM);
+	assert_int_equal(coord_extend(f->c, COORD_ALL, a.id, 6500, &a), TALLY_ENOMEM);
 	alloc_fail_never();
 	assert_int_equal(coord_dirty(f->c), 1);
 	f->expiry = -1;
@@ -769,18 +769,18 @@ static void test_failed_allocation_reloads_and_goes_on(void **state)
 	assert_int_equal(coord_dirty(f->c), 0);
 	/* The complete's reply waited for that flush and failed; its grant was never committed. */
 	assert_int_equal(coord_complete(f->c, undone.id, &c, &dup, err, sizeof err), TALLY_ENOTFOUND);
-	assert_int_equal(coord_job(f->c, b.id, &b), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, b.id, &b), TALLY_OK);
 	assert_int_equal(b.batches_done, 0);
-	assert_int_equal(coord_job(f->c, a.id, &a), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, a.id, &a), TALLY_OK);
 	assert_int_equal(a.state, JOB_SUCCEEDED);
 	assert_int_equal(a.spec.samples, 4000);
 
 	/* The service goes on. */
-	assert_int_equal(coord_extend(f->c, a.id, 6500, &a), TALLY_OK);
+	assert_int_equal(coord_extend(f->c, COORD_ALL, a.id, 6500, &a), TALLY_OK);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
 	run_dry(f, &w);
-	assert_int_equal(coord_job(f->c, a.id, &a), TALLY_OK);
-	assert_int_equal(coord_job(f->c, b.id, &b), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, a.id, &a), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, b.id, &b), TALLY_OK);
 	assert_int_equal(a.state, JOB_SUCCEEDED);
 	assert_int_equal(b.state, JOB_SUCCEEDED);
 	assert_int_equal(a.samples_done, 6500);
@@ -788,8 +788,69 @@ static void test_failed_allocation_reloads_and_goes_on(void **state)
 	assert_memory_equal(a.counts, want_a, sizeof want_a);
 	assert_memory_equal(b.counts, want_b, sizeof want_b);
 	crash_and_restart(f);
-	assert_int_equal(coord_job(f->c, a.id, &a), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, a.id, &a), TALLY_OK);
 	assert_memory_equal(a.counts, want_a, sizeof want_a);
+}
+
+/* Owners: a job outside the caller's scope does not exist for any call (get, list, cancel,
+ * extend, history), an admin's scope (COORD_ALL) sees them all, and an Idempotency-Key is per
+ * owner, also while both owners' jobs are in memory only, and after they are written. */
+static void test_scope_and_keys_per_owner(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 10000,
+				 .batch_size = 1000, .seed = 1, .params = "{}" };
+	struct coord_scope alice = { "alice" }, bob = { "bob" };
+	const struct history_point *p;
+	struct job ja, jb, j;
+	size_t np;
+	int n = 0;
+
+	snprintf(spec.owner, sizeof spec.owner, "alice");
+	spec.priority = 7;
+	assert_int_equal(coord_submit(f->c, &spec, "k1", &ja), TALLY_OK);
+	snprintf(spec.owner, sizeof spec.owner, "bob");
+	spec.priority = -3;
+	/* Alice's job holds "k1" in memory: Bob's key is his own. */
+	assert_int_equal(coord_job_by_key(f->c, "bob", "k1", &j), TALLY_ENOTFOUND);
+	assert_int_equal(coord_submit(f->c, &spec, "k1", &jb), TALLY_OK);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(coord_job_by_key(f->c, "alice", "k1", &j), TALLY_OK);
+		assert_int_equal(j.id, ja.id);
+		assert_int_equal(coord_job_by_key(f->c, "bob", "k1", &j), TALLY_OK);
+		assert_int_equal(j.id, jb.id);
+		assert_int_equal(j.spec.priority, -3);
+		assert_string_equal(j.spec.owner, "bob");
+		assert_int_equal(coord_job_by_key(f->c, "carol", "k1", &j), TALLY_ENOTFOUND);
+		assert_int_equal(coord_flush(f->c), TALLY_OK); /* then from the store */
+	}
+
+	assert_int_equal(coord_job(f->c, alice, ja.id, &j), TALLY_OK);
+	assert_int_equal(j.spec.priority, 7);
+	assert_int_equal(coord_job(f->c, bob, ja.id, &j), TALLY_ENOTFOUND);
+	assert_int_equal(j.id, 0); /* nothing of Alice's job in Bob's hands */
+	assert_int_equal(coord_job(f->c, COORD_ALL, ja.id, &j), TALLY_OK);
+	assert_int_equal(coord_history(f->c, bob, ja.id, &j, &p, &np), TALLY_ENOTFOUND);
+	assert_int_equal(coord_history(f->c, alice, ja.id, &j, &p, &np), TALLY_OK);
+	assert_int_equal(coord_extend(f->c, bob, ja.id, 20000, &j), TALLY_ENOTFOUND);
+	assert_int_equal(coord_cancel(f->c, bob, ja.id, &j), TALLY_ENOTFOUND);
+	assert_int_equal(coord_job(f->c, alice, ja.id, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_QUEUED);
+	assert_int_equal(j.spec.samples, 10000);
+	assert_int_equal(coord_jobs(f->c, bob, -1, 0, 10, count_job, &n), TALLY_OK);
+	assert_int_equal(n, 1);
+	n = 0;
+	assert_int_equal(coord_jobs(f->c, COORD_ALL, -1, 0, 10, count_job, &n), TALLY_OK);
+	assert_int_equal(n, 2);
+	n = 0;
+	assert_int_equal(coord_jobs(f->c, (struct coord_scope){ "carol" }, -1, 0, 10, count_job,
+				    &n), TALLY_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(coord_extend(f->c, alice, ja.id, 20000, &j), TALLY_OK);
+	assert_int_equal(coord_cancel(f->c, alice, ja.id, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_CANCELLED);
+	assert_int_equal(coord_cancel(f->c, COORD_ALL, jb.id, &j), TALLY_OK);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -807,6 +868,7 @@ int main(void)
 		T(test_crash_keeps_exactly_the_flushed),
 		T(test_written_leases_answer_from_the_store),
 		T(test_list_sees_unflushed_changes),
+		T(test_scope_and_keys_per_owner),
 		T(test_workers_listed_with_state),
 		T(test_stall_extends_live_leases),
 		T(test_verify_liar_caught_and_discarded),

@@ -1,7 +1,8 @@
 /* The store, on a fresh temporary database per test: rows saved whole and read back, upserts,
  * what db_load hands back after a restart (unfinished jobs, their ranges, live leases, pending
  * checks and their opinions, quarantined workers), a worker's results, meta values, rollback,
- * listing, migrating a version-3 file, and refusing a file that is not a database. */
+ * listing (by owner too), keys per owner, migrating version-3 and version-5 files, and refusing
+ * a file that is not a database. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -318,15 +319,15 @@ static void test_list_newest_first_with_cursor(void **state)
 		assert_int_equal(db_job_save(f->db, &j, "", 0, ""), TALLY_OK);
 	}
 	assert_int_equal(db_commit(f->db), TALLY_OK);
-	assert_int_equal(db_job_list(f->db, -1, 0, 2, collect_one, &c), TALLY_OK);
+	assert_int_equal(db_job_list(f->db, NULL, -1, 0, 2, collect_one, &c), TALLY_OK);
 	assert_int_equal(c.n, 2);
 	assert_int_equal(c.ids[0], 5);
 	assert_int_equal(c.ids[1], 4);
-	assert_int_equal(db_job_list(f->db, -1, 4, 10, collect_one, &c), TALLY_OK);
+	assert_int_equal(db_job_list(f->db, NULL, -1, 4, 10, collect_one, &c), TALLY_OK);
 	assert_int_equal(c.n, 5);
 	assert_int_equal(c.ids[4], 1);
 	c.n = 0;
-	assert_int_equal(db_job_list(f->db, JOB_RUNNING, 0, 10, collect_one, &c), TALLY_OK);
+	assert_int_equal(db_job_list(f->db, NULL, JOB_RUNNING, 0, 10, collect_one, &c), TALLY_OK);
 	assert_int_equal(c.n, 1);
 	assert_int_equal(c.ids[0], 1);
 }
@@ -625,12 +626,34 @@ static void test_verify_rows_load_back(void **state)
 	assert_int_equal(v.nresults, 1);
 }
 
+/* Makes t a database file at schema version `version` (its first migrations run by hand),
+ * holding what sql inserts, and opens it with db_open (which migrates it). */
+static struct db *open_old_file(struct tmpdb *t, int version, const char *sql)
+{
+	sqlite3 *conn = NULL;
+	struct db *db = NULL;
+	char err[256] = "", pragma[64];
+
+	tmpdb_make(t);
+	assert_int_equal(sqlite3_open(t->path, &conn), SQLITE_OK);
+	for (int i = 0; i < version; i++)
+		assert_int_equal(sqlite3_exec(conn, schema_migrations[i], NULL, NULL, NULL),
+				 SQLITE_OK);
+	snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d;", version);
+	assert_int_equal(sqlite3_exec(conn, pragma, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(conn, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(conn);
+	if (db_open(t->path, &db, err, sizeof err))
+		fail_msg("db_open: %s", err);
+	return db;
+}
+
 /* A version-3 file (before verification) opens as version 4: its jobs, done and live leases
  * are kept, with verification off and no counts on the old done leases (never discarded). */
 static void test_migrates_version_3(void **state)
 {
 	struct tmpdb t;
-	struct db *db = NULL;
+	struct db *db;
 	sqlite3 *conn = NULL;
 	sqlite3_stmt *s = NULL;
 	struct verified v = { 0 };
@@ -638,18 +661,12 @@ static void test_migrates_version_3(void **state)
 	struct job g;
 	struct lease l;
 	uint64_t c[KERNEL_MAX_KEYS] = { 70, 100 };
-	char err[256] = "", sql[1024];
+	char sql[1024];
 	int64_t max_job, max_lease;
 	int skipped;
 	(void)state;
 
-	tmpdb_make(&t);
-	assert_int_equal(sqlite3_open(t.path, &conn), SQLITE_OK);
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(sqlite3_exec(conn, schema_migrations[i], NULL, NULL, NULL),
-				 SQLITE_OK);
 	snprintf(sql, sizeof sql,
-		 "PRAGMA user_version = 3;"
 		 "INSERT INTO jobs(id, kernel, kernel_version, samples, batch_size, seed, state, "
 		 "batches_total, next_batch, batches_done, batches_leased, samples_done, c0, c1, "
 		 "created_at, started_at) VALUES (1, 'pi', %u, 1000, 100, 42, 1, 10, 4, 3, 1, 300, "
@@ -660,11 +677,7 @@ static void test_migrates_version_3(void **state)
 		 "(65536, 1, 0, 3, 'w1', 1, 2000, 32000, 2500), "
 		 "(131072, 1, 3, 1, 'w1', 0, 2000, 32000, NULL);",
 		 kernel_find("pi")->version, kernel_find("pi")->version);
-	assert_int_equal(sqlite3_exec(conn, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(conn);
-
-	if (db_open(t.path, &db, err, sizeof err))
-		fail_msg("db_open: %s", err);
+	db = open_old_file(&t, 3, sql);
 	assert_int_equal(db_job_get(db, 1, &g), TALLY_OK);
 	assert_int_equal(g.state, JOB_RUNNING);
 	assert_int_equal(g.batches_done, 3);
@@ -711,9 +724,96 @@ static void test_migrates_version_3(void **state)
 	assert_int_equal(sqlite3_prepare_v2(conn, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(s, 0), SCHEMA_VERSION);
-	assert_int_equal(SCHEMA_VERSION, 5);
+	assert_int_equal(SCHEMA_VERSION, 6);
 	sqlite3_finalize(s);
 	sqlite3_close(conn);
+	tmpdb_remove(&t);
+}
+
+/* Owners and priorities are stored; a list reads one owner's jobs (and state); an
+ * Idempotency-Key is unique per owner, not across owners. */
+static void test_owner_rows(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const owners[] = { "alice", "bob", "alice", "", "bob" };
+	struct collect c = { 0 };
+	struct job j, g;
+
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	for (int i = 1; i <= 5; i++) {
+		j = make_job(i, "pi", 100, 10);
+		j.state = i == 3 ? JOB_RUNNING : JOB_QUEUED;
+		snprintf(j.spec.owner, sizeof j.spec.owner, "%s", owners[i - 1]);
+		j.spec.priority = i * 10 - 30;
+		assert_int_equal(db_job_save(f->db, &j, i <= 2 ? "same-key" : "", 0, ""), TALLY_OK);
+	}
+	assert_int_equal(db_commit(f->db), TALLY_OK);
+	assert_int_equal(db_job_get(f->db, 1, &g), TALLY_OK);
+	assert_string_equal(g.spec.owner, "alice");
+	assert_int_equal(g.spec.priority, -20);
+	assert_int_equal(db_job_get(f->db, 5, &g), TALLY_OK);
+	assert_int_equal(g.spec.priority, 20);
+	assert_int_equal(db_job_by_key(f->db, "alice", "same-key", &g), TALLY_OK);
+	assert_int_equal(g.id, 1);
+	assert_int_equal(db_job_by_key(f->db, "bob", "same-key", &g), TALLY_OK);
+	assert_int_equal(g.id, 2);
+	assert_int_equal(db_job_by_key(f->db, "", "same-key", &g), TALLY_ENOTFOUND);
+	assert_int_equal(db_job_list(f->db, "alice", -1, 0, 10, collect_one, &c), TALLY_OK);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.ids[0], 3);
+	assert_int_equal(c.ids[1], 1);
+	c.n = 0;
+	assert_int_equal(db_job_list(f->db, "alice", JOB_QUEUED, 0, 10, collect_one, &c),
+			 TALLY_OK);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.ids[0], 1);
+	c.n = 0;
+	assert_int_equal(db_job_list(f->db, "", -1, 0, 10, collect_one, &c), TALLY_OK);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.ids[0], 4);
+	c.n = 0;
+	assert_int_equal(db_job_list(f->db, "bob", -1, 5, 10, collect_one, &c), TALLY_OK);
+	assert_int_equal(c.n, 1); /* below the cursor */
+	/* The same owner's key twice is refused by the store (the coordinator never tries). */
+	j = make_job(6, "pi", 100, 10);
+	snprintf(j.spec.owner, sizeof j.spec.owner, "alice");
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	assert_int_equal(db_job_save(f->db, &j, "same-key", 0, ""), TALLY_EDB);
+	db_rollback(f->db);
+}
+
+/* A version-5 file (before users) opens as version 6: its jobs have no owner ('': an admin's to
+ * see) and priority 0, and keep their Idempotency-Keys, under no owner. */
+static void test_migrates_version_5(void **state)
+{
+	struct tmpdb t;
+	struct db *db;
+	struct job g, j;
+	struct collect c = { 0 };
+	char sql[1024];
+	(void)state;
+
+	snprintf(sql, sizeof sql,
+		 "INSERT INTO jobs(id, kernel, kernel_version, samples, batch_size, seed, state, "
+		 "batches_total, created_at, idempotency_key) VALUES (1, 'pi', %u, 1000, 100, 42, "
+		 "0, 10, 1000, 'old-key');", kernel_find("pi")->version);
+	db = open_old_file(&t, 5, sql);
+	assert_int_equal(db_job_get(db, 1, &g), TALLY_OK);
+	assert_string_equal(g.spec.owner, "");
+	assert_int_equal(g.spec.priority, 0);
+	assert_int_equal(db_job_by_key(db, "", "old-key", &g), TALLY_OK);
+	assert_int_equal(g.id, 1);
+	assert_int_equal(db_job_by_key(db, "alice", "old-key", &g), TALLY_ENOTFOUND);
+	/* A user's job may take the old key: keys are per owner now. */
+	j = make_job(2, "pi", 100, 10);
+	snprintf(j.spec.owner, sizeof j.spec.owner, "alice");
+	assert_int_equal(db_begin(db), TALLY_OK);
+	assert_int_equal(db_job_save(db, &j, "old-key", 0, ""), TALLY_OK);
+	assert_int_equal(db_commit(db), TALLY_OK);
+	assert_int_equal(db_job_list(db, "alice", -1, 0, 10, collect_one, &c), TALLY_OK);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.ids[0], 2);
+	db_close(db);
 	tmpdb_remove(&t);
 }
 
@@ -730,7 +830,9 @@ int main(void)
 		T(test_load_keeps_unknown_kernels),
 		T(test_huge_job_is_small),
 		T(test_verify_rows_load_back),
+		T(test_owner_rows),
 		cmocka_unit_test(test_migrates_version_3),
+		cmocka_unit_test(test_migrates_version_5),
 		cmocka_unit_test(test_open_rejects_garbage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -144,6 +144,18 @@ static void test_job_spec_table(void **state)
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":[1]}", "invalid_field", "seed" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"params\":[]}", "invalid_field", "params" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"params\":{\"r\":1}}", "unknown_field", "params.r" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":0}", NULL, NULL },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":100}", NULL, NULL },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":-100}", NULL, NULL },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":101}", "invalid_field", "priority: must be an integer from -100 to 100" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":-101}", "invalid_field", "priority" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":9223372036854775807}", "invalid_field", "priority" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":1.5}", "invalid_field", "priority" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":5.0}", "invalid_field", "priority" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":\"5\"}", "invalid_field", "priority" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":null}", "invalid_field", "priority" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":true}", "invalid_field", "priority" },
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"owner\":\"alice\"}", "unknown_field", "owner" },
 	};
 	(void)state;
 	check_rows(rows, sizeof rows / sizeof rows[0], decode_spec_row);
@@ -163,6 +175,13 @@ static void test_job_spec_values(void **state)
 	assert_int_equal(spec.samples, 10000000000ULL);
 	assert_int_equal(spec.batch_size, 100000);
 	assert_int_equal(spec.seed, 777);
+	assert_int_equal(spec.priority, 0);
+	assert_string_equal(spec.owner, "");
+
+	body = parse("{\"kernel\":\"pi\",\"samples\":10,\"priority\":-42}", &e);
+	assert_int_equal(decode_job_spec(body, 777, &spec, &e), TALLY_OK);
+	json_decref(body);
+	assert_int_equal(spec.priority, -42);
 
 	body = parse("{\"kernel\":\"pi\",\"samples\":50,\"seed\":\"18446744073709551615\"}", &e);
 	assert_int_equal(decode_job_spec(body, 777, &spec, &e), TALLY_OK);

@@ -72,6 +72,26 @@ static void test_summary(void **state)
 	assert_int_equal(strlen(line), 19);
 	json_decref(ok);
 	json_decref(bad);
+
+	/* Whose it is and its priority, when there is something to say. */
+	static const struct {
+		const char *fields, *head;
+	} who[] = {
+		{ "\"owner\":null,\"priority\":0", "job 5: queued" },
+		{ "\"owner\":\"alice\",\"priority\":0", "job 5 (alice): queued" },
+		{ "\"owner\":\"alice\",\"priority\":-7", "job 5 (alice, priority -7): queued" },
+		{ "\"owner\":null,\"priority\":100", "job 5 (no owner, priority 100): queued" },
+	};
+	for (size_t k = 0; k < sizeof who / sizeof who[0]; k++) {
+		char text[256];
+		snprintf(text, sizeof text, "{\"id\":\"5\",\"state\":\"queued\",\"samples\":10,"
+			 "\"progress\":0,\"elapsed_s\":null,%s}", who[k].fields);
+		ok = job(text);
+		progress_summary(ok, line, sizeof line);
+		if (strncmp(line, who[k].head, strlen(who[k].head)))
+			fail_msg("'%s' does not start with '%s'", line, who[k].head);
+		json_decref(ok);
+	}
 }
 
 int main(void)

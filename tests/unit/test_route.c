@@ -103,11 +103,39 @@ static void test_limits(void **state)
 	assert_null(route_find(routes, NROUTES, "PUT", "/v1/jobs", params, allow, 0));
 }
 
+static void test_is_json(void **state)
+{
+	static const struct {
+		const char *type;
+		int json;
+	} cases[] = {
+		{ "application/json", 1 },
+		{ "Application/JSON", 1 },
+		{ "application/json; charset=utf-8", 1 },
+		{ "application/json;charset=utf-8", 1 },
+		{ "  application/json", 1 },
+		{ "application/json ", 1 },
+		{ NULL, 0 },
+		{ "", 0 },
+		{ "application/jsonp", 0 },
+		{ "text/plain", 0 },
+		{ "application/json-patch+json", 0 },
+		{ "application/", 0 },
+	};
+	(void)state;
+
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+		if (route_is_json(cases[k].type) != cases[k].json)
+			fail_msg("'%s': want %d", cases[k].type ? cases[k].type : "(null)",
+				 cases[k].json);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_is_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
