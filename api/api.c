@@ -9,6 +9,7 @@ const struct http_route api_routes[] = {
 	{ "POST", "/v1/jobs", jobs_create, API_ROLE_CLIENT },
 	{ "GET", "/v1/jobs", jobs_list, API_ROLE_CLIENT },
 	{ "GET", "/v1/jobs/{}", jobs_get, API_ROLE_CLIENT },
+	{ "DELETE", "/v1/jobs/{}", jobs_delete, API_ROLE_CLIENT },
 	{ "GET", "/v1/jobs/{}/history", jobs_history, API_ROLE_CLIENT },
 	{ "POST", "/v1/jobs/{}/cancel", jobs_cancel, API_ROLE_CLIENT },
 	{ "POST", "/v1/jobs/{}/extend", jobs_extend, API_ROLE_CLIENT },

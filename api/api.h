@@ -67,6 +67,7 @@ void jobs_create(struct req *r, void *app);
 void jobs_list(struct req *r, void *app);
 void jobs_get(struct req *r, void *app);
 void jobs_cancel(struct req *r, void *app);
+void jobs_delete(struct req *r, void *app);
 void jobs_extend(struct req *r, void *app);
 void leases_create(struct req *r, void *app);
 void leases_heartbeat(struct req *r, void *app);

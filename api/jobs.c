@@ -1,4 +1,4 @@
-/* The jobs resource: submit, read, list, cancel and extend jobs; each caller sees only the jobs
+/* The jobs resource: submit, read, list, cancel, extend and delete jobs; each caller sees only the jobs
  * in its scope (api_scope: an admin every job, a user its own). */
 #include <stdio.h>
 #include <string.h>
@@ -409,6 +409,31 @@ void jobs_cancel(struct req *r, void *app)
 		return;
 	}
 	reply_json(r, 200, job_to_json(a, &job));
+}
+
+/* DELETE /v1/jobs/<id>: a finished job goes, with everything it owned (204, once committed); a
+ * queued or running one is refused (409 job_not_finished: cancel it first). */
+void jobs_delete(struct req *r, void *app)
+{
+	struct api *a = app;
+	struct job job;
+	int64_t id;
+	enum tally_err rc;
+
+	if (job_id(r, a, &id) || api_empty_body(r))
+		return;
+	rc = coord_delete(a->coord, api_scope(r), id, &job);
+	if (rc == TALLY_ECONFLICT) {
+		reply_error(r, 409, "job_not_finished",
+			    "job %lld is %s: only a finished job can be deleted (cancel it first)",
+			    (long long)id, job_state_name(job.state));
+		return;
+	}
+	if (rc) {
+		reply_job_rc(r, a, rc, id);
+		return;
+	}
+	reply_empty(r, 204);
 }
 
 /* GET /v1/jobs/<id>/history: the job's progress points, for the dashboard's plot. */

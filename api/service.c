@@ -11,6 +11,8 @@
 #include "timefmt.h"
 
 #define SERVICE_REAP_RETRY_MS 1000 /* a reap that could not end an expired lease (out of memory) */
+#define SERVICE_RETAIN_MS 1000      /* retention looks for expired jobs this often */
+#define SERVICE_RETAIN_BUSY_MS 20   /* ... and this soon again after a full batch */
 
 struct service {
 	struct db *db;
@@ -18,6 +20,10 @@ struct service {
 	struct evloop *loop;
 	struct http *http; /* NULL until http_start() returns; the hooks check */
 	struct api api;
+	int64_t retention_ms; /* 0: finished jobs are kept */
+	/* The loop's one timer serves both of these (monotonic ms; 0: none): service_timer(). */
+	int64_t expiry_at; /* the earliest lease expiry: reap then */
+	int64_t retain_at; /* the next retention pass */
 };
 
 static int64_t wall_clock(void *ctx)
@@ -42,12 +48,23 @@ static void hook_jobs(void *ctx)
 		http_wake(s->http, API_WAKE_JOBS);
 }
 
+/* Sets the loop's timer to the earlier of its two uses. On the loop's thread, or on the starting
+ * thread before the loop runs. */
+static void service_timer(struct service *s)
+{
+	int64_t at = s->expiry_at;
+	if (s->retain_at && (!at || s->retain_at < at))
+		at = s->retain_at;
+	evloop_timer_at(s->loop, at);
+}
+
 /* The earliest lease expiry (0: none): then the loop's timer reaps it (on_timer), and parked
  * lease requests wake to take what it gave back. */
 static void hook_expiry(void *ctx, int64_t at)
 {
 	struct service *s = ctx;
-	evloop_timer_at(s->loop, timefmt_mono_at(at));
+	s->expiry_at = timefmt_mono_at(at);
+	service_timer(s);
 	if (s->http)
 		http_wake_at(s->http, at, API_WAKE_WORK);
 }
@@ -76,14 +93,38 @@ static void on_stalled(void *app, int64_t ms)
 /* A lease has expired: reclaim it now rather than when the next lease request comes, so that
  * /metrics and the job show it gone; the pass's commit writes that. The timer is spent, so it
  * is set again for the next expiry (the reap sets it too, when it ends a lease). */
-static void on_timer(void *app)
+static void service_reap(struct service *s)
 {
-	struct service *s = app;
 	int64_t at = 0, now = coord_now(s->coord);
 
 	if (coord_reap(s->coord) || coord_next_expiry(s->coord, &at) || (at && at <= now))
 		at = now + SERVICE_REAP_RETRY_MS; /* it could not end that lease (out of memory) */
-	evloop_timer_at(s->loop, timefmt_mono_at(at));
+	s->expiry_at = timefmt_mono_at(at);
+}
+
+/* Retention: one bounded batch of expired jobs into the pass's transaction; the next batch
+ * soon when there is more, so that many old jobs never hold the loop for long. */
+static void service_retain(struct service *s, int64_t mono)
+{
+	size_t deleted = 0;
+	int more = 0;
+
+	if (coord_retain(s->coord, s->retention_ms, COORD_RETAIN_BATCH, &deleted, &more))
+		log_warn("msg=\"retention pass failed; tried again\" error=\"%s\"",
+			 coord_errmsg(s->coord));
+	s->retain_at = mono + (more ? SERVICE_RETAIN_BUSY_MS : SERVICE_RETAIN_MS);
+}
+
+static void on_timer(void *app)
+{
+	struct service *s = app;
+	int64_t mono = timefmt_mono_ms();
+
+	if (s->expiry_at && s->expiry_at <= mono)
+		service_reap(s);
+	if (s->retain_at && s->retain_at <= mono)
+		service_retain(s, mono);
+	service_timer(s);
 }
 
 enum tally_err service_start(const struct service_config *cfg, struct service **out, char *err,
@@ -98,6 +139,7 @@ enum tally_err service_start(const struct service_config *cfg, struct service **
 		users_free(cfg->users);
 		return TALLY_ENOMEM;
 	}
+	s->retention_ms = cfg->retention_ms;
 	s->api.open = !cfg->users;
 	s->api.users = cfg->users;
 	atomic_init(&s->api.next, NULL);
@@ -127,7 +169,9 @@ enum tally_err service_start(const struct service_config *cfg, struct service **
 		rc = TALLY_EIO;
 		goto fail;
 	}
-	hook_expiry(s, first_expiry); /* leases from before a restart expire too */
+	if (s->retention_ms)
+		s->retain_at = timefmt_mono_ms(); /* a first pass at once */
+	hook_expiry(s, first_expiry); /* leases from before a restart expire too, and retention */
 	io = http_io(s->http);
 	if ((rc = evloop_start(s->loop, &io))) {
 		snprintf(err, errlen, "cannot start the event loop");

@@ -18,6 +18,7 @@ struct service_config {
 	struct coord_config coord;
 	struct http_options http;
 	struct users *users; /* stolen: who may call (common/users.h); NULL: the API is open */
+	int64_t retention_ms; /* finished jobs older than this are deleted (coord_retain); 0: kept */
 };
 
 struct service;

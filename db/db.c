@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "alloc.h"
 #include "db_int.h"
+#include "log.h"
 #include "schema.h"
 
 #define TALLY_STR_(x) #x
@@ -54,7 +55,9 @@ static const char *const db_sql[ST_COUNT] = {
 				    "state = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2",
 	[ST_JOB_LOAD] = "SELECT " JOB_COLS ", next_batch, last_failure FROM jobs "
 			"WHERE state IN (0, 1) ORDER BY id",
-	[ST_JOB_MAX] = "SELECT coalesce(max(id), 0) FROM jobs",
+	/* The highest job id ever used: deleted jobs' ids are never handed out again. */
+	[ST_JOB_MAX] = "SELECT max(coalesce((SELECT max(id) FROM jobs), 0), "
+		       "coalesce((SELECT value FROM meta WHERE name = 'job_id_max'), 0))",
 	[ST_RANGE_DROP_JOB] = "DELETE FROM free_ranges WHERE job_id = ?1",
 	[ST_RANGE_INSERT] = "INSERT INTO free_ranges(job_id, first_batch, batch_count, failures, "
 			    "strikes) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -99,6 +102,15 @@ static const char *const db_sql[ST_COUNT] = {
 	 * an early-stopping job unfinished, and when a job is extended). */
 	[ST_JOB_RESULTS] = "SELECT " RESULT_COLS " FROM leases l WHERE l.job_id = ?1 AND "
 			   "l.state = 1 AND l.check_of IS NULL AND l.c0 IS NOT NULL ORDER BY l.id",
+	/* Retention (db_retain.c). A job's leases, its check leases among them, are found by
+	 * leases_job (schema 7). */
+	[ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
+	[ST_JOB_LEASES_DELETE] = "DELETE FROM leases WHERE job_id = ?1",
+	[ST_JOB_ID_KEEP] = "INSERT INTO meta(name, value) VALUES ('job_id_max', ?1) "
+			   "ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+	[ST_JOB_EXPIRED] = "SELECT id FROM jobs WHERE state >= 2 AND finished_at < ?1 "
+			   "ORDER BY finished_at LIMIT ?2",
+	[ST_RECLAIM] = "PRAGMA incremental_vacuum(" TALLY_STR(DB_RECLAIM_PAGES) ")",
 };
 
 enum tally_err db_error(struct db *db, const char *what)
@@ -252,6 +264,43 @@ static enum tally_err db_migrate(struct db *db, char *err, size_t errlen)
 }
 
 /* Writes "opening <path>: <SQLite's message> (<the system's reason>)" into err. */
+static void open_error(struct db *db, const char *path, const char *msg, char *err,
+		       size_t errlen);
+
+/* Puts the file in incremental auto-vacuum, so that the pages deleted jobs free can be handed
+ * back (db_reclaim). A file made before schema 7 is in none: the mode takes effect only
+ * through a VACUUM, which rewrites the whole file once (it needs free disk space about the
+ * file's size, and time in proportion to it). That runs here, at the first open by a build that
+ * wants it; when it fails (a full disk), the file is used as it is and the VACUUM is tried at
+ * the next start: the store works, it only does not shrink. */
+static enum tally_err db_auto_vacuum(struct db *db, const char *path, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	char *msg = NULL;
+	int mode = -1;
+
+	if (sqlite3_prepare_v2(db->conn, "PRAGMA auto_vacuum", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		mode = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (mode < 0) {
+		open_error(db, path, NULL, err, errlen);
+		return TALLY_EDB;
+	}
+	if (mode == 2) /* INCREMENTAL */
+		return TALLY_OK;
+	log_info("msg=\"rewriting the store once for incremental auto-vacuum (VACUUM)\" db=%s", path);
+	if (sqlite3_exec(db->conn, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM", NULL, NULL, &msg) !=
+	    SQLITE_OK) {
+		log_warn("msg=\"VACUUM failed: the store will not shrink after deletions; tried again "
+			 "at the next start\" db=%s error=\"%s\"", path,
+			 msg ? msg : sqlite3_errmsg(db->conn));
+		sqlite3_free(msg);
+	}
+	return TALLY_OK;
+}
+
+
 static void open_error(struct db *db, const char *path, const char *msg, char *err, size_t errlen)
 {
 	int sys = db->conn ? sqlite3_system_errno(db->conn) : 0;
@@ -318,7 +367,10 @@ enum tally_err db_open(const char *path, struct db **out, char *err, size_t errl
 	if (db_quick_check(db, path, err, errlen))
 		goto fail;
 	/* One process owns the store: holding the lock saves two fcntl() calls per transaction. */
-	if (sqlite3_exec(db->conn, "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; "
+	/* A new file takes incremental auto-vacuum first, before WAL mode writes its header; an
+	 * older one is rewritten once after migrating (db_auto_vacuum). */
+	if (sqlite3_exec(db->conn, "PRAGMA auto_vacuum = INCREMENTAL; "
+				   "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; "
 				   "PRAGMA synchronous = NORMAL; "
 				   "PRAGMA foreign_keys = ON",
 			 NULL, NULL, &msg) != SQLITE_OK) {
@@ -343,6 +395,8 @@ enum tally_err db_open(const char *path, struct db **out, char *err, size_t errl
 		rc = TALLY_EDB;
 		goto fail;
 	}
+	if ((rc = db_auto_vacuum(db, path, err, errlen)))
+		goto fail;
 	for (int i = 0; i < ST_COUNT; i++) {
 		if (sqlite3_prepare_v3(db->conn, db_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i],
 				       NULL) != SQLITE_OK) {

@@ -106,6 +106,25 @@ TALLY_WUR enum tally_err db_job_list(struct db *db, const char *owner, int state
 TALLY_WUR enum tally_err db_job_counts(struct db *db, uint64_t counts[5]);
 /* Reads lease id (with its job's spec) as stored. TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err db_lease_get(struct db *db, int64_t id, struct lease *out);
+/* Retention (db_retain.c). Deleted rows leave free pages; the file is in incremental
+ * auto-vacuum (set at open, see db_open), so db_reclaim hands them back to the file system in
+ * bounded steps. */
+#define DB_RECLAIM_PAGES 256 /* pages db_reclaim gives back at most, per call */
+/* Deletes job id and every row it owns: its leases (check leases too) and free ranges; its
+ * Idempotency-Key is a column of its row. Its id is remembered, so that it is never used again.
+ * Quarantine records that name it stay (they are the worker's). Inside db_begin/db_commit.
+ * TALLY_ENOTFOUND, TALLY_EDB. */
+TALLY_WUR enum tally_err db_job_delete(struct db *db, int64_t id);
+/* Fills ids[0..*n) with up to max finished jobs (succeeded, failed or cancelled) whose
+ * finished_at is before `before` (ms since the epoch), the longest finished first. TALLY_EDB. */
+TALLY_WUR enum tally_err db_jobs_expired(struct db *db, int64_t before, int64_t *ids, size_t max,
+					 size_t *n);
+/* Gives up to DB_RECLAIM_PAGES free pages back (PRAGMA incremental_vacuum): the file shrinks at
+ * the next checkpoint. Sets *more to 1 when free pages are left. TALLY_EDB. */
+TALLY_WUR enum tally_err db_reclaim(struct db *db, int *more);
+/* Returns the file's size in pages and its free pages, for tests and benchmarks. TALLY_EDB. */
+TALLY_WUR enum tally_err db_pages(struct db *db, int64_t *pages, int64_t *free_pages);
+
 /* Runs a trivial read: TALLY_OK while the file can be read. */
 TALLY_WUR enum tally_err db_check(struct db *db);
 

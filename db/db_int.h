@@ -2,7 +2,8 @@
  * Included by db/ only (it includes sqlite3.h); everything else sees the opaque struct db of
  * db.h. The files: db.c (open, schema, transactions, settings, the statement table),
  * db_jobs.c (job rows and free ranges), db_leases.c (lease, check and quarantine rows, and done
- * leases with their counts), db_load.c (the live state read back at start). */
+ * leases with their counts), db_load.c (the live state read back at start), db_retain.c (deleting finished jobs and giving
+ * their space back). */
 #ifndef TALLY_DB_INT_H
 #define TALLY_DB_INT_H
 
@@ -40,6 +41,11 @@ enum db_stmt {
 	ST_WORKER_RESULTS,
 	ST_JOB_COUNTS,
 	ST_JOB_RESULTS,
+	ST_JOB_DELETE,
+	ST_JOB_LEASES_DELETE,
+	ST_JOB_ID_KEEP,
+	ST_JOB_EXPIRED,
+	ST_RECLAIM,
 	ST_COUNT
 };
 

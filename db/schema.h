@@ -2,11 +2,18 @@
  * v + 1 (PRAGMA user_version). To change the schema:
  *   1. append a migration; never edit one that has shipped;
  *   2. bump SCHEMA_VERSION;
- *   3. update the statements in db.c and test a migration from the previous version. */
+ *   3. update the statements in db.c and test a migration from the previous version;
+ *   4. a migration runs inside one transaction, so it cannot change what only a VACUUM applies
+ *      (auto_vacuum, page_size): db_open does that after migrating, once, when the file's
+ *      setting differs (db.c, db_auto_vacuum). The first start of a build that wants such a
+ *      setting rewrites the whole file: say so in the release notes (time in proportion to the
+ *      file, and free disk about its size; a failed VACUUM is logged and tried again at the
+ *      next start, the file staying usable as it was). Schema 7 is the first such: incremental
+ *      auto-vacuum, so that deleted jobs' pages go back to the file system. */
 #ifndef TALLY_SCHEMA_H
 #define TALLY_SCHEMA_H
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 
 static const char *const schema_migrations[SCHEMA_VERSION] = {
 	/* 1: jobs with range bookkeeping, leases, free ranges. */
@@ -117,6 +124,11 @@ static const char *const schema_migrations[SCHEMA_VERSION] = {
 	 "CREATE UNIQUE INDEX jobs_idempotency_key ON jobs(owner, idempotency_key) "
 	 "  WHERE idempotency_key IS NOT NULL;"
 	 "CREATE INDEX jobs_owner ON jobs(owner, id);"),
+	/* 7: retention. A job is deleted with its leases (found by job now: a delete must not scan
+	 * every lease), and finished jobs are found by when they finished. The file goes to
+	 * incremental auto-vacuum at open (checklist, 4). */
+	("CREATE INDEX leases_job ON leases(job_id);"
+	 "CREATE INDEX jobs_finished ON jobs(finished_at) WHERE state >= 2;"),
 };
 
 #endif

@@ -105,6 +105,22 @@ TALLY_WUR enum tally_err coord_jobs(struct coord *c, struct coord_scope scope, i
  * way). */
 TALLY_WUR enum tally_err coord_cancel(struct coord *c, struct coord_scope scope, int64_t id,
 				      struct job *out);
+/* Deletes finished job id (in scope) with everything it owned: its store rows (the job with
+ * its Idempotency-Key, leases, check leases, free ranges) and its history; its id is never used
+ * again. Then hands back up to DB_RECLAIM_PAGES free pages of the file. The reply must wait for
+ * the flush (coord_changes moves). TALLY_ENOTFOUND; TALLY_ECONFLICT when it is queued or
+ * running (*out is the job); TALLY_EDB. */
+TALLY_WUR enum tally_err coord_delete(struct coord *c, struct coord_scope scope, int64_t id,
+				      struct job *out);
+/* Retention: deletes (as coord_delete) up to max finished jobs (at most COORD_RETAIN_BATCH)
+ * that finished more than age_ms before the injected clock's now, longest finished first, into
+ * the pass's open transaction (the flush commits them), and hands back up to DB_RECLAIM_PAGES
+ * free pages. Sets *deleted; *more to 1 when a full batch went or free pages are left (call
+ * again soon). Never touches a queued or running job. TALLY_EDB (nothing deleted then counts:
+ * the pass's flush fails). */
+#define COORD_RETAIN_BATCH 256
+TALLY_WUR enum tally_err coord_retain(struct coord *c, int64_t age_ms, size_t max,
+				      size_t *deleted, int *more);
 
 /* Leases the next range of work for req's worker. TALLY_ENOTFOUND when there is none now;
  * TALLY_EFORBIDDEN when the worker is quarantined (see coord_quarantined). */

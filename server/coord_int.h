@@ -1,7 +1,7 @@
-/* Inside the coordinator: struct coord and the helpers its two files share. coord.c has its
+/* Inside the coordinator: struct coord and the helpers its files share. coord.c has its
  * life (creation, loading, durability through server/wb.h), the jobs and what it reports;
- * coord_leases.c has the leases (grant, heartbeat, complete with verification, fail, expiry).
- * Included by those two files only. */
+ * coord_leases.c has the leases (grant, heartbeat, complete with verification, fail, expiry);
+ * coord_retain.c deletes finished jobs (DELETE and retention). Included by those files only. */
 #ifndef TALLY_COORD_INT_H
 #define TALLY_COORD_INT_H
 

@@ -81,6 +81,15 @@ void history_add(struct history *h, int64_t job_id, int64_t t, uint64_t samples,
 	j->since = 1;
 }
 
+void history_remove(struct history *h, int64_t job_id)
+{
+	for (size_t i = 0; i < HISTORY_JOBS; i++)
+		if (h->slot[i] && h->slot[i]->job_id == job_id) {
+			free(h->slot[i]);
+			h->slot[i] = NULL;
+		}
+}
+
 const struct history_point *history_get(const struct history *h, int64_t job_id, size_t *n)
 {
 	const struct hjob *j = history_find(h, job_id);

@@ -27,6 +27,8 @@ void history_free(struct history *h);
 /* Records job_id's state at t. Out of memory, the point is dropped. */
 void history_add(struct history *h, int64_t job_id, int64_t t, uint64_t samples,
 		 const uint64_t *counts);
+/* Forgets job_id's points (a deleted job). Can't fail. */
+void history_remove(struct history *h, int64_t job_id);
 /* Returns job_id's points, oldest first (borrowed until the next add), and sets *n; NULL with
  * *n = 0 when it has none. */
 const struct history_point *history_get(const struct history *h, int64_t job_id, size_t *n);

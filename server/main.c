@@ -84,9 +84,10 @@ int main(int argc, char **argv)
 {
 	const char *listen = "127.0.0.1:8080", *dbpath = "./tally.db", *level = "info", *format = "logfmt";
 	const char *token_file = "", *worker_token_file = "", *tls_cert = "", *tls_key = "";
-	const char *kernel_dir = "", *users_file = "";
+	const char *kernel_dir = "", *users_file = "", *retention = "30d";
 	int64_t lease_timeout = 30, lease_target_ms = 1000, max_failures = 3;
 	int64_t request_timeout = 30, max_connections = 4000;
+	int64_t retention_ms = 0;
 	int insecure = 0;
 	const struct opt opts[] = {
 		{ "listen", "TALLY_LISTEN", OPT_STR, &listen, 0, 0, "address:port to serve on" },
@@ -104,6 +105,9 @@ int main(int argc, char **argv)
 		{ "users", "TALLY_USERS_FILE", OPT_STR, &users_file, 0, 0,
 		  "file of users, one a line: NAME ROLE(admin|user|worker) TOKEN; mode 600; "
 		  "SIGHUP reads it again" },
+		{ "retention", "TALLY_RETENTION", OPT_STR, &retention, 0, 0,
+		  "delete finished jobs that ended longer ago than this (e.g. 90s, 12h, 30d; 0: "
+		  "keep them forever)" },
 		{ "request-timeout", "TALLY_REQUEST_TIMEOUT", OPT_INT, &request_timeout, 1, 3600,
 		  "seconds a client may take to send a request, or sit idle between two" },
 		{ "max-connections", "TALLY_MAX_CONNECTIONS", OPT_INT, &max_connections, 1, 100000,
@@ -143,6 +147,11 @@ int main(int argc, char **argv)
 		return 2;
 	if (*kernel_dir && kernel_load_dir(kernel_dir, err, sizeof err)) {
 		fprintf(stderr, "tally-server: --kernel-dir: %s\n", err);
+		return 2;
+	}
+	if (num_parse_duration(retention, &retention_ms)) {
+		fprintf(stderr, "tally-server: --retention: expected a duration such as 90s, 12h or 30d "
+				"(or 0: keep jobs forever), not '%s'\n", retention);
 		return 2;
 	}
 	colon = strrchr(listen, ':');
@@ -226,6 +235,7 @@ int main(int argc, char **argv)
 		.http = { (unsigned)request_timeout, (unsigned)max_connections,
 			  *tls_cert ? buf_str(&cert) : NULL, *tls_key ? buf_str(&key) : NULL },
 		.users = users,
+		.retention_ms = retention_ms,
 	};
 	if (service_start(&cfg, &srv, err, sizeof err)) {
 		fprintf(stderr, "tally-server: %s\n", err);

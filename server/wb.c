@@ -270,6 +270,22 @@ enum tally_err wb_sync(struct wb *wb)
 	return wb_write(wb, WB_LOST);
 }
 
+enum tally_err wb_begin(struct wb *wb)
+{
+	enum tally_err rc;
+
+	if (wb->state != WB_CLEAN && wb->state != WB_WRITTEN)
+		return TALLY_EDB;
+	if ((rc = wb_sync(wb)))
+		return rc;
+	if ((rc = db_begin(wb->db))) {
+		wb_lose(wb);
+		return rc;
+	}
+	wb->state = WB_WRITTEN;
+	return TALLY_OK;
+}
+
 enum tally_err wb_commit(struct wb *wb)
 {
 	if (wb->state != WB_CLEAN && wb->state != WB_WRITTEN)

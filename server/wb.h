@@ -7,7 +7,7 @@
  *
  * Its state, and what moves it:
  *
- *   CLEAN ---wb_sync, wb_commit (writes)---> WRITTEN ---wb_flush, wb_commit---> CLEAN
+ *   CLEAN ---wb_sync, wb_commit (writes), wb_begin---> WRITTEN ---wb_flush, wb_commit---> CLEAN
  *   CLEAN, WRITTEN ---wb_lose, a failed wb_sync/wb_commit (reload works)---> LOST
  *   LOST ---wb_flush: rolls back, reloads, TALLY_EDB---> CLEAN
  *   CLEAN, WRITTEN ---wb_flush whose write or commit fails: reloads, TALLY_EDB---> CLEAN
@@ -66,6 +66,11 @@ TALLY_WUR enum tally_err wb_load(struct wb *wb, int64_t now);
  * reads see them: WRITTEN (LOST stays LOST). On failure the transaction is rolled back, memory
  * read back from the store, and the state LOST (BROKEN_LOST when that failed too); TALLY_EDB. */
 TALLY_WUR enum tally_err wb_sync(struct wb *wb);
+/* Writes memory's changes as wb_sync does and opens the transaction for writes the live state
+ * does not hold (deleting finished jobs): WRITTEN, so that the pass's flush commits them. After
+ * a failed write of the caller's, call wb_lose. TALLY_EDB in LOST or BROKEN* (a write now would
+ * be rolled back), or as wb_sync's. */
+TALLY_WUR enum tally_err wb_begin(struct wb *wb);
 /* Writes and commits now, mid-pass (more lease ids are needed at once): CLEAN. TALLY_EDB in LOST
  * or BROKEN*, without writing; on failure as wb_sync's. */
 TALLY_WUR enum tally_err wb_commit(struct wb *wb);

@@ -1,7 +1,8 @@
 /* The coordinator with an injected clock: lease expiry, the lease policy's adaptation, count
  * checks, the hooks that wake long polls, verification by recomputation (a liar caught, its work
- * discarded, its quarantine kept across a restart), and a failed allocation undone by the next
- * flush, all without sleeping. */
+ * discarded, its quarantine kept across a restart), a failed allocation undone by the next
+ * flush, and deleting finished jobs (DELETE's states and scopes, retention's cutoff), all
+ * without sleeping. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -853,6 +854,158 @@ static void test_scope_and_keys_per_owner(void **state)
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
 }
 
+/* Submits a one-batch job of owner under key (or NULL) and, with finish, runs it to success
+ * (lease, complete). */
+static struct job one_batch_job(struct fixture *f, const char *owner, const char *key,
+				int finish)
+{
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 1000,
+				 .batch_size = 1000, .seed = 3, .params = "{}" };
+	struct lease_request req = request("w", 1);
+	struct job j;
+	struct lease l;
+	struct counts c;
+	char err[128];
+	int dup;
+
+	snprintf(spec.owner, sizeof spec.owner, "%s", owner);
+	assert_int_equal(coord_submit(f->c, &spec, key, &j), TALLY_OK);
+	if (!finish)
+		return j;
+	assert_int_equal(coord_lease(f->c, &req, &l), TALLY_OK);
+	assert_int_equal(l.job_id, j.id);
+	c = counts_for(&l);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_SUCCEEDED);
+	return j;
+}
+
+/* DELETE's states and scopes: a queued or running job is refused (the job handed back), another
+ * owner's is not found, a finished one goes (even one finished in this very pass, not yet
+ * written), its reply waits for the flush, its history and key go with it, and after a restart
+ * it is still gone and its id is not used again. */
+static void test_delete_states_and_scopes(void **state)
+{
+	struct fixture *f = *state;
+	struct coord_scope alice = { "alice" }, bob = { "bob" };
+	struct lease_request req = request("w", 1);
+	const struct history_point *p;
+	struct job ja, jb, j;
+	struct lease l;
+	struct counts c;
+	char err[128];
+	size_t np;
+	uint64_t changes;
+	int dup;
+
+	ja = one_batch_job(f, "alice", "key", 0);
+	jb = one_batch_job(f, "bob", "key", 0);
+	assert_int_equal(coord_delete(f->c, alice, ja.id, &j), TALLY_ECONFLICT);
+	assert_int_equal(j.state, JOB_QUEUED);
+	assert_int_equal(coord_lease(f->c, &req, &l), TALLY_OK);
+	assert_int_equal(l.job_id, ja.id);
+	assert_int_equal(coord_delete(f->c, COORD_ALL, ja.id, &j), TALLY_ECONFLICT);
+	assert_int_equal(j.state, JOB_RUNNING);
+	c = counts_for(&l);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_history(f->c, alice, ja.id, &j, &p, &np), TALLY_OK);
+	assert_true(np > 0);
+	/* Finished in this pass, not yet written: another's job is not there to Bob. */
+	assert_int_equal(coord_delete(f->c, bob, ja.id, &j), TALLY_ENOTFOUND);
+	changes = coord_changes(f->c);
+	assert_int_equal(coord_delete(f->c, alice, ja.id, &j), TALLY_OK);
+	assert_true(coord_changes(f->c) > changes); /* the 204 waits for the commit */
+	assert_int_equal(coord_job(f->c, alice, ja.id, &j), TALLY_ENOTFOUND);
+	assert_int_equal(coord_delete(f->c, alice, ja.id, &j), TALLY_ENOTFOUND);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(coord_history(f->c, COORD_ALL, ja.id, &j, &p, &np), TALLY_ENOTFOUND);
+	assert_int_equal(np, 0);
+	assert_int_equal(coord_job_by_key(f->c, "alice", "key", &j), TALLY_ENOTFOUND);
+
+	/* Bob's cancelled job: not Alice's to delete; an admin's. */
+	assert_int_equal(coord_cancel(f->c, bob, jb.id, &j), TALLY_OK);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(coord_delete(f->c, alice, jb.id, &j), TALLY_ENOTFOUND);
+	assert_int_equal(coord_delete(f->c, COORD_ALL, jb.id, &j), TALLY_OK);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+
+	crash_and_restart(f);
+	assert_int_equal(coord_job(f->c, COORD_ALL, ja.id, &j), TALLY_ENOTFOUND);
+	assert_int_equal(coord_job(f->c, COORD_ALL, jb.id, &j), TALLY_ENOTFOUND);
+	j = one_batch_job(f, "alice", "key", 0); /* the key is free again */
+	assert_int_equal(j.id, jb.id + 1); /* the newest deleted id is not handed out again */
+}
+
+/* A delete whose commit fails did not happen: the job is back after the flush's reload. */
+static void test_delete_undone_by_failed_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct job ja = one_batch_job(f, "", NULL, 1), j;
+
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(coord_delete(f->c, COORD_ALL, ja.id, &j), TALLY_OK);
+	db_fail_next(f->db, DB_FAIL_COMMIT);
+	assert_int_equal(coord_flush(f->c), TALLY_EDB);
+	assert_int_equal(coord_job(f->c, COORD_ALL, ja.id, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_SUCCEEDED);
+}
+
+/* Retention by the injected clock: a finished job goes once it ended more than age_ms ago, not
+ * a millisecond before; unfinished jobs never, however old; at most max per call (more set). */
+static void test_retention_cutoff(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t0 = f->now;
+	struct job done, cancelled, queued, j;
+	size_t deleted = 0;
+	int more = 0;
+
+	done = one_batch_job(f, "", NULL, 1);
+	queued = one_batch_job(f, "", NULL, 0);
+	f->now += 5000;
+	cancelled = one_batch_job(f, "", NULL, 0);
+	assert_int_equal(coord_cancel(f->c, COORD_ALL, cancelled.id, &j), TALLY_OK);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+
+	f->now = t0 + 10000; /* done ended at t0: exactly age_ms ago, not more */
+	assert_int_equal(coord_retain(f->c, 10000, 100, &deleted, &more), TALLY_OK);
+	assert_int_equal(deleted, 0);
+	assert_int_equal(coord_dirty(f->c), 0); /* nothing to delete: nothing written */
+	f->now = t0 + 10001;
+	assert_int_equal(coord_retain(f->c, 10000, 100, &deleted, &more), TALLY_OK);
+	assert_int_equal(deleted, 1);
+	assert_int_equal(more, 0);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, done.id, &j), TALLY_ENOTFOUND);
+	assert_int_equal(coord_job(f->c, COORD_ALL, cancelled.id, &j), TALLY_OK);
+	f->now = t0 + 15001;
+	assert_int_equal(coord_retain(f->c, 10000, 100, &deleted, &more), TALLY_OK);
+	assert_int_equal(deleted, 1);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(coord_job(f->c, COORD_ALL, cancelled.id, &j), TALLY_ENOTFOUND);
+	f->now += 365LL * 86400 * 1000;
+	assert_int_equal(coord_retain(f->c, 10000, 100, &deleted, &more), TALLY_OK);
+	assert_int_equal(deleted, 0);
+	assert_int_equal(coord_job(f->c, COORD_ALL, queued.id, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_QUEUED);
+
+	/* Bounded: three old jobs, two per call. */
+	assert_int_equal(coord_cancel(f->c, COORD_ALL, queued.id, &j), TALLY_OK);
+	for (int i = 0; i < 2; i++)
+		(void)one_batch_job(f, "", NULL, 1);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	f->now += 10001;
+	assert_int_equal(coord_retain(f->c, 10000, 2, &deleted, &more), TALLY_OK);
+	assert_int_equal(deleted, 2);
+	assert_int_equal(more, 1);
+	assert_int_equal(coord_retain(f->c, 10000, 2, &deleted, &more), TALLY_OK);
+	assert_int_equal(deleted, 1);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(coord_retain(f->c, 10000, 2, &deleted, &more), TALLY_OK);
+	assert_int_equal(deleted, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -874,6 +1027,9 @@ int main(void)
 		T(test_verify_liar_caught_and_discarded),
 		T(test_verify_pending_check_survives_restart),
 		T(test_failed_allocation_reloads_and_goes_on),
+		T(test_delete_states_and_scopes),
+		T(test_delete_undone_by_failed_commit),
+		T(test_retention_cutoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 /* The store, on a fresh temporary database per test: rows saved whole and read back, upserts,
  * what db_load hands back after a restart (unfinished jobs, their ranges, live leases, pending
  * checks and their opinions, quarantined workers), a worker's results, meta values, rollback,
- * listing (by owner too), keys per owner, migrating version-3 and version-5 files, and refusing
- * a file that is not a database. */
+ * listing (by owner too), keys per owner, migrating version-3 and version-5 files, refusing
+ * a file that is not a database, and retention: a delete takes every row of its job and nothing
+ * else, expired jobs are found by when they finished, and the file gives its pages back. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -724,7 +725,12 @@ static void test_migrates_version_3(void **state)
 	assert_int_equal(sqlite3_prepare_v2(conn, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(s, 0), SCHEMA_VERSION);
-	assert_int_equal(SCHEMA_VERSION, 6);
+	assert_int_equal(SCHEMA_VERSION, 7);
+	sqlite3_finalize(s);
+	/* An old file is rewritten once into incremental auto-vacuum (schema.h, checklist 4). */
+	assert_int_equal(sqlite3_prepare_v2(conn, "PRAGMA auto_vacuum", -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(s, 0), 2);
 	sqlite3_finalize(s);
 	sqlite3_close(conn);
 	tmpdb_remove(&t);
@@ -817,6 +823,132 @@ static void test_migrates_version_5(void **state)
 	tmpdb_remove(&t);
 }
 
+
+/* Counts the rows of table (a trusted name) whose `where` holds, on a connection of its own
+ * (the store is closed: it holds its file's lock). */
+static int64_t rows(const char *path, const char *table, const char *where)
+{
+	sqlite3 *conn = NULL;
+	sqlite3_stmt *s = NULL;
+	char sql[256];
+	int64_t n;
+
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE %s", table, where);
+	assert_int_equal(sqlite3_open(path, &conn), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(conn, sql, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(conn);
+	return n;
+}
+
+/* Saves job id (finished at `finished`, 0: running) under key, with two leases, a check lease
+ * of the first, and a free range. */
+static void save_owned_job(struct db *db, int64_t id, const char *key, int64_t finished)
+{
+	struct job j = make_job(id, "pi", 1000, 100);
+	struct lease l = make_lease(id << 16, id, 0, 2), ck;
+	struct batch_range r = { 5, 2, 0, 0 };
+	uint64_t c[KERNEL_MAX_KEYS] = { 150, 200 };
+
+	j.state = finished ? JOB_SUCCEEDED : JOB_RUNNING;
+	j.finished_at = finished;
+	assert_int_equal(db_job_save(db, &j, key, 4, ""), TALLY_OK);
+	assert_int_equal(db_ranges_save(db, id, &r, 1), TALLY_OK);
+	l.state = LEASE_DONE;
+	assert_int_equal(db_lease_save(db, &l, 2500, c), TALLY_OK);
+	assert_int_equal(db_check_save(db, l.id, 1), TALLY_OK);
+	ck = make_lease((id << 16) + 1, id, 0, 2);
+	ck.check_of = l.id;
+	assert_int_equal(db_lease_save(db, &ck, 0, NULL), TALLY_OK);
+	l = make_lease((id << 16) + 2, id, 2, 2);
+	assert_int_equal(db_lease_save(db, &l, 0, NULL), TALLY_OK);
+}
+
+/* db_job_delete takes the job's row (its key with it), its leases, its check lease and its
+ * ranges, and nothing of the other jobs; its id is never used again, even when it was the
+ * highest; a missing job is TALLY_ENOTFOUND. */
+static void test_delete_takes_every_row_and_nothing_else(void **state)
+{
+	struct fixture *f = *state;
+	struct verified v = { 0 };
+	struct db_loader fns = { v_job, v_range, v_check, v_opinion, v_lease, v_quarantine, &v };
+	struct job g;
+	int64_t max_job, max_lease;
+	int skipped;
+
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	save_owned_job(f->db, 1, "k1", 5000);
+	save_owned_job(f->db, 2, "k2", 0);
+	save_owned_job(f->db, 3, "k3", 6000);
+	assert_int_equal(db_quarantine_save(f->db, "liar", 7000, 3, "caught"), TALLY_OK);
+	assert_int_equal(db_commit(f->db), TALLY_OK);
+
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	assert_int_equal(db_job_delete(f->db, 3), TALLY_OK);
+	assert_int_equal(db_job_delete(f->db, 3), TALLY_ENOTFOUND);
+	assert_int_equal(db_job_delete(f->db, 99), TALLY_ENOTFOUND);
+	assert_int_equal(db_commit(f->db), TALLY_OK);
+	assert_int_equal(db_job_get(f->db, 3, &g), TALLY_ENOTFOUND);
+	assert_int_equal(db_job_by_key(f->db, "", "k3", &g), TALLY_ENOTFOUND);
+	assert_int_equal(db_job_by_key(f->db, "", "k1", &g), TALLY_OK);
+	assert_int_equal(db_load(f->db, &fns, &max_job, &max_lease, &skipped), TALLY_OK);
+	assert_int_equal(max_job, 3); /* the deleted id stays used */
+	db_close(f->db);
+	f->db = NULL;
+
+	assert_int_equal(rows(f->t.path, "jobs", "id = 3"), 0);
+	assert_int_equal(rows(f->t.path, "leases", "job_id = 3"), 0);
+	assert_int_equal(rows(f->t.path, "free_ranges", "job_id = 3"), 0);
+	assert_int_equal(rows(f->t.path, "jobs", "1"), 2);
+	assert_int_equal(rows(f->t.path, "leases", "job_id = 1"), 3);
+	assert_int_equal(rows(f->t.path, "leases", "job_id = 2"), 3);
+	assert_int_equal(rows(f->t.path, "leases", "1"), 6);
+	assert_int_equal(rows(f->t.path, "free_ranges", "1"), 2);
+	assert_int_equal(rows(f->t.path, "quarantine", "worker = 'liar'"), 1); /* the worker's */
+	reopen(f);
+}
+
+/* Finished jobs are found by when they finished, oldest first, at most max; unfinished ones
+ * never; deleting them and reclaiming gives the file's pages back. */
+static void test_expired_and_reclaimed(void **state)
+{
+	struct fixture *f = *state;
+	int64_t ids[8], pages = 0, free_pages = 0, before = 0;
+	size_t n = 0;
+	int more = 1;
+
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	for (int64_t id = 1; id <= 300; id++)
+		save_owned_job(f->db, id, "", id % 3 ? 10000 - id : 0);
+	assert_int_equal(db_commit(f->db), TALLY_OK);
+	assert_int_equal(db_jobs_expired(f->db, 9990, ids, 8, &n), TALLY_OK);
+	assert_int_equal(n, 8);
+	assert_int_equal(ids[0], 299); /* finished at 9701: the longest ago */
+	assert_int_equal(ids[1], 298);
+	assert_int_equal(ids[2], 296); /* 297 is running */
+	assert_int_equal(db_jobs_expired(f->db, 9996, ids, 8, &n), TALLY_OK);
+	assert_int_equal(n, 8);
+	assert_int_equal(db_jobs_expired(f->db, 9700, ids, 8, &n), TALLY_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(db_pages(f->db, &before, &free_pages), TALLY_OK);
+	assert_int_equal(db_begin(f->db), TALLY_OK);
+	for (int64_t id = 1; id <= 300; id++)
+		if (id % 3)
+			assert_int_equal(db_job_delete(f->db, id), TALLY_OK);
+	assert_int_equal(db_pages(f->db, &pages, &free_pages), TALLY_OK);
+	assert_true(free_pages > 0);
+	while (more)
+		assert_int_equal(db_reclaim(f->db, &more), TALLY_OK);
+	assert_int_equal(db_commit(f->db), TALLY_OK);
+	assert_int_equal(db_pages(f->db, &pages, &free_pages), TALLY_OK);
+	assert_int_equal(free_pages, 0);
+	assert_true(pages < before);
+	assert_int_equal(db_jobs_expired(f->db, 99999, ids, 8, &n), TALLY_OK);
+	assert_int_equal(n, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -831,6 +963,8 @@ int main(void)
 		T(test_huge_job_is_small),
 		T(test_verify_rows_load_back),
 		T(test_owner_rows),
+		T(test_delete_takes_every_row_and_nothing_else),
+		T(test_expired_and_reclaimed),
 		cmocka_unit_test(test_migrates_version_3),
 		cmocka_unit_test(test_migrates_version_5),
 		cmocka_unit_test(test_open_rejects_garbage),
