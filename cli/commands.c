@@ -1,4 +1,4 @@
-/* submit, run, status, wait, list, cancel: requests to the jobs API and what they print. */
+/* submit, run, status, wait, list, cancel, extend, delete: requests to the jobs API and what they print. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,6 +304,26 @@ int cmd_list(struct cli *c, const char *state, const char *limit, const char *ow
 int cmd_cancel(struct cli *c, const char *id)
 {
 	return job_request(c, id, 1, "/cancel");
+}
+
+int cmd_delete(struct cli *c, const char *id)
+{
+	char path[64];
+	json_t *reply = NULL;
+	long status = 0;
+	enum tally_err rc;
+	int code = 0;
+
+	if (!id_ok(id))
+		return 2;
+	snprintf(path, sizeof path, "/v1/jobs/%s", id);
+	rc = client_delete(c->client, path, CLI_TIMEOUT_MS, &status, &reply);
+	if (rc || status != 204)
+		code = cli_fail(c, rc, status, reply);
+	else if (!c->json)
+		printf("deleted job %s\n", id);
+	json_decref(reply);
+	return code;
 }
 
 int cmd_extend(struct cli *c, const char *id, const char *samples)

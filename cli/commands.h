@@ -32,6 +32,8 @@ int cmd_wait(struct cli *c, const char *id);
 /* Lists jobs, newest first: only those in state and of owner when they are not NULL. */
 int cmd_list(struct cli *c, const char *state, const char *limit, const char *owner);
 int cmd_cancel(struct cli *c, const char *id);
+/* DELETEs a finished job: 0 on 204, 1 with the server's message otherwise, 2 for a bad id. */
+int cmd_delete(struct cli *c, const char *id);
 int cmd_extend(struct cli *c, const char *id, const char *samples);
 
 #endif

@@ -1,6 +1,7 @@
 /* tally: the command line. `tally run pi --samples 1e10` computes on this machine (an embedded
  * coordinator and worker, cli/local.c) unless TALLY_SERVER names a cluster's coordinator, where
- * it submits and waits instead; submit, status, wait, list and cancel talk to TALLY_SERVER.
+ * it submits and waits instead; submit, status, wait, list, cancel, extend and delete talk to
+ * TALLY_SERVER.
  * Exit codes: see cli/commands.h. */
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@ static void usage(FILE *f)
 		"  list                      jobs, newest first (--state, --limit, --owner)\n"
 		"  cancel ID                 cancel a job\n"
 		"  extend ID --samples N     grow a job to N samples\n"
+		"  delete ID                 delete a finished job and everything it owned\n"
 		"\n"
 		"Kernels: pi, count, exec (--params '{\"argv\": [...]}', on workers that allow\n"
 		"it), and the plug-ins of the cluster's workers (docs/kernels.md). --target-stderr\n"
@@ -95,7 +97,7 @@ int main(int argc, char **argv)
 	run = !strcmp(cmd, "run");
 	submit = !strcmp(cmd, "submit");
 	if (!run && !submit && strcmp(cmd, "status") && strcmp(cmd, "wait") &&
-	    strcmp(cmd, "list") && strcmp(cmd, "cancel") && strcmp(cmd, "extend")) {
+	    strcmp(cmd, "list") && strcmp(cmd, "cancel") && strcmp(cmd, "extend") && strcmp(cmd, "delete")) {
 		fprintf(stderr, "tally: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return 2;
@@ -169,6 +171,8 @@ int main(int argc, char **argv)
 		rc = cmd_list(&c, state, limit, owner);
 	else if (!strcmp(cmd, "extend"))
 		rc = cmd_extend(&c, arg, spec.samples);
+	else if (!strcmp(cmd, "delete"))
+		rc = cmd_delete(&c, arg);
 	else
 		rc = cmd_cancel(&c, arg);
 	client_free(c.client);

@@ -95,8 +95,10 @@ static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 	return c->abortable && c->abort && *c->abort;
 }
 
-/* Sends a POST (post) or a GET of path and reads the reply: see client_post. */
-static enum tally_err client_send(struct client *c, int post, const char *path,
+enum client_method { CLIENT_GET, CLIENT_POST, CLIENT_DELETE };
+
+/* Sends a GET, POST or DELETE of path and reads the reply: see client_post. */
+static enum tally_err client_send(struct client *c, enum client_method method, const char *path,
 				  const json_t *body, long timeout_ms, int abortable, long *status,
 				  json_t **reply)
 {
@@ -113,7 +115,10 @@ static enum tally_err client_send(struct client *c, int post, const char *path,
 	c->errbuf[0] = '\0';
 	c->abortable = abortable;
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
-	if (post) {
+	/* The handle is reused: a DELETE's method must not stay for the next request. */
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST,
+			 method == CLIENT_DELETE ? "DELETE" : (const char *)NULL);
+	if (method == CLIENT_POST) {
 		curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text ? text : "");
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, text ? (long)strlen(text) : 0L);
@@ -147,11 +152,17 @@ static enum tally_err client_send(struct client *c, int post, const char *path,
 enum tally_err client_post(struct client *c, const char *path, const json_t *body, long timeout_ms,
 			   int abortable, long *status, json_t **reply)
 {
-	return client_send(c, 1, path, body, timeout_ms, abortable, status, reply);
+	return client_send(c, CLIENT_POST, path, body, timeout_ms, abortable, status, reply);
 }
 
 enum tally_err client_get(struct client *c, const char *path, long timeout_ms, long *status,
 			  json_t **reply)
 {
-	return client_send(c, 0, path, NULL, timeout_ms, 0, status, reply);
+	return client_send(c, CLIENT_GET, path, NULL, timeout_ms, 0, status, reply);
+}
+
+enum tally_err client_delete(struct client *c, const char *path, long timeout_ms, long *status,
+			     json_t **reply)
+{
+	return client_send(c, CLIENT_DELETE, path, NULL, timeout_ms, 0, status, reply);
 }

@@ -34,6 +34,9 @@ TALLY_WUR enum tally_err client_post(struct client *c, const char *path, const j
 /* GETs base_url + path; as client_post otherwise. */
 TALLY_WUR enum tally_err client_get(struct client *c, const char *path, long timeout_ms,
 				    long *status, json_t **reply);
+/* DELETEs base_url + path; as client_post otherwise (*reply NULL for an empty reply, a 204). */
+TALLY_WUR enum tally_err client_delete(struct client *c, const char *path, long timeout_ms,
+				       long *status, json_t **reply);
 /* Returns the last transport error, borrowed. */
 const char *client_errmsg(const struct client *c);
 
