@@ -418,10 +418,74 @@ def bench_queue(r, sizes=(1000, 10_000, 100_000), cycles=300):
             s.stop()
 
 
+def bench_retention(r, n=100_000, every=10_000, conns=4):
+    """The database file under a steady load of submit, finish, delete: n one-batch count jobs,
+    each submitted, leased and completed from Python (a worker's requests) and then deleted
+    (DELETE /v1/jobs/<id>), over conns keep-alive connections at once. Prints the file's size
+    (and its WAL's) every `every` jobs; it should stop growing once the tables and the WAL have
+    their working size (incremental auto-vacuum hands deleted jobs' pages back)."""
+    import http.client
+    import threading
+    submit = json.dumps({"kernel": "count", "samples": 1, "batch_size": 1})
+    lease_req = json.dumps({"worker": "bench", "kernels": ["count"], "wait_s": 5})
+    hdrs = {"Content-Type": "application/json"}
+    s = Server(tempfile.mkdtemp(prefix="tally-bench-"), "--retention", "0")
+    errors = []
+
+    def ask(c, method, path, body=None, want=200):
+        c.request(method, path, body, hdrs if body else {})
+        rsp = c.getresponse()
+        data = rsp.read()
+        if rsp.status != want:
+            raise RuntimeError(f"{method} {path}: {rsp.status} {data[:200]!r}")
+        return json.loads(data) if data else None
+
+    def part(k):
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+        try:
+            for _ in range(k):
+                ask(c, "POST", "/v1/jobs", submit, 201)
+                lease = ask(c, "POST", "/v1/leases", lease_req)
+                ask(c, "POST", f"/v1/leases/{lease['id']}/complete",
+                    json.dumps({"counts": {"samples": lease["batch_count"]}}))
+                ask(c, "DELETE", f"/v1/jobs/{lease['job_id']}", None, 204)
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(repr(e))
+        finally:
+            c.close()
+
+    def size(path):
+        return os.path.getsize(path) if os.path.exists(path) else 0
+
+    sizes = []
+    try:
+        t0 = time.monotonic()
+        for done in range(every, n + 1, every):
+            ts = [threading.Thread(target=part, args=(every // conns + (i < every % conns),))
+                  for i in range(conns)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            if errors:
+                raise RuntimeError(f"cycles failed: {errors[:3]}")
+            sizes.append((done, size(s.db), size(s.db + "-wal")))
+            print(f"retention: {done} jobs submitted, finished, deleted: db {sizes[-1][1] // 1024} "
+                  f"KiB, wal {sizes[-1][2] // 1024} KiB", file=sys.stderr, flush=True)
+        r["retention_cycles_per_s"] = n / (time.monotonic() - t0)
+    finally:
+        s.stop()
+    r["retention_jobs"] = n
+    r["retention_db_kib"] = [round(x[1] / 1024) for x in sizes]
+    r["retention_wal_kib"] = [round(x[2] / 1024) for x in sizes]
+    # Growth after the first step (warm-up: tables and WAL reach their working size).
+    r["retention_growth_kib"] = (sizes[-1][1] - sizes[0][1]) / 1024 if len(sizes) > 1 else 0.0
+
+
 BENCHES = {"kernel": bench_kernel, "e2e": bench_e2e, "tiny": bench_tiny, "huge": bench_huge,
            "latency": bench_latency, "growth": bench_growth, "dispatch": bench_dispatch,
            "idle": bench_idle, "seed": bench_seed, "verify": bench_verify,
-           "primes": bench_primes, "queue": bench_queue}
+           "primes": bench_primes, "queue": bench_queue, "retention": bench_retention}
 
 
 def fmt(r, key, f="{:.3g}", unit=""):
@@ -472,6 +536,7 @@ def write(r):
         ("verify: 1e10 pi on 2 one-thread workers, verify 0 / 0.1 / 1", "about 1x / 1.1x / 2x", f"{fmt(r, 'verify_0_s', '{:.2f}')} / {fmt(r, 'verify_01_s', '{:.2f}')} / {fmt(r, 'verify_1_s', '{:.2f}', ' s')}; checks passed in the last run: {r.get('verify_checks_01', '?')} / {r.get('verify_checks_1', '?')}; counts identical: {r.get('verify_identical', '?')}", f"{R} verify"),
         ("queue: lease p50 / p99 with 1k / 10k / 100k one-batch jobs queued", "O(log n): flat", " ; ".join(f"{fmt(r, f'queue_{n}_lease_p50_ms', '{:.2f}')} / {fmt(r, f'queue_{n}_lease_p99_ms', '{:.2f}', ' ms')}" for n in (1000, 10000, 100000)), f"{R} queue"),
         ("queue: coordinator memory per unfinished job at 1k / 10k / 100k", "<= 2 KiB", " / ".join(fmt(r, f"queue_{n}_kib_per_job", "{:.1f}", " KiB") for n in (1000, 10000, 100000)), f"{R} queue"),
+        ("retention: database file over 100k jobs submitted, finished, deleted (every 10k)", "stops growing", (f"{', '.join(str(k) for k in r['retention_db_kib'])} KiB (WAL {max(r.get('retention_wal_kib') or [0])} KiB at most); {r['retention_growth_kib']:+.0f} KiB after the first 10k; {fmt(r, 'retention_cycles_per_s', '{:.0f}', ' cycles/s')}" if r.get("retention_db_kib") and r.get("retention_jobs") == 100_000 else "not measured"), f"{R} retention"),
         ("seed: Python serial, 1e8 samples (1 run)", "94.6 s in the post", fmt(r, "seed_serial_s", "{:.1f}", " s"), f"{R} seed"),
         ("seed: Python multiprocessing.Pool, 1e8 samples", "12.5 s on 16 vCPUs in the post", fmt(r, "seed_pool_s", "{:.1f}", " s"), f"{R} seed"),
         ("tally, same job (1e8 samples, batches of 1e5)", "", fmt(r, "tally_1e8_s", "{:.3f}", " s"), f"{R} seed"),
