@@ -75,8 +75,8 @@ static void test_shares(void **state)
 		  { { "a", 0 }, { "a", 0 }, { "a", 0 }, { "b", 0 } }, 4, 120, { 20, 20, 20, 60 } },
 		{ "no users: every job shares alike", { { "", 0 }, { "", 0 }, { "", 0 } }, 3, 30,
 		  { 10, 10, 10 } },
-		{ "the highest priority takes all", { { "a", 0 }, { "b", 50 }, { "c", -10 } }, 3, 40,
-		  { 0, 40, 0 } },
+		{ "the highest priority takes all",
+		  { { "a", 0 }, { "b", 50 }, { "c", -10 } }, 3, 40, { 0, 40, 0 } },
 		{ "equal priorities share, lower ones wait",
 		  { { "a", 10 }, { "b", 10 }, { "c", 0 } }, 3, 40, { 20, 20, 0 } },
 		{ "an owner's higher job does not share with its lower one",
@@ -247,7 +247,7 @@ static void test_ineligible_top_jobs(void **state)
 	assert_int_equal(jobs[0].leases, 4);
 	lease(&f, 4, 4);
 	assert_int_equal(jobs[3].leases, 4);
-	lease(&f, 7, 10); /* c's two jobs share its level; the one passed over had a little credit */
+	lease(&f, 7, 10); /* c's jobs share its level; the one passed over has a little credit */
 	assert_in_range(jobs[2].leases, 5, 5 + FAIR_LAG);
 	assert_int_equal(jobs[2].leases + jobs[3].leases, 14);
 	assert_int_equal(jobs[0].leases + jobs[1].leases, 4);
