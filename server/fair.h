@@ -9,13 +9,14 @@
  * levels from the highest priority down, within a level at flows by (pass, age), within a flow
  * at members by (pass, id). The lease granted, fair_charge() adds one to its flow's pass and
  * one to its own. Leases are sized to equal time (sched.h), so equal counts of leases are equal
- * shares of worker time: flows of one level that stay ready get leases within one of each
- * other, and so do the members of one flow. A higher level takes every lease its members can
- * use, and a lower one's running job gives way at its next lease.
+ * shares of worker time: flows of one level that stay ready (and that the workers can all run)
+ * get leases within one of each other, and so do the members of one flow. A higher level takes
+ * every lease its members can use, and a lower one's running job gives way at its next lease.
  *
  * Virtual time: no credit for being away. Each level keeps vt, the highest pass it has charged,
- * and each flow likewise for its members. A flow (member) that becomes ready again after none
- * of its members were (after it had no work waiting) starts at max(its pass, vt): time away
+ * and each flow likewise for its members. A flow (member) that becomes ready after it was not
+ * (a new one; one that had no work waiting, or none of whose members had) starts at max(its
+ * pass, vt): time away
  * earns nothing, so an owner back from idling competes from then on and cannot take the fleet
  * to catch up (stride scheduling's rule for a client that returns). A flow that stayed ready
  * but was passed over (no worker that asked could run its jobs) is charged from at least
