@@ -30,7 +30,11 @@ void heap_release(struct heap *h);
  * Can't fail. */
 void heap_clear(struct heap *h);
 
-/* Adds item. Returns TALLY_OK, or TALLY_ENOMEM with h unchanged. */
+/* Makes room for n items in all, so that pushes up to that many cannot fail. Returns TALLY_OK,
+ * or TALLY_ENOMEM with h unchanged. */
+TALLY_WUR enum tally_err heap_reserve(struct heap *h, size_t n);
+/* Adds item. Returns TALLY_OK, or TALLY_ENOMEM with h unchanged (never while heap_len() is below
+ * what heap_reserve() made room for). */
 TALLY_WUR enum tally_err heap_push(struct heap *h, void *item);
 /* Removes and returns the item at pos (< heap_len()). Can't fail. */
 void *heap_remove(struct heap *h, size_t pos);
@@ -48,5 +52,23 @@ void heap_heapify(struct heap *h);
 /* Keeps the items for which keep(ctx, item) returns non-zero, in array order, and removes the
  * others (they get HEAP_NONE), then heapifies. keep may change the items it drops. Can't fail. */
 void heap_retain(struct heap *h, int (*keep)(void *ctx, void *item), void *ctx);
+
+/* A walk over a heap's items in order, best first, that leaves the heap as it is: to find the
+ * first item that passes a test when the best ones may not. Its frontier (the items whose parent
+ * was returned) is a heap of indices in the caller's scratch array, so the k-th step costs
+ * O(log k) comparisons and a walk that stops at the first item O(1). The heap must not change
+ * while it is walked. */
+struct heap_walk {
+	const struct heap *h;
+	size_t *open; /* the frontier: indices into h's items, as a min-heap in h's order */
+	size_t n;
+};
+
+/* Starts a walk of h. scratch has room for heap_len(h) indices (a walk never holds more) and is
+ * the walk's until it ends. Can't fail. */
+void heap_walk_init(struct heap_walk *w, const struct heap *h, size_t *scratch);
+/* Returns the next item in h's order (borrowed), or NULL when every item has been returned.
+ * Items that compare equal come in no set order. Can't fail. */
+void *heap_walk_next(struct heap_walk *w);
 
 #endif

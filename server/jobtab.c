@@ -1,18 +1,28 @@
-/* The jobs in memory (jobtab.h): a list by id with a list of changed ones, and each job's batch
+/* The jobs in memory (jobtab.h): a list by id, hash tables by id and key, the lists of changed
+ * jobs and of jobs to reschedule, the scheduler over them (fair.c), and each job's batch
  * bookkeeping over its free ranges (ranges.c) and prefix segments (stop.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "alloc.h"
+#include "hash.h"
 #include "jobtab.h"
 #include "kernel.h"
+
+/* The job whose member `member` node is. */
+#define LJOB_OF(node, member) \
+	((struct ljob *)(void *)((char *)(node) - offsetof(struct ljob, member)))
 
 void jobtab_init(struct jobtab *t)
 {
 	t->head = t->tail = NULL;
 	t->n = 0;
+	htab_init(&t->byid);
+	htab_init(&t->bykey);
+	fair_init(&t->fair);
 	t->dirty = NULL;
 	t->dirty_tail = &t->dirty;
+	t->resched = NULL;
 	t->next_id = 1;
 }
 
@@ -36,6 +46,9 @@ void jobtab_clear(struct jobtab *t)
 		jn = j->next;
 		job_free(j);
 	}
+	htab_release(&t->byid);
+	htab_release(&t->bykey);
+	fair_release(&t->fair);
 	jobtab_init(t);
 	t->next_id = next_id;
 }
@@ -51,28 +64,48 @@ static struct ljob *job_new(const struct job_spec *spec)
 	return j;
 }
 
-static void job_append(struct jobtab *t, struct ljob *j)
+static uint64_t id_hash(int64_t id)
 {
+	return htab_hash_int((uint64_t)id);
+}
+
+/* Adds j (its id, key and spec set) to the list, the tables and the scheduler, and has it
+ * scheduled. Returns TALLY_OK, or TALLY_ENOMEM with t unchanged (the caller frees j). */
+static enum tally_err job_link(struct jobtab *t, struct ljob *j)
+{
+	if (htab_reserve(&t->byid, t->n + 1) ||
+	    (j->key[0] && htab_reserve(&t->bykey, t->bykey.n + 1)) ||
+	    fair_add(&t->fair, &j->fair, j->job.id, j->job.spec.priority, j->job.spec.owner))
+		return TALLY_ENOMEM;
+	htab_insert(&t->byid, &j->byid, id_hash(j->job.id));
+	if (j->key[0])
+		htab_insert(&t->bykey, &j->bykey, hash_str(j->key));
+	j->prev = t->tail;
 	if (t->tail)
 		t->tail->next = j;
 	else
 		t->head = j;
 	t->tail = j;
 	t->n++;
+	jobtab_resched(t, j);
+	return TALLY_OK;
 }
 
+/* Takes j (not on the list to reschedule) out of the list, the tables and the scheduler. */
 static void job_unlink(struct jobtab *t, struct ljob *j)
 {
-	struct ljob **p = &t->head, *prev = NULL;
-	while (*p && *p != j) {
-		prev = *p;
-		p = &(*p)->next;
-	}
-	if (!*p)
-		return;
-	*p = j->next;
-	if (t->tail == j)
-		t->tail = prev;
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		t->head = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	else
+		t->tail = j->prev;
+	htab_remove(&t->byid, &j->byid);
+	if (j->key[0])
+		htab_remove(&t->bykey, &j->bykey);
+	fair_remove(&t->fair, &j->fair);
 	t->n--;
 }
 
@@ -91,7 +124,11 @@ struct ljob *jobtab_submit(struct jobtab *t, const struct job_spec *spec, const 
 	j->job.state = JOB_QUEUED;
 	j->job.batches_total = job_batches(spec->samples, spec->batch_size);
 	j->job.created_at = now;
-	job_append(t, j);
+	if (job_link(t, j)) {
+		job_free(j);
+		t->next_id--;
+		return NULL;
+	}
 	jobtab_touch(t, j);
 	return j;
 }
@@ -109,7 +146,10 @@ enum tally_err jobtab_load(struct jobtab *t, const struct job *job, uint64_t nex
 	j->next_batch = next_batch;
 	if (last_failure)
 		snprintf(j->last_failure, sizeof j->last_failure, "%s", last_failure);
-	job_append(t, j);
+	if (job_link(t, j)) {
+		job_free(j);
+		return TALLY_ENOMEM;
+	}
 	jobtab_set_next_id(t, job->id + 1);
 	return TALLY_OK;
 }
@@ -122,17 +162,19 @@ void jobtab_set_next_id(struct jobtab *t, int64_t id)
 
 struct ljob *jobtab_find(const struct jobtab *t, int64_t id)
 {
-	for (struct ljob *j = t->head; j; j = j->next)
-		if (j->job.id == id)
-			return j;
+	for (struct htab_node *e = htab_first(&t->byid, id_hash(id)); e; e = htab_next(e))
+		if (LJOB_OF(e, byid)->job.id == id)
+			return LJOB_OF(e, byid);
 	return NULL;
 }
 
 struct ljob *jobtab_by_key(const struct jobtab *t, const char *key)
 {
-	for (struct ljob *j = t->head; j; j = j->next)
-		if (j->key[0] && !strcmp(j->key, key))
-			return j;
+	if (!key[0])
+		return NULL;
+	for (struct htab_node *e = htab_first(&t->bykey, hash_str(key)); e; e = htab_next(e))
+		if (!strcmp(LJOB_OF(e, bykey)->key, key))
+			return LJOB_OF(e, bykey);
 	return NULL;
 }
 
@@ -166,10 +208,66 @@ void jobtab_totals(const struct jobtab *t, uint64_t *pending_batches, uint64_t *
 	}
 }
 
+/* --- scheduling ---------------------------------------------------------------------------- */
+
+/* 1 when j waits for a lease: unfinished, with batches pending or checks open. */
+static int ljob_ready(const struct ljob *j)
+{
+	return !job_is_final(j->job.state) && (ljob_pending(j) || j->checks_open);
+}
+
+void jobtab_resched(struct jobtab *t, struct ljob *j)
+{
+	if (!j->resched) {
+		j->resched = 1;
+		j->rnext = t->resched;
+		t->resched = j;
+	}
+}
+
+/* Tells the scheduler which of the jobs touched or rescheduled since the last time are ready. */
+static void resched_all(struct jobtab *t)
+{
+	struct ljob *j;
+	while ((j = t->resched)) {
+		t->resched = j->rnext;
+		j->rnext = NULL;
+		j->resched = 0;
+		fair_set_ready(&t->fair, &j->fair, ljob_ready(j));
+	}
+}
+
+struct pick {
+	int (*ok)(void *ctx, struct ljob *j);
+	void *ctx;
+};
+
+static int pick_ok(void *ctx, struct fair_member *m)
+{
+	const struct pick *p = ctx;
+	return p->ok(p->ctx, LJOB_OF(m, fair));
+}
+
+struct ljob *jobtab_pick(struct jobtab *t, int (*ok)(void *ctx, struct ljob *j), void *ctx)
+{
+	struct pick p = { ok, ctx };
+	struct fair_member *m;
+
+	resched_all(t);
+	m = fair_pick(&t->fair, pick_ok, &p);
+	return m ? LJOB_OF(m, fair) : NULL;
+}
+
+void jobtab_charge(struct jobtab *t, struct ljob *j)
+{
+	fair_charge(&t->fair, &j->fair);
+}
+
 /* --- changes -------------------------------------------------------------------------------- */
 
 void jobtab_touch(struct jobtab *t, struct ljob *j)
 {
+	jobtab_resched(t, j);
 	if (!j->dirty) {
 		j->dirty = 1;
 		j->dnext = NULL;
@@ -196,6 +294,7 @@ enum tally_err jobtab_each_dirty(const struct jobtab *t,
 void jobtab_written(struct jobtab *t)
 {
 	struct ljob *j, *jn;
+	resched_all(t); /* none of the jobs freed below stays on that list */
 	for (j = t->dirty; j; j = jn) {
 		jn = j->dnext;
 		j->dirty = 0;

@@ -1,21 +1,31 @@
 /* The jobs the coordinator holds in memory: every unfinished job (and a finished one until it is
- * written), in a list by ascending id, each a struct ljob with its batch bookkeeping; and the
- * list of jobs changed since the last write, in the order they changed.
+ * written), in a list by ascending id and in hash tables by id and by Idempotency-Key (common/
+ * htab.h), each a struct ljob with its batch bookkeeping; the list of jobs changed since the
+ * last write, in the order they changed; and the scheduler's view of them (fair.h): which jobs
+ * have work waiting for a lease, and which one the next lease goes to.
  *
  * Batch bookkeeping (struct ljob): batches [0, next_batch) have been handed out at least once,
  * [next_batch, batches_total) are fresh. Handed-out batches are done (job.batches_done), in a
  * live lease (job.batches_leased) or in the free ranges, which are leased again first.
  *
+ * Ready: a job is ready while it is unfinished and has batches pending or checks open. Whether
+ * it is, is worked out again at the next pick (jobtab_pick) for every job touched or
+ * rescheduled since the last one: so whatever changes those counts must touch the job
+ * (jobtab_touch) or reschedule it (jobtab_resched) in the same call, before or after the change.
+ *
  * The table owns its jobs, and each job its prefix segments, free ranges and pending checks.
  * The functions named ljob_* work on one job and touch nothing else: marking a job changed is
  * the caller's (jobtab_touch), so that rows are written in the order the caller changed them.
- * Pure C, no I/O. Not thread-safe. */
+ * Finding a job by id or key is O(1) expected; choosing the next lease's job costs what fair.h
+ * says. Pure C, no I/O. Not thread-safe. */
 #ifndef TALLY_JOBTAB_H
 #define TALLY_JOBTAB_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include "err.h"
+#include "fair.h"
+#include "htab.h"
 #include "job.h"
 #include "ranges.h"
 #include "stop.h"
@@ -34,25 +44,33 @@ struct ljob {
 	char key[JOB_KEY_MAX];                /* the submit's Idempotency-Key; "" when none */
 	int ranges_changed;                   /* since the last write */
 	int dirty;
-	struct ljob *next;  /* by id, ascending */
-	struct ljob *dnext; /* on the list of changed jobs */
+	int resched;              /* on the list of jobs whose readiness is to be worked out */
+	struct ljob *next, *prev; /* by id, ascending */
+	struct ljob *dnext;       /* on the list of changed jobs */
+	struct ljob *rnext;       /* on the list of jobs to reschedule */
+	struct htab_node byid, bykey;
+	struct fair_member fair;
 };
 
 struct jobtab {
 	struct ljob *head, *tail;
 	size_t n;
+	struct htab byid, bykey; /* bykey: the jobs with a key */
+	struct fair fair;
 	struct ljob *dirty, **dirty_tail;
+	struct ljob *resched;
 	int64_t next_id;
 };
 
-/* Makes t empty; the first job submitted gets id 1. Can't fail. */
+/* Makes t empty; the first job submitted gets id 1. Allocates nothing; can't fail. */
 void jobtab_init(struct jobtab *t);
-/* Frees every job (next_id stays). Can't fail. */
+/* Frees every job and t's arrays (next_id stays). Can't fail. */
 void jobtab_clear(struct jobtab *t);
 
 /* Adds a queued job of spec with the next id, under key (may be NULL; cut to JOB_KEY_MAX - 1
- * bytes), marked changed. Returns it (borrowed, like every job: until it is written finished or
- * the table cleared), or NULL when out of memory (nothing changes). */
+ * bytes), marked changed, scheduled by its spec's owner and priority. Returns it (borrowed,
+ * like every job: until it is written finished or the table cleared), or NULL when out of
+ * memory (nothing changes). */
 struct ljob *jobtab_submit(struct jobtab *t, const struct job_spec *spec, const char *key,
 			   int64_t now);
 /* Adds a job as stored, unchanged (last_failure may be NULL), and moves next_id past its id.
@@ -74,8 +92,19 @@ int64_t jobtab_next_stopping(const struct jobtab *t, int64_t after);
 void jobtab_totals(const struct jobtab *t, uint64_t *pending_batches, uint64_t *remaining_samples,
 		   uint64_t *checks_pending);
 
-/* Marks j changed (once until written; the list keeps the order of first changes). */
+/* Marks j changed (once until written; the list keeps the order of first changes), and
+ * reschedules it. Can't fail. */
 void jobtab_touch(struct jobtab *t, struct ljob *j);
+/* Has j's readiness worked out again at the next pick (its pending batches or open checks may
+ * have changed). Can't fail. */
+void jobtab_resched(struct jobtab *t, struct ljob *j);
+/* Returns the job the next lease goes to (fair.h): the first ready job, in the scheduler's
+ * order, for which ok(ctx, j) returns non-zero (the asking worker can run it); NULL when none.
+ * Charge it once its lease is granted. ok must not change t. */
+struct ljob *jobtab_pick(struct jobtab *t, int (*ok)(void *ctx, struct ljob *j), void *ctx);
+/* Charges j (picked) for one lease granted: its owner's and its own share move on. Can't
+ * fail. */
+void jobtab_charge(struct jobtab *t, struct ljob *j);
 /* Returns 1 when a job changed since jobtab_written(). */
 int jobtab_dirty(const struct jobtab *t);
 /* Calls fn(ctx, j) for every changed job, in order. Returns TALLY_OK, or fn's first other

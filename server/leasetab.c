@@ -1,10 +1,9 @@
-/* The lease table (leasetab.h): a chained hash table by id, common/heap.h by expiry, and a
- * list of changed leases. */
+/* The lease table (leasetab.h): common/htab.h by id, common/heap.h by expiry, and a list of
+ * changed leases. */
 #include <stdlib.h>
 #include <string.h>
 #include "alloc.h"
 #include "leasetab.h"
-#include "rng.h"
 
 #define LEASETAB_BUCKETS_MIN 256 /* a power of two */
 
@@ -21,27 +20,28 @@ static void set_heap_pos(void *item, size_t pos)
 
 enum tally_err leasetab_init(struct leasetab *t)
 {
-	t->n = 0;
-	t->nbuckets = LEASETAB_BUCKETS_MIN;
+	htab_init(&t->byid);
 	heap_init(&t->live, expires_first, set_heap_pos);
 	t->dirty = NULL;
 	t->dirty_tail = &t->dirty;
-	if (!(t->bucket = t_calloc(t->nbuckets, sizeof *t->bucket)))
-		return TALLY_ENOMEM;
-	return TALLY_OK;
+	return htab_reserve(&t->byid, LEASETAB_BUCKETS_MIN);
+}
+
+static struct llease *lease_of(struct htab_node *e)
+{
+	return (struct llease *)(void *)((char *)e - offsetof(struct llease, hnode));
 }
 
 void leasetab_clear(struct leasetab *t)
 {
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		struct llease *l = t->bucket[i], *n;
-		for (; l; l = n) {
-			n = l->hnext;
-			free(l);
+	for (size_t i = 0; i < t->byid.nbuckets; i++) {
+		struct htab_node *e = t->byid.bucket[i], *next;
+		for (; e; e = next) {
+			next = e->next;
+			free(lease_of(e));
 		}
-		t->bucket[i] = NULL;
 	}
-	t->n = 0;
+	htab_clear(&t->byid);
 	heap_clear(&t->live); /* the leases it pointed to are gone */
 	t->dirty = NULL;
 	t->dirty_tail = &t->dirty;
@@ -49,66 +49,21 @@ void leasetab_clear(struct leasetab *t)
 
 void leasetab_release(struct leasetab *t)
 {
-	if (t->bucket)
-		leasetab_clear(t);
-	free(t->bucket);
-	t->bucket = NULL;
+	leasetab_clear(t);
+	htab_release(&t->byid);
 	heap_release(&t->live);
-}
-
-static size_t slot(size_t nbuckets, int64_t id)
-{
-	return (size_t)(((uint64_t)id * RNG_GAMMA) >> 32) & (nbuckets - 1);
-}
-
-/* Doubles the buckets. Returns TALLY_OK, or TALLY_ENOMEM with t unchanged. */
-static enum tally_err grow(struct leasetab *t)
-{
-	size_t n = t->nbuckets * 2;
-	struct llease **nb = t_calloc(n, sizeof *nb);
-
-	if (!nb)
-		return TALLY_ENOMEM;
-	for (size_t k = 0; k < t->nbuckets; k++) {
-		struct llease *e = t->bucket[k], *next;
-		for (; e; e = next) {
-			size_t i = slot(n, e->lease.id);
-			next = e->hnext;
-			e->hnext = nb[i];
-			nb[i] = e;
-		}
-	}
-	free(t->bucket);
-	t->bucket = nb;
-	t->nbuckets = n;
-	return TALLY_OK;
-}
-
-static void unhash(struct leasetab *t, struct llease *l)
-{
-	struct llease **p = &t->bucket[slot(t->nbuckets, l->lease.id)];
-	while (*p && *p != l)
-		p = &(*p)->hnext;
-	if (*p) {
-		*p = l->hnext;
-		t->n--;
-	}
 }
 
 enum tally_err leasetab_insert(struct leasetab *t, struct llease *l)
 {
 	enum tally_err rc;
-	size_t i;
 
-	if (t->n >= t->nbuckets && (rc = grow(t)))
+	if (t->byid.n >= t->byid.nbuckets && (rc = htab_reserve(&t->byid, t->byid.nbuckets * 2)))
 		return rc;
-	i = slot(t->nbuckets, l->lease.id);
-	l->hnext = t->bucket[i];
-	t->bucket[i] = l;
-	t->n++;
+	htab_insert(&t->byid, &l->hnode, htab_hash_int((uint64_t)l->lease.id));
 	l->heap = HEAP_NONE;
 	if (l->lease.state == LEASE_ACTIVE && (rc = heap_push(&t->live, l))) {
-		unhash(t, l);
+		htab_remove(&t->byid, &l->hnode);
 		return rc;
 	}
 	return TALLY_OK;
@@ -133,20 +88,21 @@ struct llease *leasetab_add(struct leasetab *t, const struct lease *lease,
 void leasetab_remove(struct leasetab *t, struct llease *l)
 {
 	leasetab_unlive(t, l);
-	unhash(t, l);
+	htab_remove(&t->byid, &l->hnode);
 }
 
 struct llease *leasetab_find(const struct leasetab *t, int64_t id)
 {
-	struct llease *l = t->bucket[slot(t->nbuckets, id)];
-	while (l && l->lease.id != id)
-		l = l->hnext;
-	return l;
+	for (struct htab_node *e = htab_first(&t->byid, htab_hash_int((uint64_t)id)); e;
+	     e = htab_next(e))
+		if (lease_of(e)->lease.id == id)
+			return lease_of(e);
+	return NULL;
 }
 
 size_t leasetab_count(const struct leasetab *t)
 {
-	return t->n;
+	return t->byid.n;
 }
 
 void leasetab_unlive(struct leasetab *t, struct llease *l)

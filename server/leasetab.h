@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include "err.h"
 #include "heap.h"
+#include "htab.h"
 #include "job.h"
 
 struct ljob;
@@ -29,14 +30,13 @@ struct llease {
 	int64_t finished_at;
 	struct ljob *job;      /* live.c's: its job */
 	size_t heap;           /* the table's: index on the expiry heap; HEAP_NONE when not on it */
-	struct llease *hnext;  /* the table's: hash chain */
+	struct htab_node hnode; /* the table's: by id */
 	int dirty;             /* the table's: changed since the last write */
 	struct llease *dnext;  /* the table's: the list of changed leases */
 };
 
 struct leasetab {
-	struct llease **bucket;
-	size_t nbuckets, n;
+	struct htab byid;
 	struct heap live;
 	struct llease *dirty, **dirty_tail;
 };

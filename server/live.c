@@ -83,6 +83,7 @@ enum tally_err live_load_lease(struct live *lv, const struct lease *lease)
 	    !ch->leased) {
 		ch->leased = lease->id;
 		j->checks_open--;
+		jobtab_resched(&lv->jobs, j);
 	}
 	return TALLY_OK;
 }
@@ -199,6 +200,7 @@ void live_lease_finish(struct live *lv, struct llease *l, enum lease_state s, in
 	l->lease.state = s;
 	l->finished_at = now;
 	leasetab_touch(&lv->leases, l);
+	jobtab_resched(&lv->jobs, l->job); /* its batches or its check are pending again, or not */
 }
 
 enum tally_err live_lease_end(struct live *lv, struct llease *l, enum lease_state s, int64_t now,
@@ -262,31 +264,50 @@ static int skipped(const int64_t *skip, size_t n, int64_t id)
 	return 0;
 }
 
+/* A worker asking for a lease (what it can run), and what it can do for the job found. */
+struct asker {
+	const char *worker;
+	const char *const *kernels;
+	size_t nkernels;
+	uint64_t max_batches;
+	const int64_t *skip;
+	size_t nskip;
+	struct verify_check *ch; /* a check it can give an opinion on, or NULL: */
+	uint64_t remaining;      /* then the batches pending */
+	unsigned version;        /* the kernel's version it offers (0: not said) */
+};
+
+/* 1 when the asking worker can take some of j: a check it has given no opinion on, or pending
+ * batches, of a kernel it offers (in the job's version), and j is not one it skips. */
+static int can_take(void *ctx, struct ljob *j)
+{
+	struct asker *a = ctx;
+
+	a->ch = NULL;
+	if (job_is_final(j->job.state) || !ljob_wants(j, a->kernels, a->nkernels, &a->version) ||
+	    skipped(a->skip, a->nskip, j->job.id))
+		return 0;
+	if (j->checks_open && (a->ch = verify_check_for(j->checks, a->worker, a->max_batches)))
+		return 1;
+	return (a->remaining = ljob_pending(j)) != 0;
+}
+
 enum tally_err live_acquire(struct live *lv, const char *worker, const char *const *kernels,
 			    size_t nkernels, uint64_t max_batches, const int64_t *skip,
 			    size_t nskip, int64_t now, int64_t ttl_ms, live_size_fn size, void *ctx,
 			    struct lease *out)
 {
+	struct asker a = { worker, kernels, nkernels, max_batches, skip, nskip, NULL, 0, 0 };
 	struct ljob *j;
 	struct llease *l;
-	struct verify_check *ch = NULL;
+	struct verify_check *ch;
 	struct batch_range r = { 0 };
-	uint64_t remaining = 0;
-	unsigned version = 0;
 
 	if (verify_quarantined(&lv->verify, worker))
 		return TALLY_EFORBIDDEN;
-	for (j = lv->jobs.head; j; j = j->next) {
-		if (job_is_final(j->job.state) || !ljob_wants(j, kernels, nkernels, &version) ||
-		    skipped(skip, nskip, j->job.id))
-			continue;
-		if (j->checks_open && (ch = verify_check_for(j->checks, worker, max_batches)))
-			break;
-		if ((remaining = ljob_pending(j)))
-			break;
-	}
-	if (!j)
+	if (!(j = jobtab_pick(&lv->jobs, can_take, &a)))
 		return TALLY_ENOTFOUND;
+	ch = a.ch;
 	if (lv->seq_next >= lv->seq_limit)
 		return TALLY_ETOOBIG;
 	if (!(l = t_calloc(1, sizeof *l)))
@@ -297,21 +318,21 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 		r.count = ch->count;
 		l->lease.check_of = ch->lease_id;
 	} else {
-		uint64_t take = size(ctx, &j->job, remaining);
+		uint64_t take = size(ctx, &j->job, a.remaining);
 		if (take < 1)
 			take = 1;
-		if (take > remaining)
-			take = remaining;
+		if (take > a.remaining)
+			take = a.remaining;
 		r = ljob_next(j, take);
 		l->lease.failures = r.failures;
 		l->lease.strikes = r.strikes;
 	}
 	l->lease.id = (int64_t)((lv->seq_next << LIVE_ID_RANDOM_BITS) |
 				(rng_splitmix64(&lv->rnd) & ((1u << LIVE_ID_RANDOM_BITS) - 1)));
-	if (!j->job.spec.kernel_version && version) {
+	if (!j->job.spec.kernel_version && a.version) {
 		/* A kernel known here by name only: the job is computed with the version of the
 		 * first worker that takes some of it, and only workers with that one after. */
-		j->job.spec.kernel_version = version;
+		j->job.spec.kernel_version = a.version;
 		jobtab_touch(&lv->jobs, j);
 	}
 	l->lease.job_id = j->job.id;
@@ -328,6 +349,7 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 		return TALLY_ENOMEM;
 	}
 	lv->seq_next++;
+	jobtab_charge(&lv->jobs, j);
 	if (ch) {
 		ch->leased = l->lease.id;
 		j->checks_open--;

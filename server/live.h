@@ -1,6 +1,7 @@
 /* Live state: the coordinator's working copy, in memory, of every unfinished job (its counts, its
  * batch bookkeeping, its given-back ranges) and every live lease. All lease logic is here: which
- * batches a grant takes, what a complete, fail, heartbeat, expiry or cancel does. Nothing here
+ * job a grant serves (fair.h) and which of its batches it takes, what a complete, fail,
+ * heartbeat, expiry or cancel does. Nothing here
  * touches the store; each change marks what it changed dirty, and the coordinator writes the
  * dirty objects behind (coord_flush), after which finished leases and jobs leave memory.
  *
@@ -30,7 +31,7 @@
  * Pure C: time comes in as arguments, randomness from a seed given at creation. Not thread-safe.
  * The parts, each with its own header and test: ranges.h (free ranges, the poison rule),
  * stop.h (prefix segments), leasetab.h (leases by id and expiry), jobtab.h (jobs and their
- * batches), verify.h (checks, opinions, quarantine). */
+ * batches; fair.h, the scheduler over them), verify.h (checks, opinions, quarantine). */
 #ifndef TALLY_LIVE_H
 #define TALLY_LIVE_H
 
@@ -156,14 +157,15 @@ TALLY_WUR enum tally_err live_cancel(struct live *lv, int64_t id, int64_t now, s
 /* Reclaims the leases whose expiry is <= now: their batches go back to pending (an expiry is a
  * failure). Returns how many; *failed_jobs counts the jobs this failed (may be NULL). */
 int live_reap(struct live *lv, int64_t now, int *failed_jobs);
-/* Grants worker the next range of the oldest unfinished job with pending batches whose kernel is
- * one of kernels[], sized by size(ctx, ...), live until now + ttl_ms. Returned ranges come
- * first, lowest batch first; within a job, checks this worker can give an opinion on come
- * before batches, unless they are larger than max_batches (0: no cap; the size policy caps
- * ordinary grants). Jobs skip[0..nskip) are passed over (the worker cannot run them: an exec
- * program it does not allow). TALLY_ENOTFOUND when nothing is pending; TALLY_EFORBIDDEN when
- * worker is quarantined; TALLY_ETOOBIG when the id sequence has reached its limit;
- * TALLY_ENOMEM. */
+/* Grants worker a range of the job the scheduler chooses (fair.h: the highest priority, then
+ * an equal share per owner and per job of an owner) among the unfinished jobs with pending
+ * batches whose kernel is one of kernels[], sized by size(ctx, ...), live until now + ttl_ms,
+ * and charges the job for it. Returned ranges come first, lowest batch first; within a job,
+ * checks this worker can give an opinion on come before batches, unless they are larger than
+ * max_batches (0: no cap; the size policy caps ordinary grants). Jobs skip[0..nskip) are
+ * passed over (the worker cannot run them: an exec program it does not allow).
+ * TALLY_ENOTFOUND when nothing is pending; TALLY_EFORBIDDEN when worker is quarantined;
+ * TALLY_ETOOBIG when the id sequence has reached its limit; TALLY_ENOMEM. */
 TALLY_WUR enum tally_err live_acquire(struct live *lv, const char *worker,
 				      const char *const *kernels, size_t nkernels,
 				      uint64_t max_batches, const int64_t *skip, size_t nskip,

@@ -434,6 +434,7 @@ enum tally_err live_load_check(struct live *lv, const struct lease *checked,
 	struct ljob *j = jobtab_find(&lv->jobs, checked->job_id);
 	if (!j)
 		return TALLY_OK;
+	jobtab_resched(&lv->jobs, j); /* a check open */
 	return ljob_add_check(j, checked, counts) ? TALLY_OK : TALLY_ENOMEM;
 }
 

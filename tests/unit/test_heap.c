@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 #include "alloc.h"
 #include "heap.h"
@@ -211,6 +212,73 @@ static void test_push_enomem(void **state)
 	heap_release(&h);
 }
 
+/* A walk returns every item once, in order, and leaves the heap as it was; its frontier never
+ * needs more room than the heap's length; a walk of an empty heap returns nothing. */
+static void test_walk_in_order(void **state)
+{
+	static struct item items[N];
+	static size_t scratch[N];
+	static unsigned char seen[N];
+	struct heap h;
+	struct heap_walk w;
+	struct item *it;
+	int64_t last = -1;
+	size_t n = 0;
+	(void)state;
+
+	heap_init(&h, item_less, item_setpos);
+	heap_walk_init(&w, &h, scratch);
+	assert_null(heap_walk_next(&w));
+	fill(&h, items, N, 6);
+	for (size_t i = 0; i < N / 2; i++) /* the walk starts from a heap that has changed */
+		pop(&h);
+	memset(seen, 0, sizeof seen);
+	heap_walk_init(&w, &h, scratch);
+	while ((it = heap_walk_next(&w))) {
+		assert_true(it->key >= last);
+		assert_true(w.n <= heap_len(&h));
+		assert_false(seen[it - items]++);
+		assert_ptr_equal(heap_at(&h, it->pos), it);
+		last = it->key;
+		n++;
+	}
+	assert_int_equal(n, N / 2);
+	assert_null(heap_walk_next(&w));
+	check_heap(&h);
+	/* Stopping early: the first item is the heap's first. */
+	heap_walk_init(&w, &h, scratch);
+	assert_ptr_equal(heap_walk_next(&w), heap_peek(&h));
+	heap_release(&h);
+}
+
+/* Room reserved: pushes up to it need no allocation; past it, the heap grows again. */
+static void test_reserve(void **state)
+{
+	static struct item items[N];
+	struct heap h;
+	(void)state;
+
+	heap_init(&h, item_less, item_setpos);
+	alloc_fail_after(0, 1);
+	assert_int_equal(heap_reserve(&h, 0), TALLY_OK); /* nothing to make room for */
+	assert_int_equal(heap_reserve(&h, 100), TALLY_ENOMEM);
+	alloc_fail_never();
+	assert_int_equal(heap_reserve(&h, 100), TALLY_OK);
+	alloc_fail_after(0, 1);
+	assert_int_equal(heap_reserve(&h, 50), TALLY_OK); /* less than there is */
+	assert_true(h.cap >= 100 && h.cap < N);
+	for (size_t i = 0; i < h.cap; i++) {
+		items[i].key = N - (int64_t)i;
+		assert_int_equal(heap_push(&h, &items[i]), TALLY_OK);
+	}
+	assert_int_equal(heap_push(&h, &items[h.cap]), TALLY_ENOMEM);
+	alloc_fail_never();
+	assert_int_equal(heap_len(&h), h.cap);
+	assert_ptr_equal(heap_peek(&h), &items[h.cap - 1]);
+	check_heap(&h);
+	heap_release(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -220,6 +288,8 @@ int main(void)
 		cmocka_unit_test(test_fix_after_key_change),
 		cmocka_unit_test(test_retain_and_heapify),
 		cmocka_unit_test(test_push_enomem),
+		cmocka_unit_test(test_walk_in_order),
+		cmocka_unit_test(test_reserve),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

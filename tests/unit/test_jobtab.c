@@ -304,6 +304,145 @@ static void test_end_and_caught(void **state)
 	jobtab_clear(&t);
 }
 
+static int any(void *ctx, struct ljob *j)
+{
+	(void)ctx;
+	(void)j;
+	return 1;
+}
+
+/* Picks by owner and priority from the spec; a job is picked while it has batches pending or
+ * checks open (worked out again for jobs touched or rescheduled), never once it ended; one
+ * written finished leaves the scheduler and the tables. */
+static void test_pick_ready(void **state)
+{
+	struct jobtab t;
+	struct job_spec a = spec_of("pi", 3000, 0), b = spec_of("pi", 3000, 0);
+	uint64_t c[KERNEL_MAX_KEYS] = { 785, 1000 };
+	struct verify v = { 0 };
+	struct ljob *ja, *jb, *jc;
+	struct lease l;
+	(void)state;
+
+	snprintf(a.owner, sizeof a.owner, "ann");
+	snprintf(b.owner, sizeof b.owner, "bob");
+	b.priority = 5;
+	jobtab_init(&t);
+	assert_null(jobtab_pick(&t, any, NULL));
+	assert_non_null(ja = jobtab_submit(&t, &a, NULL, 1));
+	assert_non_null(jb = jobtab_submit(&t, &b, "kb", 1));
+	assert_non_null(jc = jobtab_submit(&t, &a, NULL, 1));
+	assert_int_equal(t.fair.flows.n, 2);
+	assert_ptr_equal(jobtab_pick(&t, any, NULL), jb); /* priority 5 */
+	ljob_take(jb, 3);
+	jobtab_touch(&t, jb);
+	assert_ptr_equal(jobtab_pick(&t, any, NULL), ja); /* jb has nothing pending */
+	jobtab_charge(&t, ja);
+	assert_ptr_equal(jobtab_pick(&t, any, NULL), jc); /* ann's jobs take turns */
+	jobtab_charge(&t, jc);
+	l = lease_of(jb, 0, 1);
+	assert_non_null(ljob_add_check(jb, &l, c)); /* a check open: jb is ready again */
+	jobtab_resched(&t, jb);
+	assert_ptr_equal(jobtab_pick(&t, any, NULL), jb);
+	jb->checks_open = 0;
+	assert_int_equal(ljob_give_back(jb, 2, 1, 1, 0), TALLY_OK); /* a batch given back */
+	jb->job.batches_leased--;
+	jobtab_touch(&t, jb);
+	assert_ptr_equal(jobtab_pick(&t, any, NULL), jb);
+	ljob_end(jb, JOB_CANCELLED, 2, &v);
+	jobtab_touch(&t, jb);
+	assert_ptr_equal(jobtab_pick(&t, any, NULL), ja);
+	verify_written(&v); /* frees the dropped check */
+	jobtab_written(&t);
+	assert_null(jobtab_find(&t, 2));
+	assert_null(jobtab_by_key(&t, "kb"));
+	assert_int_equal(t.fair.flows.n, 1); /* bob's went with his last job */
+	assert_int_equal(t.fair.members, 2);
+	jobtab_clear(&t);
+	assert_int_equal(t.fair.members, 0);
+}
+
+/* Out of memory at any allocation of a submit or a load, the table is as it was. */
+static void test_out_of_memory(void **state)
+{
+	struct jobtab t;
+	struct job_spec pi = spec_of("pi", 10000, 0.01);
+	struct job stored = { .id = 40, .spec = pi, .state = JOB_RUNNING, .batches_total = 10 };
+	struct ljob *j = NULL;
+	long fails = 0;
+	(void)state;
+
+	snprintf(pi.owner, sizeof pi.owner, "ann");
+	jobtab_init(&t);
+	for (long n = 0; !j; n++) {
+		alloc_fail_after(n, 0);
+		j = jobtab_submit(&t, &pi, "key", 1);
+		alloc_fail_never();
+		if (j)
+			break;
+		fails++;
+		assert_int_equal(t.n, 0);
+		assert_int_equal(t.next_id, 1);
+		assert_int_equal(t.fair.members, 0);
+		assert_null(jobtab_by_key(&t, "key"));
+		assert_false(jobtab_dirty(&t));
+	}
+	assert_true(fails >= 5); /* the job, its segments, the two tables, the scheduler's flow */
+	assert_int_equal(j->job.id, 1);
+	for (long n = 0;; n++) {
+		enum tally_err rc;
+		alloc_fail_after(n, 0);
+		rc = jobtab_load(&t, &stored, 0, NULL);
+		alloc_fail_never();
+		if (!rc)
+			break;
+		assert_int_equal(rc, TALLY_ENOMEM);
+		assert_int_equal(t.n, 1);
+		assert_null(jobtab_find(&t, 40));
+	}
+	assert_non_null(jobtab_find(&t, 40));
+	assert_ptr_equal(jobtab_pick(&t, any, NULL), j);
+	jobtab_clear(&t);
+}
+
+/* Many jobs: each found by id and by key, and every one picked in turn. */
+static void test_many_jobs(void **state)
+{
+	enum { N = 10000 };
+	struct jobtab t;
+	struct job_spec pi = spec_of("pi", 1000, 0);
+	char key[16];
+	static unsigned char picked[N + 1];
+	(void)state;
+
+	jobtab_init(&t);
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		snprintf(pi.owner, sizeof pi.owner, "u%d", i % 7);
+		assert_non_null(jobtab_submit(&t, &pi, i % 3 ? NULL : key, 1));
+	}
+	jobtab_written(&t);
+	for (int i = 0; i < N; i++) {
+		struct ljob *j = jobtab_find(&t, i + 1);
+		assert_non_null(j);
+		assert_int_equal(j->job.id, i + 1);
+		snprintf(key, sizeof key, "k%d", i);
+		assert_ptr_equal(jobtab_by_key(&t, key), i % 3 ? NULL : j);
+	}
+	assert_null(jobtab_find(&t, N + 1));
+	memset(picked, 0, sizeof picked);
+	for (int i = 0; i < N; i++) { /* each job's one batch */
+		struct ljob *j = jobtab_pick(&t, any, NULL);
+		assert_non_null(j);
+		assert_false(picked[j->job.id]++);
+		jobtab_charge(&t, j);
+		ljob_take(j, 1);
+		jobtab_touch(&t, j);
+	}
+	assert_null(jobtab_pick(&t, any, NULL));
+	jobtab_clear(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +452,9 @@ int main(void)
 		cmocka_unit_test(test_counts),
 		cmocka_unit_test(test_stop),
 		cmocka_unit_test(test_end_and_caught),
+		cmocka_unit_test(test_pick_ready),
+		cmocka_unit_test(test_out_of_memory),
+		cmocka_unit_test(test_many_jobs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -244,7 +244,7 @@ static void test_insert_enomem(void **state)
 	assert_int_equal(leasetab_live(&t), 0);
 	assert_int_equal(leasetab_insert(&t, l), TALLY_OK);
 
-	for (int64_t id = 2; leasetab_count(&t) < t.nbuckets; id++)
+	for (int64_t id = 2; leasetab_count(&t) < t.byid.nbuckets; id++)
 		assert_int_equal(leasetab_insert(&t, new_lease(id, 100 + id, LEASE_DONE)), TALLY_OK);
 	n = leasetab_count(&t);
 	l = new_lease(100000, 5, LEASE_ACTIVE);
