@@ -620,6 +620,8 @@ class IdsTest(BadInputCase):
                               "not_found", "job"))
             cases.append(Case(f"cancel job {form[:30]!r}", "POST", f"/v1/jobs/{form}/cancel",
                               None, 404, "not_found", "job"))
+            cases.append(Case(f"DELETE job {form[:30]!r}", "DELETE", f"/v1/jobs/{form}", None,
+                              404, "not_found", "job"))
         # A percent-encoded slash is part of the id segment, not a path separator: never a
         # cancel. POST on /v1/jobs/<segment> is the wrong method for that route shape (405).
         cases += [
@@ -715,9 +717,9 @@ class RoutesTest(BadInputCase):
                                   b"{}" if method == "POST" else None, 404, "not_found"))
         for path, allow, methods in [
             ("/v1/jobs", "POST,GET", ["PUT", "DELETE", "PATCH", "OPTIONS"]),
-            ("/v1/jobs/1", "GET", ["POST", "PUT", "DELETE", "PATCH"]),
-            ("/v1/jobs/abc", "GET", ["DELETE"]),
-            ("/v1/jobs/%FF", "GET", ["DELETE"]),
+            ("/v1/jobs/1", "GET,DELETE", ["POST", "PUT", "PATCH"]),
+            ("/v1/jobs/abc", "GET,DELETE", ["PUT"]),
+            ("/v1/jobs/%FF", "GET,DELETE", ["PUT"]),
             ("/v1/jobs/1/cancel", "POST", ["GET", "PUT", "DELETE"]),
             ("/v1/leases", "POST", ["GET", "PUT", "DELETE", "PATCH"]),
             ("/v1/leases/1/heartbeat", "POST", ["GET", "PUT", "DELETE"]),
