@@ -150,6 +150,12 @@ void api_reply_rc(struct req *r, struct api *a, enum tally_err rc, const char *m
 	case TALLY_EFORBIDDEN:
 		reply_error(r, 403, "forbidden", "%s", msg ? msg : "forbidden");
 		return;
+	case TALLY_EQUOTA:
+	case TALLY_EFULL:
+		reply_header(r, "Retry-After", API_QUOTA_RETRY_S);
+		reply_error(r, 429, rc == TALLY_EQUOTA ? "quota_exceeded" : "server_full", "%s",
+			    msg ? msg : tally_strerror(rc));
+		return;
 	case TALLY_ENOMEM:
 	case TALLY_EIO:
 		reply_error(r, 503, "unavailable", "%s; retry later", tally_strerror(rc));

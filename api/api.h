@@ -33,6 +33,10 @@ struct api {
 #define API_WAKE_WORK 1u /* work may be leasable: a job submitted, a lease failed or expired */
 #define API_WAKE_JOBS 2u /* a job finished or was cancelled */
 #define API_WAIT_MAX_S WIRE_WAIT_MAX_S
+/* Retry-After of a 429 (quota_exceeded, server_full), in seconds: a slot frees only when one of
+ * the jobs finishes or is cancelled, so sooner is mostly wasted; later would leave a freed slot
+ * idle for long. */
+#define API_QUOTA_RETRY_S "30"
 
 extern const struct http_route api_routes[];
 extern const size_t api_nroutes;

@@ -160,6 +160,26 @@ static int idempotency_key_bad(const char *key)
 	return 0;
 }
 
+/* Replies to a submit coord_submit refused: a quota's 429 names the limit. */
+static void reply_refused(struct req *r, struct api *a, enum tally_err rc, const char *owner)
+{
+	struct coord_quota q;
+	char msg[256];
+
+	coord_quota(a->coord, owner, &q);
+	if (rc == TALLY_EQUOTA)
+		snprintf(msg, sizeof msg, "%s%.64s%s has %llu unfinished (queued or running) jobs, the "
+			 "limit (--max-unfinished-jobs %llu); submit again once one finishes or is "
+			 "cancelled", *owner ? "user '" : "the open coordinator", owner,
+			 *owner ? "'" : "", (unsigned long long)q.owner_unfinished,
+			 (unsigned long long)q.owner_limit);
+	else
+		snprintf(msg, sizeof msg, "the coordinator holds %llu unfinished (queued or running) "
+			 "jobs, the limit (--max-jobs-in-memory %llu); submit again once some finish",
+			 (unsigned long long)q.unfinished, (unsigned long long)q.limit);
+	api_reply_rc(r, a, rc, msg);
+}
+
 void jobs_create(struct req *r, void *app)
 {
 	struct api *a = app;
@@ -222,7 +242,7 @@ void jobs_create(struct req *r, void *app)
 				    "kernel: '%.32s': too many kernel names in use (%d)",
 				    spec.kernel_name, KERNEL_NAMED_MAX);
 		else
-			api_reply_rc(r, a, rc, NULL);
+			reply_refused(r, a, rc, spec.owner);
 		return;
 	}
 	snprintf(loc, sizeof loc, "/v1/jobs/%lld", (long long)job.id);

@@ -1,7 +1,8 @@
 /* GET /metrics: the Prometheus text format (version 0.0.4). Counters since the coordinator
  * started, gauges read now: jobs by state, batches and samples completed, leases, refused
  * completes, workers by state, the queue an autoscaler can act on, verification, requests and
- * their latency by route, and the latency of the store's commits. */
+ * their latency by route, the latency of the store's commits, and unfinished jobs and fair share
+ * by owner (bounded: COORD_OWNERS_SHOWN owners each). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,44 @@ static enum tally_err coordinator(struct buf *b, const struct coord_metrics *m)
 	return rc;
 }
 
+/* Writes s as a label value, escaped as the text format requires (backslash, quote, newline). */
+static enum tally_err label(struct buf *b, const char *s)
+{
+	enum tally_err rc = TALLY_OK;
+	for (; *s && !rc; s++)
+		rc = *s == '\\' ? buf_addf(b, "\\\\")
+		   : *s == '"'  ? buf_addf(b, "\\\"")
+		   : *s == '\n' ? buf_addf(b, "\\n")
+				: buf_addf(b, "%c", *s);
+	return rc;
+}
+
+static enum tally_err by_owner(struct buf *b, const struct coord_metrics *m)
+{
+	enum tally_err rc = head(b, "tally_jobs_by_owner", "gauge",
+				 "Unfinished jobs by owner and state: the 50 owners with the most, the "
+				 "rest summed as owner \"other\".");
+	for (size_t i = 0; i < m->nby_owner && !rc; i++) {
+		const struct coord_owner_jobs *o = &m->by_owner[i];
+		for (int k = 0; k < 2 && !rc; k++)
+			if (!(rc = buf_addf(b, "tally_jobs_by_owner{owner=\"")) &&
+			    !(rc = label(b, o->owner)))
+				rc = buf_addf(b, "\",state=\"%s\"} %llu\n", k ? "running" : "queued",
+					      (unsigned long long)(k ? o->running : o->queued));
+	}
+	if (rc || (rc = head(b, "tally_fair_lead_leases", "gauge",
+			     "For each owner with work waiting, by priority: its pass minus the "
+			     "priority's virtual time, in leases; the next lease of a priority goes to "
+			     "the lowest. The first 50 in that order.")))
+		return rc;
+	for (size_t i = 0; i < m->nfair && !rc; i++)
+		if (!(rc = buf_addf(b, "tally_fair_lead_leases{owner=\"")) &&
+		    !(rc = label(b, m->fair[i].owner)))
+			rc = buf_addf(b, "\",priority=\"%d\"} %lld\n", m->fair[i].priority,
+				      (long long)m->fair[i].lead);
+	return rc;
+}
+
 static enum tally_err requests(struct buf *b, const struct http_stats *s)
 {
 	static const char *const classes[] = { "closed", "1xx", "2xx", "3xx", "4xx", "5xx" };
@@ -150,7 +189,7 @@ void metrics_get(struct req *r, void *app)
 	}
 	req_stats(r, &s);
 	buf_init(&b, METRICS_MAX);
-	if ((rc = coordinator(&b, &m)) || (rc = requests(&b, &s))) {
+	if ((rc = coordinator(&b, &m)) || (rc = by_owner(&b, &m)) || (rc = requests(&b, &s))) {
 		buf_release(&b);
 		api_reply_rc(r, a, rc == TALLY_ETOOBIG ? TALLY_ENOMEM : rc, NULL);
 		return;

@@ -15,6 +15,8 @@ const char *tally_strerror(enum tally_err rc)
 	case TALLY_EIO: return "i/o failure";
 	case TALLY_ETOOBIG: return "too large";
 	case TALLY_EFORBIDDEN: return "forbidden";
+	case TALLY_EQUOTA: return "quota exceeded";
+	case TALLY_EFULL: return "server full";
 	}
 	return "unknown error";
 }

@@ -17,6 +17,8 @@ enum tally_err {
 	TALLY_EIO,       /* network or file I/O failed */
 	TALLY_ETOOBIG,   /* a capped buffer would overflow */
 	TALLY_EFORBIDDEN, /* the caller may not do this (a quarantined worker) */
+	TALLY_EQUOTA,    /* the caller has as many unfinished jobs as it may */
+	TALLY_EFULL,     /* the coordinator holds as many unfinished jobs as it may */
 };
 
 /* Returns a static, human-readable name for rc. This function can't fail. */

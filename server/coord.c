@@ -170,6 +170,8 @@ enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, const 
 
 	if (wb_broken(c->wb))
 		return TALLY_EDB;
+	if ((rc = coord_admit(c, spec->owner)))
+		return rc; /* before a refused job's kernel name is kept */
 	if (spec->kernel == kernel_placeholder()) {
 		/* A kernel with no code here, maybe some workers' plug-in: now that the job is
 		 * accepted, its name becomes a kernel known by name only. */
@@ -456,6 +458,7 @@ enum tally_err coord_metrics(struct coord *c, struct coord_metrics *out)
 	out->queue_samples = t.remaining_samples;
 	out->checks_pending = t.checks_pending;
 	out->quarantined = t.quarantined;
+	coord_owner_metrics(c, out);
 	return coord_workers(c, count_worker, out);
 }
 

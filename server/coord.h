@@ -42,6 +42,8 @@ struct coord_config {
 	int64_t lease_timeout_ms; /* a lease's life after grant or heartbeat */
 	int64_t lease_target_ms;  /* work per lease the policy aims at */
 	unsigned max_failures;    /* failed leases a batch survives before its job fails; 0: any */
+	uint64_t max_unfinished_jobs; /* queued and running jobs an owner may have; 0: no limit */
+	uint64_t max_jobs_in_memory;  /* queued and running jobs of every owner; 0: no limit */
 };
 
 /* A worker's request for work, decoded. kernels[] are borrowed for the call. */
@@ -77,12 +79,22 @@ void coord_free(struct coord *c);
 int64_t coord_now(struct coord *c);
 
 /* Stores a new queued job of spec->owner under key (an Idempotency-Key, or NULL; keys are per
- * owner) and fills *out. A spec whose
+ * owner) and fills *out. Refused with TALLY_EQUOTA when the owner has max_unfinished_jobs
+ * queued and running already, TALLY_EFULL when every owner together has max_jobs_in_memory
+ * (both O(1): counts kept per owner, server/owners.h; a retry under a key the owner used is
+ * the caller's to answer first, coord_job_by_key, and never reaches a quota). A spec whose
  * kernel is kernel_placeholder() (decode_job_spec) gets spec->kernel_name made a kernel known by
  * name only (kernel_named). TALLY_EINVAL when no more names can be (KERNEL_NAMED_MAX),
  * TALLY_ENOMEM, TALLY_EDB. */
 TALLY_WUR enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, const char *key,
 				      struct job *out);
+/* What a quota sees for owner: its queued and running jobs and its limit, every owner's and
+ * the global limit (a limit of 0: none). Can't fail. */
+struct coord_quota {
+	uint64_t owner_unfinished, owner_limit;
+	uint64_t unfinished, limit;
+};
+void coord_quota(struct coord *c, const char *owner, struct coord_quota *out);
 /* Grows job id (in scope) to `samples` (see live_extend): the result then equals that of a new
  * job of that size with the same seed. TALLY_ENOTFOUND, TALLY_ECONFLICT (failed or cancelled;
  * *out is the job), TALLY_EINVAL (not larger than it is), TALLY_EDB. */
@@ -152,6 +164,20 @@ struct coord_worker {
 	enum worker_state state;
 	const char *reason; /* NULL unless quarantined */
 };
+/* GET /metrics' jobs by owner and fair share are bounded: COORD_OWNERS_SHOWN owners each. */
+#define COORD_OWNERS_SHOWN 50
+/* An owner's unfinished jobs; owner "other" sums those past the first COORD_OWNERS_SHOWN. */
+struct coord_owner_jobs {
+	char owner[WIRE_USER_NAME_MAX];
+	uint64_t queued, running;
+};
+/* An owner's place in the fair share of one priority (server/fair.h, struct fair_flow_info). */
+struct coord_owner_fair {
+	char owner[WIRE_USER_NAME_MAX];
+	int priority;
+	int64_t lead;   /* its pass minus its priority's virtual time, in leases */
+	uint64_t ready; /* its jobs with work waiting */
+};
 /* What GET /metrics shows: counters since the start, and gauges read now. */
 struct coord_metrics {
 	uint64_t jobs[5]; /* stored jobs by enum job_state */
@@ -167,6 +193,15 @@ struct coord_metrics {
 	uint64_t checks_pending;
 	uint64_t quarantined;
 	uint64_t workers[WORKER_STATES]; /* by enum worker_state */
+	/* The COORD_OWNERS_SHOWN owners with the most unfinished jobs, most first (the lower
+	 * name on a tie), then "other" with the rest when there are more (an owner named
+	 * "other" among them takes the rest into its own counts). */
+	struct coord_owner_jobs by_owner[COORD_OWNERS_SHOWN + 1];
+	size_t nby_owner;
+	/* The first COORD_OWNERS_SHOWN (owner, priority) with work waiting, in the order leases
+	 * go to them: highest priority, then lowest lead, then name. */
+	struct coord_owner_fair fair[COORD_OWNERS_SHOWN];
+	size_t nfair;
 };
 /* Fills *out. Reads the store (jobs by state) after writing pending changes into the open
  * transaction. TALLY_EDB. */

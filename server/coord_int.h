@@ -1,7 +1,8 @@
 /* Inside the coordinator: struct coord and the helpers its files share. coord.c has its
  * life (creation, loading, durability through server/wb.h), the jobs and what it reports;
  * coord_leases.c has the leases (grant, heartbeat, complete with verification, fail, expiry);
- * coord_retain.c deletes finished jobs (DELETE and retention). Included by those files only. */
+ * coord_retain.c deletes finished jobs (DELETE and retention); coord_quota.c has the quotas and
+ * the jobs by owner. Included by those files only. */
 #ifndef TALLY_COORD_INT_H
 #define TALLY_COORD_INT_H
 
@@ -29,6 +30,11 @@ void coord_wake(struct coord *c);
 void coord_job_ended(struct coord *c);
 /* Tells the HTTP layer when the next lease may expire, so that long polls wake to take it. */
 void coord_tell_expiry(struct coord *c);
+/* Returns TALLY_EQUOTA when owner has as many unfinished jobs as the limit, TALLY_EFULL when
+ * every owner together has, TALLY_OK otherwise (coord_quota.c). */
+TALLY_WUR enum tally_err coord_admit(struct coord *c, const char *owner);
+/* Fills m's jobs by owner and fair share from the live state (coord_quota.c). */
+void coord_owner_metrics(struct coord *c, struct coord_metrics *m);
 /* A reply that reports state must not get ahead of the store: while changes are uncommitted,
  * it waits for the flush like a reply reporting a change of its own (c->changes moves). */
 void coord_reported(struct coord *c);

@@ -271,3 +271,18 @@ void fair_charge(struct fair *f, struct fair_member *m)
 	if (m->heap != HEAP_NONE)
 		heap_fix(&fl->ready, m->heap);
 }
+
+void fair_each_ready(const struct fair *f,
+		     void (*fn)(void *ctx, const struct fair_flow_info *info), void *ctx)
+{
+	for (size_t i = 0; i < f->flows.nbuckets; i++)
+		for (const struct htab_node *e = f->flows.bucket[i]; e; e = e->next) {
+			const struct fair_flow *fl = (const struct fair_flow *)e;
+			const struct fair_level *lv = &f->level[fl->priority - WIRE_PRIORITY_MIN];
+			struct fair_flow_info info = { fl->owner, fl->priority,
+						       (int64_t)(fl->pass - lv->vt),
+						       fl->ready.len };
+			if (fl->heap != HEAP_NONE)
+				fn(ctx, &info);
+		}
+}

@@ -98,4 +98,18 @@ struct fair_member *fair_pick(struct fair *f, int (*eligible)(void *ctx, struct 
 /* Charges m (added) and its flow for one lease. Can't fail. */
 void fair_charge(struct fair *f, struct fair_member *m);
 
+/* A ready flow's place in its level, for GET /metrics. lead is its pass minus its level's vt:
+ * how many leases it is ahead of (positive) or behind (negative) its priority's virtual time.
+ * The next lease of a level goes to its flow with the lowest lead (the older on a tie) that the
+ * asking worker can run; a flow that just became ready starts at 0 or more. */
+struct fair_flow_info {
+	const char *owner; /* borrowed for the call */
+	int priority;
+	int64_t lead;
+	size_t ready; /* its ready members */
+};
+/* Calls fn(ctx, info) for every flow with a ready member, in no order. O(flows). */
+void fair_each_ready(const struct fair *f,
+		     void (*fn)(void *ctx, const struct fair_flow_info *info), void *ctx);
+
 #endif

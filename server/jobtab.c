@@ -20,6 +20,7 @@ void jobtab_init(struct jobtab *t)
 	htab_init(&t->byid);
 	htab_init(&t->bykey);
 	fair_init(&t->fair);
+	owners_init(&t->owners);
 	t->dirty = NULL;
 	t->dirty_tail = &t->dirty;
 	t->resched = NULL;
@@ -49,6 +50,7 @@ void jobtab_clear(struct jobtab *t)
 	htab_release(&t->byid);
 	htab_release(&t->bykey);
 	fair_release(&t->fair);
+	owners_release(&t->owners);
 	jobtab_init(t);
 	t->next_id = next_id;
 }
@@ -73,10 +75,16 @@ static uint64_t id_hash(int64_t id)
  * scheduled. Returns TALLY_OK, or TALLY_ENOMEM with t unchanged (the caller frees j). */
 static enum tally_err job_link(struct jobtab *t, struct ljob *j)
 {
+	if (owners_ref(&t->owners, j->job.spec.owner, &j->owner))
+		return TALLY_ENOMEM;
 	if (htab_reserve(&t->byid, t->n + 1) ||
 	    (j->key[0] && htab_reserve(&t->bykey, t->bykey.n + 1)) ||
-	    fair_add(&t->fair, &j->fair, j->job.id, j->job.spec.priority, j->job.spec.owner))
+	    fair_add(&t->fair, &j->fair, j->job.id, j->job.spec.priority, j->job.spec.owner)) {
+		owners_unref(&t->owners, j->owner);
 		return TALLY_ENOMEM;
+	}
+	j->tallied = j->job.state;
+	owners_count(&t->owners, j->owner, j->tallied, 1);
 	htab_insert(&t->byid, &j->byid, id_hash(j->job.id));
 	if (j->key[0])
 		htab_insert(&t->bykey, &j->bykey, hash_str(j->key));
@@ -106,6 +114,8 @@ static void job_unlink(struct jobtab *t, struct ljob *j)
 	if (j->key[0])
 		htab_remove(&t->bykey, &j->bykey);
 	fair_remove(&t->fair, &j->fair);
+	owners_count(&t->owners, j->owner, j->tallied, -1);
+	owners_unref(&t->owners, j->owner);
 	t->n--;
 }
 
@@ -176,6 +186,16 @@ struct ljob *jobtab_by_key(const struct jobtab *t, const char *key)
 		if (!strcmp(LJOB_OF(e, bykey)->key, key))
 			return LJOB_OF(e, bykey);
 	return NULL;
+}
+
+uint64_t jobtab_unfinished(const struct jobtab *t, const char *owner)
+{
+	return owners_unfinished(&t->owners, owner);
+}
+
+uint64_t jobtab_unfinished_total(const struct jobtab *t)
+{
+	return owners_total(&t->owners);
 }
 
 int64_t jobtab_oldest_lease(const struct jobtab *t)
@@ -267,6 +287,11 @@ void jobtab_charge(struct jobtab *t, struct ljob *j)
 
 void jobtab_touch(struct jobtab *t, struct ljob *j)
 {
+	if (j->tallied != j->job.state) {
+		owners_count(&t->owners, j->owner, j->tallied, -1);
+		owners_count(&t->owners, j->owner, j->job.state, 1);
+		j->tallied = j->job.state;
+	}
 	jobtab_resched(t, j);
 	if (!j->dirty) {
 		j->dirty = 1;

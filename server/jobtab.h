@@ -16,7 +16,11 @@
  * The table owns its jobs, and each job its prefix segments, free ranges and pending checks.
  * The functions named ljob_* work on one job and touch nothing else: marking a job changed is
  * the caller's (jobtab_touch), so that rows are written in the order the caller changed them.
- * Finding a job by id or key is O(1) expected; choosing the next lease's job costs what fair.h
+ * Unfinished jobs by owner (owners.h) are counted as jobs are added and taken out, and when a
+ * job's state changes: every change of state is followed by jobtab_touch() (the job's row must
+ * be written), which counts it again.
+ *
+ * Finding a job by id or key, or an owner's unfinished jobs, is O(1) expected; choosing the next lease's job costs what fair.h
  * says. Pure C, no I/O. Not thread-safe. */
 #ifndef TALLY_JOBTAB_H
 #define TALLY_JOBTAB_H
@@ -27,6 +31,7 @@
 #include "fair.h"
 #include "htab.h"
 #include "job.h"
+#include "owners.h"
 #include "ranges.h"
 #include "stop.h"
 #include "verify.h"
@@ -50,6 +55,8 @@ struct ljob {
 	struct ljob *rnext;       /* on the list of jobs to reschedule */
 	struct htab_node byid, bykey;
 	struct fair_member fair;
+	struct owner_tally *owner; /* its owner's counts (owners.h) */
+	enum job_state tallied;    /* the state it is counted under there */
 };
 
 struct jobtab {
@@ -57,6 +64,7 @@ struct jobtab {
 	size_t n;
 	struct htab byid, bykey; /* bykey: the jobs with a key */
 	struct fair fair;
+	struct owners owners; /* unfinished jobs by owner, kept by jobtab_touch() */
 	struct ljob *dirty, **dirty_tail;
 	struct ljob *resched;
 	int64_t next_id;
@@ -83,6 +91,10 @@ void jobtab_set_next_id(struct jobtab *t, int64_t id);
 struct ljob *jobtab_find(const struct jobtab *t, int64_t id);
 /* Returns the job submitted under key (not ""), or NULL. */
 struct ljob *jobtab_by_key(const struct jobtab *t, const char *key);
+/* Returns owner's queued and running jobs, O(1) expected. */
+uint64_t jobtab_unfinished(const struct jobtab *t, const char *owner);
+/* Returns the queued and running jobs of every owner. */
+uint64_t jobtab_unfinished_total(const struct jobtab *t);
 /* Returns the lowest first lease id of the unfinished jobs, or 0 when none has a lease. */
 int64_t jobtab_oldest_lease(const struct jobtab *t);
 /* Returns the id of the next unfinished job after `after` that stops early, or 0. */
@@ -92,8 +104,8 @@ int64_t jobtab_next_stopping(const struct jobtab *t, int64_t after);
 void jobtab_totals(const struct jobtab *t, uint64_t *pending_batches, uint64_t *remaining_samples,
 		   uint64_t *checks_pending);
 
-/* Marks j changed (once until written; the list keeps the order of first changes), and
- * reschedules it. Can't fail. */
+/* Marks j changed (once until written; the list keeps the order of first changes), counts it
+ * under its owner in its state now, and reschedules it. Can't fail. */
 void jobtab_touch(struct jobtab *t, struct ljob *j);
 /* Has j's readiness worked out again at the next pick (its pending batches or open checks may
  * have changed). Can't fail. */

@@ -602,6 +602,23 @@ void live_totals(const struct live *lv, struct live_totals *out)
 	out->quarantined = verify_count(&lv->verify);
 }
 
+uint64_t live_unfinished(const struct live *lv, const char *owner)
+{
+	return owner ? jobtab_unfinished(&lv->jobs, owner) : jobtab_unfinished_total(&lv->jobs);
+}
+
+void live_each_owner(const struct live *lv, void (*fn)(void *ctx, const struct owner_tally *e),
+		     void *ctx)
+{
+	owners_each(&lv->jobs.owners, fn, ctx);
+}
+
+void live_each_flow(const struct live *lv,
+		    void (*fn)(void *ctx, const struct fair_flow_info *info), void *ctx)
+{
+	fair_each_ready(&lv->jobs.fair, fn, ctx);
+}
+
 size_t live_jobs_count(const struct live *lv)
 {
 	return lv->jobs.n;

@@ -38,7 +38,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "err.h"
+#include "fair.h"   /* struct fair_flow_info */
 #include "job.h"
+#include "owners.h" /* struct owner_tally */
 #include "stop.h"   /* STOP_MIN_SAMPLES */
 #include "verify.h" /* enum live_check_state; VERIFY_OPINIONS_MAX, VERIFY_REASON_MAX */
 
@@ -239,6 +241,15 @@ struct live_totals {
 	uint64_t quarantined;
 };
 void live_totals(const struct live *lv, struct live_totals *out);
+/* Returns owner's queued and running jobs, O(1) expected (server/owners.h); with owner NULL,
+ * every owner's. */
+uint64_t live_unfinished(const struct live *lv, const char *owner);
+/* Calls fn(ctx, e) for every owner with a job in memory (e borrowed for the call). */
+void live_each_owner(const struct live *lv, void (*fn)(void *ctx, const struct owner_tally *e),
+		     void *ctx);
+/* Calls fn(ctx, info) for every owner and priority with work waiting (server/fair.h). */
+void live_each_flow(const struct live *lv,
+		    void (*fn)(void *ctx, const struct fair_flow_info *info), void *ctx);
 /* Counts of what is in memory, for tests and metrics. */
 size_t live_jobs_count(const struct live *lv);
 size_t live_leases_count(const struct live *lv);

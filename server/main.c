@@ -87,6 +87,7 @@ int main(int argc, char **argv)
 	const char *kernel_dir = "", *users_file = "", *retention = "30d";
 	int64_t lease_timeout = 30, lease_target_ms = 1000, max_failures = 3;
 	int64_t request_timeout = 30, max_connections = 4000;
+	int64_t max_unfinished = 1000, max_in_memory = 100000;
 	int64_t retention_ms = 0;
 	int insecure = 0;
 	const struct opt opts[] = {
@@ -98,6 +99,12 @@ int main(int argc, char **argv)
 		  "work per lease, in ms of the worker's measured speed" },
 		{ "max-failures", "TALLY_MAX_FAILURES", OPT_INT, &max_failures, 0, 1000,
 		  "failed leases a batch survives before its job fails (0: no limit)" },
+		{ "max-unfinished-jobs", "TALLY_MAX_UNFINISHED_JOBS", OPT_INT, &max_unfinished, 1,
+		  100000000, "queued and running jobs each user may have; past it a submit gets 429 "
+		  "quota_exceeded" },
+		{ "max-jobs-in-memory", "TALLY_MAX_JOBS_IN_MEMORY", OPT_INT, &max_in_memory, 1,
+		  100000000, "queued and running jobs of all users together; past it a submit gets "
+		  "429 server_full" },
 		{ "token-file", "TALLY_TOKEN_FILE", OPT_STR, &token_file, 0, 0,
 		  "file holding the client token (jobs API); or set TALLY_TOKEN" },
 		{ "worker-token-file", "TALLY_WORKER_TOKEN_FILE", OPT_STR, &worker_token_file, 0, 0,
@@ -231,7 +238,9 @@ int main(int argc, char **argv)
 		.dbpath = dbpath,
 		.coord = { .lease_timeout_ms = lease_timeout * 1000,
 			   .lease_target_ms = lease_target_ms,
-			   .max_failures = (unsigned)max_failures },
+			   .max_failures = (unsigned)max_failures,
+			   .max_unfinished_jobs = (uint64_t)max_unfinished,
+			   .max_jobs_in_memory = (uint64_t)max_in_memory },
 		.http = { (unsigned)request_timeout, (unsigned)max_connections,
 			  *tls_cert ? buf_str(&cert) : NULL, *tls_key ? buf_str(&key) : NULL },
 		.users = users,

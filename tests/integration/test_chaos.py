@@ -20,6 +20,14 @@ from harness import TallyTestCase, request, wait_for
 SPEC = dict(kernel="pi", samples=10_000_000_000, batch_size=2_000_000, seed=4)
 # Twice that, for the chaos test: it must outlast several kills.
 CHAOS = dict(kernel="pi", samples=20_000_000_000, batch_size=4_000_000, seed=44)
+# The chaos test with owners: Alice's urgent job and her background one, Bob's background one.
+FLEET = {"urgent": ("alice", 5, dict(kernel="pi", samples=8_000_000_000, batch_size=2_000_000,
+                                     seed=51)),
+         "alice_bg": ("alice", 0, dict(kernel="pi", samples=6_000_000_000,
+                                       batch_size=2_000_000, seed=52)),
+         "bob_bg": ("bob", 0, dict(kernel="pi", samples=6_000_000_000, batch_size=3_000_000,
+                                   seed=53))}
+TOKENS = {n: f"{n}-token-" + n[0] * 20 for n in ("root", "alice", "bob", "wk")}
 
 GRANTED = re.compile(r'msg="lease granted" lease=(\d+) job=\d+ worker=(\S+) first_batch=(\d+) '
                      r'batch_count=(\d+)')
@@ -210,6 +218,95 @@ class ChaosTest(TallyTestCase):
         s.kill(signal.SIGKILL)
         s.start()
         self.assertEqual(s.job(job["id"]), j)
+
+    def test_chaos_with_owners_and_priorities(self):
+        """Two users (a users file), three jobs at two priorities, --max-unfinished-jobs 2; four
+        workers with a worker token, one SIGKILLed and replaced every second; the coordinator
+        SIGKILLed at 20% and 50% of all the work and restarted after a random downtime. After
+        each restart Alice is still at her quota (her counts were loaded with her jobs) while
+        both her jobs are unfinished. Every job ends bit-identical to its undisturbed run."""
+        seed = int(os.environ.get("TALLY_CHAOS_SEED") or time.time_ns() % 2**32)
+        rng = random.Random(seed)
+        why = f"TALLY_CHAOS_SEED={seed}"
+        for _, _, spec in FLEET.values():
+            self.reference(spec)
+        users = os.path.join(self.tmpdir, "users")
+        with open(os.open(users, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(f"root admin {TOKENS['root']}\nalice user {TOKENS['alice']}\n"
+                    f"bob user {TOKENS['bob']}\nwk worker {TOKENS['wk']}\n")
+        token = os.path.join(self.tmpdir, "worker-token")
+        with open(os.open(token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(TOKENS["wk"] + "\n")
+        auth = {n: {"Authorization": "Bearer " + t} for n, t in TOKENS.items()}
+        s = self.server("--users", users, "--lease-timeout", "3", "--lease-target-ms", "300",
+                        "--max-unfinished-jobs", "2")
+
+        def worker(i):
+            return self.worker(s, 1, f"chaos{i}", "--token-file", token)
+
+        def submit(who, priority, spec, status=201):
+            r = s.req("POST", "/v1/jobs", dict(spec, priority=priority), headers=auth[who])
+            self.assertEqual(r.status, status, r)
+            return r.json
+
+        def jobs():
+            out = {}
+            for name, jid in ids.items():
+                r = s.req("GET", f"/v1/jobs/{jid}", headers=auth["root"])
+                self.assertEqual(r.status, 200, r)
+                out[name] = r.json
+            return out
+
+        ids = {name: submit(who, prio, spec)["id"] for name, (who, prio, spec) in FLEET.items()}
+        workers = [worker(i) for i in range(4)]
+        total = sum(spec["samples"] for _, _, spec in FLEET.values())
+        started = len(workers)
+        kills, restarts, quota_checks, marks = 0, 0, 0, [0.2, 0.5]
+        down_until = None
+        next_kill = time.monotonic() + 1
+        deadline = time.monotonic() + 150
+        while True:
+            now = time.monotonic()
+            self.assertLess(now, deadline, why)
+            if down_until is None:
+                js = jobs()
+                if all(j["state"] not in ("queued", "running") for j in js.values()):
+                    break
+                done = sum(j["counts"].get("samples", 0) for j in js.values())
+                if marks and done >= marks[0] * total:
+                    marks.pop(0)
+                    s.kill(signal.SIGKILL)
+                    down_until = now + rng.uniform(0.1, 1.0)
+            elif now >= down_until:
+                s.start()  # same port, same database
+                restarts += 1
+                down_until = None
+                js = jobs()
+                if all(js[n]["state"] in ("queued", "running") for n in ("urgent", "alice_bg")):
+                    r = s.req("POST", "/v1/jobs", FLEET["urgent"][2], headers=auth["alice"])
+                    self.assertEqual((r.status, r.error()[0]), (429, "quota_exceeded"), r)
+                    quota_checks += 1
+            if now >= next_kill:
+                victim = rng.randrange(len(workers))
+                workers[victim].kill(signal.SIGKILL)
+                kills += 1
+                workers[victim] = worker(started)
+                started += 1
+                next_kill += 1
+            time.sleep(0.02)
+        self.assertEqual(restarts, 2, why)
+        self.assertGreaterEqual(kills, 4, why + ": the jobs ended too soon to be disturbed")
+        self.assertGreaterEqual(quota_checks, 1, why)
+        for name, (who, prio, spec) in FLEET.items():
+            self.assertEqual((js[name]["owner"], js[name]["priority"]), (who, prio), name)
+            self.assert_exact(js[name], spec)
+        self.assertIn("leases expired", s.log())
+        self.stop_workers(workers)
+        # Quotas free with the jobs: Alice may submit again.
+        submit("alice", 0, dict(kernel="count", samples=10**9))
+        s.kill(signal.SIGKILL)
+        s.start()
+        self.assertEqual(jobs(), js)
 
     def test_zombie_worker_late_complete_refused(self):
         """A worker frozen (SIGSTOP) between computing a lease and delivering it, until the

@@ -240,6 +240,26 @@ class OpenApiTest(TallyTestCase):
         statuses = {st for _, _, st in seen}
         self.assertTrue({200, 201, 400, 401, 403, 404} <= statuses, statuses)
 
+    def test_quota_replies_are_in_the_spec(self):
+        """429 quota_exceeded and server_full, with Retry-After, and the by-owner metrics."""
+        doc = spec()
+        seen = set()
+        for args, code in ((("--max-unfinished-jobs", "1"), "quota_exceeded"),
+                           (("--max-unfinished-jobs", "2", "--max-jobs-in-memory", "1"),
+                            "server_full")):
+            s = self.server(*args)
+            call = self.caller(doc, s, seen)
+            call("POST", "/v1/jobs", {"kernel": "count", "samples": 10**9})
+            r = call("POST", "/v1/jobs", {"kernel": "count", "samples": 10**9})
+            self.assertEqual((r.status, r.error()[0]), (429, code), r)
+            self.assertEqual(r.headers.get("retry-after"), "30")
+            self.assertIn("Retry-After", doc["paths"]["/v1/jobs"]["post"]["responses"]["429"]
+                          ["headers"])
+            text = call("GET", "/metrics").raw.decode()
+            self.assertIn('tally_jobs_by_owner{owner="",state="queued"} 1', text)
+            s.stop()
+        self.assertIn(("POST", "/v1/jobs", 429), seen)
+
 
 if __name__ == "__main__":
     unittest.main()
