@@ -5,7 +5,7 @@
 #include "fuzz.h"
 
 static const char *const fields[] = { "body", "worker", "kernels", "wait_s", "max_batches",
-				      NULL };
+				      "skip_jobs", NULL };
 
 static int worker_char(char c)
 {
