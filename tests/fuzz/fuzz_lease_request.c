@@ -38,7 +38,8 @@ static void check_request(const json_t *body, const void *out)
 		const json_t *k = json_array_get(kernels, i);
 		len = strlen(q->kernels[i]);
 		FUZZ_CHECK(q->kernels[i] == json_string_value(k) && len == json_string_length(k) &&
-			   len >= 1 && len < KERNEL_NAME_MAX, "kernels[%zu] '%s'", i, q->kernels[i]);
+			   len >= 1 && len < KERNEL_NAME_MAX + 11, /* "name@4294967295" */
+			   "kernels[%zu] '%s'", i, q->kernels[i]);
 	}
 
 	v = json_object_get(body, "wait_s");
