@@ -142,7 +142,7 @@ int decode_id(const char *s, int64_t *out)
 }
 
 enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct job_spec *out,
-			       struct decode_error *e)
+			       char params[KERNEL_PARAMS_MAX], struct decode_error *e)
 {
 	static const char *const allowed[] = { "kernel", "samples", "batch_size", "seed",
 					       "params", "verify", "target_stderr", "priority",
@@ -154,6 +154,8 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 	if ((rc = check_keys(body, allowed, e)))
 		return rc;
 	memset(out, 0, sizeof *out);
+	params[0] = '\0';
+	out->params = params;
 
 	v = json_object_get(body, "kernel");
 	if (!v)
@@ -213,7 +215,7 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 		v = NULL;
 	char err[sizeof e->message];
 	enum kernel_params_fault fault;
-	rc = kernel_params_check(out->kernel, v, out->params, sizeof out->params, &fault, err,
+	rc = kernel_params_check(out->kernel, v, params, KERNEL_PARAMS_MAX, &fault, err,
 				 sizeof err);
 	if (rc == TALLY_ENOMEM)
 		return fail(e, "invalid_field", "params: out of memory");

@@ -27,12 +27,13 @@ struct decode_error {
  * Returns a new reference, or NULL with *e filled. */
 json_t *decode_json(const char *data, size_t len, struct decode_error *e);
 
-/* Decodes a job submission (its owner is left ""). default_seed is used when the body has
- * none. A kernel with no code
+/* Decodes a job submission (its owner is left ""), its params written to params (which
+ * out->params points to). default_seed is used when the body has none. A kernel with no code
  * here is left as kernel_placeholder(), its name in out->kernel_name: the decoder changes no
  * global state (coord_submit() makes the name a kernel). TALLY_EINVAL. */
 TALLY_WUR enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed,
-					 struct job_spec *out, struct decode_error *e);
+					 struct job_spec *out, char params[KERNEL_PARAMS_MAX],
+					 struct decode_error *e);
 /* Decodes an extend body {"samples": n}. TALLY_EINVAL. */
 TALLY_WUR enum tally_err decode_extend(const json_t *body, uint64_t *samples,
 				       struct decode_error *e);

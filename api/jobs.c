@@ -46,13 +46,14 @@ static json_t *text_json(const char *text)
 	return v ? v : json_string(text_ascii(text, ascii, sizeof ascii));
 }
 
-/* Returns a new reference to a job's params object ({} when it has none), or NULL. */
+/* Returns a new reference to a job's params object ({} when it has none), or NULL (out of
+ * memory: never other params than the job's). */
 static json_t *params_json(const struct job *j)
 {
-	json_t *p = j->spec.params[0] ? json_loads(j->spec.params, 0, NULL) : NULL;
+	json_t *p = json_loads(job_params(&j->spec), 0, NULL);
 	if (!json_is_object(p)) {
 		json_decref(p);
-		p = json_object();
+		p = NULL;
 	}
 	return p;
 }
@@ -88,7 +89,7 @@ static json_t *job_to_json_at(struct api *a, const struct job *j, int64_t now)
 			 "progress", (double)j->samples_done / (double)j->spec.samples,
 			 "counts", counts_encode(&j->keys, j->counts),
 			 "result", result ? result : json_null(),
-			 "error", j->error[0] ? text_json(j->error) : json_null(),
+			 "error", job_error(j)[0] ? text_json(job_error(j)) : json_null(),
 			 "created_at", json_time(j->created_at),
 			 "started_at", json_time(j->started_at),
 			 "finished_at", json_time(j->finished_at),
@@ -185,6 +186,7 @@ void jobs_create(struct req *r, void *app)
 	struct api *a = app;
 	struct decode_error e;
 	struct job_spec spec;
+	char params[KERNEL_PARAMS_MAX];
 	struct job job;
 	uint64_t seed = 0;
 	json_t *body;
@@ -210,7 +212,7 @@ void jobs_create(struct req *r, void *app)
 		seed = (uint64_t)timefmt_now_ms();
 	seed &= (1ULL << 53) - 1;
 	seed_given = json_object_get(body, "seed") != NULL;
-	rc = decode_job_spec(body, seed, &spec, &e);
+	rc = decode_job_spec(body, seed, &spec, params, &e);
 	json_decref(body);
 	if (rc) {
 		api_reply_decode(r, &e);
@@ -223,7 +225,7 @@ void jobs_create(struct req *r, void *app)
 			api_reply_rc(r, a, rc, NULL);
 		else if (strcmp(job.spec.kernel->name, spec.kernel_name) ||
 			 job.spec.samples != spec.samples ||
-			 strcmp(job.spec.params, spec.params) ||
+			 strcmp(job_params(&job.spec), job_params(&spec)) ||
 			 job.spec.target_stderr != spec.target_stderr ||
 			 job.spec.batch_size != spec.batch_size || job.spec.verify != spec.verify ||
 			 job.spec.priority != spec.priority ||

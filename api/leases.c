@@ -28,13 +28,14 @@ static json_t *lease_to_json(const struct lease *l, int64_t now)
 
 	snprintf(id, sizeof id, "%lld", (long long)l->id);
 	snprintf(job, sizeof job, "%lld", (long long)l->job_id);
-	json_t *params = s->params[0] && strcmp(s->params, "{}") ? json_loads(s->params, 0, NULL)
-								 : json_object();
+	/* Never other params than the job's: refused at submit, text that does not load back
+	 * (out of memory) makes the reply a 503 rather than {}. */
+	json_t *params = json_loads(job_params(s), 0, NULL);
 
 	timefmt_rfc3339(l->expires_at, expires, sizeof expires);
 	if (!json_is_object(params)) {
 		json_decref(params);
-		params = json_object();
+		return NULL;
 	}
 	return json_pack("{s:s,s:s,s:s,s:i,s:o,s:o,s:I,s:I,s:I,s:I,s:s,s:f}", "id", id, "job_id",
 			 job, "kernel", s->kernel->name, "kernel_version", (int)s->kernel_version,

@@ -36,6 +36,15 @@ void *t_realloc(void *p, size_t n)
 	return alloc_refused() ? NULL : realloc(p, n);
 }
 
+char *t_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *copy = t_malloc(n);
+	if (copy)
+		memcpy(copy, s, n);
+	return copy;
+}
+
 
 void alloc_fail_after(long after, int stick)
 {

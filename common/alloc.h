@@ -13,6 +13,8 @@
 void *t_malloc(size_t n);
 void *t_calloc(size_t n, size_t size);
 void *t_realloc(void *p, size_t n);
+/* As strdup: a copy of s through t_malloc, or NULL. */
+char *t_strdup(const char *s);
 
 /* Tests: the allocation `after` calls from now fails, and every one after it too when sticky
  * (after 0: the very next). alloc_fail_never() disarms. */

@@ -7,6 +7,16 @@
 static const char *const job_state_names[] = { "queued", "running", "succeeded", "failed",
 					       "cancelled" };
 
+const char *job_params(const struct job_spec *s)
+{
+	return s->params && s->params[0] ? s->params : "{}";
+}
+
+const char *job_error(const struct job *j)
+{
+	return j->error ? j->error : "";
+}
+
 const char *job_state_name(enum job_state s)
 {
 	return job_state_names[s];

@@ -52,7 +52,10 @@ struct job_spec {
 	/* The version the job is computed with: the kernel's here, or for a kernel known by name
 	 * only, the version the first worker given a lease offered (0 until then). */
 	unsigned kernel_version;
-	char params[KERNEL_PARAMS_MAX]; /* the kernel's params, compact JSON: "{}" when none */
+	/* The kernel's params, compact JSON of at most KERNEL_PARAMS_MAX - 1 bytes; NULL or "{}"
+	 * when none (job_params() reads either as "{}"). Borrowed: whoever fills a spec says how
+	 * long its text lives (a job in memory owns its copy: server/jobtab.h). */
+	const char *params;
 };
 
 /* A job's full status. Times are ms since the epoch, 0 when unset. */
@@ -66,7 +69,9 @@ struct job {
 	uint64_t samples_done;
 	struct count_keys keys;           /* the names of counts[] */
 	uint64_t counts[KERNEL_MAX_KEYS]; /* in keys' order */
-	char error[JOB_ERROR_MAX];        /* "" when none */
+	/* Why it failed, at most JOB_ERROR_MAX - 1 bytes; NULL or "" when it did not (job_error()
+	 * reads either as ""). Borrowed, like spec.params. */
+	const char *error;
 	/* Verification (spec.verify): checks of completed leases that agreed (or were settled in
 	 * their favour), checks still waiting for a second (or third...) opinion, checks where
 	 * workers disagreed, and the workers this job caught lying, one per line. */
@@ -116,6 +121,11 @@ struct lease {
 	int64_t check_of;
 	char worker[WORKER_NAME_MAX];
 };
+
+/* Returns s's params: "{}" when it has none. */
+const char *job_params(const struct job_spec *s);
+/* Returns j's error: "" when it has none. */
+const char *job_error(const struct job *j);
 
 /* Returns the lowercase name of a state ("queued", ...). Static; can't fail. */
 const char *job_state_name(enum job_state s);

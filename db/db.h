@@ -89,6 +89,7 @@ struct db_loader {
 TALLY_WUR enum tally_err db_load(struct db *db, const struct db_loader *l, int64_t *max_job_id,
 				 int64_t *max_lease_id, int *skipped);
 
+/* A job read from the store borrows its params and error from db until the next job is read. */
 /* Reads job id as stored. TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err db_job_get(struct db *db, int64_t id, struct job *out);
 /* Reads the job owner submitted with Idempotency-Key key. TALLY_ENOTFOUND. */

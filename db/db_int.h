@@ -69,6 +69,9 @@ struct db {
 	int in_tx;
 	unsigned fail_next; /* DB_FAIL_* a test armed */
 	char errmsg[256];
+	/* The text of the last job read (db_job_from_row), which it borrows. */
+	char job_params[KERNEL_PARAMS_MAX];
+	char job_error[JOB_ERROR_MAX];
 };
 
 /* Records the connection's error as "what: <SQLite's message>"; returns TALLY_EDB for the

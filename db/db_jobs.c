@@ -29,7 +29,8 @@ enum tally_err db_job_from_row(struct db *db, sqlite3_stmt *s, struct job *j)
 	}
 	if (!j->keys.n)
 		kernel_keys(j->spec.kernel, &j->keys);
-	snprintf(j->spec.params, sizeof j->spec.params, "%s", params ? params : "{}");
+	snprintf(db->job_params, sizeof db->job_params, "%s", params ? params : "{}");
+	j->spec.params = db->job_params;
 	j->spec.target_stderr = sqlite3_column_double(s, 31);
 	j->spec.samples = (uint64_t)sqlite3_column_int64(s, 2);
 	j->spec.batch_size = (uint64_t)sqlite3_column_int64(s, 3);
@@ -41,8 +42,10 @@ enum tally_err db_job_from_row(struct db *db, sqlite3_stmt *s, struct job *j)
 	j->samples_done = (uint64_t)sqlite3_column_int64(s, 9);
 	for (int i = 0; i < KERNEL_MAX_KEYS; i++)
 		j->counts[i] = (uint64_t)sqlite3_column_int64(s, 10 + i);
-	if (error)
-		snprintf(j->error, sizeof j->error, "%s", error);
+	if (error) {
+		snprintf(db->job_error, sizeof db->job_error, "%s", error);
+		j->error = db->job_error;
+	}
 	j->created_at = col_time(s, 19);
 	j->started_at = col_time(s, 20);
 	j->finished_at = col_time(s, 21);
@@ -139,8 +142,8 @@ enum tally_err db_job_save(struct db *db, const struct job *job, const char *key
 	sqlite3_bind_int64(s, 12, (int64_t)job->samples_done);
 	for (int i = 0; i < KERNEL_MAX_KEYS; i++)
 		sqlite3_bind_int64(s, 13 + i, (int64_t)job->counts[i]);
-	if (job->error[0])
-		sqlite3_bind_text(s, 21, job->error, -1, SQLITE_STATIC);
+	if (job_error(job)[0])
+		sqlite3_bind_text(s, 21, job_error(job), -1, SQLITE_STATIC);
 	if (last_failure && last_failure[0])
 		sqlite3_bind_text(s, 22, last_failure, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 23, job->created_at);
@@ -155,7 +158,7 @@ enum tally_err db_job_save(struct db *db, const struct job *job, const char *key
 	if (job->quarantined[0])
 		sqlite3_bind_text(s, 31, job->quarantined, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 32, job->first_lease_id);
-	sqlite3_bind_text(s, 33, job->spec.params[0] ? job->spec.params : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 33, job_params(&job->spec), -1, SQLITE_STATIC);
 	kernel_keys_format(&job->keys, keys, sizeof keys);
 	sqlite3_bind_text(s, 34, keys, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 35, job->spec.target_stderr);

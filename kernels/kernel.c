@@ -9,6 +9,34 @@
 static int kernel_open_state(const struct kernel *k, const char *params, void **state, char *err,
 			     size_t errlen);
 
+/* Returns 1 when a string in v (a key or a value, at any depth) holds a NUL, with path naming
+ * where (path holds pathlen bytes, used of them so far). JSON text with \u0000 does not load
+ * back (jansson needs JSON_ALLOW_NUL), so such params are refused rather than changed. */
+static int params_nul(const json_t *v, char *path, size_t pathlen, size_t used)
+{
+	const char *key;
+	json_t *m;
+	size_t i, n = used < pathlen ? used : pathlen - 1;
+
+	if (json_is_string(v))
+		return strlen(json_string_value(v)) != json_string_length(v);
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, key, m) {
+			int len = snprintf(path + n, pathlen - n, ".%s", key);
+			if (params_nul(m, path, pathlen, n + (size_t)(len > 0 ? len : 0)))
+				return 1;
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, m) {
+			int len = snprintf(path + n, pathlen - n, "[%zu]", i);
+			if (params_nul(m, path, pathlen, n + (size_t)(len > 0 ? len : 0)))
+				return 1;
+		}
+	}
+	path[n] = '\0';
+	return 0;
+}
+
 enum tally_err kernel_params_check(const struct kernel *k, const json_t *params, char *out,
 				   size_t outlen, enum kernel_params_fault *fault, char *err,
 				   size_t errlen)
@@ -26,6 +54,13 @@ enum tally_err kernel_params_check(const struct kernel *k, const json_t *params,
 	}
 	if (!params && !(params = empty = json_object()))
 		return TALLY_ENOMEM;
+	char path[128] = "params";
+	if (params_nul(params, path, sizeof path, strlen(path))) {
+		snprintf(err, errlen, "%s: a string holds a NUL character (\\u0000), which params "
+			 "cannot carry", path);
+		rc = TALLY_EINVAL;
+		goto done;
+	}
 	if (!k->params && json_object_size(params)) {
 		const char *key = json_object_iter_key(json_object_iter((json_t *)params));
 		snprintf(err, errlen, "params.%.64s: kernel %s takes no parameters", key, k->name);

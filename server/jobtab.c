@@ -9,6 +9,11 @@
 #include "jobtab.h"
 #include "kernel.h"
 
+/* An unfinished job costs at most 2 KiB of memory besides its params (the shared-fleet
+ * contract): the struct, with room left for its allocation's overhead and its places in the
+ * hash tables and the scheduler's heaps. bench/run.py --only queue measures the whole. */
+_Static_assert(sizeof(struct ljob) <= 1792, "struct ljob outgrew its 2 KiB budget");
+
 /* The job whose member `member` node is. */
 #define LJOB_OF(node, member) \
 	((struct ljob *)(void *)((char *)(node) - offsetof(struct ljob, member)))
@@ -36,6 +41,8 @@ static void job_free(struct ljob *j)
 		free(ch);
 	}
 	ranges_release(&j->free);
+	free(j->params);
+	free(j->error);
 	free(j);
 }
 
@@ -55,15 +62,26 @@ void jobtab_clear(struct jobtab *t)
 	t->next_id = next_id;
 }
 
-/* Returns a new, empty job for spec (with its prefix segments when it stops early), or NULL. */
+/* Returns a new, empty job for spec with its own copy of spec's params (and its prefix
+ * segments when it stops early), or NULL. */
 static struct ljob *job_new(const struct job_spec *spec)
 {
 	struct ljob *j = t_calloc(1, sizeof *j);
-	if (j && spec->target_stderr > 0 && !(j->stop = stop_new())) {
-		free(j);
-		j = NULL;
+	if (!j)
+		return NULL;
+	if (!(j->params = t_strdup(job_params(spec))) ||
+	    (spec->target_stderr > 0 && !(j->stop = stop_new()))) {
+		job_free(j);
+		return NULL;
 	}
 	return j;
+}
+
+/* Sets j's spec (its params its own copy's). */
+static void job_set_spec(struct ljob *j, const struct job_spec *spec)
+{
+	j->job.spec = *spec;
+	j->job.spec.params = j->params;
 }
 
 static uint64_t id_hash(int64_t id)
@@ -128,7 +146,7 @@ struct ljob *jobtab_submit(struct jobtab *t, const struct job_spec *spec, const 
 	if (key)
 		snprintf(j->key, sizeof j->key, "%s", key);
 	j->job.id = t->next_id++;
-	j->job.spec = *spec;
+	job_set_spec(j, spec);
 	j->job.spec.kernel_version = spec->kernel->version; /* the version it is computed with */
 	kernel_keys(spec->kernel, &j->job.keys);
 	j->job.state = JOB_QUEUED;
@@ -150,6 +168,12 @@ enum tally_err jobtab_load(struct jobtab *t, const struct job *job, uint64_t nex
 	if (!j)
 		return TALLY_ENOMEM;
 	j->job = *job;
+	job_set_spec(j, &job->spec);
+	j->job.error = NULL;
+	if (job_error(job)[0] && ljob_set_error(j, job_error(job))) {
+		job_free(j);
+		return TALLY_ENOMEM;
+	}
 	j->job.checks_pending = 0; /* counted again as the pending checks load */
 	if (!j->job.first_lease_id && next_batch)
 		j->job.first_lease_id = 1; /* leased before the store kept it: any lease may be its */
@@ -335,6 +359,19 @@ void jobtab_written(struct jobtab *t)
 }
 
 /* --- one job's batches ---------------------------------------------------------------------- */
+
+enum tally_err ljob_set_error(struct ljob *j, const char *text)
+{
+	size_t n = strnlen(text, JOB_ERROR_MAX - 1);
+	char *copy = t_malloc(n + 1);
+	if (!copy)
+		return TALLY_ENOMEM;
+	memcpy(copy, text, n);
+	copy[n] = '\0';
+	free(j->error);
+	j->job.error = j->error = copy;
+	return TALLY_OK;
+}
 
 uint64_t ljob_pending(const struct ljob *j)
 {

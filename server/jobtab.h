@@ -13,7 +13,9 @@
  * rescheduled since the last one: so whatever changes those counts must touch the job
  * (jobtab_touch) or reschedule it (jobtab_resched) in the same call, before or after the change.
  *
- * The table owns its jobs, and each job its prefix segments, free ranges and pending checks.
+ * The table owns its jobs, and each job its params, error, prefix segments, free ranges and
+ * pending checks: a struct job copied out of one borrows its params and error until the job
+ * leaves the table.
  * The functions named ljob_* work on one job and touch nothing else: marking a job changed is
  * the caller's (jobtab_touch), so that rows are written in the order the caller changed them.
  * Unfinished jobs by owner (owners.h) are counted as jobs are added and taken out, and when a
@@ -39,7 +41,9 @@
 #define JOBTAB_REASON_MAX 201 /* a job's last fail reason, with the NUL */
 
 struct ljob {
-	struct job job;
+	struct job job; /* job.spec.params and job.error point to params and error */
+	char *params;   /* its own: spec.params, "{}" when none */
+	char *error;    /* its own: NULL until it fails */
 	struct stop *stop;           /* with a target_stderr; NULL otherwise */
 	struct verify_check *checks; /* pending */
 	size_t checks_open;          /* of those, not leased now */
@@ -127,6 +131,9 @@ TALLY_WUR enum tally_err jobtab_each_dirty(const struct jobtab *t,
 /* Marks every job written; finished ones leave the table and are freed. Can't fail. */
 void jobtab_written(struct jobtab *t);
 
+/* Sets j's error to a copy of text (cut to JOB_ERROR_MAX - 1 bytes). Returns TALLY_OK, or
+ * TALLY_ENOMEM with the error as it was. */
+TALLY_WUR enum tally_err ljob_set_error(struct ljob *j, const char *text);
 /* Returns the batches of j that wait for a lease: neither done nor leased. */
 uint64_t ljob_pending(const struct ljob *j);
 /* Returns 1 when a worker offering kernels (each "name" or "name@version") can compute j's

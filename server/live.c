@@ -185,10 +185,13 @@ static void job_end(struct live *lv, struct ljob *j, enum job_state state, int64
 void live_job_fail(struct live *lv, struct ljob *j, int64_t now, int *job_failed,
 		   const char *fmt, ...)
 {
+	char error[JOB_ERROR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(j->job.error, sizeof j->job.error, fmt, ap);
+	vsnprintf(error, sizeof error, fmt, ap);
 	va_end(ap);
+	if (ljob_set_error(j, error)) /* the job fails all the same, saying less */
+		j->job.error = "failed; its error message found no memory";
 	job_end(lv, j, JOB_FAILED, now);
 	if (job_failed)
 		*job_failed = 1;

@@ -79,8 +79,12 @@ static void check_spec(const json_t *body, const void *out)
 	v = json_object_get(body, "params");
 	if (v && !json_is_null(v)) {
 		char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+		json_t *back = json_loads(s->params, 0, NULL);
 		FUZZ_CHECK(text && !strcmp(text, s->params), "params %s are not the body's",
 			   s->params);
+		/* ... and load back as they were: what is stored is what is sent to workers. */
+		FUZZ_CHECK(back && json_equal(back, v), "params %s do not load back", s->params);
+		json_decref(back);
 		free(text);
 	} else {
 		FUZZ_CHECK(!strcmp(s->params, "{}"), "params %s without params", s->params);
@@ -94,7 +98,8 @@ static void check_spec(const json_t *body, const void *out)
 
 static enum tally_err decode(const json_t *body, void *out, struct decode_error *e)
 {
-	return decode_job_spec(body, FUZZ_DEFAULT_SEED, out, e);
+	static char params[KERNEL_PARAMS_MAX]; /* which the spec's params point to */
+	return decode_job_spec(body, FUZZ_DEFAULT_SEED, out, params, e);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

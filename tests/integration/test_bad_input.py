@@ -263,6 +263,13 @@ class JobsCreateTest(BadInputCase):
         cases.append(Case("params key UTF-8 cut", "POST", P,
                           replace(base, "params", J((SPLIT_UTF8, "1")).decode()), 400,
                           "unknown_field", "params." + "a" * 32))
+        # NUL in a params string (a kernel known by name only takes any params): refused,
+        # never stored as other params (issue 14: it came back as {}).
+        named = [("kernel", S("no-such-plugin")), ("samples", "1000")]
+        for raw, where in [('{"note":"a\\u0000b"}', "params.note"),
+                           ('{"a":[1,{"b":"x\\u0000"}]}', "params.a[1].b")]:
+            cases.append(Case(f"params NUL at {where}", "POST", P,
+                              replace(named, "params", raw), 400, "invalid_field", where))
         # Valid edges must still be accepted (so the checks above are not over-broad).
         for name, body in [
             ("samples 1", replace(base, "samples", "1")),

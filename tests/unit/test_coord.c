@@ -760,7 +760,8 @@ static void test_failed_allocation_reloads_and_goes_on(void **state)
 	assert_int_equal(coord_lease(f->c, &w, &undone), TALLY_OK);
 	c = counts_for(&undone);
 	assert_int_equal(coord_complete(f->c, undone.id, &c, &dup, err, sizeof err), TALLY_OK);
-	alloc_fail_after(1, 0); /* the first reads a back into memory; the second fails */
+	alloc_fail_after(2, 0); /* the first two read a back into memory (the job, its params); the
+				 * third fails */
 	assert_int_equal(coord_extend(f->c, COORD_ALL, a.id, 6500, &a), TALLY_ENOMEM);
 	alloc_fail_never();
 	assert_int_equal(coord_dirty(f->c), 1);

@@ -101,7 +101,7 @@ static void test_job_saved_whole(void **state)
 	assert_int_equal(g.created_at, 1000);
 	assert_int_equal(g.started_at, 0); /* unset times read back as 0 */
 	assert_int_equal(g.finished_at, 0);
-	assert_string_equal(g.error, "");
+	assert_string_equal(job_error(&g), "");
 	assert_int_equal(db_job_get(f->db, 8, &g), TALLY_ENOTFOUND);
 
 	/* Saved again: the same row, updated. */
@@ -347,7 +347,7 @@ static void test_load_keeps_unknown_kernels(void **state)
 
 	j.spec.kernel = &gone;
 	j.spec.kernel_version = 3;
-	snprintf(j.spec.params, sizeof j.spec.params, "{\"start\":7}");
+	j.spec.params = "{\"start\":7}";
 	memset(&j.keys, 0, sizeof j.keys);
 	j.keys.n = 2;
 	snprintf(j.keys.name[0], sizeof j.keys.name[0], "primes");

@@ -44,7 +44,8 @@ static void check_rows(const struct row *rows, size_t n,
 static enum tally_err decode_spec_row(const json_t *body, struct decode_error *e)
 {
 	struct job_spec spec;
-	return decode_job_spec(body, 777, &spec, e);
+	char params[KERNEL_PARAMS_MAX];
+	return decode_job_spec(body, 777, &spec, params, e);
 }
 
 static enum tally_err decode_lease_row(const json_t *body, struct decode_error *e)
@@ -143,6 +144,10 @@ static void test_job_spec_table(void **state)
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":\"0x10\"}", "invalid_field", "seed" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"seed\":[1]}", "invalid_field", "seed" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"params\":[]}", "invalid_field", "params" },
+		/* NUL in a params string: refused, never stored as other params (JSON text with
+		 * \u0000 does not load back) */
+		{ "{\"kernel\":\"no-such-plugin\",\"samples\":10,\"params\":{\"note\":\"a\\u0000b\"}}", "invalid_field", "params.note" },
+		{ "{\"kernel\":\"no-such-plugin\",\"samples\":10,\"params\":{\"a\":[1,{\"b\":\"x\\u0000\"}]}}", "invalid_field", "params.a[1].b" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"params\":{\"r\":1}}", "unknown_field", "params.r" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":0}", NULL, NULL },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":100}", NULL, NULL },
@@ -165,11 +170,12 @@ static void test_job_spec_values(void **state)
 {
 	struct decode_error e;
 	struct job_spec spec;
+	char params[KERNEL_PARAMS_MAX];
 	json_t *body;
 	(void)state;
 
 	body = parse("{\"kernel\":\"pi\",\"samples\":1e10}", &e);
-	assert_int_equal(decode_job_spec(body, 777, &spec, &e), TALLY_OK);
+	assert_int_equal(decode_job_spec(body, 777, &spec, params, &e), TALLY_OK);
 	json_decref(body);
 	assert_string_equal(spec.kernel->name, "pi");
 	assert_int_equal(spec.samples, 10000000000ULL);
@@ -179,12 +185,12 @@ static void test_job_spec_values(void **state)
 	assert_string_equal(spec.owner, "");
 
 	body = parse("{\"kernel\":\"pi\",\"samples\":10,\"priority\":-42}", &e);
-	assert_int_equal(decode_job_spec(body, 777, &spec, &e), TALLY_OK);
+	assert_int_equal(decode_job_spec(body, 777, &spec, params, &e), TALLY_OK);
 	json_decref(body);
 	assert_int_equal(spec.priority, -42);
 
 	body = parse("{\"kernel\":\"pi\",\"samples\":50,\"seed\":\"18446744073709551615\"}", &e);
-	assert_int_equal(decode_job_spec(body, 777, &spec, &e), TALLY_OK);
+	assert_int_equal(decode_job_spec(body, 777, &spec, params, &e), TALLY_OK);
 	json_decref(body);
 	assert_int_equal(spec.batch_size, 50); /* the default, clamped to samples */
 	assert_true(spec.seed == UINT64_MAX);
@@ -192,7 +198,7 @@ static void test_job_spec_values(void **state)
 	/* A kernel with no code here: the decoder leaves the name for coord_submit() to make a
 	 * kernel of, and makes none itself. */
 	body = parse("{\"kernel\":\"no-such-plugin\",\"samples\":5,\"params\":{\"a\":1}}", &e);
-	assert_int_equal(decode_job_spec(body, 777, &spec, &e), TALLY_OK);
+	assert_int_equal(decode_job_spec(body, 777, &spec, params, &e), TALLY_OK);
 	json_decref(body);
 	assert_ptr_equal(spec.kernel, kernel_placeholder());
 	assert_string_equal(spec.kernel_name, "no-such-plugin");

@@ -1894,7 +1894,7 @@ static void test_verify_discard_withdraws_opinion(void **state)
 	l = grant_to(lv, "H", "pi", 2, T0 + 7, TTL);
 	assert_int_equal(complete_as(lv, &l, 4, T0 + 7), 0);
 	assert_int_equal(j->state, JOB_RUNNING);
-	assert_string_equal(j->error, "");
+	assert_string_equal(job_error(j), "");
 	l = grant_to(lv, "I", "pi", 2, T0 + 8, TTL);
 	assert_int_equal(l.check_of, a.id);
 	assert_int_equal(complete_as(lv, &l, 0, T0 + 8), 0);
