@@ -161,7 +161,8 @@ static int idempotency_key_bad(const char *key)
 	return 0;
 }
 
-/* Replies to a submit coord_submit refused: a quota's 429 names the limit. */
+/* Replies to a submit (or an extend of a finished job) a quota refused: its 429 names the
+ * limit. */
 static void reply_refused(struct req *r, struct api *a, enum tally_err rc, const char *owner)
 {
 	struct coord_quota q;
@@ -402,6 +403,10 @@ void jobs_extend(struct req *r, void *app)
 	if (rc == TALLY_ECONFLICT) {
 		reply_error(r, 409, "conflict", "job %lld is %s: it cannot grow", (long long)id,
 			    job_state_name(job.state));
+		return;
+	}
+	if (rc == TALLY_EQUOTA || rc == TALLY_EFULL) { /* a finished job would run again */
+		reply_refused(r, a, rc, job.spec.owner);
 		return;
 	}
 	if (rc) {

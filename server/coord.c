@@ -331,6 +331,9 @@ enum tally_err coord_extend(struct coord *c, struct coord_scope scope, int64_t i
 			return TALLY_ECONFLICT;
 		if (samples <= out->spec.samples)
 			return TALLY_EINVAL;
+		/* It becomes unfinished again: it must fit its owner's quota as a submit would. */
+		if ((rc = coord_admit(c, out->spec.owner)))
+			return rc;
 		if ((rc = live_load_job(c->live, out, out->batches_total, "")))
 			return rc;
 		loaded = 1;

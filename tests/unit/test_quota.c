@@ -174,6 +174,41 @@ static void test_owner_quota(void **state)
 	assert_int_equal(submit(f, "bob", NULL, &j), TALLY_OK);
 }
 
+/* Extending a finished job makes it unfinished again: it must fit its owner's quota (and the
+ * global cap) as a submit would; an unfinished job's extend adds no job. */
+static void test_extend_of_finished_job_counts(void **state)
+{
+	struct fixture *f = *state;
+	struct job done, bob, j;
+	int64_t id;
+
+	assert_int_equal(submit(f, "alice", NULL, &done), TALLY_OK);
+	id = finish_next(f);
+	assert_int_equal(id, done.id);
+	assert_int_equal(coord_flush(f->c), TALLY_OK); /* written: out of memory */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(submit(f, "alice", NULL, &j), TALLY_OK);
+	assert_int_equal(unfinished(f, "alice"), 3);
+	assert_int_equal(coord_extend(f->c, COORD_ALL, id, 2000, &j), TALLY_EQUOTA);
+	assert_int_equal(unfinished(f, "alice"), 3);
+	assert_int_equal(coord_job(f->c, COORD_ALL, id, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_SUCCEEDED);
+	assert_int_equal(j.spec.samples, 1000);
+	/* An unfinished job grows whatever the quota. */
+	assert_int_equal(coord_extend(f->c, COORD_ALL, j.id + 1, 2000, &j), TALLY_OK);
+	/* Bob fills the global cap (5): Alice's extend is refused for that too, once her own
+	 * quota has room. */
+	assert_int_equal(coord_cancel(f->c, COORD_ALL, j.id, &j), TALLY_OK);
+	assert_int_equal(submit(f, "bob", NULL, &j), TALLY_OK);
+	assert_int_equal(submit(f, "bob", NULL, &j), TALLY_OK);
+	assert_int_equal(submit(f, "bob", NULL, &bob), TALLY_OK);
+	assert_int_equal(coord_extend(f->c, COORD_ALL, id, 2000, &j), TALLY_EFULL);
+	assert_int_equal(coord_cancel(f->c, COORD_ALL, bob.id, &j), TALLY_OK);
+	assert_int_equal(coord_extend(f->c, COORD_ALL, id, 2000, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_RUNNING);
+	assert_int_equal(unfinished(f, "alice"), 3);
+}
+
 /* The global limit counts every owner's unfinished jobs; a finish frees one. An owner's limit
  * is told first when both are reached. */
 static void test_global_cap(void **state)
@@ -307,6 +342,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_owner_quota),
 		T(test_global_cap),
+		T(test_extend_of_finished_job_counts),
 		T(test_open_owner_and_failed_allocation),
 		T(test_metrics_by_owner),
 		T(test_metrics_owner_named_other),
