@@ -76,7 +76,8 @@ static json_t *job_to_json_at(struct api *a, const struct job *j, int64_t now)
 			 "s:o,s:o,s:o,s:o,s:o,s:f,s:{s:I,s:I,s:I,s:o}}",
 			 "id", id, "owner", j->spec.owner[0] ? json_string(j->spec.owner) : json_null(),
 			 "priority", j->spec.priority,
-			 "kernel", k->name, "kernel_version", (int)j->spec.kernel_version,
+			 "kernel", kernel_name_of(&j->spec), "kernel_version",
+			 (int)j->spec.kernel_version,
 			 "state", job_state_name(j->state),
 			 "samples", (json_int_t)j->spec.samples,
 			 "batch_size", (json_int_t)j->spec.batch_size,
@@ -116,9 +117,9 @@ static json_t *job_to_json_at(struct api *a, const struct job *j, int64_t now)
 	}
 	/* A job for a kernel no worker has offered yet says so, instead of looking stuck. */
 	if (o && !job_is_final(j->state) && !j->batches_done && !j->batches_leased &&
-	    !coord_kernel_offered(a->coord, k->name, j->spec.kernel_version)) {
+	    !coord_kernel_offered(a->coord, kernel_name_of(&j->spec), j->spec.kernel_version)) {
 		char why[128];
-		snprintf(why, sizeof why, "no worker offers kernel %s%s yet", k->name,
+		snprintf(why, sizeof why, "no worker offers kernel %s%s yet", kernel_name_of(&j->spec),
 			 k->version ? "" : " (a plug-in this coordinator does not have)");
 		json_object_set_new(o, "waiting_for", json_string(why));
 	}
@@ -224,7 +225,7 @@ void jobs_create(struct req *r, void *app)
 		/* A retry: the same job again, if it asks for the same work. */
 		if (rc)
 			api_reply_rc(r, a, rc, NULL);
-		else if (strcmp(job.spec.kernel->name, spec.kernel_name) ||
+		else if (strcmp(kernel_name_of(&job.spec), spec.kernel_name) ||
 			 job.spec.samples != spec.samples ||
 			 strcmp(job_params(&job.spec), job_params(&spec)) ||
 			 job.spec.target_stderr != spec.target_stderr ||
@@ -240,12 +241,7 @@ void jobs_create(struct req *r, void *app)
 		return;
 	}
 	if ((rc = coord_submit(a->coord, &spec, key, &job))) {
-		if (rc == TALLY_EINVAL)
-			reply_error(r, 400, "invalid_field",
-				    "kernel: '%.32s': too many kernel names in use (%d)",
-				    spec.kernel_name, KERNEL_NAMED_MAX);
-		else
-			reply_refused(r, a, rc, spec.owner);
+		reply_refused(r, a, rc, spec.owner);
 		return;
 	}
 	snprintf(loc, sizeof loc, "/v1/jobs/%lld", (long long)job.id);

@@ -38,7 +38,7 @@ static json_t *lease_to_json(const struct lease *l, int64_t now)
 		return NULL;
 	}
 	return json_pack("{s:s,s:s,s:s,s:i,s:o,s:o,s:I,s:I,s:I,s:I,s:s,s:f}", "id", id, "job_id",
-			 job, "kernel", s->kernel->name, "kernel_version", (int)s->kernel_version,
+			 job, "kernel", kernel_name_of(s), "kernel_version", (int)s->kernel_version,
 			 "params", params, "seed", seed_json(s->seed),
 			 "samples", (json_int_t)s->samples, "batch_size",
 			 (json_int_t)s->batch_size, "first_batch", (json_int_t)l->first_batch,

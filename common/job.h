@@ -35,9 +35,11 @@ enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELL
 /* What a client submits, once validated. */
 struct job_spec {
 	const struct kernel *kernel; /* static */
-	/* The kernel a submission names (decode_job_spec): kernel is then the one with code here,
-	 * or kernel_placeholder() until coord_submit() makes the name a kernel of its own. "" in
-	 * jobs and leases read back (kernel->name is theirs). */
+	/* The kernel's name (kernel_name_of() reads it). A submission's (decode_job_spec): kernel
+	 * is then the one with code here, or kernel_placeholder() until the job in memory makes
+	 * the name a kernel of its own (kernel_named). A job read back from the store names its
+	 * kernel here too: kernel is the placeholder when the name is no kernel now. May be ""
+	 * where kernel is not the placeholder (kernel->name is then the name). */
 	char kernel_name[KERNEL_NAME_MAX];
 	uint64_t samples;
 	uint64_t batch_size;

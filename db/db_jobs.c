@@ -21,12 +21,13 @@ enum tally_err db_job_from_row(struct db *db, sqlite3_stmt *s, struct job *j)
 
 	memset(j, 0, sizeof *j);
 	j->id = sqlite3_column_int64(s, 0);
-	j->spec.kernel = kernel ? kernel_named(kernel) : NULL;
+	j->spec.kernel = kernel ? kernel_stored(kernel) : NULL;
 	if (!j->spec.kernel || (keys && kernel_keys_parse(keys, &j->keys))) {
 		snprintf(db->errmsg, sizeof db->errmsg, "job %lld: bad kernel %.32s or count names",
 			 (long long)j->id, kernel ? kernel : "(null)");
 		return TALLY_EDB;
 	}
+	snprintf(j->spec.kernel_name, sizeof j->spec.kernel_name, "%s", kernel);
 	if (!j->keys.n)
 		kernel_keys(j->spec.kernel, &j->keys);
 	snprintf(db->job_params, sizeof db->job_params, "%s", params ? params : "{}");
@@ -129,7 +130,7 @@ enum tally_err db_job_save(struct db *db, const struct job *job, const char *key
 	char keys[KERNEL_MAX_KEYS * KERNEL_KEY_MAX];
 
 	sqlite3_bind_int64(s, 1, job->id);
-	sqlite3_bind_text(s, 2, job->spec.kernel->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, kernel_name_of(&job->spec), -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 3, (int)job->spec.kernel_version);
 	sqlite3_bind_int64(s, 4, (int64_t)job->spec.samples);
 	sqlite3_bind_int64(s, 5, (int64_t)job->spec.batch_size);

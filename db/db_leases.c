@@ -34,7 +34,9 @@ enum tally_err db_lease_get(struct db *db, int64_t id, struct lease *out)
 		out->granted_at = sqlite3_column_int64(s, 5);
 		out->expires_at = sqlite3_column_int64(s, 6);
 		snprintf(out->worker, sizeof out->worker, "%s", worker ? worker : "");
-		out->spec.kernel = kernel ? kernel_named(kernel) : NULL;
+		out->spec.kernel = kernel ? kernel_stored(kernel) : NULL;
+		snprintf(out->spec.kernel_name, sizeof out->spec.kernel_name, "%s",
+			 kernel ? kernel : "");
 		out->spec.samples = (uint64_t)sqlite3_column_int64(s, 9);
 		out->spec.batch_size = (uint64_t)sqlite3_column_int64(s, 10);
 		out->spec.seed = (uint64_t)sqlite3_column_int64(s, 11);

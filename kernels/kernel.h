@@ -13,7 +13,6 @@
 #include "tally/kernel.h"
 
 #define KERNEL_PLUGINS_MAX 64  /* plug-ins one process loads */
-#define KERNEL_NAMED_MAX 4096  /* kernels known here by name only (jobs for workers' plug-ins) */
 
 /* A kernel in this process. Built-in kernels (pi, count) have run; plug-ins have abi (their
  * table, include/tally/kernel.h); exec runs programs and lives in the worker (worker/exec.c);
@@ -53,13 +52,34 @@ extern const struct kernel kernel_exec;
 /* Returns the kernel called name that has code here (built in or a loaded plug-in; exec too),
  * or NULL. Kernels are never freed: the pointer stays valid. */
 const struct kernel *kernel_find(const char *name);
-/* Returns the kernel called name: one with code here, else one known by name only (open keys,
- * version 0), made on first use. NULL when the name is not a kernel name, or too many names
- * are known. Thread-safe. */
+/* Kernels known by name only (a job for workers' plug-ins the coordinator lacks: open keys,
+ * version 0) live while held: whoever keeps one (a job in the coordinator's memory; its leases
+ * borrow its kernel) holds it, and the last drop frees it. So the names of refused, finished
+ * and deleted jobs leave nothing behind, and there are never more names than jobs in memory.
+ * Thread-safe.
+ *
+ * Returns the kernel called name: one with code here, else one known by name only, made on
+ * first use, with a hold the caller drops. NULL when the name is not a kernel name, or out of
+ * memory. */
 const struct kernel *kernel_named(const char *name);
-/* Returns a stand-in for a kernel with no code here, to check a job against before its name is
- * made a kernel with kernel_named() (so that refused jobs leave no names behind). */
+/* Returns the kernel called name that has code here or is held now, or NULL; takes no hold. */
+const struct kernel *kernel_known(const char *name);
+/* Takes one more hold on k, or drops one (freeing it with the last). No-ops for a kernel with
+ * code here, the placeholder and NULL. */
+void kernel_hold(const struct kernel *k);
+void kernel_drop(const struct kernel *k);
+/* Returns how many kernels known by name only are held. */
+size_t kernel_named_count(void);
+/* Returns the kernel a stored job or lease names: kernel_known(name), else the placeholder (a
+ * name that is no kernel now), without a hold: reading the store never makes names. NULL when
+ * name is not a kernel name. */
+const struct kernel *kernel_stored(const char *name);
+/* Returns a stand-in for a kernel with no code here: a submitted job's before it is in memory,
+ * or a stored job's whose name is no kernel now. Its name is the spec's kernel_name. */
 const struct kernel *kernel_placeholder(void);
+/* Returns the name of spec's kernel: kernel_name when set (always for the placeholder),
+ * else kernel->name. */
+const char *kernel_name_of(const struct job_spec *spec);
 /* Returns the i-th kernel with code here (NULL past the end): built-in ones first. exec is not
  * listed: a worker offers it only when allowed to run programs. */
 const struct kernel *kernel_at(size_t i);

@@ -165,27 +165,20 @@ void coord_reported(struct coord *c)
 enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, const char *key,
 			    struct job *out)
 {
-	struct job_spec named;
 	enum tally_err rc;
 
 	if (wb_broken(c->wb))
 		return TALLY_EDB;
 	if ((rc = coord_admit(c, spec->owner)))
-		return rc; /* before a refused job's kernel name is kept */
-	if (spec->kernel == kernel_placeholder()) {
-		/* A kernel with no code here, maybe some workers' plug-in: now that the job is
-		 * accepted, its name becomes a kernel known by name only. */
-		named = *spec;
-		if (!(named.kernel = kernel_named(spec->kernel_name)))
-			return TALLY_EINVAL;
-		spec = &named;
-	}
+		return rc;
+	/* A kernel with no code here (maybe some workers' plug-in) becomes a kernel known by name
+	 * only while the job is in memory (jobtab.h). */
 	rc = live_submit(c->live, spec, key, coord_now(c), out);
 	if (!rc) {
 		c->changes++;
 		c->counted.jobs_submitted++;
 		log_info("msg=\"job submitted\" job=%lld kernel=%s samples=%llu batch_size=%llu "
-			 "owner=\"%s\" priority=%d", (long long)out->id, spec->kernel->name,
+			 "owner=\"%s\" priority=%d", (long long)out->id, kernel_name_of(&out->spec),
 			 (unsigned long long)spec->samples, (unsigned long long)spec->batch_size,
 			 spec->owner, spec->priority);
 		coord_wake(c);

@@ -84,8 +84,7 @@ int64_t coord_now(struct coord *c);
  * (both O(1): counts kept per owner, server/owners.h; a retry under a key the owner used is
  * the caller's to answer first, coord_job_by_key, and never reaches a quota). A spec whose
  * kernel is kernel_placeholder() (decode_job_spec) gets spec->kernel_name made a kernel known by
- * name only (kernel_named). TALLY_EINVAL when no more names can be (KERNEL_NAMED_MAX),
- * TALLY_ENOMEM, TALLY_EDB. */
+ * name only (kernel_named) while the job is in memory. TALLY_ENOMEM, TALLY_EDB. */
 TALLY_WUR enum tally_err coord_submit(struct coord *c, const struct job_spec *spec, const char *key,
 				      struct job *out);
 /* What a quota sees for owner: its queued and running jobs and its limit, every owner's and

@@ -43,6 +43,7 @@ static void job_free(struct ljob *j)
 	ranges_release(&j->free);
 	free(j->params);
 	free(j->error);
+	kernel_drop(j->job.spec.kernel);
 	free(j);
 }
 
@@ -77,11 +78,20 @@ static struct ljob *job_new(const struct job_spec *spec)
 	return j;
 }
 
-/* Sets j's spec (its params its own copy's). */
-static void job_set_spec(struct ljob *j, const struct job_spec *spec)
+/* Sets j's spec: its params its own copy's, its kernel held (a kernel known by name only made
+ * of the placeholder's name). Returns TALLY_OK, or TALLY_ENOMEM with j's kernel NULL. */
+static enum tally_err job_set_spec(struct ljob *j, const struct job_spec *spec)
 {
+	const struct kernel *k = spec->kernel;
+
 	j->job.spec = *spec;
 	j->job.spec.params = j->params;
+	if (k == kernel_placeholder())
+		k = kernel_named(spec->kernel_name);
+	else
+		kernel_hold(k);
+	j->job.spec.kernel = k;
+	return k ? TALLY_OK : TALLY_ENOMEM;
 }
 
 static uint64_t id_hash(int64_t id)
@@ -145,8 +155,11 @@ struct ljob *jobtab_submit(struct jobtab *t, const struct job_spec *spec, const 
 		return NULL;
 	if (key)
 		snprintf(j->key, sizeof j->key, "%s", key);
+	if (job_set_spec(j, spec)) {
+		job_free(j);
+		return NULL;
+	}
 	j->job.id = t->next_id++;
-	job_set_spec(j, spec);
 	j->job.spec.kernel_version = spec->kernel->version; /* the version it is computed with */
 	kernel_keys(spec->kernel, &j->job.keys);
 	j->job.state = JOB_QUEUED;
@@ -168,9 +181,9 @@ enum tally_err jobtab_load(struct jobtab *t, const struct job *job, uint64_t nex
 	if (!j)
 		return TALLY_ENOMEM;
 	j->job = *job;
-	job_set_spec(j, &job->spec);
 	j->job.error = NULL;
-	if (job_error(job)[0] && ljob_set_error(j, job_error(job))) {
+	if (job_set_spec(j, &job->spec) ||
+	    (job_error(job)[0] && ljob_set_error(j, job_error(job)))) {
 		job_free(j);
 		return TALLY_ENOMEM;
 	}

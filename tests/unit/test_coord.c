@@ -14,6 +14,7 @@
 #include "coord.h"
 #include "counts.h"
 #include "db.h"
+#include "kernel.h"
 #include "live.h"
 #include "tmpdb.h"
 
@@ -1009,6 +1010,68 @@ static void test_retention_cutoff(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* Kernels known by name only live while a job in memory names them: thousands of made-up names
+ * submitted and cancelled leave none behind (there is no table to fill), nor does a finished
+ * and deleted job; a job held over a restart holds its name again; a stored job's name reads
+ * back without being made a kernel. */
+static void test_kernel_names_go_with_their_jobs(void **state)
+{
+	struct fixture *f = *state;
+	struct job_spec spec = { .kernel = kernel_placeholder(), .samples = 10, .batch_size = 10,
+				 .seed = 1, .params = "{}" };
+	struct lease_request req = request("w", 1);
+	struct job j, first = { 0 }, kept;
+	struct lease l;
+	struct counts c = { 0 };
+	char err[128];
+	int dup;
+
+	assert_int_equal(kernel_named_count(), 0);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(spec.kernel_name, sizeof spec.kernel_name, "made-up-%d", i);
+		assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
+		if (!i)
+			first = j;
+		assert_int_equal(coord_cancel(f->c, COORD_ALL, j.id, &j), TALLY_OK);
+		if (i % 500 == 499)
+			assert_int_equal(coord_flush(f->c), TALLY_OK);
+		assert_true(kernel_named_count() <= 500);
+	}
+	assert_int_equal(kernel_named_count(), 0);
+	assert_null(kernel_known("made-up-0"));
+	assert_int_equal(coord_job(f->c, COORD_ALL, first.id, &j), TALLY_OK);
+	assert_string_equal(kernel_name_of(&j.spec), "made-up-0");
+	assert_int_equal(kernel_named_count(), 0);
+
+	/* Two jobs of one name share it; one finishes, is deleted, and the name stays for the
+	 * other, over a restart, until it is cancelled too. */
+	snprintf(spec.kernel_name, sizeof spec.kernel_name, "kept");
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &kept), TALLY_OK);
+	assert_int_equal(kernel_named_count(), 1);
+	req.kernels[0] = "kept";
+	assert_int_equal(coord_lease(f->c, &req, &l), TALLY_OK);
+	assert_int_equal(l.job_id, j.id);
+	assert_string_equal(kernel_name_of(&l.spec), "kept");
+	c.keys.n = 1;
+	snprintf(c.keys.name[0], sizeof c.keys.name[0], "hits");
+	c.v[0] = 3;
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(coord_delete(f->c, COORD_ALL, j.id, &j), TALLY_OK);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(kernel_named_count(), 1);
+	crash_and_restart(f);
+	assert_int_equal(kernel_named_count(), 1);
+	assert_non_null(kernel_known("kept"));
+	assert_int_equal(coord_cancel(f->c, COORD_ALL, kept.id, &j), TALLY_OK);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(kernel_named_count(), 0);
+	assert_int_equal(coord_job(f->c, COORD_ALL, kept.id, &j), TALLY_OK);
+	assert_string_equal(kernel_name_of(&j.spec), "kept");
+	assert_int_equal(j.state, JOB_CANCELLED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1031,6 +1094,7 @@ int main(void)
 		T(test_delete_states_and_scopes),
 		T(test_delete_undone_by_failed_commit),
 		T(test_retention_cutoff),
+		T(test_kernel_names_go_with_their_jobs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
