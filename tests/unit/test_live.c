@@ -95,7 +95,9 @@ static enum lease_state lease_state(struct live *lv, int64_t id)
 /* --- a store for write-behind: rows upserted by id, as the coordinator writes them ---------- */
 
 struct srow_job {
-	struct job job;
+	struct job job; /* its params and error are the row's own */
+	char params[KERNEL_PARAMS_MAX];
+	char error[JOB_ERROR_MAX];
 	uint64_t next_batch;
 	char failure[LIVE_REASON_MAX];
 	struct batch_range free[16];
@@ -142,6 +144,10 @@ static enum tally_err store_job(void *ctx, const struct live_job_row *row)
 	st->job_after_lease |= st->lease_rows > 0;
 	st->job_rows++;
 	r->job = *row->job;
+	snprintf(r->params, sizeof r->params, "%s", job_params(&row->job->spec));
+	snprintf(r->error, sizeof r->error, "%s", job_error(row->job));
+	r->job.spec.params = r->params;
+	r->job.error = r->error;
 	r->next_batch = row->next_batch;
 	assert_true(strlen(row->last_failure) < LIVE_REASON_MAX);
 	snprintf(r->failure, sizeof r->failure, "%s", row->last_failure);
@@ -168,6 +174,7 @@ static enum tally_err store_lease(void *ctx, const struct live_lease_row *row)
 	}
 	st->lease_rows++;
 	r->lease = *row->lease;
+	r->lease.spec.params = NULL; /* as the store: a lease's spec is its job's */
 	r->finished_at = row->finished_at;
 	r->wrote_counts = row->counts != NULL;
 	if (row->counts) {
@@ -2151,10 +2158,13 @@ static void test_out_of_memory(void **state)
 
 	/* Loading: nothing half loaded. */
 	j = *live_job(lv, id2);
+	j.spec.params = "{}"; /* it borrowed the job's, which live_clear() frees */
 	live_clear(lv);
-	alloc_fail_after(0, 0);
-	assert_int_equal(live_load_job(lv, &j, 20, NULL), TALLY_ENOMEM);
-	assert_int_equal(live_jobs_count(lv), 0);
+	for (long k = 0; k < 2; k++) { /* the job, its params */
+		alloc_fail_after(k, 0);
+		assert_int_equal(live_load_job(lv, &j, 20, NULL), TALLY_ENOMEM);
+		assert_int_equal(live_jobs_count(lv), 0);
+	}
 	assert_int_equal(live_load_job(lv, &j, 20, NULL), TALLY_OK);
 	assert_int_equal(l.job_id, j.id);
 	alloc_fail_after(0, 0);
