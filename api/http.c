@@ -1,5 +1,5 @@
 /* libmicrohttpd glue: routing, capped bodies, JSON replies, parking requests and holding replies
- * for the group commit, and the watch on connections that send their request too slowly. The
+ * for the group commit, and telling the watch on connections (connwatch.h) their phases. The
  * event loop (evloop.c) runs MHD's passes through http_io(): epoll, never blocking inside MHD
  * (0.9.75's own blocking loop stalls when 128 events come back at once). */
 #include <netdb.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <microhttpd.h>
+#include "connwatch.h"
 #include "http.h"
 #include "park.h"
 #include "route.h"
@@ -17,20 +18,10 @@
 #include "utf8.h"
 
 #define HTTP_HEADERS_MAX 4
-#define HTTP_CONN_TIMEOUT_S 300 /* MHD's idle timeout; parked requests are exempt */
+#define HTTP_CONN_TIMEOUT_S 300 /* MHD's idle timeout, a backstop: connwatch.h cuts sooner */
 #define HTTP_CONN_LIMIT 4000
 #define HTTP_REQUEST_TIMEOUT_S 30
-#define HTTP_SWEEP_MS 500 /* how often connections are checked against the request deadline */
 #define HTTP_CONN_MEMORY (6 * 1024) /* MHD's per-connection pool: headers; bodies are ours */
-
-/* One TCP connection, watched so that a client sending a request slowly (or not at all) cannot
- * hold it for ever: MHD's own timeout restarts with every byte. */
-struct conn {
-	int fd;
-	int64_t since; /* when it began waiting for a request (opened, or the last one answered) */
-	int waiting;   /* 1 until the request's headers and body are in; 0 while it is handled */
-	struct conn *prev, *next;
-};
 
 struct req {
 	struct http *h;
@@ -72,11 +63,8 @@ struct http {
 	int epoll_fd;             /* MHD's, which the loop waits on */
 	int stopping;             /* the loop is stopping: nothing parks any more */
 	struct req *held;         /* replies waiting for the pass's commit */
-	struct conn *conns;       /* every open connection */
-	uint64_t nconns;
+	struct connwatch conns;   /* every open connection */
 	struct http_route_stats *stats; /* nroutes + 1 */
-	int64_t request_timeout_ms;
-	int64_t next_sweep;
 	struct park park; /* the only member other threads touch (http_wake) */
 };
 
@@ -334,7 +322,7 @@ void req_stats(const struct req *r, struct http_stats *out)
 	out->nroutes = h->nroutes;
 	out->per_route = h->stats;
 	out->commit = *evloop_commit_latency(h->loop);
-	out->connections = h->nconns;
+	out->connections = h->conns.n;
 }
 
 static enum MHD_Result reply_send(struct req *r)
@@ -348,6 +336,8 @@ static enum MHD_Result reply_send(struct req *r)
 		if (r->hdr_name[i] && r->hdr_value[i])
 			MHD_add_response_header(r->resp, r->hdr_name[i], r->hdr_value[i]);
 	ret = MHD_queue_response(r->conn, r->status, r->resp);
+	if (ret == MHD_YES)
+		connwatch_phase(r->c, CONN_WRITING, timefmt_mono_ms()); /* the client's turn */
 	MHD_destroy_response(r->resp);
 	r->resp = NULL;
 	return ret;
@@ -375,8 +365,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->started_us = timefmt_mono_us();
 		buf_init(&r->body, HTTP_BODY_MAX);
 		*con_cls = r;
-		if (r->c)
-			r->c->since = r->started; /* the body gets the whole request timeout */
+		/* the body gets the whole request timeout */
+		connwatch_phase(r->c, CONN_READING, r->started);
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
@@ -398,8 +388,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	if (r->c)
-		r->c->waiting = 0; /* the whole request is in */
+	if (r->c && r->c->phase == CONN_READING)
+		connwatch_phase(r->c, CONN_SERVING, timefmt_mono_ms()); /* the whole request is in */
 	if (r->held == 2)
 		return reply_send(r); /* resumed after its pass was committed */
 	if (!r->checked) {
@@ -471,22 +461,6 @@ static int http_release(void *ctx, int committed)
 	return released;
 }
 
-/* Shuts down connections that have been waiting for a whole request longer than the request
- * timeout: MHD then sees them closed and cleans up. On the event loop's thread. */
-static void http_sweep(struct http *h)
-{
-	int64_t now = timefmt_mono_ms();
-	if (now < h->next_sweep)
-		return;
-	h->next_sweep = now + HTTP_SWEEP_MS;
-	for (struct conn *c = h->conns; c; c = c->next) {
-		if (c->waiting && now - c->since > h->request_timeout_ms) {
-			shutdown(c->fd, SHUT_RDWR);
-			c->since = now; /* once is enough */
-		}
-	}
-}
-
 /* When the loop must run a pass even if MHD's descriptor stays quiet (evloop_io.deadline):
  * MHD's own timeouts, and the parked requests' deadlines and timed wake. */
 static int64_t http_deadline(void *ctx)
@@ -502,7 +476,7 @@ static int64_t http_deadline(void *ctx)
 }
 
 /* One pass (evloop_io.run): resume the parked requests that are due, run MHD (read, run
- * handlers, write; every epoll_wait inside it non-blocking), and check on slow senders. A
+ * handlers, write; every epoll_wait inside it non-blocking), and cut slow or idle clients. A
  * stopping loop's first pass answers every parked request. */
 static void http_run(void *ctx, int stopping)
 {
@@ -514,7 +488,7 @@ static void http_run(void *ctx, int stopping)
 	}
 	park_tick(&h->park, timefmt_mono_ms());
 	MHD_run(h->d);
-	http_sweep(h);
+	(void)connwatch_sweep(&h->conns, timefmt_mono_ms());
 }
 
 struct evloop_io http_io(struct http *h)
@@ -532,10 +506,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 	if (!r)
 		return;
-	if (r->c) {
-		r->c->waiting = 1; /* for the next request on this connection */
-		r->c->since = timefmt_mono_ms();
-	}
+	/* the reply is all in the socket (or the request ended): the next request's turn */
+	connwatch_phase(r->c, CONN_READING, timefmt_mono_ms());
 	park_remove(&h->park, &r->pe);
 	if (r->state && r->state_free)
 		r->state_free(r->state);
@@ -554,29 +526,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		const union MHD_ConnectionInfo *ci =
 			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-		if (!ci || !(c = calloc(1, sizeof *c)))
-			return; /* unwatched: MHD's own timeout still applies */
-		c->fd = ci->connect_fd;
-		c->since = timefmt_mono_ms();
-		c->waiting = 1;
-		c->next = h->conns;
-		if (h->conns)
-			h->conns->prev = c;
-		h->conns = c;
-		h->nconns++;
-		*socket_context = c;
+		/* NULL: unwatched, MHD's own timeout still applies. From here on, a TLS handshake
+		 * is part of reading the first request. */
+		*socket_context =
+			ci ? connwatch_add(&h->conns, ci->connect_fd, timefmt_mono_ms()) : NULL;
 		return;
 	}
-	if (!c)
-		return;
-	h->nconns--;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		h->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	free(c);
+	connwatch_remove(&h->conns, c);
 	*socket_context = NULL;
 }
 
@@ -624,8 +580,8 @@ struct http *http_start(const char *host, uint16_t port, const struct http_route
 		{ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)opts->tls_key_pem },
 		{ MHD_OPTION_END, 0, NULL },
 	};
-	h->request_timeout_ms =
-		1000LL * (opts->request_timeout_s ? opts->request_timeout_s : HTTP_REQUEST_TIMEOUT_S);
+	connwatch_init(&h->conns, 1000LL * (opts->request_timeout_s ? opts->request_timeout_s
+								     : HTTP_REQUEST_TIMEOUT_S));
 	snprintf(portstr, sizeof portstr, "%u", port);
 	gai = getaddrinfo(host, portstr, &hints, &ai);
 	if (gai) {

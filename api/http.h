@@ -59,7 +59,8 @@ struct http_stats {
 /* Options; 0 or NULL takes the default. */
 struct http_options {
 	unsigned request_timeout_s; /* a connection may take this long to send a whole request
-				     * (headers and body), or sit idle between two: 30 */
+				     * (headers and body), to take a reply, or to sit idle
+				     * between two: 30 */
 	unsigned max_connections;   /* open at once; more wait in the kernel's queue: 4000 */
 	const char *tls_cert_pem;   /* with tls_key_pem: serve HTTPS (GnuTLS); NULL: plain HTTP */
 	const char *tls_key_pem;

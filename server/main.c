@@ -116,7 +116,8 @@ int main(int argc, char **argv)
 		  "delete finished jobs that ended longer ago than this (e.g. 90s, 12h, 30d; 0: "
 		  "keep them forever)" },
 		{ "request-timeout", "TALLY_REQUEST_TIMEOUT", OPT_INT, &request_timeout, 1, 3600,
-		  "seconds a client may take to send a request, or sit idle between two" },
+		  "seconds a client may take to send a request, to take a reply, or to sit idle "
+		  "between two" },
 		{ "max-connections", "TALLY_MAX_CONNECTIONS", OPT_INT, &max_connections, 1, 100000,
 		  "connections open at once" },
 		{ "tls-cert", "TALLY_TLS_CERT", OPT_STR, &tls_cert, 0, 0,

@@ -1,7 +1,9 @@
 """Limits: a client that sends a request slowly (slow loris), a slow body, or nothing at all is
-cut off after --request-timeout, while parked long polls are not; 2,000 open connections leave
-/healthz answering; past --max-connections, connections wait until idle ones are cut."""
+cut off after --request-timeout, while parked long polls are not; so is one that pipelines requests
+and never reads the replies; 2,000 open connections leave /healthz answering; past
+--max-connections, connections wait until idle ones are cut."""
 import resource
+import select
 import socket
 import time
 import unittest
@@ -60,6 +62,44 @@ class LimitsTest(TallyTestCase):
         self.assertTrue(reply.startswith(b"HTTP/1.1 204"), reply)  # answered after its 4 s
         for c in (idle, loris, slow_body, poll):
             c.close()
+
+    def test_clients_that_never_read_are_cut_off(self):
+        # Each stuck client pipelines requests for the 21 KiB dashboard and reads nothing: its
+        # replies fill the socket's buffers (the server's can grow to tcp_wmem's maximum) and the
+        # server cannot send the rest.
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            n = 2 * int(f.read().split()[2]) // 20000 + 10
+        s = self.server("--request-timeout", "1", "--max-connections", "3")
+        stuck = []
+        for _ in range(3):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.settimeout(10)
+            c.connect(("127.0.0.1", s.port))
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * n)
+            stuck.append(c)
+        try:
+            # They hold every connection the server allows: a fresh client waits in the accept
+            # queue until they are cut at the request timeout (not libmicrohttpd's 300 s).
+            t0 = time.monotonic()
+            deadline = t0 + 20
+            status = None
+            while status is None and time.monotonic() < deadline:
+                try:
+                    status = s.req("GET", "/healthz", timeout=2).status
+                except OSError:
+                    pass
+            took = time.monotonic() - t0
+            self.assertEqual(status, 200, f"/healthz unanswered after {took:.1f} s")
+            self.assertLess(took, 8)
+            # Closed by the server with their replies unsent: a reset, seen without reading.
+            for c in stuck:
+                p = select.poll()
+                p.register(c, select.POLLERR | select.POLLHUP)
+                self.assertTrue(p.poll(5000), "a client that never reads kept its connection")
+        finally:
+            for c in stuck:
+                c.close()
 
     def test_many_connections(self):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

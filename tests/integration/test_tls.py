@@ -1,12 +1,15 @@
 """TLS: a self-signed certificate made here (openssl), the coordinator serving HTTPS with it
-(--tls-cert, --tls-key), a worker trusting it (--cacert) running a job, and a client that does
-not trust it refused."""
+(--tls-cert, --tls-key), a worker trusting it (--cacert) running a job, a client that does
+not trust it refused, and handshakes that never finish cut at --request-timeout."""
 import http.client
 import json
 import os
+import select
 import shutil
+import socket
 import ssl
 import subprocess
+import time
 import unittest
 
 import recompute
@@ -56,6 +59,28 @@ class TlsTest(TallyTestCase):
             if r.status == 200:
                 raise AssertionError("plain HTTP was served on the TLS port")
             raise http.client.HTTPException(str(r))
+
+    def test_unfinished_handshake_is_cut_off(self):
+        # The handshake is part of reading the first request: it gets --request-timeout too.
+        cert, key = self.make_cert()
+        s = self.server("--tls-cert", cert, "--tls-key", key, "--request-timeout", "1")
+        silent = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        partial = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        partial.sendall(b"\x16\x03\x01\x02\x00\x01")  # a ClientHello's first bytes, no more
+        try:
+            t0 = time.monotonic()
+            for c in (silent, partial):
+                p = select.poll()
+                p.register(c, select.POLLIN | select.POLLERR | select.POLLHUP)
+                self.assertTrue(p.poll(10000), "an unfinished TLS handshake kept its connection")
+                try:
+                    self.assertEqual(c.recv(64), b"")  # closed, with no answer
+                except ConnectionResetError:
+                    pass
+            self.assertLess(time.monotonic() - t0, 8)
+        finally:
+            silent.close()
+            partial.close()
 
     def test_bad_key_refused_at_start(self):
         cert, key = self.make_cert()
