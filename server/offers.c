@@ -25,7 +25,16 @@ void offers_free(struct offers *o)
 
 void offers_note(struct offers *o, const char *offer, int64_t now)
 {
-	size_t k, oldest = 0;
+	char name[KERNEL_NAME_MAX];
+	size_t k, oldest = 0, len = strcspn(offer, "@");
+
+	/* Only kernels that are something here: made-up names take no slot from real ones. */
+	if (len >= sizeof name)
+		return;
+	memcpy(name, offer, len);
+	name[len] = '\0';
+	if (!kernel_known(name))
+		return;
 
 	for (k = 0; k < o->n; k++) {
 		if (!strcmp(o->offer[k].text, offer))

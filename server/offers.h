@@ -1,7 +1,9 @@
 /* The kernels workers have offered: each "name" or "name@version" a lease request listed, and
  * when it was last offered, so that a job can say that it waits for a kernel nobody offers. In
- * memory only (it fills again as workers call after a restart). Bounded at OFFERS_MAX offers;
- * past that the one offered longest ago is forgotten. Pure C: times come in as arguments. Not
+ * memory only (it fills again as workers call after a restart). Only offers of kernels known
+ * here (kernel_known: with code, or named by a job in memory) are kept, so that a worker
+ * offering made-up names cannot push real offers out. Bounded at OFFERS_MAX offers; past that
+ * the one offered longest ago is forgotten. Pure C: times come in as arguments. Not
  * thread-safe. */
 #ifndef TALLY_OFFERS_H
 #define TALLY_OFFERS_H
