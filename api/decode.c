@@ -228,7 +228,7 @@ enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct
 		if (!(t > 0.0))
 			return fail(e, "invalid_field", "target_stderr: must be a number more than 0 "
 				    "(the job stops once its result's standard error is that small)");
-		if (!kernel_has_result(out->kernel))
+		if (!kernel_has_stderr(out->kernel))
 			return fail(e, "invalid_field", "target_stderr: kernel %s derives no result "
 				    "with a stderr here", kname);
 		if (out->verify > 0)

@@ -132,8 +132,11 @@ json_t *kernel_result(const struct kernel *k, const struct count_keys *keys,
  * here (or none yet). For early stopping: callers get a number, not JSON. */
 int kernel_stderr(const struct kernel *k, const struct count_keys *keys, const uint64_t *counts,
 		  double *out);
-/* Returns 1 when k derives results here (built in with one, or a plug-in with result()). */
-int kernel_has_result(const struct kernel *k);
+/* Returns 1 when k derives results with a stderr here, for target_stderr: pi, and a plug-in
+ * whose result() gives one for some made-up counts (a plug-in cannot say so otherwise); 0 for
+ * count (a result, no stderr), exec, a plug-in without result() and a kernel known by name
+ * only. Can't fail. */
+int kernel_has_stderr(const struct kernel *k);
 /* Fills keys with k's fixed count names (none for an open kernel). */
 void kernel_keys(const struct kernel *k, struct count_keys *keys);
 /* Returns 1 when name is a count name: 1 to 31 of [a-z0-9_], not starting with a digit. */

@@ -192,7 +192,8 @@ static enum tally_err complete_lease(struct coord *c, int64_t id, const struct c
 		c->counted.batches_completed += lease.batch_count;
 		c->counted.samples_completed += lease_samples(&lease);
 		if (j)
-			history_add(c->history, j->id, now, j->samples_done, j->counts);
+			history_add(c->history, j->id, j->spec.owner, now, j->samples_done,
+				    j->counts);
 	} else {
 		int settled = 0;
 		if ((rc = coord_discard(c, &settled)))

@@ -60,22 +60,43 @@ int exec_policy_allow(struct exec_policy *p, const char *path, char *err, size_t
 
 int exec_policy_env(struct exec_policy *p, const char *names, char *err, size_t errlen)
 {
-	const char *part;
+	char name[EXEC_ENV_NAME_MAX + 1];
+	const char *part, *value;
 	size_t len;
 
 	while (next_part(&names, &part, &len)) {
 		size_t ok = strspn(part, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
-		char *copy;
-		if (ok < len || (part[0] >= '0' && part[0] <= '9')) {
-			snprintf(err, errlen, "--exec-env: '%.*s' is not a variable name", (int)len,
-				 part);
+		if (ok < len || (part[0] >= '0' && part[0] <= '9') || len > EXEC_ENV_NAME_MAX) {
+			snprintf(err, errlen, "--exec-env: '%.*s' is not a variable name (1 to %d of "
+				 "A-Z, a-z, 0-9 and _, not a digit first)", (int)(len < 64 ? len : 64),
+				 part, EXEC_ENV_NAME_MAX);
 			return -1;
 		}
-		if (p->nenv == EXEC_ENV_MAX || !(copy = strndup(part, len))) {
+		if (len >= 6 && !memcmp(part, "TALLY_", 6)) {
+			snprintf(err, errlen, "--exec-env: '%.*s': TALLY_* variables are the batch's own, "
+				 "set by the worker for each batch; they cannot be passed through",
+				 (int)len, part);
+			return -1;
+		}
+		memcpy(name, part, len);
+		name[len] = '\0';
+		if (!(value = getenv(name)))
+			continue; /* unset: nothing to pass */
+		size_t size = len + 1 + strlen(value) + 1; /* "NAME=value" and its NUL */
+		if (size - len - 2 > EXEC_ENV_VALUE_MAX) {
+			snprintf(err, errlen, "--exec-env: %s: its value is %zu bytes, more than %d",
+				 name, size - len - 2, EXEC_ENV_VALUE_MAX);
+			return -1;
+		}
+		if (p->nenv == EXEC_ENV_MAX) {
 			snprintf(err, errlen, "--exec-env: at most %d names", EXEC_ENV_MAX);
 			return -1;
 		}
-		p->env[p->nenv++] = copy;
+		if (!(p->env[p->nenv] = malloc(size))) {
+			snprintf(err, errlen, "--exec-env: out of memory");
+			return -1;
+		}
+		snprintf(p->env[p->nenv++], size, "%s=%s", name, value);
 	}
 	return 0;
 }
@@ -85,7 +106,7 @@ void exec_policy_free(struct exec_policy *p)
 	for (size_t i = 0; i < p->nallow; i++)
 		free(p->allow[i]);
 	for (size_t i = 0; i < p->nenv; i++)
-		free((char *)p->env[i]);
+		free(p->env[i]);
 	memset(p, 0, sizeof *p);
 }
 
@@ -315,7 +336,7 @@ int exec_batch(const struct exec_job *j, uint64_t seed, uint64_t batch, uint64_t
 	       uint64_t n, const int *stop, struct count_keys *keys, uint64_t *counts, char *err,
 	       size_t errlen)
 {
-	char vars[5][64], passed[EXEC_ENV_MAX][1024], why[256] = "", tail[EXEC_STDERR_TAIL + 1];
+	char vars[5][64], why[256] = "", tail[EXEC_STDERR_TAIL + 1];
 	char *envp[5 + EXEC_ENV_MAX + 1];
 	uint64_t got[KERNEL_MAX_KEYS];
 	struct counts printed;
@@ -333,12 +354,9 @@ int exec_batch(const struct exec_job *j, uint64_t seed, uint64_t batch, uint64_t
 	snprintf(vars[4], sizeof vars[4], "TALLY_SAMPLES=%llu", (unsigned long long)n);
 	for (int i = 0; i < 5; i++)
 		envp[ne++] = vars[i];
-	for (size_t i = 0; i < j->policy->nenv; i++) {
-		const char *v = getenv(j->policy->env[i]);
-		if (v && (size_t)snprintf(passed[i], sizeof passed[i], "%s=%s", j->policy->env[i],
-					  v) < sizeof passed[i])
-			envp[ne++] = passed[i];
-	}
+	for (size_t i = 0; i < j->policy->nenv; i++) /* never over the batch's own */
+		if (strncmp(j->policy->env[i], "TALLY_", 6))
+			envp[ne++] = j->policy->env[i];
 	envp[ne] = NULL;
 
 	if (exec_run(j, envp, stop, &r, err, errlen))

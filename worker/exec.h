@@ -11,6 +11,8 @@
 
 #define EXEC_ALLOW_MAX 32      /* allowlist entries */
 #define EXEC_ENV_MAX 32        /* variables passed through */
+#define EXEC_ENV_NAME_MAX 255  /* bytes of a passed variable's name */
+#define EXEC_ENV_VALUE_MAX 65536 /* bytes of its value (exec takes up to 128 KiB a variable) */
 #define EXEC_STDOUT_MAX 65536  /* bytes of a program's stdout: more fails the batch */
 #define EXEC_STDERR_TAIL 512   /* bytes of its stderr kept for the failure's reason */
 
@@ -18,14 +20,19 @@
 struct exec_policy {
 	char *allow[EXEC_ALLOW_MAX]; /* canonical paths: programs, or directories (no trailing /) */
 	size_t nallow;
-	const char *env[EXEC_ENV_MAX]; /* names of variables passed through from the worker's */
+	/* Variables passed through, "NAME=value" as the worker's environment had them when
+	 * exec_policy_env() read it (a name it lacked is left out). Never TALLY_*: those are the
+	 * batch's own, and exec_batch() leaves out any that got here. */
+	char *env[EXEC_ENV_MAX];
 	size_t nenv;
 };
 
 /* Adds entries to the allowlist: path is one path, or several joined by ':'. Returns 0, or -1
  * with a message in err (a path that does not exist, too many). */
 int exec_policy_allow(struct exec_policy *p, const char *path, char *err, size_t errlen);
-/* Adds variable names to pass through (one name, or several joined by ':'). Returns 0, or -1. */
+/* Adds variables to pass through (one name, or several joined by ':'), read now from the
+ * worker's environment. Returns 0, or -1 with a message in err: not a variable name, a TALLY_*
+ * name (the batch's own), a value over EXEC_ENV_VALUE_MAX bytes, too many. */
 int exec_policy_env(struct exec_policy *p, const char *names, char *err, size_t errlen);
 void exec_policy_free(struct exec_policy *p);
 

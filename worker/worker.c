@@ -47,7 +47,8 @@ int worker_main(int argc, char **argv, const struct loop_tamper *tamper)
 		  "a program, or a directory of programs, that kernel exec may run (repeatable; "
 		  "':' joins several); none: exec is off" },
 		{ "exec-env", "TALLY_EXEC_ENV", OPT_LIST, &env, 0, 0,
-		  "a variable passed on to exec's programs (repeatable; ':' joins several)" },
+		  "a variable passed on to exec's programs, as set at start; not TALLY_* "
+		  "(repeatable; ':' joins several)" },
 		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
 		  "debug, info, warn or error" },
 		{ "log-format", "TALLY_LOG_FORMAT", OPT_STR, &format, 0, 0,

@@ -72,7 +72,7 @@ static void check_spec(const json_t *body, const void *out)
 	v = json_object_get(body, "target_stderr");
 	FUZZ_CHECK(v ? json_is_number(v) && json_number_value(v) == s->target_stderr &&
 			       s->target_stderr > 0 && s->verify == 0.0 &&
-			       kernel_has_result(s->kernel)
+			       kernel_has_stderr(s->kernel)
 		     : s->target_stderr == 0.0,
 		   "target_stderr %g is not the body's, or not allowed", s->target_stderr);
 	/* The params kept are the body's, as compact JSON with sorted keys. */

@@ -13,7 +13,7 @@ import subprocess
 import time
 import unittest
 
-from harness import TallyTestCase, wait_for
+from harness import BIN, TallyTestCase, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE = os.path.join(ROOT, "examples", "sample.py")
@@ -114,17 +114,32 @@ echo "{\"other\": $other, \"mine\": $mine, \"first_ok\": $first, \"job\": $job, 
 ''')
         os.environ["MY_SETTING"] = "kept"
         os.environ["NOT_MINE"] = "dropped"
+        os.environ["TALLY_BATCH"] = "1000"  # the worker's own: never the program's
         try:
             s = self.server()
             self.worker(s, 2, "w", "--allow-exec", prog, "--exec-env", "MY_SETTING")
         finally:
-            del os.environ["MY_SETTING"], os.environ["NOT_MINE"]
+            del os.environ["MY_SETTING"], os.environ["NOT_MINE"], os.environ["TALLY_BATCH"]
         done = s.wait_job(s.submit(kernel="exec", samples=10, batch_size=4, seed=5,
                                    params={"argv": [prog]})["id"], timeout=60)
         self.assertEqual(done["state"], "succeeded", done)
         # 3 batches: MY_SETTING is the only variable besides TALLY_* (and the shell's own).
         self.assertEqual(done["counts"], {"other": 3, "mine": 3, "first_ok": 3, "job": 3,
                                           "n": 10})
+
+    def test_tally_variables_cannot_be_passed_through(self):
+        """--exec-env TALLY_BATCH would override the batch's own variable for some programs:
+        the worker refuses it at start (in the option or in TALLY_EXEC_ENV)."""
+        for args, env in [(["--exec-env", "TALLY_BATCH"], {}),
+                          (["--exec-env", "HOME:TALLY_SEED"], {}),
+                          ([], {"TALLY_EXEC_ENV": "TALLY_FIRST_SAMPLE"})]:
+            r = subprocess.run([os.path.join(BIN, "tally-worker"), "--server",
+                                "http://127.0.0.1:9", "--allow-exec", "/bin/true"] + args,
+                               env=dict(os.environ, TALLY_BATCH="1000", **env),
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, (args, env, r.stderr))
+            self.assertIn("--exec-env", r.stderr)
+            self.assertIn("TALLY_* variables are the batch's own", r.stderr)
 
     def test_programs_get_no_descriptor_of_the_worker(self):
         prog = self.script("fds", r'''

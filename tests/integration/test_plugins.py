@@ -162,6 +162,10 @@ class PluginTest(TallyTestCase):
         self.assertEqual(r.status, 400, r)
         self.assertEqual(r.error()[0], "unknown_field", r)
         self.assertIn('unknown member "stop"', r.error()[1])
+        # primes' result has no stderr: a job cannot stop early on it.
+        r = s.req("POST", "/v1/jobs", {"kernel": "primes", "samples": 10, "target_stderr": 0.1})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("target_stderr", r.error()[1])
 
     @unittest.skipUnless(HAVE_PRIMES, "primes.so not built (no libprimesieve)")
     def test_bad_params_fail_on_workers_when_the_coordinator_lacks_the_kernel(self):

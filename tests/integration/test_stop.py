@@ -164,6 +164,8 @@ class StopTest(TallyTestCase):
             (dict(kernel="pi", samples=100, target_stderr=0.1, verify=0.5), "target_stderr"),
             (dict(kernel="exec", samples=100, target_stderr=0.1,
                   params={"argv": ["/bin/true"]}), "target_stderr"),
+            (dict(kernel="count", samples=100, target_stderr=0.1), "target_stderr"),
+            (dict(kernel="elsewhere", samples=100, target_stderr=0.1), "target_stderr"),
         ]:
             r = s.req("POST", "/v1/jobs", spec)
             self.assertEqual(r.status, 400, (spec, r))

@@ -161,6 +161,11 @@ static void test_job_spec_table(void **state)
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":null}", "invalid_field", "priority" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"priority\":true}", "invalid_field", "priority" },
 		{ "{\"kernel\":\"pi\",\"samples\":10,\"owner\":\"alice\"}", "unknown_field", "owner" },
+		/* target_stderr: only for a kernel whose result has a stderr here. */
+		{ "{\"kernel\":\"pi\",\"samples\":10,\"target_stderr\":0.01}", NULL, NULL },
+		{ "{\"kernel\":\"count\",\"samples\":10,\"target_stderr\":0.01}", "invalid_field", "target_stderr" },
+		{ "{\"kernel\":\"exec\",\"samples\":10,\"params\":{\"argv\":[\"x\"]},\"target_stderr\":0.01}", "invalid_field", "target_stderr" },
+		{ "{\"kernel\":\"elsewhere\",\"samples\":10,\"target_stderr\":0.01}", "invalid_field", "target_stderr" },
 	};
 	(void)state;
 	check_rows(rows, sizeof rows / sizeof rows[0], decode_spec_row);

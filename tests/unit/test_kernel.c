@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 #include "runrange.h"
@@ -241,6 +242,45 @@ static void test_count_kernel(void **state)
 	assert_non_null(k->check(c, 1002));
 }
 
+/* A plug-in's result with a "stderr" member only when hits <= samples, and samples >= 1000. */
+static int late_stderr(const uint64_t *counts, char *out, size_t outlen)
+{
+	if (counts[0] > counts[1] || counts[1] < 1000)
+		return -1;
+	snprintf(out, outlen, "{\"p\": 0.5, \"stderr\": 0.01}");
+	return 0;
+}
+
+/* A plug-in's result without one (as primes'). */
+static int no_stderr(const uint64_t *counts, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "{\"hits\": %llu}", (unsigned long long)counts[0]);
+	return 0;
+}
+
+/* Which kernels may take target_stderr: a result with a stderr, here. */
+static void test_has_stderr(void **state)
+{
+	static const char *const keys[] = { "hits", "samples", NULL };
+	struct tally_kernel late = { .abi = TALLY_KERNEL_ABI, .name = "late", .version = 1,
+				     .keys = keys, .result = late_stderr };
+	struct tally_kernel none = late, bare = late;
+	struct kernel k = { .name = "late", .version = 1, .nkeys = 2, .keys = keys, .abi = &late };
+	(void)state;
+
+	assert_true(kernel_has_stderr(pi()));
+	assert_false(kernel_has_stderr(kernel_find("count"))); /* a result, no stderr */
+	assert_false(kernel_has_stderr(kernel_find("exec")));
+	assert_false(kernel_has_stderr(kernel_placeholder())); /* known by name only */
+	assert_true(kernel_has_stderr(&k));
+	none.result = no_stderr;
+	k.abi = &none;
+	assert_false(kernel_has_stderr(&k));
+	bare.result = NULL;
+	k.abi = &bare;
+	assert_false(kernel_has_stderr(&k));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -257,6 +297,7 @@ int main(void)
 		cmocka_unit_test(test_pi_check),
 		cmocka_unit_test(test_pi_result),
 		cmocka_unit_test(test_count_kernel),
+		cmocka_unit_test(test_has_stderr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
