@@ -80,6 +80,32 @@ class QuotaTest(TallyTestCase):
         self.submit(s, "carol")
         self.assertEqual(self.submit(s, "bob", 429).error()[0], "server_full")
 
+    def test_flood_from_one_user(self):
+        """One user floods submits from 8 connections at once, made-up kernel names and all:
+        past its quota every one is refused, memory stays bounded, and another user submits and
+        the server answers as before."""
+        import threading
+        s = self.server("--users", self.users_file(), "--max-unfinished-jobs", "50")
+        statuses = []
+
+        def flood(k):
+            for i in range(40):
+                spec = dict(SPEC, kernel=f"made-up-{k}-{i}")
+                statuses.append(s.req("POST", "/v1/jobs", spec, headers=bearer("alice")).status)
+
+        threads = [threading.Thread(target=flood, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sorted(set(statuses)), [201, 429], statuses[:10])
+        self.assertEqual(statuses.count(201), 50)
+        self.assertEqual(statuses.count(429), 8 * 40 - 50)
+        self.submit(s, "bob")
+        self.assertEqual(s.req("GET", "/healthz").status, 200)
+        m = scrape(s)
+        self.assertEqual(m[("tally_jobs_by_owner", '{owner="alice",state="queued"}')], 50)
+
     def test_open_coordinator_and_options(self):
         s = self.server("--max-unfinished-jobs", "2")
         s.submit(**SPEC)
