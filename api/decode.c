@@ -361,23 +361,31 @@ enum tally_err decode_complete(const json_t *body, struct counts *counts, struct
 	return TALLY_OK;
 }
 
-enum tally_err decode_fail(const json_t *body, char *reason, int *fault, struct decode_error *e)
+enum tally_err decode_fail(const json_t *body, char *reason, int *fault, int *cannot_run,
+			   struct decode_error *e)
 {
-	static const char *const allowed[] = { "error", "fault", NULL };
-	const json_t *v;
+	static const char *const allowed[] = { "error", "fault", "cannot_run", NULL };
+	const json_t *v, *f;
 	enum tally_err rc;
 
 	reason[0] = '\0';
 	*fault = 1;
+	*cannot_run = 0;
 	if (!body)
 		return TALLY_OK;
 	if ((rc = check_keys(body, allowed, e)))
 		return rc;
-	v = json_object_get(body, "fault");
+	v = json_object_get(body, "cannot_run");
 	if (v && !json_is_boolean(v))
+		return fail(e, "invalid_field", "cannot_run: must be true or false");
+	*cannot_run = json_is_true(v);
+	f = json_object_get(body, "fault");
+	if (f && !json_is_boolean(f))
 		return fail(e, "invalid_field", "fault: must be true or false");
-	if (v)
-		*fault = json_is_true(v);
+	if (*cannot_run && json_is_true(f))
+		return fail(e, "invalid_field", "fault: must be false with cannot_run (a job its "
+			    "worker cannot run is no fault of its batches)");
+	*fault = f ? json_is_true(f) : !*cannot_run;
 	v = json_object_get(body, "error");
 	if (!v)
 		return TALLY_OK;

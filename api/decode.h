@@ -47,10 +47,12 @@ TALLY_WUR enum tally_err decode_lease_request(const json_t *body, struct lease_r
  * a body without a counts object. */
 TALLY_WUR enum tally_err decode_complete(const json_t *body, struct counts *counts,
 					 struct decode_error *e);
-/* Decodes a fail body into reason[DECODE_REASON_MAX] and *fault (default 1: the batches are to
- * blame; false: a worker giving a lease back for its own reasons). TALLY_EINVAL. */
+/* Decodes a fail body into reason[DECODE_REASON_MAX], *fault (default 1: the batches are to
+ * blame; false: a worker giving a lease back for its own reasons) and *cannot_run (default 0;
+ * true: the worker cannot run the job at all, which is then no fault: fault true with it is
+ * refused). TALLY_EINVAL. */
 TALLY_WUR enum tally_err decode_fail(const json_t *body, char *reason, int *fault,
-				     struct decode_error *e);
+				     int *cannot_run, struct decode_error *e);
 /* Checks that body is absent or an empty object (heartbeat, cancel). TALLY_EINVAL. */
 TALLY_WUR enum tally_err decode_empty(const json_t *body, struct decode_error *e);
 

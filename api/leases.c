@@ -189,17 +189,17 @@ void leases_fail(struct req *r, void *app)
 	int64_t id;
 	enum tally_err rc;
 	char reason[DECODE_REASON_MAX];
-	int fault;
+	int fault, cannot_run;
 
 	if (lease_id(r, &id) || api_body(r, &body))
 		return;
-	rc = decode_fail(body, reason, &fault, &e);
+	rc = decode_fail(body, reason, &fault, &cannot_run, &e);
 	json_decref(body);
 	if (rc) {
 		api_reply_decode(r, &e);
 		return;
 	}
-	if ((rc = coord_fail(a->coord, id, reason, fault))) {
+	if ((rc = coord_fail(a->coord, id, reason, fault, cannot_run))) {
 		reply_lease_rc(r, a, rc, id, NULL);
 		return;
 	}

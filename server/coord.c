@@ -11,6 +11,7 @@
 #include "live.h"
 #include "log.h"
 #include "offers.h"
+#include "passover.h"
 #include "sched.h"
 #include "wb.h"
 #include "workers.h"
@@ -39,6 +40,19 @@ static void coord_reloaded(void *ctx)
 	coord_tell_expiry(ctx);
 }
 
+static void forget_ended(void *ctx, int64_t id)
+{
+	passover_forget(ctx, id);
+}
+
+/* The jobs that ended are written and leave memory: nobody need pass them over any more. */
+static void coord_written(void *ctx)
+{
+	struct coord *c = ctx;
+	if (passover_size(c->passover))
+		live_each_ended(c->live, forget_ended, c->passover);
+}
+
 void coord_free(struct coord *c)
 {
 	if (!c)
@@ -49,6 +63,7 @@ void coord_free(struct coord *c)
 	workers_free(c->workers);
 	history_free(c->history);
 	offers_free(c->offers);
+	passover_free(c->passover);
 	free(c);
 }
 
@@ -70,10 +85,12 @@ struct coord *coord_new(struct db *db, const struct coord_config *cfg, struct co
 	c->workers = workers_new();
 	c->history = history_new();
 	c->offers = offers_new();
+	c->passover = passover_new();
 	if (c->live)
 		c->wb = wb_new(db, c->live, cfg->lease_timeout_ms,
-			       (struct wb_hooks){ coord_reloaded, c });
-	if (!c->sched || !c->live || !c->workers || !c->history || !c->offers || !c->wb) {
+			       (struct wb_hooks){ coord_reloaded, c, coord_written });
+	if (!c->sched || !c->live || !c->workers || !c->history || !c->offers || !c->passover ||
+	    !c->wb) {
 		coord_free(c);
 		return NULL;
 	}

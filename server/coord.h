@@ -52,7 +52,7 @@ struct lease_request {
 	const char *kernels[COORD_KERNELS_MAX];
 	size_t nkernels;
 	uint64_t max_batches; /* 0: the policy chooses */
-	int64_t skip[COORD_SKIP_MAX]; /* jobs the worker cannot run */
+	int64_t skip[COORD_SKIP_MAX]; /* jobs the worker cannot run (an older worker's skip_jobs) */
 	size_t nskip;
 	int64_t wait_ms;
 };
@@ -149,8 +149,11 @@ TALLY_WUR enum tally_err coord_heartbeat(struct coord *c, int64_t id, struct lea
 TALLY_WUR enum tally_err coord_complete(struct coord *c, int64_t id, const struct counts *counts,
 					int *duplicate, char *err, size_t errlen);
 /* Gives lease id's batches back. With fault, the lease counts as a failure of its batches (see
- * server/live.h, poison batches). TALLY_ELOST, TALLY_ENOTFOUND. */
-TALLY_WUR enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason, int fault);
+ * server/live.h, poison batches). With cannot_run, its worker cannot run its job (an exec
+ * program it does not allow): the job is passed over for that worker from now on (bounded and
+ * expiring: server/passover.h). TALLY_ELOST, TALLY_ENOTFOUND. */
+TALLY_WUR enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason, int fault,
+				    int cannot_run);
 /* Reclaims expired leases now; wakes long polls when any were. */
 TALLY_WUR enum tally_err coord_reap(struct coord *c);
 

@@ -16,6 +16,7 @@ struct coord {
 	struct workers *workers;
 	struct history *history;
 	struct offers *offers;
+	struct passover *passover; /* what each worker cannot run */
 	struct coord_config cfg;
 	struct coord_clock clock;
 	struct coord_hooks hooks;

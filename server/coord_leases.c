@@ -8,6 +8,7 @@
 #include "live.h"
 #include "log.h"
 #include "offers.h"
+#include "passover.h"
 #include "sched.h"
 #include "wb.h"
 
@@ -22,7 +23,7 @@ static enum tally_err coord_acquire(struct coord *c, const struct lease_request 
 				    struct lease *out)
 {
 	return live_acquire(c->live, req->worker, req->kernels, req->nkernels, req->max_batches,
-			    req->skip, req->nskip, now,
+			    passover_of(c->passover, req->worker, now), now,
 			    c->cfg.lease_timeout_ms, coord_size, c, out);
 }
 
@@ -38,6 +39,12 @@ enum tally_err coord_lease(struct coord *c, const struct lease_request *req, str
 	for (size_t i = 0; i < req->nkernels; i++)
 		offers_note(c->offers, req->kernels[i], now);
 	reaped = live_reap(c->live, now, &failed);
+	for (size_t i = 0; i < req->nskip; i++) { /* an older worker's list: remembered alike */
+		const struct job *j = live_job(c->live, req->skip[i]);
+		if (j && !job_is_final(j->state) &&
+		    passover_add(c->passover, req->worker, req->skip[i], now))
+			break; /* out of memory: the job may come to it again */
+	}
 	c->sizing = req;
 	rc = coord_acquire(c, req, now, out);
 	if (rc == TALLY_ETOOBIG) {
@@ -233,7 +240,18 @@ enum tally_err coord_complete(struct coord *c, int64_t id, const struct counts *
 	return rc;
 }
 
-enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason, int fault)
+/* Remembers that failed lease id's worker cannot run its job, so that it is passed over for that
+ * worker from now on (server/passover.h). */
+static void coord_cannot_run(struct coord *c, int64_t id)
+{
+	const struct lease *l = live_lease(c->live, id); /* in memory until written */
+	if (l && passover_add(c->passover, l->worker, l->job_id, coord_now(c)))
+		log_warn("msg=\"out of memory: the job may be offered to this worker again\" "
+			 "job=%lld worker=%s", (long long)l->job_id, l->worker);
+}
+
+enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason, int fault,
+			  int cannot_run)
 {
 	int failed = 0;
 	enum tally_err rc;
@@ -251,6 +269,8 @@ enum tally_err coord_fail(struct coord *c, int64_t id, const char *reason, int f
 	if (!rc) {
 		c->changes++; /* a strike, or a job failed: its reply waits for the commit */
 		c->counted.leases_failed++;
+		if (cannot_run)
+			coord_cannot_run(c, id);
 		log_warn("msg=\"lease failed\" lease=%lld fault=%d reason=\"%s\"", (long long)id,
 			 fault, log_clean(reason, clean, sizeof clean));
 		coord_tell_expiry(c);

@@ -258,23 +258,13 @@ static int job_settle(struct live *lv, struct ljob *j, int64_t now)
 
 /* --- the lifecycle -------------------------------------------------------------------------- */
 
-/* Returns 1 when id is one of skip[0..n). */
-static int skipped(const int64_t *skip, size_t n, int64_t id)
-{
-	for (size_t i = 0; i < n; i++)
-		if (skip[i] == id)
-			return 1;
-	return 0;
-}
-
 /* A worker asking for a lease (what it can run), and what it can do for the job found. */
 struct asker {
 	const char *worker;
 	const char *const *kernels;
 	size_t nkernels;
 	uint64_t max_batches;
-	const int64_t *skip;
-	size_t nskip;
+	const struct passover_worker *skip; /* jobs it cannot run */
 	struct verify_check *ch; /* a check it can give an opinion on, or NULL: */
 	uint64_t remaining;      /* then the batches pending */
 	unsigned version;        /* the kernel's version it offers (0: not said) */
@@ -288,7 +278,7 @@ static int can_take(void *ctx, struct ljob *j)
 
 	a->ch = NULL;
 	if (job_is_final(j->job.state) || !ljob_wants(j, a->kernels, a->nkernels, &a->version) ||
-	    skipped(a->skip, a->nskip, j->job.id))
+	    passover_has(a->skip, j->job.id))
 		return 0;
 	if (j->checks_open && (a->ch = verify_check_for(j->checks, a->worker, a->max_batches)))
 		return 1;
@@ -296,11 +286,11 @@ static int can_take(void *ctx, struct ljob *j)
 }
 
 enum tally_err live_acquire(struct live *lv, const char *worker, const char *const *kernels,
-			    size_t nkernels, uint64_t max_batches, const int64_t *skip,
-			    size_t nskip, int64_t now, int64_t ttl_ms, live_size_fn size, void *ctx,
-			    struct lease *out)
+			    size_t nkernels, uint64_t max_batches,
+			    const struct passover_worker *skip, int64_t now, int64_t ttl_ms,
+			    live_size_fn size, void *ctx, struct lease *out)
 {
-	struct asker a = { worker, kernels, nkernels, max_batches, skip, nskip, NULL, 0, 0 };
+	struct asker a = { worker, kernels, nkernels, max_batches, skip, NULL, 0, 0 };
 	struct ljob *j;
 	struct llease *l;
 	struct verify_check *ch;
@@ -620,6 +610,31 @@ void live_each_flow(const struct live *lv,
 		    void (*fn)(void *ctx, const struct fair_flow_info *info), void *ctx)
 {
 	fair_each_ready(&lv->jobs.fair, fn, ctx);
+}
+
+struct ended_walk {
+	void (*fn)(void *ctx, int64_t id);
+	void *ctx;
+};
+
+static enum tally_err tell_ended(void *ctx, const struct ljob *j)
+{
+	const struct ended_walk *w = ctx;
+	if (job_is_final(j->job.state))
+		w->fn(w->ctx, j->job.id);
+	return TALLY_OK;
+}
+
+void live_each_ended(const struct live *lv, void (*fn)(void *ctx, int64_t id), void *ctx)
+{
+	struct ended_walk w = { fn, ctx };
+	if (jobtab_each_dirty(&lv->jobs, tell_ended, &w))
+		return; /* tell_ended can't fail */
+}
+
+uint64_t live_pick_steps(const struct live *lv)
+{
+	return lv->jobs.fair.steps;
 }
 
 size_t live_jobs_count(const struct live *lv)

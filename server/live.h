@@ -41,6 +41,7 @@
 #include "fair.h"   /* struct fair_flow_info */
 #include "job.h"
 #include "owners.h" /* struct owner_tally */
+#include "passover.h" /* struct passover_worker */
 #include "stop.h"   /* STOP_MIN_SAMPLES */
 #include "verify.h" /* enum live_check_state; VERIFY_OPINIONS_MAX, VERIFY_REASON_MAX */
 
@@ -164,13 +165,14 @@ int live_reap(struct live *lv, int64_t now, int *failed_jobs);
  * batches whose kernel is one of kernels[], sized by size(ctx, ...), live until now + ttl_ms,
  * and charges the job for it. Returned ranges come first, lowest batch first; within a job,
  * checks this worker can give an opinion on come before batches, unless they are larger than
- * max_batches (0: no cap; the size policy caps ordinary grants). Jobs skip[0..nskip) are
- * passed over (the worker cannot run them: an exec program it does not allow).
+ * max_batches (0: no cap; the size policy caps ordinary grants). The jobs of skip (may be NULL)
+ * are passed over: the worker cannot run them (server/passover.h; at most PASSOVER_JOBS_MAX, each
+ * looked up in O(1) expected, so they add at most that many steps to the choice).
  * TALLY_ENOTFOUND when nothing is pending; TALLY_EFORBIDDEN when worker is quarantined;
  * TALLY_ETOOBIG when the id sequence has reached its limit; TALLY_ENOMEM. */
 TALLY_WUR enum tally_err live_acquire(struct live *lv, const char *worker,
 				      const char *const *kernels, size_t nkernels,
-				      uint64_t max_batches, const int64_t *skip, size_t nskip,
+				      uint64_t max_batches, const struct passover_worker *skip,
 				      int64_t now, int64_t ttl_ms, live_size_fn size, void *ctx,
 				      struct lease *out);
 /* Returns lease id when it is in memory (live, or finished and not yet written), or NULL. */
@@ -250,8 +252,13 @@ void live_each_owner(const struct live *lv, void (*fn)(void *ctx, const struct o
 /* Calls fn(ctx, info) for every owner and priority with work waiting (server/fair.h). */
 void live_each_flow(const struct live *lv,
 		    void (*fn)(void *ctx, const struct fair_flow_info *info), void *ctx);
+/* Calls fn(ctx, id) for every job that ended (succeeded, failed or cancelled) since
+ * live_written(): the dirty ones, O(jobs changed since). */
+void live_each_ended(const struct live *lv, void (*fn)(void *ctx, int64_t id), void *ctx);
 /* Counts of what is in memory, for tests and metrics. */
 size_t live_jobs_count(const struct live *lv);
+/* The scheduler's measure of cost so far (server/fair.h's steps), for tests. */
+uint64_t live_pick_steps(const struct live *lv);
 size_t live_leases_count(const struct live *lv);
 
 #endif

@@ -235,6 +235,8 @@ static enum tally_err wb_write(struct wb *wb, enum wb_state after)
 			goto fail;
 		wb->seq_pending = next + WB_SEQ_BLOCK;
 	}
+	if (wb->hooks.written)
+		wb->hooks.written(wb->hooks.ctx);
 	live_written(wb->live);
 	if (wb->state == WB_CLEAN)
 		wb->state = WB_WRITTEN;

@@ -35,10 +35,14 @@ enum wb_state {
 	WB_BROKEN_LOST, /* a reload failed mid-pass: as BROKEN, and the next flush fails too */
 };
 
-/* Called after memory was read back from the store (lease expiries may have changed). */
+/* reloaded: called after memory was read back from the store (lease expiries may have changed).
+ * written (may be NULL): called when memory's changes are written, just before the jobs and
+ * leases that finished leave memory (live_written), so that what is kept about them elsewhere
+ * can go with them. */
 struct wb_hooks {
 	void (*reloaded)(void *ctx);
 	void *ctx;
+	void (*written)(void *ctx);
 };
 
 struct wb;

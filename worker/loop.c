@@ -17,7 +17,6 @@
 
 #define LOOP_BACKOFF_MIN_MS 100
 #define LOOP_BACKOFF_MAX_MS 5000
-#define LOOP_SKIP_MAX WIRE_SKIP_MAX /* jobs a lease request may ask to be passed over */
 #define LOOP_STOP_GRACE_MS 10000 /* how long a stopping worker keeps trying to deliver */
 
 struct loop {
@@ -25,7 +24,7 @@ struct loop {
 	volatile sig_atomic_t *stop;
 	struct client *client;
 	unsigned attempt; /* consecutive failures, for backoff */
-	json_t *skip;     /* the lease request's skip_jobs: jobs whose program is not allowed here */
+	char cannot_run[24]; /* the job last given back as one it cannot run */
 };
 
 /* Sleeps ms, waking early when stop is set (unless ignore_stop). */
@@ -155,17 +154,19 @@ static long loop_deliver(struct loop *l, const char *path, const json_t *body, j
 
 /* Fails a lease at once, so that it does not wait for its expiry. fault: the batches are to
  * blame (a kernel or program failed them), which counts towards failing the job; the worker's
- * own reasons (giving a lease back) do not. */
-static void loop_fail(struct loop *l, const char *id, const char *why, int fault)
+ * own reasons (giving a lease back) do not. cannot_run: this worker cannot run the job at all (the
+ * coordinator passes it over for this worker from then on). Returns the reply's status (0: none). */
+static long loop_fail(struct loop *l, const char *id, const char *why, int fault, int cannot_run)
 {
 	char ascii[512];
 	/* A reason may quote a program's stderr or a plug-in's message, whatever bytes. */
 	json_t *body = json_pack("{s:s,s:b}", "error", text_ascii(why, ascii, sizeof ascii),
 				 "fault", fault), *reply = NULL;
 	char path[64];
-	long status;
+	long status = 0;
 
-	if (!body || !id[0])
+	if (!body || !id[0] ||
+	    (cannot_run && json_object_set_new(body, "cannot_run", json_true())))
 		goto done;
 	snprintf(path, sizeof path, "/v1/leases/%s/fail", id);
 	if (client_post(l->client, path, body, 5000, 0, &status, &reply))
@@ -174,11 +175,12 @@ static void loop_fail(struct loop *l, const char *id, const char *why, int fault
 done:
 	json_decref(reply);
 	json_decref(body);
+	return status;
 }
 
 static void loop_give_back(struct loop *l, const char *id, const char *why)
 {
-	loop_fail(l, id, why, 0);
+	(void)loop_fail(l, id, why, 0, 0);
 }
 
 /* Heartbeats while the pool computes. Returns 0 when the work finished; -1 when the lease was
@@ -270,20 +272,22 @@ static int loop_lease(struct loop *l, const json_t *lease)
 	}
 	if (rc == -2) {
 		/* Its program is not allowed (or not there) on this worker: no fault of the
-		 * batches, and other workers may run it. The coordinator is asked to pass the job
-		 * over from now on (the most recent few are remembered). */
+		 * batches, and other workers may run it. The coordinator remembers to pass the job
+		 * over for this worker, so the next lease, asked for at once, is other work. One
+		 * that refuses cannot_run (older), or offers the same job again, gets a backoff. */
 		log_warn("msg=\"job skipped\" job=%s error=\"%s\"", h.job_id,
 			 log_clean(err, clean, sizeof clean));
-		if (json_array_size(l->skip) == LOOP_SKIP_MAX)
-			json_array_remove(l->skip, 0);
-		json_array_append_new(l->skip, json_string(h.job_id));
-		loop_fail(l, h.id, err, 0);
+		if (loop_fail(l, h.id, err, 0, 1) == 400)
+			loop_give_back(l, h.id, err);
+		else if (strcmp(l->cannot_run, h.job_id))
+			rc = 0;
+		snprintf(l->cannot_run, sizeof l->cannot_run, "%s", h.job_id);
 		goto done;
 	}
 	if (rc) {
 		log_warn("msg=\"lease failed\" lease=%s error=\"%s\"", h.id,
 			 log_clean(err, clean, sizeof clean));
-		loop_fail(l, h.id, err, 1);
+		(void)loop_fail(l, h.id, err, 1, 0);
 		goto done;
 	}
 	if (!(pool = compute_start(&w, l->cfg->threads))) {
@@ -299,7 +303,7 @@ static int loop_lease(struct loop *l, const json_t *lease)
 	if (compute_finish(pool, &keys, counts, err, sizeof err)) {
 		log_warn("msg=\"lease failed\" lease=%s error=\"%s\"", h.id,
 			 log_clean(err, clean, sizeof clean));
-		loop_fail(l, h.id, err, 1);
+		(void)loop_fail(l, h.id, err, 1, 0);
 		goto done;
 	}
 	if (l->cfg->tamper && l->cfg->tamper->counts)
@@ -351,9 +355,7 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 	int exit_code = 0;
 
 	l.client = client_new(cfg->server, cfg->token, cfg->cacert, stop);
-	l.skip = json_array();
-	req = json_pack("{s:s,s:[],s:i,s:O}", "worker", cfg->name, "kernels", "wait_s", cfg->wait_s,
-			"skip_jobs", l.skip);
+	req = json_pack("{s:s,s:[],s:i}", "worker", cfg->name, "kernels", "wait_s", cfg->wait_s);
 	/* Offer every kernel this worker has, built in or plug-in, with its version; exec only
 	 * when allowed to run programs. */
 	for (size_t i = 0; req && kernel_at(i); i++)
@@ -361,10 +363,9 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 			json_decref(req), req = NULL;
 	if (req && cfg->exec && cfg->exec->nallow && loop_offer(req, kernel_find("exec")))
 		json_decref(req), req = NULL;
-	if (!l.client || !req || !l.skip) {
+	if (!l.client || !req) {
 		client_free(l.client);
 		json_decref(req);
-		json_decref(l.skip);
 		return 1;
 	}
 	log_info("msg=\"worker started\" worker=%s server=%s threads=%d", cfg->name, cfg->server,
@@ -413,7 +414,6 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 	}
 	log_info("msg=\"worker stopped\" worker=%s", cfg->name);
 	json_decref(req);
-	json_decref(l.skip);
 	client_free(l.client);
 	return exit_code;
 }

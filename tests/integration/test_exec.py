@@ -169,6 +169,28 @@ echo "{\"sockets\": $n, \"n\": 1}"
             self.assertEqual(done["state"], "succeeded", done)
             self.assertEqual(done["counts"], {"n": 3})
 
+    def test_unrunnable_jobs_do_not_starve_a_runnable_one(self):
+        # Issue 14: behind 17 jobs whose program no worker allows, a runnable one waited more
+        # than 41 s (the worker's skip list held 16, and it backed off after each skip).
+        prog = self.script("ok", "echo '{\"n\": 1}'\n")
+        s = self.server()
+        bad = [s.submit(kernel="exec", samples=1, params={"argv": ["/bin/echo", "{}"]})
+               for _ in range(20)]
+        good = s.submit(kernel="exec", samples=1, params={"argv": [prog]})
+        t0 = time.monotonic()
+        w = self.worker(s, 1, "w", "--allow-exec", prog)
+        done = s.wait_job(good["id"], timeout=20)
+        self.assertEqual(done["state"], "succeeded", done)
+        took = time.monotonic() - t0
+        # The coordinator remembers what this worker cannot run: each bad job is offered to it
+        # once, and it does not back off after giving one back.
+        self.assertLessEqual(w.log().count("job skipped"), len(bad), w.log())
+        self.assertLess(took, 10, f"the runnable job took {took:.1f}s")
+        for j in bad:
+            job = s.job(j["id"])
+            self.assertIn(job["state"], ("queued", "running"))
+            self.assertEqual(job["batches"]["done"], 0)
+
     def test_a_reason_cut_inside_a_character_is_still_shown(self):
         s = self.server()
         job = s.submit(kernel="pi", samples=1000, batch_size=100)

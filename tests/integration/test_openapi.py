@@ -135,6 +135,12 @@ class OpenApiTest(TallyTestCase):
                           f"{method} {pattern} {r.status}")
                 elif not content:
                     self.assertEqual(r.raw, b"", f"{method} {pattern} {r.status}: a body")
+            if r.status < 300 and isinstance(body, dict):
+                # A body the server took, the spec's request schema takes too.
+                req = resolve(doc, op.get("requestBody", {}))
+                self.assertIn("application/json", req.get("content", {}), f"{method} {pattern}")
+                check(doc, req["content"]["application/json"]["schema"], body,
+                      f"{method} {pattern} request")
             seen.add((method, pattern, r.status))
             return r
 
@@ -161,6 +167,12 @@ class OpenApiTest(TallyTestCase):
         call("POST", f"/v1/leases/{lease['id']}/complete", {"counts": {"inside": 1,
                                                                       "samples": 7}})
         call("POST", f"/v1/leases/{lease['id']}/fail", {"error": "test", "fault": False})
+        other = call("POST", "/v1/leases", {"worker": "c", "kernels": ["pi"],
+                                             "skip_jobs": ["999"]}).json
+        self.assertEqual(call("POST", f"/v1/leases/{other['id']}/fail",
+                              {"error": "not allowed", "cannot_run": True}).status, 200)
+        self.assertEqual(call("POST", f"/v1/leases/{other['id']}/fail",
+                              {"fault": True, "cannot_run": True}).status, 400)
         call("POST", f"/v1/leases/{lease['id']}/complete", {"counts": {"inside": 1,
                                                                       "samples": 500000}})
         call("POST", f"/v1/leases/{lease['id']}/heartbeat")

@@ -200,13 +200,13 @@ class FakeCoordinator:
 class WorkerProc:
     """A tally-worker process; stdout and stderr go to a log file in the test's tmpdir."""
 
-    def __init__(self, tmpdir, url, threads=1, name="fw"):
+    def __init__(self, tmpdir, url, threads=1, name="fw", *args):
         self.name = name
         self.logpath = os.path.join(tmpdir, f"worker-{name}.log")
         with open(self.logpath, "ab") as log:
             self.proc = subprocess.Popen(
                 [binary("tally-worker"), "--server", url, "--threads", str(threads), "--name", name,
-                 "--wait", "1"], stdout=log, stderr=log)
+                 "--wait", "1"] + list(args), stdout=log, stderr=log)
 
     def alive(self):
         return self.proc.poll() is None
@@ -271,8 +271,8 @@ class WorkerTest(TallyTestCase):
         self.fake = FakeCoordinator()
         self.addCleanup(self.fake.close)
 
-    def start_worker(self, url=None, threads=1, name="fw"):
-        w = WorkerProc(self.tmpdir, url or self.fake.url, threads, name)
+    def start_worker(self, url=None, threads=1, name="fw", *args):
+        w = WorkerProc(self.tmpdir, url or self.fake.url, threads, name, *args)
         self.procs.append(w)
         return w
 
@@ -533,6 +533,47 @@ class WorkerTest(TallyTestCase):
         self.assertEqual(self.fake.reqs(complete_path("60")), [])
         self.assertGreaterEqual(n, 2)
         self.assertLessEqual(n, 30, f"{n} lease requests in 1.5 s")
+
+    def test_a_job_it_cannot_run_is_given_back_as_such_at_once(self):
+        """Issue 14: an exec job whose program this worker does not allow is given back with
+        cannot_run (the coordinator then passes it over for this worker), and the next lease is
+        asked for at once, not after a backoff. A coordinator that refuses cannot_run (400: one
+        from before it) gets the lease back plainly; one that offers the same job again gets a
+        backoff."""
+        def exec_lease(lease_id, job_id):
+            return (200, pi_lease(lease_id, kernel="exec", job_id=job_id, samples=1,
+                                  batch_size=1, first=0, count=1,
+                                  params={"argv": ["/bin/echo", "{}"]}))
+        n = 20
+        good = pi_lease("good", first=1, count=2)
+        self.fake.leases = ([exec_lease("old", "100")] +
+                            [exec_lease(f"x{i}", str(200 + i)) for i in range(n)] +
+                            [exec_lease("again", str(200 + n - 1)), (200, good)])
+        self.fake.scripts["/v1/leases/old/fail"] = [
+            err(400, "unknown_field", "cannot_run: not a field of this request")]
+        self.fake.idle_s = 0
+        w = self.start_worker(None, 1, "fw", "--allow-exec", "/bin/true")
+        rs = self.fake.wait_for(lambda rs: any(r.path == complete_path("good") for r in rs), 30,
+                                "the good lease's complete", w)
+        fails = [r for r in rs if r.path.endswith("/fail")]
+        self.assertEqual([r.path for r in fails],
+                         ["/v1/leases/old/fail"] * 2 +
+                         [f"/v1/leases/x{i}/fail" for i in range(n)] + ["/v1/leases/again/fail"])
+        for r in fails[1:]:
+            self.assertIn("/bin/echo", r.json["error"])
+            if r is not fails[1]:
+                self.assertEqual((r.json["fault"], r.json["cannot_run"]), (False, True), r)
+        self.assertEqual(fails[1].json["fault"], False)  # the plain give-back after the 400
+        self.assertNotIn("cannot_run", fails[1].json)
+        # No backoff between them: each would sleep at least 50 ms.
+        polls = [r.t for r in rs if r.path == LEASE_PATH]
+        took = polls[n + 1] - polls[1]
+        self.assertLess(took, n * 0.05, f"{n} leases it cannot run took {took:.2f}s")
+        # The same job again (the coordinator did not pass it over): a backoff first.
+        self.assertGreaterEqual(polls[n + 2] - polls[n + 1], 0.05)
+        for r in rs:
+            if r.path == LEASE_PATH:
+                self.assertNotIn("skip_jobs", r.json)
 
     # 5. Coordinator unreachable.
     def free_port(self):

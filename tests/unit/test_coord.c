@@ -12,10 +12,12 @@
 #include "runrange.h"
 #include "alloc.h"
 #include "coord.h"
+#include "coord_int.h" /* the pass-over memory's size, to see it emptied */
 #include "counts.h"
 #include "db.h"
 #include "kernel.h"
 #include "live.h"
+#include "passover.h"
 #include "tmpdb.h"
 
 struct fixture {
@@ -247,7 +249,7 @@ static void test_cancel_and_fail_wake(void **state)
 	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	f->woken = 0;
-	assert_int_equal(coord_fail(f->c, l.id, "oops", 1), TALLY_OK);
+	assert_int_equal(coord_fail(f->c, l.id, "oops", 1, 0), TALLY_OK);
 	assert_int_equal(f->woken, 1);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	assert_int_equal(l.first_batch, 0);
@@ -321,7 +323,7 @@ static void test_changes_that_replies_wait_for(void **state)
 	assert_true(coord_changes(f->c) == n); /* grants, heartbeats: written behind */
 	assert_int_equal(coord_dirty(f->c), 1);
 	assert_int_equal(coord_lease(f->c, &a, &l2), TALLY_OK);
-	assert_int_equal(coord_fail(f->c, l2.id, "x", 1), TALLY_OK);
+	assert_int_equal(coord_fail(f->c, l2.id, "x", 1, 0), TALLY_OK);
 	assert_true(coord_changes(f->c) == ++n); /* a fail may strike a batch or fail the job */
 	struct counts c = counts_for(&l);
 	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
@@ -412,12 +414,12 @@ static void test_written_leases_answer_from_the_store(void **state)
 	f->now += 10000;
 	assert_int_equal(coord_reap(f->c), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &failed), TALLY_OK);
-	assert_int_equal(coord_fail(f->c, failed.id, "x", 1), TALLY_OK);
+	assert_int_equal(coord_fail(f->c, failed.id, "x", 1, 0), TALLY_OK);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
 	struct counts c = counts_for(&expired);
 	assert_int_equal(coord_complete(f->c, expired.id, &c, &dup, err, sizeof err), TALLY_ELOST);
 	assert_int_equal(coord_heartbeat(f->c, failed.id, &failed), TALLY_ELOST);
-	assert_int_equal(coord_fail(f->c, failed.id, "again", 1), TALLY_ELOST);
+	assert_int_equal(coord_fail(f->c, failed.id, "again", 1, 0), TALLY_ELOST);
 	assert_int_equal(coord_complete(f->c, 12345, &c, &dup, err, sizeof err), TALLY_ENOTFOUND);
 }
 
@@ -498,7 +500,7 @@ static void test_workers_listed_with_state(void **state)
 	assert_int_equal(coord_lease(f->c, &a, &la), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &la2), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &b, &lb), TALLY_OK);
-	assert_int_equal(coord_fail(f->c, lb.id, "x", 0), TALLY_OK);
+	assert_int_equal(coord_fail(f->c, lb.id, "x", 0, 0), TALLY_OK);
 	assert_int_equal(coord_workers(f->c, see_worker, &s), TALLY_OK);
 	assert_int_equal(s.n, 2);
 	i = seen_index(&s, "alpha");
@@ -1010,6 +1012,69 @@ static void test_retention_cutoff(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* Issue 14: jobs a worker cannot run (an exec program it does not allow) starved the one it
+ * could behind them. Now its fail says cannot_run and the coordinator passes them over for that
+ * worker: behind more of them than it remembers (PASSOVER_JOBS_MAX), the runnable job still
+ * comes within one lease per job, since each job given back was charged its turn. Other workers
+ * get them; an older worker's skip_jobs is remembered alike; jobs that ended are forgotten. */
+static void test_jobs_a_worker_cannot_run_are_passed_over(void **state)
+{
+	enum { BAD = PASSOVER_JOBS_MAX + 44 };
+	struct fixture *f = *state;
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 1000, .batch_size = 1000,
+				 .seed = 1, .params = "{}" };
+	struct lease_request w = request("w", 0), v = request("v", 0), old = request("old", 0);
+	struct job j, good;
+	struct lease l;
+	int64_t first = 0;
+	int leases = 0;
+
+	for (int i = 0; i < BAD; i++) {
+		assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
+		if (!i)
+			first = j.id;
+	}
+	assert_int_equal(coord_submit(f->c, &spec, NULL, &good), TALLY_OK);
+	for (;;) {
+		assert_int_equal(coord_lease(f->c, &w, &l), TALLY_OK);
+		leases++;
+		if (l.job_id == good.id)
+			break;
+		assert_int_equal(coord_fail(f->c, l.id, "argv[0]: not allowed", 0, 1), TALLY_OK);
+		assert_true(leases <= BAD);
+		if (leases % 64 == 0)
+			assert_int_equal(coord_flush(f->c), TALLY_OK);
+	}
+	assert_int_equal(leases, BAD + 1); /* each bad job once, then the good one */
+	assert_int_equal(passover_size(f->c->passover), PASSOVER_JOBS_MAX);
+	assert_int_equal(coord_fail(f->c, l.id, "stopping", 0, 0), TALLY_OK);
+	/* The memory is w's: another worker gets the oldest job. */
+	assert_int_equal(coord_lease(f->c, &v, &l), TALLY_OK);
+	assert_int_equal(l.job_id, first);
+	assert_int_equal(coord_fail(f->c, l.id, "stopping", 0, 0), TALLY_OK);
+	/* An older worker's list is remembered (but for ids of no job in memory): the job stays
+	 * passed over without it. */
+	old.skip[old.nskip++] = first;
+	old.skip[old.nskip++] = good.id + 1000;
+	assert_int_equal(coord_lease(f->c, &old, &l), TALLY_OK);
+	assert_true(l.job_id != first);
+	assert_int_equal(coord_fail(f->c, l.id, "stopping", 0, 0), TALLY_OK);
+	old.nskip = 0;
+	assert_int_equal(coord_lease(f->c, &old, &l), TALLY_OK);
+	assert_true(l.job_id != first);
+	assert_int_equal(coord_fail(f->c, l.id, "stopping", 0, 0), TALLY_OK);
+	/* cannot_run with a lease that is not live changes nothing. */
+	assert_int_equal(coord_fail(f->c, l.id, "again", 0, 1), TALLY_ELOST);
+	assert_int_equal(passover_size(f->c->passover), PASSOVER_JOBS_MAX + 1);
+	/* Ended jobs are forgotten by everyone when their end is written. */
+	for (int64_t id = first; id <= good.id; id++)
+		assert_int_equal(coord_cancel(f->c, COORD_ALL, id, &j), TALLY_OK);
+	assert_int_equal(passover_size(f->c->passover), PASSOVER_JOBS_MAX + 1);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(passover_size(f->c->passover), 0);
+	assert_int_equal(passover_workers(f->c->passover), 0);
+}
+
 /* Kernels known by name only live while a job in memory names them: thousands of made-up names
  * submitted and cancelled leave none behind (there is no table to fill), nor does a finished
  * and deleted job; a job held over a restart holds its name again; a stored job's name reads
@@ -1076,6 +1141,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_submit_wakes_and_lease_sets_expiry),
+		T(test_jobs_a_worker_cannot_run_are_passed_over),
 		T(test_expiry_without_sleeping),
 		T(test_counts_checked_against_lease),
 		T(test_lease_size_adapts_to_worker_rate),

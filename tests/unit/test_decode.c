@@ -245,7 +245,7 @@ static void test_complete_fail_empty(void **state)
 	struct decode_error e;
 	struct counts counts;
 	char reason[DECODE_REASON_MAX];
-	int fault;
+	int fault, cannot_run;
 	json_t *b;
 	(void)state;
 
@@ -281,24 +281,48 @@ static void test_complete_fail_empty(void **state)
 	json_decref(b);
 
 	fault = -1;
-	assert_int_equal(decode_fail(NULL, reason, &fault, &e), TALLY_OK);
+	assert_int_equal(decode_fail(NULL, reason, &fault, &cannot_run, &e), TALLY_OK);
 	assert_string_equal(reason, "");
 	assert_int_equal(fault, 1); /* the batches are to blame unless the worker says not */
 	b = parse("{\"error\":\"disk on fire\"}", &e);
-	assert_int_equal(decode_fail(b, reason, &fault, &e), TALLY_OK);
+	assert_int_equal(decode_fail(b, reason, &fault, &cannot_run, &e), TALLY_OK);
 	assert_string_equal(reason, "disk on fire");
 	assert_int_equal(fault, 1);
 	json_decref(b);
 	b = parse("{\"error\":\"stopping\",\"fault\":false}", &e);
-	assert_int_equal(decode_fail(b, reason, &fault, &e), TALLY_OK);
+	assert_int_equal(decode_fail(b, reason, &fault, &cannot_run, &e), TALLY_OK);
 	assert_int_equal(fault, 0);
 	json_decref(b);
 	b = parse("{\"fault\":1}", &e);
-	assert_int_equal(decode_fail(b, reason, &fault, &e), TALLY_EINVAL);
+	assert_int_equal(decode_fail(b, reason, &fault, &cannot_run, &e), TALLY_EINVAL);
 	assert_non_null(strstr(e.message, "fault"));
 	json_decref(b);
 	b = parse("{\"error\":5}", &e);
-	assert_int_equal(decode_fail(b, reason, &fault, &e), TALLY_EINVAL);
+	assert_int_equal(decode_fail(b, reason, &fault, &cannot_run, &e), TALLY_EINVAL);
+	json_decref(b);
+	/* A job its worker cannot run: no fault unless said, and never said with it. */
+	b = parse("{\"error\":\"not allowed\",\"cannot_run\":true}", &e);
+	assert_int_equal(decode_fail(b, reason, &fault, &cannot_run, &e), TALLY_OK);
+	assert_int_equal(cannot_run, 1);
+	assert_int_equal(fault, 0);
+	json_decref(b);
+	b = parse("{\"cannot_run\":true,\"fault\":false}", &e);
+	assert_int_equal(decode_fail(b, reason, &fault, &cannot_run, &e), TALLY_OK);
+	assert_int_equal(cannot_run, 1);
+	assert_int_equal(fault, 0);
+	json_decref(b);
+	b = parse("{\"cannot_run\":true,\"fault\":true}", &e);
+	assert_int_equal(decode_fail(b, reason, &fault, &cannot_run, &e), TALLY_EINVAL);
+	assert_non_null(strstr(e.message, "cannot_run"));
+	json_decref(b);
+	b = parse("{\"cannot_run\":\"yes\"}", &e);
+	assert_int_equal(decode_fail(b, reason, &fault, &cannot_run, &e), TALLY_EINVAL);
+	assert_non_null(strstr(e.message, "cannot_run"));
+	json_decref(b);
+	b = parse("{\"cannot_run\":false}", &e);
+	assert_int_equal(decode_fail(b, reason, &fault, &cannot_run, &e), TALLY_OK);
+	assert_int_equal(cannot_run, 0);
+	assert_int_equal(fault, 1);
 	json_decref(b);
 
 	assert_int_equal(decode_empty(NULL, &e), TALLY_OK);

@@ -58,7 +58,7 @@ static enum tally_err try_grant(struct live *lv, const char *const *kernels, siz
 				uint64_t n, int64_t now, int64_t ttl, struct lease *out)
 {
 	struct sizes s = { { n }, 1, 0 };
-	return live_acquire(lv, "w", kernels, nk, 0, NULL, 0, now, ttl, size_next, &s, out);
+	return live_acquire(lv, "w", kernels, nk, 0, NULL, now, ttl, size_next, &s, out);
 }
 
 /* Grants up to n batches of the oldest job of kernel. */
@@ -319,7 +319,7 @@ static void test_leases_cover_job_once(void **state)
 			last = now;
 		}
 		holding[w] = 0;
-		enum tally_err rc = live_acquire(lv, workers[w], pi_only, 1, 0, NULL, 0, now, TTL, size_next,
+		enum tally_err rc = live_acquire(lv, workers[w], pi_only, 1, 0, NULL, now, TTL, size_next,
 						 &sz, l);
 		if (rc == TALLY_ENOTFOUND)
 			continue;
@@ -779,7 +779,7 @@ static void test_priority_overtakes(void **state)
 {
 	struct one_worker w = { new_live(), T0, { 0 }, 0, 0, { 0 } };
 	int64_t big = submit_as(w.lv, "", 0, 10000000000000ULL, T0), urgent, low;
-	int64_t skip[1];
+	struct passover *po = passover_new();
 	struct lease l;
 	(void)state;
 
@@ -790,8 +790,9 @@ static void test_priority_overtakes(void **state)
 	urgent = submit_as(w.lv, "", 50, 30000, w.now - 500); /* while big's lease runs */
 	step(&w, 10);
 	assert_int_equal(w.held.job_id, urgent); /* at big's next lease */
-	skip[0] = urgent;
-	assert_int_equal(live_acquire(w.lv, "other", pi_only, 1, 0, skip, 1, w.now, TTL,
+	assert_int_equal(passover_add(po, "other", urgent, w.now), TALLY_OK);
+	assert_int_equal(live_acquire(w.lv, "other", pi_only, 1, 0,
+				      passover_of(po, "other", w.now), w.now, TTL,
 				      size_next, &(struct sizes){ { 1 }, 1, 0 }, &l), TALLY_OK);
 	assert_int_equal(l.job_id, big);
 	step(&w, 10);
@@ -809,7 +810,49 @@ static void test_priority_overtakes(void **state)
 		assert_int_equal(w.held.job_id, big);
 	}
 	assert_int_equal(live_job(w.lv, low)->state, JOB_QUEUED);
+	passover_free(po);
 	live_free(w.lv);
+}
+
+/* Lease choice for a worker with jobs passed over (server/passover.h) looks at each of them at
+ * most once and never at more than the memory holds: with the PASSOVER_JOBS_MAX best-ranked of
+ * 5,000 jobs passed over, a pick costs that many members and their heap walk's comparisons
+ * (O(k log k) for k = PASSOVER_JOBS_MAX), not a walk of every job; a worker with none passed over
+ * takes the first at once. */
+static void test_passed_over_jobs_bound_the_pick(void **state)
+{
+	enum { N = 5000 };
+	const uint64_t log_n = 13; /* ceil(log2(N)) */
+	struct live *lv = new_live();
+	struct passover *po = passover_new();
+	int64_t ids[N];
+	struct lease l;
+	uint64_t before;
+	(void)state;
+
+	for (int i = 0; i < N; i++)
+		ids[i] = submit(lv, "pi", 2000, T0);
+	/* A first pick files the new jobs in the scheduler's heaps: not the cost shown here. */
+	assert_int_equal(live_acquire(lv, "u", pi_only, 1, 0, NULL, T0, TTL, size_next,
+				      &(struct sizes){ { 1 }, 1, 0 }, &l), TALLY_OK);
+	assert_int_equal(l.job_id, ids[0]);
+	assert_int_equal(live_fail(lv, l.id, "given back", 0, T0, NULL), TALLY_OK);
+	for (int i = 0; i < 2 * PASSOVER_JOBS_MAX; i++) /* the last PASSOVER_JOBS_MAX stay */
+		assert_int_equal(passover_add(po, "w", ids[PASSOVER_JOBS_MAX - 1 - i % PASSOVER_JOBS_MAX],
+					      T0), TALLY_OK);
+	before = live_pick_steps(lv);
+	assert_int_equal(live_acquire(lv, "w", pi_only, 1, 0, passover_of(po, "w", T0), T0, TTL,
+				      size_next, &(struct sizes){ { 1 }, 1, 0 }, &l), TALLY_OK);
+	assert_int_equal(l.job_id, ids[PASSOVER_JOBS_MAX]);
+	assert_true(live_pick_steps(lv) - before >= PASSOVER_JOBS_MAX);
+	assert_true(live_pick_steps(lv) - before <= 4 * (PASSOVER_JOBS_MAX + 1) * log_n);
+	before = live_pick_steps(lv);
+	assert_int_equal(live_acquire(lv, "v", pi_only, 1, 0, passover_of(po, "v", T0), T0, TTL,
+				      size_next, &(struct sizes){ { 1 }, 1, 0 }, &l), TALLY_OK);
+	assert_int_equal(l.job_id, ids[1]); /* ids[0] was charged for u's lease */
+	assert_true(live_pick_steps(lv) - before <= 4 * log_n + 8);
+	passover_free(po);
+	live_free(lv);
 }
 
 /* Two owners' long jobs on one worker, the second submitted 20 s after the first: from then on,
@@ -1190,7 +1233,7 @@ static enum tally_err try_grant_to(struct live *lv, const char *worker, const ch
 {
 	struct sizes s = { { n }, 1, 0 };
 	const char *k[] = { kernel };
-	return live_acquire(lv, worker, k, 1, 0, NULL, 0, now, ttl, size_next, &s, out);
+	return live_acquire(lv, worker, k, 1, 0, NULL, now, ttl, size_next, &s, out);
 }
 
 /* Grants worker up to n batches (or a check) of the oldest job of kernel. */
@@ -1515,7 +1558,7 @@ static void test_verify_original_lies(void **state)
 	assert_int_equal(l.batch_count, 2);
 	assert_int_equal(complete_as(lv, &l, 0, now), 0);
 	for (int k = 0; idle < 3 && k < 100; k++) {
-		enum tally_err rc = live_acquire(lv, workers5[1 + k % 3], both, 2, 0, NULL, 0, ++now, TTL,
+		enum tally_err rc = live_acquire(lv, workers5[1 + k % 3], both, 2, 0, NULL, ++now, TTL,
 						 size_next, &sz, &l);
 		if (rc == TALLY_ENOTFOUND) {
 			idle++;
@@ -1718,9 +1761,9 @@ static void test_verify_max_batches_and_ended_jobs(void **state)
 	complete_as(lv, &b, 0, T0 + 3);
 	assert_int_equal(live_job(lv, id)->checks_pending, 2);
 	/* B takes at most 2 batches a lease: neither 4-batch check is for it. */
-	assert_int_equal(live_acquire(lv, "B", k, 1, 2, NULL, 0, T0 + 4, TTL, size_next, &sz, &l),
+	assert_int_equal(live_acquire(lv, "B", k, 1, 2, NULL, T0 + 4, TTL, size_next, &sz, &l),
 			 TALLY_ENOTFOUND);
-	assert_int_equal(live_acquire(lv, "B", k, 1, 4, NULL, 0, T0 + 5, TTL, size_next, &sz, &l), TALLY_OK);
+	assert_int_equal(live_acquire(lv, "B", k, 1, 4, NULL, T0 + 5, TTL, size_next, &sz, &l), TALLY_OK);
 	assert_int_not_equal(l.check_of, 0);
 	assert_int_equal(l.batch_count, 4);
 	flush(lv, st);
@@ -2374,6 +2417,7 @@ int main(void)
 		cmocka_unit_test(test_out_of_memory_verify),
 		cmocka_unit_test(test_stop_at_the_same_prefix_in_any_order),
 		cmocka_unit_test(test_extend_recomputes_a_short_last_batch),
+		cmocka_unit_test(test_passed_over_jobs_bound_the_pick),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

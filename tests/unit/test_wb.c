@@ -36,7 +36,7 @@ static void start(struct fixture *f)
 	if (db_open(f->t.path, &f->db, err, sizeof err))
 		fail_msg("%s", err);
 	f->live = live_new(42, 0);
-	f->wb = wb_new(f->db, f->live, TIMEOUT, (struct wb_hooks){ on_reloaded, f });
+	f->wb = wb_new(f->db, f->live, TIMEOUT, (struct wb_hooks){ on_reloaded, f, NULL });
 	assert_non_null(f->wb);
 	assert_int_equal(wb_load(f->wb, T0), TALLY_OK);
 	assert_int_equal(wb_state(f->wb), WB_CLEAN);
