@@ -79,12 +79,12 @@ static void check_spec(const json_t *body, const void *out)
 	v = json_object_get(body, "params");
 	if (v && !json_is_null(v)) {
 		char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-		json_t *back = json_loads(s->params, 0, NULL);
+		json_t *loaded = json_loads(s->params, 0, NULL);
 		FUZZ_CHECK(text && !strcmp(text, s->params), "params %s are not the body's",
 			   s->params);
 		/* ... and load back as they were: what is stored is what is sent to workers. */
-		FUZZ_CHECK(back && json_equal(back, v), "params %s do not load back", s->params);
-		json_decref(back);
+		FUZZ_CHECK(loaded && json_equal(loaded, v), "params %s do not load back", s->params);
+		json_decref(loaded);
 		free(text);
 	} else {
 		FUZZ_CHECK(!strcmp(s->params, "{}"), "params %s without params", s->params);
