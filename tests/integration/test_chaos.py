@@ -62,7 +62,7 @@ class FreezeOnComplete:
     freezes the worker (SIGSTOP) and is held back, as if the worker had stopped between
     computing its lease and delivering it; release() thaws it (SIGCONT) and lets it through."""
 
-    REQUEST = re.compile(rb"^POST /v1/leases/(\d+)/complete ")
+    REQUEST = re.compile(rb"^POST /v1/leases/(\d+)-[0-9a-f]{16}/complete\?worker=\S+ ")
 
     def __init__(self, port):
         self.port = port
@@ -367,8 +367,9 @@ class ChaosTest(TallyTestCase):
         killed = time.time()
         signal_all(workers, signal.SIGCONT)
         for w in workers:
-            retry = f'will retry" path=/v1/leases/{held[w.name]}/complete'
-            wait_for(f"{w.name} holding computed counts", lambda: retry in w.log(), 20)
+            retry = re.compile(f'will retry" path=/v1/leases/{held[w.name]}-[0-9a-f]{{16}}/'
+                               f'complete[?]worker={w.name} ')
+            wait_for(f"{w.name} holding computed counts", lambda: retry.search(w.log()), 20)
         time.sleep(max(0.0, killed + 30 - time.time()))
         restarted = time.time()
         s.start()
