@@ -342,8 +342,8 @@ class ChaosTest(TallyTestCase):
         self.assertEqual(before["state"], "running")  # so that a wrong count would show
 
         relay.release()
-        refused = f'msg="complete refused" lease={lease} status=409'
-        wait_for("the zombie's late complete answered", lambda: refused in zombie.log(), 20)
+        refused = re.compile(f'msg="complete refused" lease={lease}-[0-9a-f]{{16}} status=409')
+        wait_for("the zombie's late complete answered", lambda: refused.search(zombie.log()), 20)
         done = s.wait_job(job["id"], timeout=60)
         self.assert_exact(done, SPEC)
         log = s.log()
