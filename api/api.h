@@ -9,6 +9,7 @@
 #include "coord.h"
 #include "decode.h"
 #include "http.h"
+#include "ratelimit.h"
 #include "users.h"
 
 /* Who may call: with `open`, everyone may do everything (no tokens and no users: a loopback
@@ -21,6 +22,9 @@ struct api {
 	int open;
 	struct users *users;            /* the loop's (owned) */
 	_Atomic(struct users *) next;   /* handed over, not yet taken (owned) */
+	/* The lease routes' 404s by user and worker name (leases.c): API_LEASE_MISSES at once,
+	 * then one per API_LEASE_MISS_MS; past that, 429s. Set up by whoever makes the API. */
+	struct ratelimit lease_misses;
 };
 
 /* Route roles: who may call it (struct http_route's role). */
@@ -37,6 +41,11 @@ struct api {
  * the jobs finishes or is cancelled, so sooner is mostly wasted; later would leave a freed slot
  * idle for long. */
 #define API_QUOTA_RETRY_S "30"
+/* A worker that names leases it has not got (404) API_LEASE_MISSES times at once, then more than
+ * once per API_LEASE_MISS_MS, gets 429s on the lease routes until it slows down. A worker that
+ * only loses a grant to a coordinator's crash now and then never comes near. */
+#define API_LEASE_MISSES 10
+#define API_LEASE_MISS_MS 1000
 
 extern const struct http_route api_routes[];
 extern const size_t api_nroutes;

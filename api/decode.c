@@ -141,6 +141,29 @@ int decode_id(const char *s, int64_t *out)
 	return 0;
 }
 
+int decode_lease_ref(const char *s, int64_t *id, uint64_t *tag)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *dash = s ? strchr(s, '-') : NULL;
+	char digits[24];
+	size_t n = dash ? (size_t)(dash - s) : 0;
+
+	if (!dash || n >= sizeof digits || strlen(dash + 1) != DECODE_LEASE_TAG_DIGITS)
+		return -1;
+	memcpy(digits, s, n);
+	digits[n] = '\0';
+	if (decode_id(digits, id))
+		return -1;
+	*tag = 0;
+	for (const char *p = dash + 1; *p; p++) {
+		const char *d = strchr(hex, *p);
+		if (!d)
+			return -1;
+		*tag = *tag << 4 | (uint64_t)(d - hex);
+	}
+	return 0;
+}
+
 enum tally_err decode_job_spec(const json_t *body, uint64_t default_seed, struct job_spec *out,
 			       char params[KERNEL_PARAMS_MAX], struct decode_error *e)
 {

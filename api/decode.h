@@ -58,5 +58,10 @@ TALLY_WUR enum tally_err decode_empty(const json_t *body, struct decode_error *e
 
 /* Parses an id: decimal digits, no sign or leading zero, 1..2^63-1. Returns 0, or -1. */
 int decode_id(const char *s, int64_t *out);
+/* Parses a lease's id as the wire gives it, "<id>-<tag>": an id as decode_id() takes it, '-',
+ * and the tag in exactly DECODE_LEASE_TAG_DIGITS lowercase hex digits (the one form the
+ * coordinator prints). Returns 0, or -1. */
+#define DECODE_LEASE_TAG_DIGITS 16
+int decode_lease_ref(const char *s, int64_t *id, uint64_t *tag);
 
 #endif

@@ -4,7 +4,9 @@
 #include <string.h>
 #include "seed.h"
 #include "api.h"
+#include "log.h"
 #include "timefmt.h"
+#include "users.h"
 
 /* What a parked lease request keeps between its handler's runs. */
 struct lease_poll {
@@ -20,13 +22,15 @@ static void lease_poll_free(void *p)
 	free(lp);
 }
 
-static json_t *lease_to_json(const struct lease *l, int64_t now)
+static json_t *lease_to_json(const struct lease *l, uint64_t tag, int64_t now)
 {
-	char id[24], job[24], expires[32];
+	char id[WIRE_LEASE_ID_MAX], job[24], expires[32];
 	const struct job_spec *s = &l->spec;
 	int64_t ttl = l->expires_at - now;
 
-	snprintf(id, sizeof id, "%lld", (long long)l->id);
+	/* "<id>-<tag>" (decode_lease_ref), the tag coord_lease_tag's for the lease's worker */
+	snprintf(id, sizeof id, "%lld-%0*llx", (long long)l->id, DECODE_LEASE_TAG_DIGITS,
+		 (unsigned long long)tag);
 	snprintf(job, sizeof job, "%lld", (long long)l->job_id);
 	/* Never other params than the job's: refused at submit, text that does not load back
 	 * (out of memory) makes the reply a 503 rather than {}. */
@@ -85,7 +89,8 @@ void leases_create(struct req *r, void *app)
 	}
 	rc = coord_lease(a->coord, &lp->req, &lease);
 	if (!rc) {
-		reply_json(r, 200, lease_to_json(&lease, coord_now(a->coord)));
+		uint64_t tag = coord_lease_tag(a->coord, lease.id, lease.worker, req_caller(r)->name);
+		reply_json(r, 200, lease_to_json(&lease, tag, coord_now(a->coord)));
 		return;
 	}
 	if (rc == TALLY_EFORBIDDEN) {
@@ -105,26 +110,78 @@ void leases_create(struct req *r, void *app)
 	reply_park(r, lp->deadline, API_WAKE_WORK);
 }
 
-/* Reads the lease id from the path; replies 404 and returns -1 when it is not one. */
-static int lease_id(struct req *r, int64_t *id)
+/* Whom the lease routes' 404s are counted against: the user and the worker name, into out. */
+static size_t lease_caller(const struct lease_claim *c, char *out, size_t size)
 {
-	if (decode_id(req_param(r, 0), id)) {
-		reply_error(r, 404, "not_found", "lease %.64s: no such lease", req_param(r, 0));
+	int n = snprintf(out, size, "%s%c%s", c->user, '\0', c->worker);
+	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+/* Replies 404 to a call about a lease its caller has not got, and counts it against the caller
+ * (429s follow past the limit: guessing is slow, on top of hopeless). */
+static void lease_miss(struct req *r, struct api *a, const struct lease_claim *c)
+{
+	char who[WIRE_USER_NAME_MAX + WORKER_NAME_MAX];
+	size_t len = lease_caller(c, who, sizeof who);
+	int64_t now = timefmt_mono_ms();
+
+	ratelimit_charge(&a->lease_misses, who, len, now);
+	if (ratelimit_wait(&a->lease_misses, who, len, now)) /* once a burst: this one spent it */
+		log_warn("msg=\"worker held back: too many calls about leases it has not got\" "
+			 "worker=%s user=%s", c->worker, c->user[0] ? c->user : "-");
+	reply_error(r, 404, "not_found", "lease %.64s: no such lease", req_param(r, 0));
+}
+
+/* Reads the lease a call claims: the path's "<id>-<tag>", the query's worker (400 when it is
+ * missing or no worker name, or another query parameter comes) and the caller's user. Replies
+ * 429 while that worker of that user has had too many 404s, and 404 when the claim is not its
+ * lease (coord_lease_claim). Returns 0, or -1 after replying. */
+static int lease_claim(struct req *r, struct api *a, struct lease_claim *c)
+{
+	static const char *const allowed[] = { "worker", NULL };
+	const char *unknown = req_query_unknown(r, allowed);
+	char who[WIRE_USER_NAME_MAX + WORKER_NAME_MAX], after[24];
+	int64_t wait;
+
+	c->worker = req_query(r, "worker");
+	c->user = req_caller(r)->name;
+	if (unknown) {
+		reply_error(r, 400, "invalid_query", "%.64s: unknown query parameter", unknown);
+		return -1;
+	}
+	if (!c->worker || !user_name_ok(c->worker)) { /* a worker's name has a user's rules */
+		reply_error(r, 400, "invalid_query", "worker: required, the name of the worker the "
+			    "lease was granted to (1 to 64 of A-Z, a-z, 0-9, '.', '_', ':', '@', '-')");
+		return -1;
+	}
+	wait = ratelimit_wait(&a->lease_misses, who, lease_caller(c, who, sizeof who),
+			      timefmt_mono_ms());
+	if (wait) {
+		snprintf(after, sizeof after, "%lld", (long long)((wait + 999) / 1000));
+		reply_header(r, "Retry-After", after);
+		reply_error(r, 429, "too_many_requests", "worker '%s': too many calls about leases it "
+			    "has not got; retry after %s s", c->worker, after);
+		return -1;
+	}
+	if (decode_lease_ref(req_param(r, 0), &c->id, &c->tag) || coord_lease_claim(a->coord, c)) {
+		lease_miss(r, a, c);
 		return -1;
 	}
 	return 0;
 }
 
-static void reply_lease_rc(struct req *r, struct api *a, enum tally_err rc, int64_t id,
-			   const char *detail)
+static void reply_lease_rc(struct req *r, struct api *a, enum tally_err rc,
+			   const struct lease_claim *c, const char *detail)
 {
 	char msg[320];
-	if (rc == TALLY_ENOTFOUND)
-		snprintf(msg, sizeof msg, "lease %lld: no such lease", (long long)id);
-	else if (rc == TALLY_ELOST)
+	if (rc == TALLY_ENOTFOUND) {
+		lease_miss(r, a, c);
+		return;
+	}
+	if (rc == TALLY_ELOST)
 		snprintf(msg, sizeof msg,
-			 "lease %lld: lost (it expired and was reclaimed, failed, or its job was "
-			 "cancelled)", (long long)id);
+			 "lease %.64s: lost (it expired and was reclaimed, failed, or its job was "
+			 "cancelled)", req_param(r, 0));
 	else
 		snprintf(msg, sizeof msg, "%s", detail ? detail : "");
 	api_reply_rc(r, a, rc, msg);
@@ -134,14 +191,14 @@ void leases_heartbeat(struct req *r, void *app)
 {
 	struct api *a = app;
 	struct lease lease;
-	int64_t id;
+	struct lease_claim c;
 	enum tally_err rc;
 	char expires[32];
 
-	if (lease_id(r, &id) || api_empty_body(r))
+	if (lease_claim(r, a, &c) || api_empty_body(r))
 		return;
-	if ((rc = coord_heartbeat(a->coord, id, &lease))) {
-		reply_lease_rc(r, a, rc, id, NULL);
+	if ((rc = coord_heartbeat(a->coord, c.id, &lease))) {
+		reply_lease_rc(r, a, rc, &c, NULL);
 		return;
 	}
 	timefmt_rfc3339(lease.expires_at, expires, sizeof expires);
@@ -156,12 +213,12 @@ void leases_complete(struct req *r, void *app)
 	struct decode_error e;
 	struct counts counts;
 	json_t *body;
-	int64_t id;
+	struct lease_claim c;
 	int duplicate = 0;
 	enum tally_err rc;
 	char err[256] = "";
 
-	if (lease_id(r, &id) || api_body(r, &body))
+	if (lease_claim(r, a, &c) || api_body(r, &body))
 		return;
 	if (!body) {
 		reply_error(r, 400, "missing_field", "counts: required");
@@ -173,9 +230,9 @@ void leases_complete(struct req *r, void *app)
 		api_reply_decode(r, &e);
 		return;
 	}
-	rc = coord_complete(a->coord, id, &counts, &duplicate, err, sizeof err);
+	rc = coord_complete(a->coord, c.id, &counts, &duplicate, err, sizeof err);
 	if (rc) {
-		reply_lease_rc(r, a, rc, id, err);
+		reply_lease_rc(r, a, rc, &c, err);
 		return;
 	}
 	reply_json(r, 200, json_pack("{s:b,s:b}", "accepted", 1, "duplicate", duplicate));
@@ -186,12 +243,12 @@ void leases_fail(struct req *r, void *app)
 	struct api *a = app;
 	struct decode_error e;
 	json_t *body;
-	int64_t id;
+	struct lease_claim c;
 	enum tally_err rc;
 	char reason[DECODE_REASON_MAX];
 	int fault, cannot_run;
 
-	if (lease_id(r, &id) || api_body(r, &body))
+	if (lease_claim(r, a, &c) || api_body(r, &body))
 		return;
 	rc = decode_fail(body, reason, &fault, &cannot_run, &e);
 	json_decref(body);
@@ -199,8 +256,8 @@ void leases_fail(struct req *r, void *app)
 		api_reply_decode(r, &e);
 		return;
 	}
-	if ((rc = coord_fail(a->coord, id, reason, fault, cannot_run))) {
-		reply_lease_rc(r, a, rc, id, NULL);
+	if ((rc = coord_fail(a->coord, c.id, reason, fault, cannot_run))) {
+		reply_lease_rc(r, a, rc, &c, NULL);
 		return;
 	}
 	reply_json(r, 200, json_pack("{s:b}", "accepted", 1));

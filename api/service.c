@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include "api.h"
 #include "db.h"
 #include "log.h"
@@ -133,6 +134,7 @@ enum tally_err service_start(const struct service_config *cfg, struct service **
 	struct service *s = calloc(1, sizeof *s);
 	struct evloop_io io;
 	int64_t first_expiry = 0;
+	uint8_t key[SIPHASH_KEY_SIZE];
 	enum tally_err rc;
 
 	if (!s) {
@@ -143,6 +145,12 @@ enum tally_err service_start(const struct service_config *cfg, struct service **
 	s->api.open = !cfg->users;
 	s->api.users = cfg->users;
 	atomic_init(&s->api.next, NULL);
+	if (getrandom(key, sizeof key, 0) != sizeof key) {
+		rc = TALLY_EIO;
+		snprintf(err, errlen, "cannot read random bytes");
+		goto fail;
+	}
+	ratelimit_init(&s->api.lease_misses, key, API_LEASE_MISSES, API_LEASE_MISS_MS);
 	if ((rc = evloop_new(&(struct evloop_hooks){ on_changes, on_dirty, on_flush, on_stalled,
 						     on_timer, s },
 			     &s->loop))) {

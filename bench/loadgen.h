@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "buf.h"
+#include "wire.h"
 
 #define IN_CAP (64 * 1024)      /* per-connection reply buffer */
 #define READ_CHUNK 16384
@@ -34,7 +35,7 @@ struct conn {
 	int64_t wake_at; /* us: when a delayed connection acts (reopens or sends) */
 	int delayed;     /* in g.delayed */
 	int have_lease;  /* a granted lease not yet completed (cycle) or given back (idle) */
-	char lease_id[32];
+	char lease_id[WIRE_LEASE_ID_MAX];
 	uint64_t lease_samples, lease_batches;
 };
 

@@ -151,18 +151,20 @@ void conn_send(struct conn *c, enum kind k, const char *method, const char *path
 /* Sends what this connection does next, if anything. */
 static void conn_next(struct conn *c)
 {
-	char path[96], body[192];
+	char path[160], body[192];
 
 	if (c->fd < 0 || c->connecting || c->kind != K_NONE || c == &g.health)
 		return;
 	if (c->have_lease) {
 		if (g.mode == M_CYCLE) {
-			snprintf(path, sizeof path, "/v1/leases/%s/complete", c->lease_id);
+			snprintf(path, sizeof path, "/v1/leases/%s/complete?worker=lg-%d",
+				 c->lease_id, c->idx);
 			snprintf(body, sizeof body, "{\"counts\":{\"samples\":%" PRIu64 "}}",
 				 c->lease_samples);
 			conn_send(c, K_COMPLETE, "POST", path, body);
 		} else {
-			snprintf(path, sizeof path, "/v1/leases/%s/fail", c->lease_id);
+			snprintf(path, sizeof path, "/v1/leases/%s/fail?worker=idle-%d",
+				 c->lease_id, c->idx);
 			conn_send(c, K_FAIL, "POST", path,
 				  "{\"error\":\"tally-loadgen idle: not computing\"}");
 		}

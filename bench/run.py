@@ -406,7 +406,7 @@ def bench_queue(r, sizes=(1000, 10_000, 100_000), cycles=300):
                 lease = json.loads(rsp.read())
                 lat.append((time.monotonic() - t) * 1000)
                 samples = lease["batch_count"] if lease["samples"] > 0 else 0
-                c.request("POST", f"/v1/leases/{lease['id']}/complete",
+                c.request("POST", f"/v1/leases/{lease['id']}/complete?worker=bench",
                           json.dumps({"counts": {"samples": samples}}),
                           {"Content-Type": "application/json"})
                 c.getresponse().read()
@@ -446,7 +446,7 @@ def bench_retention(r, n=100_000, every=10_000, conns=4):
             for _ in range(k):
                 ask(c, "POST", "/v1/jobs", submit, 201)
                 lease = ask(c, "POST", "/v1/leases", lease_req)
-                ask(c, "POST", f"/v1/leases/{lease['id']}/complete",
+                ask(c, "POST", f"/v1/leases/{lease['id']}/complete?worker=bench",
                     json.dumps({"counts": {"samples": lease["batch_count"]}}))
                 ask(c, "DELETE", f"/v1/jobs/{lease['job_id']}", None, 204)
         except Exception as e:  # noqa: BLE001 (reported below)

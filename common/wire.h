@@ -35,6 +35,7 @@
 #define WIRE_WORKER_NAME_MAX 65 /* a worker's name: 64 characters and the NUL */
 #define WIRE_OFFERS_MAX 96      /* kernels one lease request offers */
 #define WIRE_SKIP_MAX 16        /* jobs one lease request asks to be passed over */
+#define WIRE_LEASE_ID_MAX 48    /* a lease's id, "<id>-<16 hex digits of tag>", with the NUL */
 #define WIRE_REASON_MAX 1025    /* a fail's reason: 1 KiB of text and the NUL */
 
 #endif

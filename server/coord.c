@@ -117,7 +117,7 @@ enum tally_err coord_load(struct coord *c)
 {
 	enum tally_err rc = wb_load(c->wb, coord_now(c));
 
-	if (rc)
+	if (rc || (rc = coord_key_load(c)))
 		return rc;
 	live_each_quarantined(c->live, list_quarantined, c->workers);
 	/* A job whose batches are all done and checked finishes now (the store should not hold

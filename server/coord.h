@@ -137,6 +137,25 @@ TALLY_WUR enum tally_err coord_retain(struct coord *c, int64_t age_ms, size_t ma
  * TALLY_EFORBIDDEN when the worker is quarantined (see coord_quarantined). */
 TALLY_WUR enum tally_err coord_lease(struct coord *c, const struct lease_request *req,
 				     struct lease *out);
+/* A call about a lease (heartbeat, complete, fail) as its caller makes it: the lease's id and
+ * tag (as the grant gave them), the worker name the call gives and the user whose token it sends
+ * ("" for an open coordinator's callers). Names are borrowed for the call. */
+struct lease_claim {
+	int64_t id;
+	uint64_t tag;
+	const char *worker;
+	const char *user;
+};
+/* Returns the tag of lease id granted to worker, which called as user: a keyed hash (SipHash-2-4
+ * under a random 128-bit key kept in the store, coord_claim.c) of the three, so that it cannot be
+ * made or guessed from other leases' ids and tags, and a lease read back after a restart keeps
+ * it. Pure; can't fail. */
+uint64_t coord_lease_tag(const struct coord *c, int64_t id, const char *worker, const char *user);
+/* Returns TALLY_OK when claim's tag is the one coord_lease_tag gives for its id, worker and user;
+ * TALLY_ENOTFOUND otherwise: a lease claimed by another worker or user, or with a tag forged or
+ * changed, is one that does not exist. The API acts on a lease (coord_heartbeat, coord_complete,
+ * coord_fail) only for a claim this accepted. Can't fail otherwise. */
+TALLY_WUR enum tally_err coord_lease_claim(const struct coord *c, const struct lease_claim *claim);
 /* Extends lease id. TALLY_ELOST, TALLY_ENOTFOUND. */
 TALLY_WUR enum tally_err coord_heartbeat(struct coord *c, int64_t id, struct lease *out);
 /* Matches counts (borrowed; decoded by decode_complete) to lease id's job names under its

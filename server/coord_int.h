@@ -7,6 +7,7 @@
 #define TALLY_COORD_INT_H
 
 #include "coord.h"
+#include "siphash.h"
 
 struct coord {
 	struct db *db;
@@ -23,8 +24,12 @@ struct coord {
 	const struct lease_request *sizing; /* the request being sized, during coord_lease */
 	uint64_t changes;                   /* changes whose replies wait for a flush */
 	struct coord_metrics counted;       /* the counters of coord_metrics(), since the start */
+	uint8_t lease_key[SIPHASH_KEY_SIZE]; /* lease tags' (coord_claim.c), kept in the store */
 };
 
+/* Reads the key of lease tags from the store, or makes one and stores it (a new store), so that
+ * leases read back after a restart keep their tags (coord_claim.c). TALLY_EDB, TALLY_EIO. */
+TALLY_WUR enum tally_err coord_key_load(struct coord *c);
 /* Tells the HTTP layer that new work may be leasable (its long polls wake). */
 void coord_wake(struct coord *c);
 /* Tells the HTTP layer that a job finished or was cancelled. */

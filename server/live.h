@@ -24,9 +24,10 @@
  * back, and the coordinator discards its done leases in unfinished jobs (live_discard), whose
  * batches are then computed again. A job with pending checks does not finish.
  *
- * Lease ids are (seq << LIVE_ID_RANDOM_BITS) | random bits: they increase (so the store appends)
- * and cannot be guessed from one's own. seq never passes the limit the coordinator has made
- * durable, so an id handed out before a crash is never handed out again after it.
+ * Lease ids are (seq << LIVE_ID_RANDOM_BITS) | random bits: they increase (so the store appends).
+ * seq never passes the limit the coordinator has made durable, so an id handed out before a crash
+ * is never handed out again after it. An id is no secret: what makes a lease its worker's is the
+ * tag the coordinator gives it on the wire (coord.h, coord_lease_tag).
  *
  * Pure C: time comes in as arguments, randomness from a seed given at creation. Not thread-safe.
  * The parts, each with its own header and test: ranges.h (free ranges, the poison rule),

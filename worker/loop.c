@@ -18,6 +18,8 @@
 #define LOOP_BACKOFF_MIN_MS 100
 #define LOOP_BACKOFF_MAX_MS 5000
 #define LOOP_STOP_GRACE_MS 10000 /* how long a stopping worker keeps trying to deliver */
+/* A lease call's path: /v1/leases/<id>/heartbeat?worker=<name> and the like. */
+#define LOOP_PATH_MAX (32 + WIRE_LEASE_ID_MAX + WIRE_WORKER_NAME_MAX)
 
 struct loop {
 	const struct loop_config *cfg;
@@ -54,7 +56,7 @@ static void loop_backoff(struct loop *l, int ignore_stop)
 
 /* The lease as the worker needs it. */
 struct held {
-	char id[24];
+	char id[WIRE_LEASE_ID_MAX];
 	char job_id[24];
 	const struct kernel *k;
 	uint64_t seed, samples, batch_size, first, count;
@@ -134,7 +136,7 @@ static long loop_deliver(struct loop *l, const char *path, const json_t *body, j
 	for (;;) {
 		long status = 0;
 		enum tally_err rc = client_post(l->client, path, body, 10000, 0, &status, reply);
-		if (!rc && status < 500)
+		if (!rc && status < 500 && status != 429) /* 429: too many 404s, slow down */
 			return status;
 		json_decref(*reply);
 		*reply = NULL;
@@ -152,6 +154,14 @@ static long loop_deliver(struct loop *l, const char *path, const json_t *body, j
 	}
 }
 
+/* The path of a call about lease id: /v1/leases/<id>/<action>?worker=<name>, the worker name
+ * the lease was granted to (the coordinator answers its leases to that name only). */
+static void loop_lease_path(const struct loop *l, const char *id, const char *action,
+			    char *path, size_t size)
+{
+	snprintf(path, size, "/v1/leases/%s/%s?worker=%s", id, action, l->cfg->name);
+}
+
 /* Fails a lease at once, so that it does not wait for its expiry. fault: the batches are to
  * blame (a kernel or program failed them), which counts towards failing the job; the worker's
  * own reasons (giving a lease back) do not. cannot_run: this worker cannot run the job at all (the
@@ -162,13 +172,13 @@ static long loop_fail(struct loop *l, const char *id, const char *why, int fault
 	/* A reason may quote a program's stderr or a plug-in's message, whatever bytes. */
 	json_t *body = json_pack("{s:s,s:b}", "error", text_ascii(why, ascii, sizeof ascii),
 				 "fault", fault), *reply = NULL;
-	char path[64];
+	char path[LOOP_PATH_MAX];
 	long status = 0;
 
 	if (!body || !id[0] ||
 	    (cannot_run && json_object_set_new(body, "cannot_run", json_true())))
 		goto done;
-	snprintf(path, sizeof path, "/v1/leases/%s/fail", id);
+	loop_lease_path(l, id, "fail", path, sizeof path);
 	if (client_post(l->client, path, body, 5000, 0, &status, &reply))
 		log_warn("msg=\"cannot give a lease back\" lease=%s error=\"%s\"", id,
 			 client_errmsg(l->client));
@@ -190,12 +200,12 @@ static int loop_compute(struct loop *l, const struct held *h, struct compute *po
 {
 	int64_t every = (int64_t)(h->ttl_s * 1000.0 / 3.0);
 	int64_t next_beat, give_up = 0;
-	char path[64];
+	char path[LOOP_PATH_MAX];
 
 	if (every < 100)
 		every = 100;
 	next_beat = timefmt_mono_ms() + every;
-	snprintf(path, sizeof path, "/v1/leases/%s/heartbeat", h->id);
+	loop_lease_path(l, h->id, "heartbeat", path, sizeof path);
 	for (;;) {
 		int64_t now = timefmt_mono_ms(), wait = next_beat - now;
 		long status = 0;
@@ -247,7 +257,7 @@ static int loop_lease(struct loop *l, const json_t *lease)
 	struct count_keys keys;
 	uint64_t counts[KERNEL_MAX_KEYS] = { 0 };
 	json_t *body, *reply = NULL;
-	char path[64], err[512], clean[201];
+	char path[LOOP_PATH_MAX], err[512], clean[201];
 	long status;
 	int64_t t0 = timefmt_mono_ms();
 	int rc;
@@ -315,7 +325,7 @@ static int loop_lease(struct loop *l, const json_t *lease)
 		rc = -1;
 		goto done;
 	}
-	snprintf(path, sizeof path, "/v1/leases/%s/complete", h.id);
+	loop_lease_path(l, h.id, "complete", path, sizeof path);
 	status = loop_deliver(l, path, body, &reply);
 	if (status == 200)
 		log_debug("msg=\"lease completed\" lease=%s batches=%" PRIu64 " ms=%lld", h.id,

@@ -134,6 +134,19 @@ void fuzz_check_id(const char *s)
 	FUZZ_CHECK(!strcmp(back, s), "decode_id('%s') prints as '%s'", s, back);
 }
 
+void fuzz_check_lease_ref(const char *s)
+{
+	int64_t id = 0;
+	uint64_t tag = 0;
+	char back[64];
+
+	if (decode_lease_ref(s, &id, &tag))
+		return;
+	/* One form only: what the coordinator prints (api/leases.c) reads back as the same text. */
+	snprintf(back, sizeof back, "%lld-%016llx", (long long)id, (unsigned long long)tag);
+	FUZZ_CHECK(!strcmp(back, s), "decode_lease_ref('%.64s') prints as '%s'", s, back);
+}
+
 int fuzz_utf8_ok(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;

@@ -51,6 +51,8 @@ int fuzz_ref_id(const char *s, int64_t *out);
 /* Checks num_parse_u64() and decode_id() on s against the references. */
 void fuzz_check_number(const char *s, uint64_t min, uint64_t max);
 void fuzz_check_id(const char *s);
+/* Checks that decode_lease_ref() takes s only in the form the coordinator prints. */
+void fuzz_check_lease_ref(const char *s);
 
 /* Returns 1 when s is valid UTF-8, sequences cut short (a lead byte and too few continuation
  * bytes) excepted. */

@@ -2,7 +2,8 @@
  * (api/http.c) is libmicrohttpd's and static, so this takes what it hands on: the path is cut at
  * its first NUL (as libmicrohttpd does), not percent-decoded, split at '/', and every segment of
  * 1 to 127 bytes (what a route parameter holds) goes through decode_id(), checked against a plain
- * reference (canonical decimal 1..2^63-1) and read back. Each segment is copied to a heap buffer
+ * reference (canonical decimal 1..2^63-1) and read back, and through decode_lease_ref(), which
+ * must take only the one form it prints. Each segment is copied to a heap buffer
  * of its exact size, so that a read past it shows. */
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(seg, p, len);
 			seg[len] = '\0';
 			fuzz_check_id(seg);
+			fuzz_check_lease_ref(seg);
 			free(seg);
 		}
 		p += len + 1;

@@ -62,7 +62,7 @@ class FreezeOnComplete:
     freezes the worker (SIGSTOP) and is held back, as if the worker had stopped between
     computing its lease and delivering it; release() thaws it (SIGCONT) and lets it through."""
 
-    REQUEST = re.compile(rb"^POST /v1/leases/(\d+)/complete ")
+    REQUEST = re.compile(rb"^POST /v1/leases/(\d+)-[0-9a-f]{16}/complete\?worker=\S+ ")
 
     def __init__(self, port):
         self.port = port
@@ -342,8 +342,8 @@ class ChaosTest(TallyTestCase):
         self.assertEqual(before["state"], "running")  # so that a wrong count would show
 
         relay.release()
-        refused = f'msg="complete refused" lease={lease} status=409'
-        wait_for("the zombie's late complete answered", lambda: refused in zombie.log(), 20)
+        refused = re.compile(f'msg="complete refused" lease={lease}-[0-9a-f]{{16}} status=409')
+        wait_for("the zombie's late complete answered", lambda: refused.search(zombie.log()), 20)
         done = s.wait_job(job["id"], timeout=60)
         self.assert_exact(done, SPEC)
         log = s.log()
@@ -367,8 +367,9 @@ class ChaosTest(TallyTestCase):
         killed = time.time()
         signal_all(workers, signal.SIGCONT)
         for w in workers:
-            retry = f'will retry" path=/v1/leases/{held[w.name]}/complete'
-            wait_for(f"{w.name} holding computed counts", lambda: retry in w.log(), 20)
+            retry = re.compile(f'will retry" path=/v1/leases/{held[w.name]}-[0-9a-f]{{16}}/'
+                               f'complete[?]worker={w.name} ')
+            wait_for(f"{w.name} holding computed counts", lambda: retry.search(w.log()), 20)
         time.sleep(max(0.0, killed + 30 - time.time()))
         restarted = time.time()
         s.start()

@@ -196,7 +196,8 @@ echo "{\"sockets\": $n, \"n\": 1}"
         job = s.submit(kernel="pi", samples=1000, batch_size=100)
         lease = s.req("POST", "/v1/leases", {"worker": "t", "kernels": ["pi"]}).json
         reason = "x" * 199 + "\u00e9" * 5  # kept to 200 bytes: the cut splits a character
-        r = s.req("POST", f"/v1/leases/{lease['id']}/fail", {"error": reason, "fault": False})
+        r = s.req("POST", f"/v1/leases/{lease['id']}/fail?worker=t",
+                  {"error": reason, "fault": False})
         self.assertEqual(r.status, 200, r)
         j = s.job(job["id"])
         self.assertTrue(j["last_failure"].startswith("x" * 199), j)

@@ -69,9 +69,9 @@ class FaultTest(TallyTestCase):
         job = s.submit(kernel="pi", samples=10_000, batch_size=1000, seed=5)
         l1 = lease(s, "w1", max_batches=2).json
         c1 = counts_of(l1)
-        first = s.req("POST", f"/v1/leases/{l1['id']}/complete", {"counts": c1})
+        first = s.req("POST", f"/v1/leases/{l1['id']}/complete?worker=w1", {"counts": c1})
         self.assertEqual((first.status, first.json), (200, {"accepted": True, "duplicate": False}))
-        again = s.req("POST", f"/v1/leases/{l1['id']}/complete", {"counts": c1})
+        again = s.req("POST", f"/v1/leases/{l1['id']}/complete?worker=w1", {"counts": c1})
         self.assertEqual((again.status, again.json), (200, {"accepted": True, "duplicate": True}))
         self.assertEqual(s.job(job["id"])["counts"], c1)
 
@@ -81,16 +81,16 @@ class FaultTest(TallyTestCase):
         time.sleep(1.1)
         l3 = lease(s, "w2", max_batches=2).json
         self.assertEqual((l3["first_batch"], l3["batch_count"]), (l2["first_batch"], 1))
-        late = s.req("POST", f"/v1/leases/{l2['id']}/complete", {"counts": counts_of(l2)})
+        late = s.req("POST", f"/v1/leases/{l2['id']}/complete?worker=w1", {"counts": counts_of(l2)})
         self.assertEqual(late.status, 409)
         self.assertEqual(late.error()[0], "lease_lost")
-        hb = s.req("POST", f"/v1/leases/{l2['id']}/heartbeat")
+        hb = s.req("POST", f"/v1/leases/{l2['id']}/heartbeat?worker=w1")
         self.assertEqual(hb.status, 409)
-        ok = s.req("POST", f"/v1/leases/{l3['id']}/complete", {"counts": counts_of(l3)})
+        ok = s.req("POST", f"/v1/leases/{l3['id']}/complete?worker=w2", {"counts": counts_of(l3)})
         self.assertEqual(ok.status, 200)
         l3b = lease(s, "w2", max_batches=2).json
         self.assertEqual((l3b["first_batch"], l3b["batch_count"]), (l2["first_batch"] + 1, 1))
-        ok = s.req("POST", f"/v1/leases/{l3b['id']}/complete", {"counts": counts_of(l3b)})
+        ok = s.req("POST", f"/v1/leases/{l3b['id']}/complete?worker=w2", {"counts": counts_of(l3b)})
         self.assertEqual(ok.status, 200)
         j = s.job(job["id"])
         self.assertEqual(j["batches"]["done"], 4)
@@ -98,7 +98,7 @@ class FaultTest(TallyTestCase):
 
         # Fail gives the range back at once.
         l4 = lease(s, "w1", max_batches=3).json
-        f = s.req("POST", f"/v1/leases/{l4['id']}/fail", {"error": "out of coffee"})
+        f = s.req("POST", f"/v1/leases/{l4['id']}/fail?worker=w1", {"error": "out of coffee"})
         self.assertEqual(f.status, 200)
         l5 = lease(s, "w2", max_batches=3).json
         self.assertEqual(l5["first_batch"], l4["first_batch"])
@@ -120,7 +120,7 @@ class FaultTest(TallyTestCase):
             time.sleep(0.05)
         self.assertEqual(metric(s, "tally_leases_expired_total"), 1)
         self.assertIn("leases expired", s.log())
-        late = s.req("POST", f"/v1/leases/{held.json['id']}/complete",
+        late = s.req("POST", f"/v1/leases/{held.json['id']}/complete?worker=silent",
                      {"counts": counts_of(held.json)})
         self.assertEqual((late.status, late.error()[0]), (409, "lease_lost"))
         s.kill(signal.SIGKILL)
@@ -188,7 +188,8 @@ class FaultTest(TallyTestCase):
         job = s.submit(kernel="pi", samples=8000, batch_size=1000, seed=9)
         for _ in range(5):  # a worker stopping gives its lease back: no strike
             l = lease(s, "polite", max_batches=1).json
-            r = s.req("POST", f"/v1/leases/{l['id']}/fail", {"error": "stopping", "fault": False})
+            r = s.req("POST", f"/v1/leases/{l['id']}/fail?worker=polite",
+                      {"error": "stopping", "fault": False})
             self.assertEqual(r.status, 200, r)
         strikes = 0
         for _ in range(100):
@@ -199,9 +200,11 @@ class FaultTest(TallyTestCase):
             held = range(l["first_batch"], l["first_batch"] + l["batch_count"])
             if 2 in held:
                 strikes += l["batch_count"] == 1
-                r = s.req("POST", f"/v1/leases/{l['id']}/fail", {"error": "exit status 139"})
+                r = s.req("POST", f"/v1/leases/{l['id']}/fail?worker=w",
+                          {"error": "exit status 139"})
             else:
-                r = s.req("POST", f"/v1/leases/{l['id']}/complete", {"counts": counts_of(l)})
+                r = s.req("POST", f"/v1/leases/{l['id']}/complete?worker=w",
+                          {"counts": counts_of(l)})
             self.assertEqual(r.status, 200, r)
         done = s.wait_job(job["id"], timeout=10)
         self.assertEqual(done["state"], "failed")

@@ -107,7 +107,8 @@ class LongPollTest(TallyTestCase):
         import recompute
         counts = recompute.job_counts("pi", 3, 1000, 2000, range(2))
         t1 = time.monotonic()
-        done = s.req("POST", f"/v1/leases/{lease['id']}/complete", {"counts": counts})
+        done = s.req("POST", f"/v1/leases/{lease['id']}/complete?worker=w",
+                     {"counts": counts})
         self.assertEqual(done.status, 200)
         t.join(timeout=20)
         self.assertEqual(out["r"].json["state"], "succeeded")

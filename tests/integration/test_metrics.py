@@ -57,12 +57,20 @@ class MetricsTest(TallyTestCase):
         self.assertEqual(m[("tally_jobs", '{state="queued"}')], 1)
         self.assertEqual(m[("tally_queue_batches", "")], 500)
         self.assertEqual(m[("tally_queue_samples", "")], 50_000_000)
-        # Refused completes are counted by reason.
-        r = s.req("POST", "/v1/leases/12345/complete", {"counts": {"inside": 1, "samples": 1}})
+        # Refused completes are counted by reason (a lease its caller has not got is refused
+        # before the coordinator looks: not counted).
+        r = s.req("POST", "/v1/leases/12345-0123456789abcdef/complete?worker=probe",
+                  {"counts": {"inside": 1, "samples": 1}})
         self.assertEqual(r.status, 404)
-        lease = s.req("POST", "/v1/leases", {"worker": "probe", "kernels": ["pi"],
-                                              "max_batches": 1}).json
-        r = s.req("POST", f"/v1/leases/{lease['id']}/complete",
+        ask = {"worker": "probe", "kernels": ["pi"], "max_batches": 1}
+        lease = s.req("POST", "/v1/leases", ask).json
+        r = s.req("POST", f"/v1/leases/{lease['id']}/fail?worker=probe", {"fault": False})
+        self.assertEqual(r.status, 200)
+        r = s.req("POST", f"/v1/leases/{lease['id']}/complete?worker=probe",
+                  {"counts": {"inside": 1, "samples": 5}})
+        self.assertEqual(r.status, 409)
+        lease = s.req("POST", "/v1/leases", ask).json
+        r = s.req("POST", f"/v1/leases/{lease['id']}/complete?worker=probe",
                   {"counts": {"inside": 1, "samples": 5}})
         self.assertEqual(r.status, 422)
         m = scrape(s)
@@ -85,7 +93,7 @@ class MetricsTest(TallyTestCase):
         post = '{method="POST",route="/v1/jobs",code="2xx"}'
         self.assertEqual(m[("tally_http_requests_total", post)], 1)
         self.assertEqual(m[("tally_http_requests_total",
-                            '{method="POST",route="/v1/leases/{}/complete",code="4xx"}')], 2)
+                            '{method="POST",route="/v1/leases/{}/complete",code="4xx"}')], 3)
         self.assertGreaterEqual(m[("tally_http_request_duration_seconds_count",
                                    '{method="POST",route="/v1/jobs"}')], 1)
         self.assertGreater(m[("tally_sqlite_commit_duration_seconds_count", "")], 0)

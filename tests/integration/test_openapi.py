@@ -163,20 +163,24 @@ class OpenApiTest(TallyTestCase):
                                              "max_batches": 5}).json
         call("POST", "/v1/leases", {"worker": "b", "kernels": ["count"], "wait_s": 0})
         call("POST", "/v1/leases", {"worker": "bad name!", "kernels": ["pi"]})
-        call("POST", f"/v1/leases/{lease['id']}/heartbeat")
-        call("POST", f"/v1/leases/{lease['id']}/complete", {"counts": {"inside": 1,
-                                                                      "samples": 7}})
-        call("POST", f"/v1/leases/{lease['id']}/fail", {"error": "test", "fault": False})
+        mine = f"/v1/leases/{lease['id']}"
+        call("POST", f"{mine}/heartbeat?worker=a")
+        call("POST", f"{mine}/complete?worker=a", {"counts": {"inside": 1, "samples": 7}})
+        call("POST", f"{mine}/fail?worker=a", {"error": "test", "fault": False})
+        call("POST", f"{mine}/complete?worker=a", {"counts": {"inside": 1, "samples": 500000}})
+        call("POST", f"{mine}/heartbeat?worker=a")
+        call("POST", f"{mine}/heartbeat")  # 400: no worker
+        call("POST", f"{mine}/complete?worker=a&x=1", {"counts": {"samples": 1}})  # 400
+        call("POST", "/v1/leases/123/fail?worker=a")
+        for _ in range(12):  # a's lease is not b's: 404s to b's limit, then 429
+            last = call("POST", f"{mine}/fail?worker=b")
+        self.assertEqual(last.status, 429)
         other = call("POST", "/v1/leases", {"worker": "c", "kernels": ["pi"],
                                              "skip_jobs": ["999"]}).json
-        self.assertEqual(call("POST", f"/v1/leases/{other['id']}/fail",
+        self.assertEqual(call("POST", f"/v1/leases/{other['id']}/fail?worker=c",
                               {"error": "not allowed", "cannot_run": True}).status, 200)
-        self.assertEqual(call("POST", f"/v1/leases/{other['id']}/fail",
+        self.assertEqual(call("POST", f"/v1/leases/{other['id']}/fail?worker=c",
                               {"fault": True, "cannot_run": True}).status, 400)
-        call("POST", f"/v1/leases/{lease['id']}/complete", {"counts": {"inside": 1,
-                                                                      "samples": 500000}})
-        call("POST", f"/v1/leases/{lease['id']}/heartbeat")
-        call("POST", "/v1/leases/123/fail")
         call("GET", "/v1/workers")
         call("GET", "/healthz")
         call("GET", "/metrics")
@@ -205,7 +209,7 @@ class OpenApiTest(TallyTestCase):
         call("GET", "/v1/workers")
         w.kill(signal.SIGTERM)
         statuses = {st for _, _, st in seen}
-        self.assertTrue({200, 201, 204, 400, 404, 405, 409, 415, 422} <= statuses, statuses)
+        self.assertTrue({200, 201, 204, 400, 404, 405, 409, 415, 422, 429} <= statuses, statuses)
         self.assertIn(("DELETE", "/v1/jobs/{id}", 204), seen)
         self.assertIn(("DELETE", "/v1/jobs/{id}", 409), seen)
 

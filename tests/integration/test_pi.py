@@ -77,7 +77,7 @@ class PiTest(TallyTestCase):
         self.assertEqual(c.status, 200)
         self.assertEqual(c.json["state"], "cancelled")
         self.assertEqual(c.json["batches"]["leased"], 0)
-        late = s.req("POST", f"/v1/leases/{lease.json['id']}/complete",
+        late = s.req("POST", f"/v1/leases/{lease.json['id']}/complete?worker=t",
                      {"counts": {"inside": 0, "samples": 300000}})
         self.assertEqual(late.status, 409)
         self.assertEqual(s.job(ids[0])["counts"], {"inside": 0, "samples": 0})

@@ -35,7 +35,7 @@ def finish_one(c):
     rsp = c.getresponse()
     lease = json.loads(rsp.read())
     assert rsp.status == 200 and lease["job_id"] == job["id"], lease
-    c.request("POST", f"/v1/leases/{lease['id']}/complete",
+    c.request("POST", f"/v1/leases/{lease['id']}/complete?worker=py",
               json.dumps({"counts": {"samples": lease["batch_count"]}}), JSON)
     rsp = c.getresponse()
     assert rsp.status == 200, rsp.read()

@@ -58,7 +58,7 @@ class Req:
 
     def __init__(self, method, path, headers, body, t):
         self.method = method
-        self.path = path
+        self.path, _, self.query = path.partition("?")  # the lease routes' ?worker=<name>
         self.headers = headers  # lower-case names
         self.body = body  # bytes
         self.t = t  # time.monotonic() at arrival
@@ -348,6 +348,7 @@ class WorkerTest(TallyTestCase):
             self.assertEqual(done[0].method, "POST")
             self.assertEqual(done[0].content_type(), "application/json", done[0].headers)
             self.assertEqual(done[0].json, {"counts": want})
+            self.assertEqual(done[0].query, "worker=fw")  # the lease's worker, by name
         # Nothing but polls and the three completes; in order, each complete before the next poll.
         seen = [r.path for r in self.fake.reqs() if r.path != LEASE_PATH]
         self.assertEqual(seen, [complete_path(x) for x in ("17", "18", "19")])

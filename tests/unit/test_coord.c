@@ -1137,6 +1137,45 @@ static void test_kernel_names_go_with_their_jobs(void **state)
 	assert_int_equal(j.state, JOB_CANCELLED);
 }
 
+/* A lease's tag binds it to its id, its worker and its user; only the exact claim is accepted,
+ * and the tag is the same after a restart (the key is kept in the store), unlike another
+ * store's. */
+static void test_lease_tags_bind_and_survive_restart(void **state)
+{
+	struct fixture *f = *state;
+	struct tmpdb other;
+	struct db *odb;
+	struct coord *oc;
+	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000 };
+	char err[256];
+	uint64_t tag = coord_lease_tag(f->c, 17, "node-a", "w1");
+	struct lease_claim ok = { 17, tag, "node-a", "w1" };
+	const struct lease_claim bad[] = {
+		{ 17, tag, "node-b", "w1" },     { 17, tag, "node-a", "w2" },
+		{ 18, tag, "node-a", "w1" },     { 17, tag ^ 1, "node-a", "w1" },
+		{ 17, tag ^ (1ULL << 63), "node-a", "w1" }, { 17, tag, "node-a", "" },
+		{ 17, tag, "node-aw1", "" },     { 17, tag, "node-", "aw1" },
+	};
+
+	assert_int_equal(coord_lease_claim(f->c, &ok), TALLY_OK);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(coord_lease_claim(f->c, &bad[i]), TALLY_ENOTFOUND);
+	crash_and_restart(f);
+	assert_int_equal(coord_lease_tag(f->c, 17, "node-a", "w1"), tag);
+	assert_int_equal(coord_lease_claim(f->c, &ok), TALLY_OK);
+	/* Another store, another key: its tags say nothing of this one's. */
+	tmpdb_make(&other);
+	if (db_open(other.path, &odb, err, sizeof err))
+		fail_msg("%s", err);
+	oc = coord_new(odb, &cfg, (struct coord_clock){ fake_now, f }, (struct coord_hooks){ 0 });
+	assert_non_null(oc);
+	assert_int_equal(coord_load(oc), TALLY_OK);
+	assert_int_not_equal(coord_lease_tag(oc, 17, "node-a", "w1"), tag);
+	coord_free(oc);
+	db_close(odb);
+	tmpdb_remove(&other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1161,6 +1200,7 @@ int main(void)
 		T(test_delete_undone_by_failed_commit),
 		T(test_retention_cutoff),
 		T(test_kernel_names_go_with_their_jobs),
+		T(test_lease_tags_bind_and_survive_restart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -356,6 +356,26 @@ static void test_ids_and_numbers(void **state)
 	assert_int_equal(num_parse_u64("0", 1, 1000, &n), -1);
 }
 
+static void test_lease_refs(void **state)
+{
+	int64_t id;
+	uint64_t tag;
+	const char *bad[] = { "", "17", "17-", "-0123456789abcdef", "017-0123456789abcdef",
+			      "0-0123456789abcdef", "17-0123456789ABCDEF", "17-0123456789abcde",
+			      "17-0123456789abcdef0", "17--123456789abcdef", "17-0x23456789abcdef",
+			      "17-0123456789abcdeg", "17_0123456789abcdef", "17-0123456789abcdef ",
+			      "9223372036854775808-0123456789abcdef", "17-0123456789abc-ef" };
+	(void)state;
+	assert_int_equal(decode_lease_ref("17-0123456789abcdef", &id, &tag), 0);
+	assert_int_equal(id, 17);
+	assert_true(tag == 0x0123456789abcdefULL);
+	assert_int_equal(decode_lease_ref("9223372036854775807-ffffffffffffffff", &id, &tag), 0);
+	assert_true(id == INT64_MAX && tag == UINT64_MAX);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (!decode_lease_ref(bad[i], &id, &tag))
+			fail_msg("lease id '%s' accepted", bad[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -365,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_lease_request_table),
 		cmocka_unit_test(test_complete_fail_empty),
 		cmocka_unit_test(test_ids_and_numbers),
+		cmocka_unit_test(test_lease_refs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
