@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include "buf.h"
 #include "client.h"
+#include "timefmt.h"
 
 enum tally_err client_global_init(void)
 {
@@ -23,6 +24,7 @@ struct client {
 	char *base;
 	volatile sig_atomic_t *abort;
 	int abortable;
+	int64_t abort_seen; /* when the transfer first saw *abort set (monotonic ms), 0: not yet */
 	struct buf reply;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -85,14 +87,24 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx)
 	return buf_add(&c->reply, p, size * n) ? 0 : size * n;
 }
 
+/* Aborts an abortable transfer once *abort has been set for CLIENT_ABORT_GRACE_MS with no
+ * reply begun: a server with an answer at hand (a lease just granted) sends it well within the
+ * grace, so the reply is read rather than dropped (a lease nobody runs until it expires); one
+ * that holds the request (a long poll) is left, and sees the client gone. A reply begun is read
+ * to its end (the timeout still bounds it). */
 static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
 	struct client *c = ctx;
+	int64_t now;
 	(void)dt;
-	(void)dn;
 	(void)ut;
 	(void)un;
-	return c->abortable && c->abort && *c->abort;
+	if (!c->abortable || !c->abort || !*c->abort || dn > 0)
+		return 0;
+	now = timefmt_mono_ms();
+	if (!c->abort_seen)
+		c->abort_seen = now;
+	return now - c->abort_seen >= CLIENT_ABORT_GRACE_MS;
 }
 
 enum client_method { CLIENT_GET, CLIENT_POST, CLIENT_DELETE };
@@ -114,6 +126,7 @@ static enum tally_err client_send(struct client *c, enum client_method method, c
 	buf_release(&c->reply);
 	c->errbuf[0] = '\0';
 	c->abortable = abortable;
+	c->abort_seen = 0;
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	/* The handle is reused: a DELETE's method must not stay for the next request. */
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST,

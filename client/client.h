@@ -20,10 +20,13 @@ TALLY_WUR enum tally_err client_global_init(void);
 void client_global_cleanup(void);
 
 /* Returns a client for the coordinator at base_url ("http://host:port"), or NULL when out of
- * memory. abort, when not NULL, is polled during transfers marked abortable. */
+ * memory. abort, when not NULL, is polled during transfers marked abortable: once it is set,
+ * such a transfer ends within about CLIENT_ABORT_GRACE_MS unless its reply has begun. */
 struct client *client_new(const char *base_url, const char *token, const char *cacert,
 			  volatile sig_atomic_t *abort);
 void client_free(struct client *c);
+
+#define CLIENT_ABORT_GRACE_MS 1000 /* an abortable transfer's reply may still come this long */
 
 /* POSTs body (borrowed; NULL sends no body) to base_url + path and waits up to timeout_ms.
  * On an HTTP reply returns TALLY_OK with *status set and *reply a new reference to the parsed

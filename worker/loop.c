@@ -390,6 +390,15 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 			json_decref(reply);
 			break;
 		}
+		if (*stop && status == 200 && reply) {
+			/* Granted as the worker was told to stop: the lease goes back at once rather
+			 * than wait for its expiry. */
+			const char *id = json_string_value(json_object_get(reply, "id"));
+			if (id)
+				loop_give_back(&l, id, "worker stopping");
+			json_decref(reply);
+			break;
+		}
 		if (rc || status >= 500) {
 			if (rc)
 				log_warn("msg=\"coordinator unreachable\" error=\"%s\"",

@@ -146,6 +146,12 @@ class ChaosTest(TallyTestCase):
         for w in workers:
             self.assertTrue(w.alive(), w.name + ": " + w.log()[-2000:])
         for w in workers:
+            # One started a moment ago may not have its SIGTERM handler yet (it has once it
+            # logs that it started): SIGTERM would kill it like any process.
+            deadline = time.monotonic() + 30
+            while "worker started" not in w.log() and time.monotonic() < deadline:
+                self.assertTrue(w.alive(), w.name + ": " + w.log()[-2000:])
+                time.sleep(0.05)
             self.assertEqual(w.kill(signal.SIGTERM), 0, w.name)
 
     def freeze_holding(self, s, workers, timeout=20):
