@@ -10,6 +10,7 @@
 #include "client.h"
 #include "compute.h"
 #include "counts.h"
+#include "idle.h"
 #include "job.h"
 #include "log.h"
 #include "loop.h"
@@ -361,6 +362,7 @@ static int loop_offer(json_t *req, const struct kernel *k)
 int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 {
 	struct loop l = { .cfg = cfg, .stop = stop };
+	struct idle idle;
 	json_t *req;
 	int exit_code = 0;
 
@@ -380,12 +382,25 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 	}
 	log_info("msg=\"worker started\" worker=%s server=%s threads=%d", cfg->name, cfg->server,
 		 cfg->threads);
+	idle_init(&idle, cfg->idle_exit_s, timefmt_mono_ms());
 	while (!*stop) {
 		long status = 0;
 		json_t *reply = NULL;
-		enum tally_err rc = client_post(l.client, "/v1/leases", req,
-						(long)cfg->wait_s * 1000 + 10000, 1, &status,
-						&reply);
+		int64_t now = timefmt_mono_ms();
+		int wait_s = idle_wait_s(&idle, now, cfg->wait_s);
+		enum tally_err rc;
+
+		if (idle_expired(&idle, now)) {
+			log_info("msg=\"idle: no lease for --idle-exit seconds; exiting\" idle_exit_s=%lld",
+				 (long long)cfg->idle_exit_s);
+			break;
+		}
+		if (json_object_set_new(req, "wait_s", json_integer(wait_s))) {
+			exit_code = 1;
+			break;
+		}
+		rc = client_post(l.client, "/v1/leases", req, (long)wait_s * 1000 + 10000, 1,
+				 &status, &reply);
 		if (*stop && rc) {
 			json_decref(reply);
 			break;
@@ -410,7 +425,9 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 			continue;
 		}
 		if (status == 200 && reply) {
-			if (loop_lease(&l, reply))
+			int bad = loop_lease(&l, reply);
+			idle_lease_ended(&idle, timefmt_mono_ms());
+			if (bad)
 				loop_backoff(&l, 0);
 			else
 				l.attempt = 0;

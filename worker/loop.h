@@ -19,13 +19,15 @@ struct loop_config {
 	const char *name;    /* this worker's name */
 	int threads;
 	int wait_s;          /* long-poll seconds per lease request */
+	int64_t idle_exit_s; /* return after this long without a lease (0: never); idle.h */
 	const char *token;   /* the worker token ("" when the coordinator needs none) */
 	const char *cacert;  /* PEM CA file to trust for https:// ("": the system's) */
 	const struct exec_policy *exec; /* programs kernel exec may run; none: exec is off */
 	const struct loop_tamper *tamper; /* NULL but in test doubles */
 };
 
-/* Runs until *stop is set, then finishes (or fails) the lease in hand and returns 0.
+/* Runs until *stop is set, then finishes (or fails) the lease in hand and returns 0; or until it
+ * has held no lease for cfg->idle_exit_s, and returns 0.
  * Returns 1 when it cannot start (out of memory), 3 when the coordinator has quarantined this
  * worker (its counts disagreed with other workers'). */
 int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop);

@@ -29,7 +29,7 @@ int worker_main(int argc, char **argv, const struct loop_tamper *tamper)
 	const char *token_file = "", *cacert = "", *kernel_dir = "";
 	struct opt_list allow = { 0 }, env = { 0 };
 	struct exec_policy policy = { 0 };
-	int64_t threads = sysconf(_SC_NPROCESSORS_ONLN), wait_s = 30;
+	int64_t threads = sysconf(_SC_NPROCESSORS_ONLN), wait_s = 30, idle_exit_s = 0;
 	const struct opt opts[] = {
 		{ "server", "TALLY_SERVER", OPT_STR, &server, 0, 0, "coordinator URL" },
 		{ "threads", "TALLY_THREADS", OPT_INT, &threads, 1, 1024,
@@ -37,6 +37,9 @@ int worker_main(int argc, char **argv, const struct loop_tamper *tamper)
 		{ "name", "TALLY_WORKER_NAME", OPT_STR, &name, 0, 0,
 		  "worker name (default: hostname-pid)" },
 		{ "wait", "TALLY_WAIT", OPT_INT, &wait_s, 1, 60, "long-poll seconds per request" },
+		{ "idle-exit", "TALLY_IDLE_EXIT", OPT_INT, &idle_exit_s, 0, 31536000,
+		  "exit (0) after this many seconds without a lease, counted from the start or "
+		  "the last lease's end; 0: never" },
 		{ "token-file", "TALLY_WORKER_TOKEN_FILE", OPT_STR, &token_file, 0, 0,
 		  "file holding the worker token; or set TALLY_WORKER_TOKEN" },
 		{ "cacert", "TALLY_CACERT", OPT_STR, &cacert, 0, 0,
@@ -113,7 +116,8 @@ int worker_main(int argc, char **argv, const struct loop_tamper *tamper)
 		return 2;
 	}
 	struct loop_config cfg = { .server = server, .name = name, .threads = (int)threads,
-				   .wait_s = (int)wait_s, .token = token, .cacert = cacert,
+				   .wait_s = (int)wait_s, .idle_exit_s = idle_exit_s,
+				   .token = token, .cacert = cacert,
 				   .exec = &policy, .tamper = tamper };
 	rc = loop_run(&cfg, &stop_flag);
 	exec_policy_free(&policy);

@@ -85,7 +85,8 @@ class FakeCoordinator:
         self.leases = []  # replies to POST /v1/leases, in order; then lease_default
         self.lease_default = IDLE  # a reply, IDLE, or a callable returning one
         self.scripts = {}  # path -> replies, in order; then the route's default
-        self.idle_s = 0.1  # how long an IDLE lease request is held before its 204
+        self.idle_s = 0.1  # how long an IDLE lease request is held before its 204 (None: its
+        # wait_s, as a coordinator with no work does)
         self.closing = threading.Event()
         fake = self
 
@@ -146,7 +147,10 @@ class FakeCoordinator:
             self.requests.append(r)
             self.cond.notify_all()
         if reply is IDLE:
-            self.closing.wait(self.idle_s)
+            hold = self.idle_s
+            if hold is None:
+                hold = (r.json or {}).get("wait_s", 0) if isinstance(r.json, dict) else 0
+            self.closing.wait(hold)
             reply = (204, None)
         if reply is DROP:
             h.close_connection = True
@@ -674,6 +678,64 @@ class WorkerTest(TallyTestCase):
         self.assertEqual(len(tries), 4, tries)
         self.assertEqual([t.json for t in tries], [{"counts": expected(lease)}] * 4)
         self.assertEqual(len(self.fake.polls()), 1)
+
+    # 7. --idle-exit (issue 15): a Slurm job array drains when the queue does.
+    def wait_exit(self, w, timeout):
+        """Waits for the worker to exit by itself; returns (exit code, monotonic time of exit)."""
+        deadline = time.monotonic() + timeout
+        while w.alive():
+            self.assertLess(time.monotonic(), deadline,
+                            f"worker still running after {timeout}s; log:\n{w.log()[-2000:]}")
+            time.sleep(0.02)
+        return w.proc.returncode, time.monotonic()
+
+    def test_idle_exit_with_no_work(self):
+        """With nothing to do, a worker with --idle-exit 1 exits 0 about a second after it
+        started, although its --wait is 30: its long polls are cut to the idle time left."""
+        self.fake.idle_s = None  # a long poll is held for its wait_s
+        t0 = time.monotonic()
+        w = self.start_worker(None, 1, "fw", "--wait", "30", "--idle-exit", "1")
+        rc, t = self.wait_exit(w, 6)
+        self.assertEqual(rc, 0, w.log())
+        self.assertGreaterEqual(t - t0, 0.95, "exited before it had been idle for 1 s")
+        self.assertIn("idle", w.log())
+        self.assertIn("worker stopped", w.log())
+        polls = self.fake.polls()
+        self.assertGreaterEqual(len(polls), 1)
+        for p in polls:
+            self.assertEqual(p.json["wait_s"], 1, p)
+
+    def test_idle_exit_bad_value(self):
+        for v in ("-1", "x", "1.5"):
+            p = subprocess.run([binary("tally-worker"), "--server", self.fake.url,
+                                "--idle-exit", v], capture_output=True, timeout=10)
+            self.assertEqual(p.returncode, 2, p)
+            self.assertIn(b"--idle-exit: must be an integer from 0", p.stderr)
+
+    def test_idle_exit_only_after_the_work(self):
+        """Idle time counts from the end of the last lease, not its start: a lease longer than
+        the limit, then a pause shorter than it, then another lease; the worker (TALLY_IDLE_EXIT
+        from the environment) does both and exits a second after the last."""
+        n = self.batches_for(1.5)
+        a = big_lease("91", n, 30.0)
+        b = pi_lease("92", seed=92, first=0, count=4)
+        self.fake.idle_s = 0.2
+        self.fake.leases = [(200, a), IDLE, IDLE, IDLE, (200, b)]
+        os.environ["TALLY_IDLE_EXIT"] = "1"
+        try:
+            w = self.start_worker(None, 1, "fw")
+        finally:
+            del os.environ["TALLY_IDLE_EXIT"]
+        rs = self.fake.wait_for(lambda rs: any(r.path == complete_path("92") for r in rs), 60,
+                                "both leases' completes", w)
+        done_b = [r for r in rs if r.path == complete_path("92")][0].t
+        rc, t = self.wait_exit(w, 6)
+        self.assertEqual(rc, 0, w.log())
+        self.assertGreaterEqual(t - done_b, 0.95, "exited before it had been idle for 1 s")
+        self.assertPlausiblePi(self.fake.reqs(complete_path("91"))[0].json["counts"],
+                               n * BIG_BATCH)
+        self.assertEqual(self.fake.reqs(complete_path("92"))[0].json, {"counts": expected(b)})
+        self.assertIn("idle", w.log())
 
 
 if __name__ == "__main__":
