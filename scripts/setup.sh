@@ -11,9 +11,10 @@ if [ "${1:-}" = --test ]; then
   # scripts/fuzz.sh; systemd: systemd-analyze checks the units; docker.io, docker-compose and
   # debootstrap: the compose cluster's test (scripts/docker-engine.sh starts an engine and makes
   # the base image); chromium and its fonts: the dashboard's test (headless); primesieve: the
-  # command the primes benchmark compares with.
+  # command the primes benchmark compares with; slurm-wlm and munge: a one-node Slurm cluster
+  # (test_slurm).
   pkgs+=(python3-yaml valgrind clang libclang-rt-dev systemd docker.io docker-compose debootstrap
-         chromium fonts-liberation primesieve)
+         chromium fonts-liberation primesieve slurm-wlm munge)
 elif [ $# -gt 0 ]; then
   echo "usage: scripts/setup.sh [--test]" >&2
   exit 2

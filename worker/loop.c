@@ -26,14 +26,16 @@ struct loop {
 	const struct loop_config *cfg;
 	volatile sig_atomic_t *stop;
 	struct client *client;
+	struct idle idle; /* --idle-exit */
 	unsigned attempt; /* consecutive failures, for backoff */
 	char cannot_run[24]; /* the job last given back as one it cannot run */
 };
 
-/* Sleeps ms, waking early when stop is set (unless ignore_stop). */
+/* Sleeps ms, waking early when stop is set or the idle time is up (unless ignore_stop). */
 static void loop_sleep(struct loop *l, int64_t ms, int ignore_stop)
 {
-	while (ms > 0 && (ignore_stop || !*l->stop)) {
+	while (ms > 0 &&
+	       (ignore_stop || !(*l->stop || idle_expired(&l->idle, timefmt_mono_ms())))) {
 		int64_t step = ms < 50 ? ms : 50;
 		struct timespec ts = { 0, (long)step * 1000000L };
 		nanosleep(&ts, NULL);
@@ -362,7 +364,6 @@ static int loop_offer(json_t *req, const struct kernel *k)
 int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 {
 	struct loop l = { .cfg = cfg, .stop = stop };
-	struct idle idle;
 	json_t *req;
 	int exit_code = 0;
 
@@ -382,15 +383,15 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 	}
 	log_info("msg=\"worker started\" worker=%s server=%s threads=%d", cfg->name, cfg->server,
 		 cfg->threads);
-	idle_init(&idle, cfg->idle_exit_s, timefmt_mono_ms());
+	idle_init(&l.idle, cfg->idle_exit_s, timefmt_mono_ms());
 	while (!*stop) {
 		long status = 0;
 		json_t *reply = NULL;
 		int64_t now = timefmt_mono_ms();
-		int wait_s = idle_wait_s(&idle, now, cfg->wait_s);
+		int wait_s = idle_wait_s(&l.idle, now, cfg->wait_s);
 		enum tally_err rc;
 
-		if (idle_expired(&idle, now)) {
+		if (idle_expired(&l.idle, now)) {
 			log_info("msg=\"idle: no lease for --idle-exit seconds; exiting\" idle_exit_s=%lld",
 				 (long long)cfg->idle_exit_s);
 			break;
@@ -426,7 +427,7 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 		}
 		if (status == 200 && reply) {
 			int bad = loop_lease(&l, reply);
-			idle_lease_ended(&idle, timefmt_mono_ms());
+			idle_lease_ended(&l.idle, timefmt_mono_ms());
 			if (bad)
 				loop_backoff(&l, 0);
 			else
