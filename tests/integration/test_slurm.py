@@ -312,7 +312,7 @@ class SlurmTest(TallyTestCase):
             self.assertIn(f"slurm-{array}-{i}", names)
 
         # scancel sends SIGTERM: the worker (the batch step itself, through exec) finishes the
-        # lease in hand and exits; no lease is left to expire.
+        # lease in hand (or gives it back) and exits; no lease is left to expire.
         big = self.api(s, "POST", "/v1/jobs", dict(SPEC, samples=10 ** 12))["id"]
         one = self.sbatch(s, worker_file, "0", 0)
         name = f"slurm-{one}-0"
@@ -323,8 +323,7 @@ class SlurmTest(TallyTestCase):
         self.assertEqual(tasks["0"][0], "CANCELLED", tasks)
         self.assertIn("worker stopped", self.task_log(one, 0))
         j = self.api(s, "GET", f"/v1/jobs/{big}")
-        self.assertEqual(j["batches"]["leased"], 0, j)
-        self.assertGreater(j["batches"]["done"], 0, j)
+        self.assertEqual(j["batches"]["leased"], 0, j)  # completed or given back, not expiring
         self.api(s, "POST", f"/v1/jobs/{big}/cancel")
         print(f"\ntest_slurm: {time.monotonic() - t0:.1f} s", flush=True)
 
