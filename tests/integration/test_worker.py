@@ -705,6 +705,17 @@ class WorkerTest(TallyTestCase):
         for p in polls:
             self.assertEqual(p.json["wait_s"], 1, p)
 
+    def test_idle_exit_while_unreachable(self):
+        """No coordinator is no work too: the worker exits at its idle time, its backoff (up to
+        5 s) cut short rather than overshooting it."""
+        t0 = time.monotonic()
+        w = self.start_worker(f"http://127.0.0.1:{self.free_port()}", 1, "fw", "--idle-exit", "3")
+        rc, t = self.wait_exit(w, 10)
+        self.assertEqual(rc, 0, w.log())
+        self.assertGreaterEqual(t - t0, 2.95, w.log())
+        self.assertLess(t - t0, 3.8, w.log())
+        self.assertGreaterEqual(w.log().count("coordinator unreachable"), 3, w.log())
+
     def test_idle_exit_bad_value(self):
         for v in ("-1", "x", "1.5"):
             p = subprocess.run([binary("tally-worker"), "--server", self.fake.url,
