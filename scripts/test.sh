@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs every test: unit and integration, then the same again under AddressSanitizer
-# and UndefinedBehaviorSanitizer, then the decoders' fuzz targets for about a minute
+# and UndefinedBehaviorSanitizer (but for the suites about timing and deployment: see
+# tests/CMakeLists.txt), then the decoders' fuzz targets for about a minute
 # (scripts/fuzz.sh). ctest labels select parts: ctest --test-dir build -L unit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
