@@ -16,10 +16,8 @@ enum tally_err fdlimit_plan(uint64_t soft, uint64_t hard, unsigned want, struct 
 {
 	uint64_t conns = want ? want : HTTP_CONN_LIMIT, need = conns + FDLIMIT_MARGIN;
 
-	out->soft = soft;
+	out->soft = hard != FDLIMIT_UNLIMITED ? hard : soft < need ? need : soft;
 	out->lowered = 0;
-	if (soft < need)
-		out->soft = hard == FDLIMIT_UNLIMITED ? need : hard;
 	if (out->soft < need) {
 		if (want || out->soft < FDLIMIT_MIN_CONNECTIONS + FDLIMIT_MARGIN)
 			return TALLY_EINVAL;

@@ -16,7 +16,8 @@
 
 /* What to do with the limits. */
 struct fdlimit_plan {
-	uint64_t soft;        /* the soft limit to set (the current one when it is enough) */
+	uint64_t soft;        /* the soft limit to set: the hard one (what is needed, or the
+			       * current one when more, when there is no hard limit) */
 	unsigned connections; /* the connection limit to serve with */
 	int lowered;          /* connections is below the default: warn */
 };

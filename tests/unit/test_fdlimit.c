@@ -21,9 +21,9 @@ static void test_plan_table(void **state)
 		/* Debian's usual 1024 / 1048576: raised to the hard limit, the default fits. */
 		{ 1024, 1048576, 0, TALLY_OK, 1048576, HTTP_CONN_LIMIT, 0 },
 		{ 1024, 20000, 0, TALLY_OK, 20000, HTTP_CONN_LIMIT, 0 },
-		/* Already enough: left alone. */
-		{ 65536, 1048576, 0, TALLY_OK, 65536, HTTP_CONN_LIMIT, 0 },
-		/* No hard limit: raised to what is needed. */
+		{ 65536, 1048576, 0, TALLY_OK, 1048576, HTTP_CONN_LIMIT, 0 },
+		/* No hard limit: raised to what is needed, or left when already enough. */
+		{ 65536, FDLIMIT_UNLIMITED, 0, TALLY_OK, 65536, HTTP_CONN_LIMIT, 0 },
 		{ 1024, FDLIMIT_UNLIMITED, 0, TALLY_OK, HTTP_CONN_LIMIT + FDLIMIT_MARGIN,
 		  HTTP_CONN_LIMIT, 0 },
 		/* A short hard limit lowers the default... */
