@@ -19,7 +19,6 @@
 
 #define HTTP_HEADERS_MAX 4
 #define HTTP_CONN_TIMEOUT_S 300 /* MHD's idle timeout, a backstop: connwatch.h cuts sooner */
-#define HTTP_CONN_LIMIT 4000
 #define HTTP_REQUEST_TIMEOUT_S 30
 #define HTTP_CONN_MEMORY (6 * 1024) /* MHD's per-connection pool: headers; bodies are ours */
 

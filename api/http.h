@@ -16,6 +16,7 @@
 #include "latency.h"
 
 #define HTTP_BODY_MAX WIRE_BODY_MAX
+#define HTTP_CONN_LIMIT 16384 /* connections open at once by default: 10,000 long polls and room */
 
 struct http;
 struct req;
@@ -61,7 +62,8 @@ struct http_options {
 	unsigned request_timeout_s; /* a connection may take this long to send a whole request
 				     * (headers and body), to take a reply, or to sit idle
 				     * between two: 30 */
-	unsigned max_connections;   /* open at once; more wait in the kernel's queue: 4000 */
+	unsigned max_connections;   /* open at once; more wait in the kernel's queue:
+				     * HTTP_CONN_LIMIT (each takes a file descriptor: fdlimit.h) */
 	const char *tls_cert_pem;   /* with tls_key_pem: serve HTTPS (GnuTLS); NULL: plain HTTP */
 	const char *tls_key_pem;
 };

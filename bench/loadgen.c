@@ -18,12 +18,24 @@
  *     {"mode":"idle","workers","connected","polls_answered","healthz_p50_ms","healthz_max_ms",
  *     "errors",...}; "connected" is how many polls are parked (sent, unanswered) at the end.
  *
+ *   tally-loadgen fleet --port P [--workers 10000] [--seconds 30] [--min-rate 1e6] [--max-rate 1e9]
+ *                           [--batch-size 1e5] [--samples N] [--wait 30]
+ *     Submits one count job of --samples (default: the fleet's total speed x --seconds) and runs
+ *     --workers simulated workers with speeds log-uniform over [--min-rate, --max-rate], each on
+ *     its own connection: a lease by long poll, a timer of lease samples / speed (heartbeats
+ *     every third of ttl_s meanwhile), the complete; until the job's samples are all
+ *     acknowledged (or 3 x --seconds + 60 s). Prints {"mode":"fleet","leases_per_s",
+ *     "first_p50_ms","from2_p50_ms","from3_p50_ms","from3_p99_ms","samples","done","errors",...}:
+ *     the simulated lease durations of each worker's first lease, of those from its second on,
+ *     and from its third on (loadgen_fleet.c).
+ *
  * Every reply is read into a capped buffer (64 KiB per connection); a connection the server
  * closes is reopened and counted. Exit: 0 after a run (errors are in the JSON), 1 when the run
  * could not start, 2 bad usage.
  *
  * This file holds the options, the setup (the job), the event loop and the report;
- * loadgen_conn.c the connections, loadgen_http.c the reply parser (loadgen.h walks them). */
+ * loadgen_conn.c the connections, loadgen_fleet.c the fleet mode, loadgen_http.c the reply
+ * parser (loadgen.h walks them). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -47,6 +59,7 @@
 #define RAMP_US 60000000LL      /* how long opening all connections may take */
 #define HEALTHZ_EVERY_US 100000LL
 #define SETUP_TIMEOUT_S 30
+#define FLEET_TIMEOUT_S(planned) (3 * (planned) + 60) /* fleet: the job not done by then */
 
 struct loadgen g;
 
@@ -95,14 +108,13 @@ static int cmp_i64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static void lat_sort(struct lat *l)
+void lat_sort(struct lat *l)
 {
 	if (l->n)
 		qsort(l->v, l->n, sizeof *l->v, cmp_i64);
 }
 
-/* The q-quantile (nearest rank) of a sorted list, in ms; 0 when empty. */
-static double lat_ms(const struct lat *l, double q)
+double lat_ms(const struct lat *l, double q)
 {
 	size_t i;
 	if (!l->n)
@@ -191,7 +203,7 @@ out:
 	return status;
 }
 
-static int create_job(void)
+int create_job(uint64_t batch_size)
 {
 	struct buf out;
 	char body[160];
@@ -201,8 +213,8 @@ static int create_job(void)
 
 	buf_init(&out, IN_CAP);
 	snprintf(body, sizeof body,
-		 "{\"kernel\":\"count\",\"samples\":%" PRIu64 ",\"batch_size\":1,\"seed\":1}",
-		 g.samples);
+		 "{\"kernel\":\"count\",\"samples\":%" PRIu64 ",\"batch_size\":%" PRIu64
+		 ",\"seed\":1}", g.samples, batch_size);
 	status = sync_request("POST", "/v1/jobs", body, &out);
 	if (status < 0)
 		goto out;
@@ -254,9 +266,11 @@ static void run(void)
 	g.start = now_us();
 	if (g.mode == M_IDLE)
 		conn_open(&g.health);
+	if (g.mode == M_FLEET) /* measured from the first lease request; ends with the job */
+		g.t0 = g.start;
 	for (;;) {
-		int64_t now = now_us();
-		int n;
+		int64_t now = now_us(), wake;
+		int n, timeout_ms = 5;
 
 		ramp(now);
 		if (!g.t0 && g.opened == g.workers &&
@@ -270,13 +284,15 @@ static void run(void)
 		}
 		if (g.t0 && !g.warm_end) {
 			g.warm_end = g.t0 + (g.mode == M_CYCLE ? g.warmup_s * 1000000 : 0);
-			g.end = g.warm_end + g.seconds * 1000000;
+			g.end = g.warm_end + (g.mode == M_FLEET ? FLEET_TIMEOUT_S(g.seconds)
+								: g.seconds) * 1000000;
 			g.hz_next = g.t0;
 		}
 		if (g.t0 && now >= g.end && !g.stopping)
 			g.stopping = 1;
-		if (g.stopping && (g.mode == M_IDLE || (g.inflight == 0 && g.holding == 0) ||
-				   now >= g.end + DRAIN_US))
+		if (g.stopping &&
+		    (g.mode == M_IDLE || now >= g.end + DRAIN_US ||
+		     (g.holding == 0 && (g.mode == M_FLEET || g.inflight == 0))))
 			return;
 		if (g.mode == M_IDLE && g.t0 && !g.stopping && now >= g.hz_next) {
 			struct conn *h = &g.health;
@@ -289,7 +305,10 @@ static void run(void)
 				g.hz_skipped++;
 		}
 		run_delayed(now);
-		n = epoll_wait(g.ep, evs, (int)(sizeof evs / sizeof evs[0]), 5);
+		wake = next_wake();
+		if (wake - now < 5000) /* timers (fleet) fire on time, not on the 5 ms tick */
+			timeout_ms = wake <= now ? 0 : (int)((wake - now + 999) / 1000);
+		n = epoll_wait(g.ep, evs, (int)(sizeof evs / sizeof evs[0]), timeout_ms);
 		if (n < 0 && errno != EINTR) {
 			note_error("epoll_wait: %s", strerror(errno));
 			return;
@@ -304,7 +323,9 @@ static void report(void)
 {
 	int64_t now = now_us();
 
-	if (g.mode == M_CYCLE) {
+	if (g.mode == M_FLEET) {
+		fleet_report();
+	} else if (g.mode == M_CYCLE) {
 		double rate = g.seconds ? (double)g.cycles / (double)g.seconds : 0;
 		lat_sort(&g.cyc);
 		printf("{\"mode\":\"cycle\",\"workers\":%" PRId64 ",\"seconds\":%" PRId64
@@ -356,21 +377,27 @@ static int parse_count(const char *s, uint64_t *out)
 
 int main(int argc, char **argv)
 {
-	const char *host = "127.0.0.1", *samples = "1e9", *acked = NULL, *mode = NULL;
+	const char *host = "127.0.0.1", *samples = NULL, *acked = NULL, *mode = NULL;
+	const char *batch_size = "1e5", *min_rate = "1e6", *max_rate = "1e9";
+	uint64_t lo, hi;
 	int64_t port = 0;
 	const struct opt opts[] = {
 		{ "port", NULL, OPT_INT, &port, 1, 65535, "the server's port (required)" },
 		{ "host", NULL, OPT_STR, &host, 0, 0, "the server's IPv4 address" },
 		{ "workers", NULL, OPT_INT, &g.workers, 1, 1000000,
-		  "connections (simulated workers); 0: cycle 256, idle 2000" },
+		  "connections (simulated workers); 0: cycle 256, idle 2000, fleet 10000" },
 		{ "seconds", NULL, OPT_INT, &g.seconds, 1, 86400,
-		  "measured seconds; 0: cycle 10, idle 20" },
+		  "measured seconds; 0: cycle 10, idle 20; fleet: the job's planned duration, 30" },
 		{ "warmup", NULL, OPT_INT, &g.warmup_s, 0, 3600, "cycle: seconds before counting" },
 		{ "samples", NULL, OPT_STR, &samples, 0, 0,
-		  "cycle: the job's samples (= batches; 1e9 style accepted)" },
+		  "cycle: the job's samples (= batches; 1e9 style accepted; default 1e9); fleet: "
+		  "default the fleet's speed x --seconds" },
+		{ "batch-size", NULL, OPT_STR, &batch_size, 0, 0, "fleet: the job's batch_size" },
+		{ "min-rate", NULL, OPT_STR, &min_rate, 0, 0, "fleet: the slowest worker, samples/s" },
+		{ "max-rate", NULL, OPT_STR, &max_rate, 0, 0, "fleet: the fastest worker, samples/s" },
 		{ "acked", NULL, OPT_STR, &acked, 0, 0,
 		  "cycle: file to write every acknowledged lease id to" },
-		{ "wait", NULL, OPT_INT, &g.wait_s, 0, 60, "idle: wait_s of each long poll" },
+		{ "wait", NULL, OPT_INT, &g.wait_s, 0, 60, "idle, fleet: wait_s of each long poll" },
 		{ "connect-batch", NULL, OPT_INT, &g.connect_batch, 1, 100000,
 		  "connections opened at a time" },
 	};
@@ -381,7 +408,14 @@ int main(int argc, char **argv)
 		"         prints cycles/s and cycle latency percentiles as one JSON line.\n"
 		"  idle:  parks --workers long polls on an empty queue and times GET /healthz every "
 		"100 ms;\n"
-		"         prints how many stayed parked and the healthz latency as one JSON line.";
+		"         prints how many stayed parked and the healthz latency as one JSON line.\n"
+		"  fleet: submits a count job; --workers simulated workers of speeds log-uniform over\n"
+		"         [--min-rate, --max-rate] take leases (long polls), wait samples/speed on a "
+		"timer,\n"
+		"         heartbeat meanwhile and complete them, until the job is done; prints "
+		"leases/s and\n"
+		"         the simulated lease durations (first leases, from the 2nd, from the 3rd) as "
+		"one JSON line.";
 	int rc;
 
 	g.seconds = 0;
@@ -389,35 +423,40 @@ int main(int argc, char **argv)
 	g.warmup_s = 1;
 	g.wait_s = 30;
 	g.connect_batch = 200;
-	if (argc >= 2 && (!strcmp(argv[1], "cycle") || !strcmp(argv[1], "idle"))) {
+	if (argc >= 2 && (!strcmp(argv[1], "cycle") || !strcmp(argv[1], "idle") ||
+			  !strcmp(argv[1], "fleet"))) {
 		mode = argv[1];
 		rc = opt_parse(opts, sizeof opts / sizeof opts[0], argc - 1, argv + 1,
-			       "tally-loadgen cycle|idle", summary);
+			       "tally-loadgen cycle|idle|fleet", summary);
 	} else {
 		rc = opt_parse(opts, sizeof opts / sizeof opts[0], argc, argv,
-			       "tally-loadgen cycle|idle", summary);
+			       "tally-loadgen cycle|idle|fleet", summary);
 		if (!rc) {
-			fprintf(stderr, "tally-loadgen: the first argument must be the mode, cycle or "
-					"idle (try --help)\n");
+			fprintf(stderr, "tally-loadgen: the first argument must be the mode, cycle, "
+					"idle or fleet (try --help)\n");
 			rc = 2;
 		}
 	}
 	if (rc)
 		return rc == 1 ? 0 : 2;
-	g.mode = !strcmp(mode, "cycle") ? M_CYCLE : M_IDLE;
+	g.mode = !strcmp(mode, "cycle") ? M_CYCLE : !strcmp(mode, "idle") ? M_IDLE : M_FLEET;
 	if (!g.workers)
-		g.workers = g.mode == M_CYCLE ? 256 : 2000;
+		g.workers = g.mode == M_CYCLE ? 256 : g.mode == M_IDLE ? 2000 : 10000;
 	if (!g.seconds)
-		g.seconds = g.mode == M_CYCLE ? 10 : 20;
+		g.seconds = g.mode == M_CYCLE ? 10 : g.mode == M_IDLE ? 20 : 30;
 	if (!port) {
 		fprintf(stderr, "tally-loadgen: --port is required\n");
 		return 2;
 	}
-	if (parse_count(samples, &g.samples)) {
-		fprintf(stderr, "tally-loadgen: --samples: expected a count such as 1e9, not '%s'\n",
-			samples);
+	if ((samples && parse_count(samples, &g.samples)) ||
+	    parse_count(batch_size, &g.batch_size) || parse_count(min_rate, &lo) ||
+	    parse_count(max_rate, &hi) || lo > hi) {
+		fprintf(stderr, "tally-loadgen: --samples, --batch-size, --min-rate, --max-rate: "
+				"expected counts such as 1e9 (min <= max)\n");
 		return 2;
 	}
+	g.min_rate = (double)lo;
+	g.max_rate = (double)hi;
 	g.addr.sin_family = AF_INET;
 	g.addr.sin_port = htons((uint16_t)port);
 	if (inet_pton(AF_INET, host, &g.addr.sin_addr) != 1) {
@@ -437,22 +476,35 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	g.conns = calloc((size_t)g.workers, sizeof *g.conns);
-	g.delayed = calloc((size_t)g.workers + 1, sizeof *g.delayed);
-	if (!g.conns || !g.delayed) {
+	if (!g.conns || delay_init((size_t)g.workers + 1)) {
 		fprintf(stderr, "tally-loadgen: out of memory\n");
 		return 1;
 	}
 	for (int64_t i = 0; i < g.workers; i++) {
 		g.conns[i].fd = -1;
 		g.conns[i].idx = (int)i;
+		g.conns[i].heap_pos = HEAP_NONE;
 		buf_init(&g.conns[i].in, IN_CAP);
 	}
 	g.health.fd = -1;
 	g.health.idx = -1;
+	g.health.heap_pos = HEAP_NONE;
 	buf_init(&g.health.in, IN_CAP);
 
+	if (g.mode == M_FLEET) {
+		double speed = fleet_speeds();
+		if (!samples)
+			g.samples = (uint64_t)(speed * (double)g.seconds);
+		if (create_job(g.batch_size))
+			return 1;
+		fprintf(stderr, "tally-loadgen: job %s: %" PRIu64 " samples in batches of %" PRIu64
+				"; %" PRId64 " workers, %.3g samples/s in all (%.3g..%.3g each)\n",
+			g.job_id, g.samples, g.batch_size, g.workers, speed, g.min_rate, g.max_rate);
+	}
 	if (g.mode == M_CYCLE) {
-		if (create_job())
+		if (!samples)
+			g.samples = 1000000000;
+		if (create_job(1))
 			return 1;
 		fprintf(stderr, "tally-loadgen: job %s: %" PRIu64 " batches; %" PRId64
 				" workers, %" PRId64 " s warm-up, %" PRId64 " s measured\n",
@@ -469,7 +521,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	free(g.conns);
-	free(g.delayed);
+	heap_release(&g.delayed);
+	free(g.dur1.v);
+	free(g.dur2.v);
+	free(g.dur3.v);
+	free(g.lag.v);
 	free(g.cyc.v);
 	free(g.hz.v);
 	return 0;

@@ -1,7 +1,8 @@
-/* What tally-loadgen's three files share: the state of the one run (the global g: the program
+/* What tally-loadgen's four files share: the state of the one run (the global g: the program
  * has one thread and does one run), the connections, and the functions one file calls in another.
  *   loadgen.c       options, setup, the event loop, the report, main (read it first)
  *   loadgen_conn.c  the connections: what each simulated worker sends next, and its replies
+ *   loadgen_fleet.c the fleet mode: workers of many speeds computing on timers, and its report
  *   loadgen_http.c  the HTTP/1.1 reply parser (Content-Length bodies only)
  * Nothing here is thread-safe; nothing here exits. */
 #ifndef TALLY_LOADGEN_H
@@ -12,14 +13,15 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "buf.h"
+#include "heap.h"
 #include "wire.h"
 
 #define IN_CAP (64 * 1024)      /* per-connection reply buffer */
 #define READ_CHUNK 16384
 #define OUT_MAX 512             /* our requests are small and ours */
 
-enum mode { M_CYCLE, M_IDLE };
-enum kind { K_NONE, K_LEASE, K_COMPLETE, K_POLL, K_FAIL, K_HEALTHZ };
+enum mode { M_CYCLE, M_IDLE, M_FLEET };
+enum kind { K_NONE, K_LEASE, K_COMPLETE, K_POLL, K_FAIL, K_HEALTHZ, K_HEARTBEAT };
 
 struct conn {
 	int fd;          /* -1 while closed */
@@ -33,10 +35,16 @@ struct conn {
 	int64_t t_req;   /* us: when the request in flight was queued */
 	int64_t t_cycle; /* us: when this cycle's lease request was queued */
 	int64_t wake_at; /* us: when a delayed connection acts (reopens or sends) */
-	int delayed;     /* in g.delayed */
+	size_t heap_pos; /* in g.delayed, or HEAP_NONE */
 	int have_lease;  /* a granted lease not yet completed (cycle) or given back (idle) */
 	char lease_id[WIRE_LEASE_ID_MAX];
 	uint64_t lease_samples, lease_batches;
+	double lease_ttl_s;
+	/* fleet */
+	double speed;       /* samples/s this worker "computes" at */
+	int64_t compute_end; /* us: when the lease held is computed */
+	int64_t hb_at;       /* us: its next heartbeat */
+	int64_t leases_done; /* leases completed */
 };
 
 /* Latencies in us, growable. */
@@ -53,13 +61,14 @@ struct loadgen {
 	int64_t workers, seconds, wait_s, warmup_s, connect_batch;
 	uint64_t samples;
 	FILE *acked_file;
+	uint64_t batch_size;           /* fleet: the job's */
+	double min_rate, max_rate;     /* fleet: the workers' speeds, samples/s */
 	char job_id[32];
 	/* the loop */
 	int ep;
 	struct conn *conns;
 	struct conn health;
-	struct conn **delayed;
-	size_t ndelayed;
+	struct heap delayed; /* connections waiting for a time, soonest first (room for all) */
 	int64_t opened;      /* workers opened so far (the ramp) */
 	int64_t nconnecting; /* connects in progress */
 	int64_t inflight;    /* connections with a request in flight */
@@ -71,6 +80,12 @@ struct loadgen {
 	int64_t warmup_cycles, cycles, drain_cycles, acked, batches_acked, duplicates, no_work;
 	int64_t polls_answered, leases_unwanted, hz_skipped, lat_dropped;
 	struct lat cyc, hz;
+	/* fleet counters */
+	uint64_t samples_acked;
+	int64_t heartbeats, lost, t_done;
+	struct lat dur1, dur2, dur3; /* simulated lease durations (us): first leases, from the
+				      * second on, from the third on */
+	struct lat lag;              /* how late timers fire (us) */
 };
 
 /* The run's options and counters, zeroed at start; main sets the options. */
@@ -84,6 +99,31 @@ int64_t now_us(void);
 void note_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Appends a latency (us); when memory runs out it is dropped and counted in g.lat_dropped. */
 void lat_add(struct lat *l, int64_t v);
+/* Sorts l. lat_ms() returns the q-quantile (nearest rank) of a sorted l in ms; 0 when empty. */
+void lat_sort(struct lat *l);
+double lat_ms(const struct lat *l, double q);
+
+/* Submits the run's count job (g.samples in batches of batch_size) and keeps its id in g.job_id.
+ * Returns 0, or -1 after printing why. */
+int create_job(uint64_t batch_size);
+
+/* loadgen_fleet.c */
+
+/* Gives each worker its speed: log-uniform over [g.min_rate, g.max_rate], spread evenly. Returns
+ * their sum, samples/s. */
+double fleet_speeds(void);
+/* Sends what fleet worker c does next: its complete once computed, a heartbeat before that, or
+ * a long poll for a lease. */
+void fleet_next(struct conn *c, int64_t now);
+/* c was granted a lease: returns how long (us) until it next acts (heartbeat or complete). */
+int64_t fleet_took_lease(struct conn *c, int64_t now);
+/* A heartbeat's reply: returns how long until c next acts. */
+int64_t fleet_heartbeat(struct conn *c, int status, int64_t now);
+/* c's complete was accepted (dup: as a repeat): counts it, and stops the run when the job's
+ * samples are all acknowledged. */
+void fleet_completed(struct conn *c, int dup, int64_t now);
+/* Prints the fleet run's figures as one JSON line. */
+void fleet_report(void);
 
 /* loadgen_http.c */
 
@@ -113,8 +153,12 @@ void conn_send(struct conn *c, enum kind k, const char *method, const char *path
 	       const char *body);
 /* Handles the epoll events ev of c: connect done, more to send, replies to read. */
 void conn_event(struct conn *c, uint32_t ev, int64_t now);
+/* Makes g.delayed, with room for n connections. Returns 0, or -1 when out of memory. */
+int delay_init(size_t n);
 /* Wakes the delayed connections whose time has come: reopens them or sends what is next. */
 void run_delayed(int64_t now);
+/* When the next delayed connection wakes (us), or INT64_MAX when none waits. */
+int64_t next_wake(void);
 /* Opens the next batch of worker connections once the previous batch has connected. */
 void ramp(int64_t now);
 /* How many open worker connections have a request of kind k in flight. */

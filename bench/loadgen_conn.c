@@ -16,7 +16,8 @@
 #define CONNECT_RETRY_US 100000LL
 
 static const char *const kind_names[] = { "nothing", "POST /v1/leases", "complete",
-					  "POST /v1/leases (long poll)", "fail", "GET /healthz" };
+					  "POST /v1/leases (long poll)", "fail", "GET /healthz",
+					  "heartbeat" };
 
 static void set_kind(struct conn *c, enum kind k)
 {
@@ -27,13 +28,29 @@ static void set_kind(struct conn *c, enum kind k)
 	c->kind = k;
 }
 
+static int delay_less(const void *a, const void *b)
+{
+	return ((const struct conn *)a)->wake_at < ((const struct conn *)b)->wake_at;
+}
+
+static void delay_setpos(void *item, size_t pos)
+{
+	((struct conn *)item)->heap_pos = pos;
+}
+
+int delay_init(size_t n)
+{
+	heap_init(&g.delayed, delay_less, delay_setpos);
+	return heap_reserve(&g.delayed, n) ? -1 : 0;
+}
+
 static void delay_conn(struct conn *c, int64_t at)
 {
 	c->wake_at = at;
-	if (!c->delayed) {
-		c->delayed = 1;
-		g.delayed[g.ndelayed++] = c;
-	}
+	if (c->heap_pos != HEAP_NONE)
+		heap_fix(&g.delayed, c->heap_pos);
+	else if (heap_push(&g.delayed, c)) /* room was made for every connection */
+		note_error("delay: out of memory");
 }
 
 static void conn_arm(struct conn *c, int want_out)
@@ -155,6 +172,10 @@ static void conn_next(struct conn *c)
 
 	if (c->fd < 0 || c->connecting || c->kind != K_NONE || c == &g.health)
 		return;
+	if (g.mode == M_FLEET) {
+		fleet_next(c, now_us());
+		return;
+	}
 	if (c->have_lease) {
 		if (g.mode == M_CYCLE) {
 			snprintf(path, sizeof path, "/v1/leases/%s/complete?worker=lg-%d",
@@ -191,10 +212,12 @@ static int take_lease(struct conn *c, const char *body, size_t len)
 	json_t *j = json_loadb(body, len, 0, NULL);
 	const char *id = NULL;
 	json_int_t fb = -1, bc = -1, bs = -1, samples = -1;
+	double ttl = 30;
 	int rc = -1;
 
-	if (j && !json_unpack(j, "{s:s,s:I,s:I,s:I,s:I}", "id", &id, "first_batch", &fb,
-			      "batch_count", &bc, "batch_size", &bs, "samples", &samples) &&
+	if (j && !json_unpack(j, "{s:s,s:I,s:I,s:I,s:I,s?F}", "id", &id, "first_batch", &fb,
+			      "batch_count", &bc, "batch_size", &bs, "samples", &samples,
+			      "ttl_s", &ttl) &&
 	    strlen(id) < sizeof c->lease_id && fb >= 0 && bc >= 1 && bs >= 1 && samples >= 1) {
 		uint64_t first = (uint64_t)fb * (uint64_t)bs;
 		uint64_t last = ((uint64_t)fb + (uint64_t)bc) * (uint64_t)bs;
@@ -204,6 +227,7 @@ static int take_lease(struct conn *c, const char *body, size_t len)
 			snprintf(c->lease_id, sizeof c->lease_id, "%s", id);
 			c->lease_samples = last - first;
 			c->lease_batches = (uint64_t)bc;
+			c->lease_ttl_s = ttl;
 			rc = 0;
 		}
 	}
@@ -246,15 +270,19 @@ static int64_t on_response(struct conn *c, int status, const char *body, size_t 
 		if (status == 200 && !take_lease(c, body, len)) {
 			c->have_lease = 1;
 			g.holding++;
-			return 0;
+			return g.mode == M_FLEET ? fleet_took_lease(c, now) : 0;
 		}
 		if (status == 204)
 			g.no_work++;
+		if (status == 204 && g.mode == M_FLEET)
+			return 0; /* a long poll that ended without work: ask again */
 		note_error("worker lg-%d: POST /v1/leases: %d %.*s", c->idx, status, SNIP(len),
 			   body);
 		return backoff;
 	case K_COMPLETE:
 		if (status == 200 && accepted(body, len, &dup)) {
+			if (g.mode == M_FLEET)
+				fleet_completed(c, dup, now);
 			drop_lease(c);
 			g.duplicates += dup;
 			g.acked++;
@@ -297,6 +325,14 @@ static int64_t on_response(struct conn *c, int status, const char *body, size_t 
 				   status, SNIP(len), body);
 		drop_lease(c);
 		return backoff; /* the batches are pending again: do not grab them straight back */
+	case K_HEARTBEAT:
+		if (status == 200)
+			return fleet_heartbeat(c, status, now);
+		note_error("worker fleet-%d: heartbeat of lease %s: %d %.*s", c->idx, c->lease_id,
+			   status, SNIP(len), body);
+		g.lost++;
+		drop_lease(c);
+		return 0;
 	case K_HEALTHZ:
 		if (status != 200)
 			note_error("GET /healthz: %d %.*s", status, SNIP(len), body);
@@ -414,15 +450,11 @@ void conn_event(struct conn *c, uint32_t ev, int64_t now)
 
 void run_delayed(int64_t now)
 {
-	size_t i = 0;
-	while (i < g.ndelayed) {
-		struct conn *c = g.delayed[i];
-		if (c->wake_at > now) {
-			i++;
-			continue;
-		}
-		g.delayed[i] = g.delayed[--g.ndelayed];
-		c->delayed = 0;
+	struct conn *c;
+	while ((c = heap_peek(&g.delayed)) && c->wake_at <= now) {
+		heap_remove(&g.delayed, 0);
+		if (g.mode == M_FLEET)
+			lat_add(&g.lag, now - c->wake_at);
 		if (c->fd >= 0)
 			conn_next(c);
 		else if (!g.stopping || c->have_lease)
@@ -436,6 +468,12 @@ void ramp(int64_t now)
 		return;
 	for (int64_t k = 0; k < g.connect_batch && g.opened < g.workers; k++)
 		conn_open(&g.conns[g.opened++]);
+}
+
+int64_t next_wake(void)
+{
+	const struct conn *c = heap_peek(&g.delayed);
+	return c ? c->wake_at : INT64_MAX;
 }
 
 int64_t count_kind(enum kind k)

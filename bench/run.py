@@ -348,6 +348,51 @@ def bench_idle(r):
         s.stop()
 
 
+def bench_fleet(r, sizes=(1000, 10_000), seconds=30, target_ms=1000):
+    """A fleet of simulated workers on one coordinator with its default limits (tally-loadgen
+    fleet: speeds log-uniform over 1e6..1e9 samples/s, count leases with long polls, computed
+    on timers, heartbeated, completed) for each size: leases/s, the simulated duration of each
+    lease against --lease-target-ms (from each worker's third lease: the first is sized by the
+    default rate, the second by the first's measurement), the coordinator's CPU and peak RSS,
+    and the job's exact counts. The job is sized to about `seconds` of the fleet's speed; the
+    slowest workers' first leases (2e7 samples at 1e6/s: 20 s) set its least duration."""
+    import resource
+    for n in sizes:
+        s = Server(tempfile.mkdtemp(prefix="tally-bench-"), "--lease-target-ms", str(target_ms))
+        try:
+            pid = s.proc.pid
+            c0, ru0, t0 = cpu_s(pid), resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+            out = loadgen("fleet", "--port", str(s.port), "--workers", str(n), "--seconds",
+                          str(seconds))
+            wall = time.monotonic() - t0
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = cpu_s(pid) - c0
+            job = s.req("GET", f"/v1/jobs/{out['job_id']}").json
+            k = f"fleet_{n}"
+            r[f"{k}_leases_per_s"] = out["leases_per_s"]
+            r[f"{k}_leases"], r[f"{k}_seconds"] = out["leases"], out["seconds"]
+            for q in ("p50", "p99"):
+                r[f"{k}_from3_{q}_x"] = out[f"from3_{q}_ms"] / target_ms
+                r[f"{k}_from2_{q}_x"] = out[f"from2_{q}_ms"] / target_ms
+                r[f"{k}_first_{q}_x"] = out[f"first_{q}_ms"] / target_ms
+            r[f"{k}_from3_max_x"] = out["from3_max_ms"] / target_ms
+            r[f"{k}_workers_with_3"] = out["workers_with_3"]
+            r[f"{k}_cpu_s"], r[f"{k}_cpu_pct"] = cpu, cpu / wall * 100
+            r[f"{k}_loadgen_cpu_s"] = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+            r[f"{k}_rss_kib"] = rss_kib(pid, "VmHWM")
+            r[f"{k}_errors"] = out["errors"] + out["lost"]
+            r[f"{k}_timer_lag_p99_ms"] = out["timer_lag_p99_ms"]
+            r[f"{k}_exact"] = (out["done"] and job["state"] == "succeeded"
+                               and job["counts"] == {"samples": out["samples"]})
+            r[f"{k}_samples"] = out["samples"]
+            print(f"fleet {n}: {json.dumps(out)}", file=sys.stderr, flush=True)
+        finally:
+            s.stop()
+    lo, hi = sizes[0], sizes[-1]
+    if f"fleet_{lo}_rss_kib" in r and f"fleet_{hi}_rss_kib" in r and hi > lo:
+        r["fleet_kib_per_worker"] = (r[f"fleet_{hi}_rss_kib"] - r[f"fleet_{lo}_rss_kib"]) / (hi - lo)
+
+
 def queue_submit(port, n, conns=8):
     """Submits n one-sample count jobs over conns keep-alive connections at once."""
     import http.client
@@ -485,7 +530,8 @@ def bench_retention(r, n=100_000, every=10_000, conns=4):
 BENCHES = {"kernel": bench_kernel, "e2e": bench_e2e, "tiny": bench_tiny, "huge": bench_huge,
            "latency": bench_latency, "growth": bench_growth, "dispatch": bench_dispatch,
            "idle": bench_idle, "seed": bench_seed, "verify": bench_verify,
-           "primes": bench_primes, "queue": bench_queue, "retention": bench_retention}
+           "primes": bench_primes, "queue": bench_queue, "retention": bench_retention,
+           "fleet": bench_fleet}
 
 
 def fmt(r, key, f="{:.3g}", unit=""):
@@ -537,6 +583,10 @@ def write(r):
         ("queue: lease p50 / p99 with 1k / 10k / 100k one-batch jobs queued", "O(log n): flat", " ; ".join(f"{fmt(r, f'queue_{n}_lease_p50_ms', '{:.2f}')} / {fmt(r, f'queue_{n}_lease_p99_ms', '{:.2f}', ' ms')}" for n in (1000, 10000, 100000)), f"{R} queue"),
         ("queue: coordinator memory per unfinished job at 1k / 10k / 100k", "<= 2 KiB", " / ".join(fmt(r, f"queue_{n}_kib_per_job", "{:.1f}", " KiB") for n in (1000, 10000, 100000)), f"{R} queue"),
         ("retention: database file over 100k jobs submitted, finished, deleted (every 10k)", "stops growing", (f"{', '.join(str(k) for k in r['retention_db_kib'])} KiB (WAL {max(r.get('retention_wal_kib') or [0])} KiB at most); {r['retention_growth_kib']:+.0f} KiB after the first 10k; {fmt(r, 'retention_cycles_per_s', '{:.0f}', ' cycles/s')}" if r.get("retention_db_kib") and r.get("retention_jobs") == 100_000 else "not measured"), f"{R} retention"),
+        ("fleet: leases/s, 1k ; 10k simulated workers (1e6..1e9 samples/s, count job, lease target 1 s; 1 run)", "10k workers / 1 s", " ; ".join(f"{fmt(r, f'fleet_{n}_leases_per_s', '{:.0f}', '/s')} ({r.get(f'fleet_{n}_leases', '?')} leases in {fmt(r, f'fleet_{n}_seconds', '{:.1f}', ' s')}; errors {r.get(f'fleet_{n}_errors', '?')})" for n in (1000, 10000)), f"{R} fleet"),
+        ("fleet: lease duration / target from each worker's 3rd lease, p50 / p99, 1k ; 10k (from the 2nd)", "0.5-2x / < 5x", " ; ".join(f"{fmt(r, f'fleet_{n}_from3_p50_x', '{:.2f}')} / {fmt(r, f'fleet_{n}_from3_p99_x', '{:.2f}')} ({fmt(r, f'fleet_{n}_from2_p50_x', '{:.2f}')} / {fmt(r, f'fleet_{n}_from2_p99_x', '{:.2f}')})" for n in (1000, 10000)), f"{R} fleet"),
+        ("fleet: coordinator CPU (share of a core) and peak RSS, 1k ; 10k", "RSS < 256 MiB", " ; ".join(f"{fmt(r, f'fleet_{n}_cpu_s', '{:.1f}', ' s')} ({fmt(r, f'fleet_{n}_cpu_pct', '{:.0f}', ' %')}), {fmt(r, f'fleet_{n}_rss_kib', '{:.0f}', ' KiB')}" for n in (1000, 10000)) + f"; {fmt(r, 'fleet_kib_per_worker', '{:.1f}', ' KiB')} per worker", f"{R} fleet"),
+        ("fleet: the job's counts exact (counts.samples = samples), 1k ; 10k", "exact", " ; ".join(str(r.get(f"fleet_{n}_exact", "not measured")) for n in (1000, 10000)), f"{R} fleet"),
         ("seed: Python serial, 1e8 samples (1 run)", "94.6 s in the post", fmt(r, "seed_serial_s", "{:.1f}", " s"), f"{R} seed"),
         ("seed: Python multiprocessing.Pool, 1e8 samples", "12.5 s on 16 vCPUs in the post", fmt(r, "seed_pool_s", "{:.1f}", " s"), f"{R} seed"),
         ("tally, same job (1e8 samples, batches of 1e5)", "", fmt(r, "tally_1e8_s", "{:.3f}", " s"), f"{R} seed"),

@@ -1,7 +1,8 @@
 /* tally-server: reads its options and its users, starts a coordinator service (api/service.c),
  * then waits for signals: SIGHUP reads the users file again, SIGTERM or SIGINT stops. Exit
  * codes: 0 clean stop, 1 cannot start (store or listen), 2 bad usage or configuration (an
- * invalid token or users file, or a users file that group or others may read). */
+ * invalid token or users file, or a users file that group or others may read; a
+ * --max-connections the file-descriptor limit cannot fit). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -11,8 +12,8 @@
 #include <malloc.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include "buf.h"
+#include "fdlimit.h"
 #include "kernel.h"
 #include "log.h"
 #include "num.h"
@@ -86,7 +87,7 @@ int main(int argc, char **argv)
 	const char *token_file = "", *worker_token_file = "", *tls_cert = "", *tls_key = "";
 	const char *kernel_dir = "", *users_file = "", *retention = "30d";
 	int64_t lease_timeout = 30, lease_target_ms = 1000, max_failures = 3;
-	int64_t request_timeout = 30, max_connections = 4000;
+	int64_t request_timeout = 30, max_connections = 0;
 	int64_t max_unfinished = 1000, max_in_memory = 100000;
 	int64_t retention_ms = 0;
 	int insecure = 0;
@@ -118,8 +119,9 @@ int main(int argc, char **argv)
 		{ "request-timeout", "TALLY_REQUEST_TIMEOUT", OPT_INT, &request_timeout, 1, 3600,
 		  "seconds a client may take to send a request, to take a reply, or to sit idle "
 		  "between two" },
-		{ "max-connections", "TALLY_MAX_CONNECTIONS", OPT_INT, &max_connections, 1, 100000,
-		  "connections open at once" },
+		{ "max-connections", "TALLY_MAX_CONNECTIONS", OPT_INT, &max_connections, 0, 1000000,
+		  "connections open at once (0: 16384, fewer if the file-descriptor limit, raised "
+		  "to its hard limit at start, is short; set, it must fit)" },
 		{ "tls-cert", "TALLY_TLS_CERT", OPT_STR, &tls_cert, 0, 0,
 		  "PEM certificate (chain) file: serve HTTPS" },
 		{ "tls-key", "TALLY_TLS_KEY", OPT_STR, &tls_key, 0, 0,
@@ -218,11 +220,11 @@ int main(int argc, char **argv)
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	mallopt(M_MMAP_THRESHOLD, 16 << 20);
 
-	/* Every idle worker holds a connection open: allow as many descriptors as the system does. */
-	struct rlimit nofile;
-	if (!getrlimit(RLIMIT_NOFILE, &nofile) && nofile.rlim_cur < nofile.rlim_max) {
-		nofile.rlim_cur = nofile.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &nofile);
+	/* Every idle worker holds a connection open: allow as many descriptors as they need. */
+	unsigned connections;
+	if (fdlimit_raise((unsigned)max_connections, &connections, err, sizeof err)) {
+		fprintf(stderr, "tally-server: %s\n", err);
+		return 2;
 	}
 
 	/* Signals are taken by sigwait() below; every thread inherits the mask. */
@@ -242,7 +244,7 @@ int main(int argc, char **argv)
 			   .max_failures = (unsigned)max_failures,
 			   .max_unfinished_jobs = (uint64_t)max_unfinished,
 			   .max_jobs_in_memory = (uint64_t)max_in_memory },
-		.http = { (unsigned)request_timeout, (unsigned)max_connections,
+		.http = { (unsigned)request_timeout, connections,
 			  *tls_cert ? buf_str(&cert) : NULL, *tls_key ? buf_str(&key) : NULL },
 		.users = users,
 		.retention_ms = retention_ms,

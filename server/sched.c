@@ -1,44 +1,77 @@
-/* The lease-size policy and the table of per-worker rates behind it. */
-#include <stdio.h>
+/* The lease-size policy and the rates behind it: workers by name in a hash table, and in order
+ * of their last measurement (least recent first) for forgetting the idle and the oldest. */
 #include <stdlib.h>
 #include <string.h>
+#include "alloc.h"
 #include "hash.h"
+#include "htab.h"
 #include "job.h"
 #include "sched.h"
 
-#define SCHED_PROBE 8         /* slots looked at for one name */
-#define SCHED_MIN_ELAPSED 5   /* ms; shorter measurements are mostly round-trip noise */
+#define SCHED_MIN_ELAPSED 5 /* ms; shorter measurements are mostly round-trip noise */
 
 struct sched_worker {
-	char name[WORKER_NAME_MAX]; /* "" when the slot is free */
+	struct htab_node node;               /* s->byname; first, so a node is its worker */
+	struct sched_worker *older, *newer;  /* s's order of last measurement */
 	double rate;
 	int64_t seen;
+	char name[];
 };
 
 struct sched {
 	int64_t target_ms;
-	struct sched_worker w[SCHED_WORKERS];
+	struct htab byname;
+	struct sched_worker *oldest, *newest;
 };
 
 struct sched *sched_new(int64_t target_ms)
 {
-	struct sched *s = calloc(1, sizeof *s);
-	if (s)
+	struct sched *s = t_calloc(1, sizeof *s);
+	if (s) {
 		s->target_ms = target_ms;
+		htab_init(&s->byname);
+	}
 	return s;
+}
+
+static void sched_unlink(struct sched *s, struct sched_worker *w)
+{
+	*(w->older ? &w->older->newer : &s->oldest) = w->newer;
+	*(w->newer ? &w->newer->older : &s->newest) = w->older;
+}
+
+static void sched_push(struct sched *s, struct sched_worker *w)
+{
+	w->newer = NULL;
+	w->older = s->newest;
+	*(s->newest ? &s->newest->newer : &s->oldest) = w;
+	s->newest = w;
+}
+
+/* Forgets the worker measured longest ago. */
+static void sched_drop_oldest(struct sched *s)
+{
+	struct sched_worker *w = s->oldest;
+	htab_remove(&s->byname, &w->node);
+	sched_unlink(s, w);
+	free(w);
 }
 
 void sched_free(struct sched *s)
 {
+	if (!s)
+		return;
+	while (s->oldest)
+		sched_drop_oldest(s);
+	htab_release(&s->byname);
 	free(s);
 }
 
-/* Returns the slot holding name, or NULL. */
-static const struct sched_worker *sched_find(const struct sched *s, const char *name)
+/* Returns name's entry, or NULL. */
+static struct sched_worker *sched_find(const struct sched *s, const char *name)
 {
-	uint64_t h = hash_str(name);
-	for (int i = 0; i < SCHED_PROBE; i++) {
-		const struct sched_worker *w = &s->w[(h + (uint64_t)i) % SCHED_WORKERS];
+	for (struct htab_node *n = htab_first(&s->byname, hash_str(name)); n; n = htab_next(n)) {
+		struct sched_worker *w = (struct sched_worker *)n;
 		if (!strcmp(w->name, name))
 			return w;
 	}
@@ -57,6 +90,11 @@ double sched_known_rate(const struct sched *s, const char *worker)
 	return w ? w->rate : 0;
 }
 
+size_t sched_size(const struct sched *s)
+{
+	return s->byname.n;
+}
+
 uint64_t sched_lease_batches(struct sched *s, const char *worker, uint64_t batch_size,
 			     uint64_t remaining, uint64_t max_batches)
 {
@@ -73,25 +111,30 @@ uint64_t sched_lease_batches(struct sched *s, const char *worker, uint64_t batch
 void sched_observe(struct sched *s, const char *worker, uint64_t samples, int64_t elapsed_ms,
 		   int64_t now)
 {
-	uint64_t h = hash_str(worker);
-	struct sched_worker *slot = NULL;
+	struct sched_worker *w;
+	size_t len = strnlen(worker, WORKER_NAME_MAX - 1);
 	double rate;
 
 	if (elapsed_ms < SCHED_MIN_ELAPSED)
 		elapsed_ms = SCHED_MIN_ELAPSED;
 	rate = (double)samples * 1000.0 / (double)elapsed_ms;
-	for (int i = 0; i < SCHED_PROBE; i++) {
-		struct sched_worker *w = &s->w[(h + (uint64_t)i) % SCHED_WORKERS];
-		if (!strcmp(w->name, worker)) {
-			/* A short lease says little; weigh the new figure by half. */
-			w->rate = 0.5 * w->rate + 0.5 * rate;
-			w->seen = now;
+	while (s->oldest && now - s->oldest->seen >= SCHED_IDLE_MS)
+		sched_drop_oldest(s);
+	if ((w = sched_find(s, worker))) {
+		/* A short lease says little; weigh the new figure by half. */
+		w->rate = 0.5 * w->rate + 0.5 * rate;
+		sched_unlink(s, w);
+	} else {
+		if (s->byname.n >= SCHED_WORKERS_MAX)
+			sched_drop_oldest(s);
+		if (htab_reserve(&s->byname, s->byname.n + 1) ||
+		    !(w = t_malloc(sizeof *w + len + 1)))
 			return;
-		}
-		if (!slot || !w->name[0] || (slot->name[0] && w->seen < slot->seen))
-			slot = w;
+		memcpy(w->name, worker, len);
+		w->name[len] = '\0';
+		w->rate = rate;
+		htab_insert(&s->byname, &w->node, hash_str(w->name));
 	}
-	snprintf(slot->name, sizeof slot->name, "%s", worker);
-	slot->rate = rate;
-	slot->seen = now;
+	w->seen = now;
+	sched_push(s, w);
 }

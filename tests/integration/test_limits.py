@@ -1,14 +1,18 @@
 """Limits: a client that sends a request slowly (slow loris), a slow body, or nothing at all is
 cut off after --request-timeout, while parked long polls are not; so is one that pipelines requests
 and never reads the replies; 2,000 open connections leave /healthz answering; past
---max-connections, connections wait until idle ones are cut."""
+--max-connections, connections wait until idle ones are cut. The coordinator raises its
+file-descriptor limit at start to fit its connections, and says what it got."""
+import os
+import re
 import resource
 import select
 import socket
+import subprocess
 import time
 import unittest
 
-from harness import TallyTestCase
+from harness import BIN, TallyTestCase
 
 
 def connect(port):
@@ -124,6 +128,65 @@ class LimitsTest(TallyTestCase):
             for c in conns:
                 c.close()
         self.assertEqual(s.req("GET", "/healthz").status, 200)
+
+
+def nofile(soft, hard=None):
+    """A preexec_fn that starts the child with these descriptor limits (hard: unchanged)."""
+    def apply():
+        h = resource.getrlimit(resource.RLIMIT_NOFILE)[1] if hard is None else hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, h))
+    return apply
+
+
+class DescriptorLimitTest(TallyTestCase):
+    DEFAULT = 16384  # --max-connections 0: HTTP_CONN_LIMIT
+    MARGIN = 64      # FDLIMIT_MARGIN
+
+    def fd_line(self, s):
+        m = re.search(r'msg="file descriptors" limit=(\d+) was=(\d+) hard=(\w+) '
+                      r'max_connections=(\d+)', s.log())
+        self.assertIsNotNone(m, s.log()[-2000:])
+        return [int(x) if x.isdigit() else x for x in m.groups()]
+
+    def test_soft_limit_raised_at_start(self):
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard != resource.RLIM_INFINITY and hard < self.DEFAULT + self.MARGIN + 400:
+            self.skipTest(f"hard limit {hard}: too low to show the default fitting")
+        s = self.server(preexec_fn=nofile(256))
+        limit, was, _, conns = self.fd_line(s)
+        self.assertEqual(was, 256)
+        self.assertGreaterEqual(limit, self.DEFAULT + self.MARGIN)
+        self.assertEqual(conns, self.DEFAULT)
+        with open(f"/proc/{s.proc.pid}/limits") as f:
+            soft = next(l for l in f if l.startswith("Max open files")).split()[3]
+        self.assertEqual(int(soft), limit)
+        # More connections than the 256 it was started with: each still served.
+        conns = [connect(s.port) for _ in range(300)]
+        try:
+            for c in conns[-3:]:
+                c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertTrue(c.recv(4096).startswith(b"HTTP/1.1 200"))
+        finally:
+            for c in conns:
+                c.close()
+
+    def test_short_hard_limit_lowers_the_default_and_refuses_an_explicit_limit(self):
+        s = self.server(preexec_fn=nofile(256, 512))
+        self.assertEqual(self.fd_line(s), [512, 256, 512, 512 - self.MARGIN])
+        self.assertRegex(s.log(), r'level=warn msg="too few file descriptors.*max_connections=448')
+        self.assertEqual(s.req("GET", "/healthz").status, 200)
+        p = subprocess.run([os.path.join(BIN, "tally-server"), "--listen", "127.0.0.1:0",
+                            "--db", os.path.join(self.tmpdir, "x.db"), "--max-connections",
+                            "1000"], preexec_fn=nofile(256, 512), capture_output=True,
+                           text=True, timeout=10)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("1000 connections (--max-connections) need 1064 file descriptors", p.stderr)
+        self.assertIn("lower --max-connections", p.stderr)
+
+    def test_help_names_the_default(self):
+        out = subprocess.run([os.path.join(BIN, "tally-server"), "--help"], capture_output=True,
+                             text=True, timeout=10).stdout
+        self.assertRegex(out, r"--max-connections .*0: 16384.*file-descriptor limit")
 
 
 if __name__ == "__main__":

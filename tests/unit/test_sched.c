@@ -1,10 +1,12 @@
-/* The lease policy: sizes from measured rates, caps, and the bounded table of workers. */
+/* The lease policy: sizes from measured rates, caps, and the bounds of the rates remembered. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <math.h>
 #include <cmocka.h>
+#include "alloc.h"
 #include "sched.h"
 
 static void test_unknown_worker_gets_default_rate(void **state)
@@ -46,27 +48,104 @@ static void test_rate_follows_observations(void **state)
 	sched_free(s);
 }
 
-static void test_table_evicts_stalest(void **state)
+/* Past SCHED_WORKERS_MAX workers, the one measured longest ago goes; lookups never return
+ * another worker's rate. */
+static void test_bounded_by_count(void **state)
+{
+	struct sched *s = sched_new(1000);
+	const int extra = 1000, n = SCHED_WORKERS_MAX + extra;
+	char name[32];
+	(void)state;
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof name, "w%d", i);
+		sched_observe(s, name, (uint64_t)(i + 1) * 1000, 1000, i);
+	}
+	assert_int_equal(sched_size(s), SCHED_WORKERS_MAX);
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof name, "w%d", i);
+		assert_true(sched_known_rate(s, name) == (i < extra ? 0 : (double)(i + 1) * 1000));
+	}
+	/* Measured again, the oldest becomes the newest: the next newcomer evicts w1001. */
+	sched_observe(s, "w1000", 1000, 1000, n);
+	sched_observe(s, "newcomer", 1000, 1000, n + 1);
+	assert_true(sched_known_rate(s, "w1000") > 0);
+	assert_true(sched_known_rate(s, "w1001") == 0);
+	sched_free(s);
+}
+
+/* A worker not measured for SCHED_IDLE_MS is forgotten; one measured meanwhile stays. */
+static void test_forgets_idle_workers(void **state)
+{
+	struct sched *s = sched_new(1000);
+	(void)state;
+	sched_observe(s, "gone", 1000000, 1000, 0);
+	sched_observe(s, "busy", 1000000, 1000, 0);
+	sched_observe(s, "busy", 1000000, 1000, SCHED_IDLE_MS - 1);
+	sched_observe(s, "other", 1000000, 1000, SCHED_IDLE_MS - 1);
+	assert_int_equal(sched_size(s), 3);
+	sched_observe(s, "other", 1000000, 1000, SCHED_IDLE_MS);
+	assert_true(sched_known_rate(s, "gone") == 0);
+	assert_true(sched_rate(s, "gone") == SCHED_DEFAULT_RATE);
+	assert_true(sched_known_rate(s, "busy") == 1e6);
+	assert_int_equal(sched_size(s), 2);
+	sched_free(s);
+}
+
+/* Out of memory, a new worker is not remembered and the others are untouched. */
+static void test_out_of_memory_forgets_only_the_newcomer(void **state)
 {
 	struct sched *s = sched_new(1000);
 	char name[32];
 	(void)state;
-	/* Far more workers than slots: every insert succeeds and lookups never return a wrong
-	 * worker's rate. */
-	for (int i = 0; i < 5 * SCHED_WORKERS; i++) {
+	for (int i = 0; i < 100; i++) {
 		snprintf(name, sizeof name, "w%d", i);
-		sched_observe(s, name, (uint64_t)(i + 1) * 1000, 1000, i);
-		assert_true(sched_rate(s, name) == (double)(i + 1) * 1000);
+		sched_observe(s, name, 1000, 1000, i);
 	}
-	int remembered = 0;
-	for (int i = 0; i < 5 * SCHED_WORKERS; i++) {
+	for (long k = 0; k < 2; k++) {
+		alloc_fail_after(k, 0);
+		sched_observe(s, "new", 5000, 1000, 100);
+		alloc_fail_never();
+	}
+	assert_true(sched_known_rate(s, "new") == 0 || sched_known_rate(s, "new") == 5000);
+	assert_true(sched_size(s) <= 101);
+	for (int i = 0; i < 100; i++) {
 		snprintf(name, sizeof name, "w%d", i);
-		double r = sched_rate(s, name);
-		assert_true(r == SCHED_DEFAULT_RATE || r == (double)(i + 1) * 1000);
-		remembered += r != SCHED_DEFAULT_RATE;
+		assert_true(sched_known_rate(s, name) == 1000);
 	}
-	assert_true(remembered <= SCHED_WORKERS);
-	assert_true(remembered > SCHED_WORKERS / 2);
+	alloc_fail_after(0, 1);
+	sched_observe(s, "new2", 5000, 1000, 101);
+	alloc_fail_never();
+	assert_true(sched_known_rate(s, "new2") == 0);
+	sched_free(s);
+}
+
+/* The issue's fleet: 10,000 workers of speeds spread log-uniformly over 1e6..1e9 samples/s. Once
+ * each has completed a lease, each one's next lease is sized to its own speed (a table of 1,024
+ * sized most of them by the default). */
+static void test_ten_thousand_workers_each_get_their_own_size(void **state)
+{
+	struct sched *s = sched_new(1000);
+	char name[32];
+	(void)state;
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < 10000; i++) {
+			double rate = 1e6 * pow(1000.0, (double)i / 9999.0);
+			snprintf(name, sizeof name, "node-%05d", i);
+			/* The first lease: the default's size, timed at this worker's speed. */
+			uint64_t samples = (uint64_t)(SCHED_DEFAULT_RATE);
+			sched_observe(s, name, samples, (int64_t)((double)samples / rate * 1000.0 + 0.5),
+				      (int64_t)pass * 20000 + i);
+		}
+	for (int i = 0; i < 10000; i++) {
+		double rate = 1e6 * pow(1000.0, (double)i / 9999.0);
+		snprintf(name, sizeof name, "node-%05d", i);
+		/* A second of its speed, in batches of 1e4 samples, within the ms rounding above. */
+		double want = rate / 1e4, got = (double)sched_lease_batches(s, name, 10000,
+									   UINT64_MAX, 0);
+		if (got < want * 0.97 - 1 || got > want * 1.03 + 1)
+			fail_msg("%s (%.3g samples/s): %.0f batches, want about %.0f", name, rate,
+				 got, want);
+	}
 	sched_free(s);
 }
 
@@ -76,7 +155,10 @@ int main(void)
 		cmocka_unit_test(test_unknown_worker_gets_default_rate),
 		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_rate_follows_observations),
-		cmocka_unit_test(test_table_evicts_stalest),
+		cmocka_unit_test(test_bounded_by_count),
+		cmocka_unit_test(test_forgets_idle_workers),
+		cmocka_unit_test(test_out_of_memory_forgets_only_the_newcomer),
+		cmocka_unit_test(test_ten_thousand_workers_each_get_their_own_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
