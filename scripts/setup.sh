@@ -15,6 +15,7 @@ if [ "${1:-}" = --test ]; then
   # (test_slurm).
   pkgs+=(python3-yaml valgrind clang libclang-rt-dev systemd docker.io docker-compose debootstrap
          chromium fonts-liberation primesieve slurm-wlm munge)
+  pkgs+=(iproute2) # ip netns, veth and bridges: test_hosts's separate hosts
 elif [ $# -gt 0 ]; then
   echo "usage: scripts/setup.sh [--test]" >&2
   exit 2

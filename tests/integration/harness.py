@@ -1,4 +1,5 @@
-"""Starts the real tally-server and tally-worker binaries on loopback for integration tests.
+"""Starts the real tally-server and tally-worker binaries on loopback for integration tests (or
+elsewhere: Server's host and prefix, Worker's prefix, e.g. ["ip", "netns", "exec", NS]).
 
 Servers bind port 0 and the port is read back from their first stdout line; readiness is waited
 for, never slept for; every wait has a deadline. Binaries come from $TALLY_BIN (ctest sets it).
@@ -78,9 +79,12 @@ class Response:
         return f"<{self.status} {self.raw[:300]!r}>"
 
 
-def request(port, method, path, body=None, headers=None, raw=None, timeout=30):
-    """One HTTP request on a fresh connection. body is JSON-encoded; raw is sent as is."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def request(port, method, path, body=None, headers=None, raw=None, timeout=30, host="127.0.0.1",
+            sock=None):
+    """One HTTP request on a fresh connection. body is JSON-encoded; raw is sent as is. sock: a
+    socket already connected to host:port (one made in another network namespace)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn.sock = sock
     hdrs = dict(headers or {})
     data = raw
     if body is not None:
@@ -97,9 +101,12 @@ def request(port, method, path, body=None, headers=None, raw=None, timeout=30):
 class Server:
     """A tally-server process with its own database under tmpdir."""
 
-    def __init__(self, tmpdir, *args, port=0, db=None, preexec_fn=None):
+    def __init__(self, tmpdir, *args, port=0, db=None, preexec_fn=None, host="127.0.0.1",
+                 prefix=()):
         self.tmpdir = tmpdir
         self.preexec_fn = preexec_fn  # run in the child before exec (limits, signals)
+        self.host = host  # the address it listens on
+        self.prefix = list(prefix)  # what runs it, e.g. ["ip", "netns", "exec", NS]
         self.db = db or os.path.join(tmpdir, "tally.db")
         self.args = list(args)
         self.port = port
@@ -109,8 +116,9 @@ class Server:
     def start(self, timeout=10):
         log = open(os.path.join(self.tmpdir, "server.log"), "ab")
         self.proc = subprocess.Popen(
-            wrap([binary("tally-server"), "--listen", f"127.0.0.1:{self.port}", "--db", self.db]
-                 + self.args, self.tmpdir), stdout=subprocess.PIPE, stderr=log, bufsize=0,
+            self.prefix + wrap([binary("tally-server"), "--listen", f"{self.host}:{self.port}",
+                                "--db", self.db] + self.args, self.tmpdir),
+            stdout=subprocess.PIPE, stderr=log, bufsize=0,
             preexec_fn=self.preexec_fn)
         log.close()
         deadline = time.monotonic() + timeout
@@ -140,10 +148,10 @@ class Server:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def req(self, method, path, body=None, **kw):
-        return request(self.port, method, path, body, **kw)
+        return request(self.port, method, path, body, host=self.host, **kw)
 
     def submit(self, **spec):
         r = self.req("POST", "/v1/jobs", spec)
@@ -195,7 +203,8 @@ class Worker:
 
     count = 0
 
-    def __init__(self, server, threads=1, name=None, tmpdir=None, *args, exe="tally-worker"):
+    def __init__(self, server, threads=1, name=None, tmpdir=None, *args, exe="tally-worker",
+                 prefix=()):
         Worker.count += 1
         self.name = name or f"w{Worker.count}"
         logdir = tmpdir or server.tmpdir
@@ -203,8 +212,8 @@ class Worker:
         log = open(self.logpath, "ab")
         env = dict(os.environ, TALLY_PI_PATH="scalar") if VALGRIND else None
         self.proc = subprocess.Popen(
-            wrap([binary(exe), "--server", server.url, "--threads", str(threads),
-                  "--name", self.name, "--wait", "2"] + list(args), logdir),
+            list(prefix) + wrap([binary(exe), "--server", server.url, "--threads", str(threads),
+                                 "--name", self.name, "--wait", "2"] + list(args), logdir),
             stdout=log, stderr=log, env=env)
         log.close()
 
@@ -262,7 +271,7 @@ class TallyTestCase(unittest.TestCase):
         self.procs.append(s)
         return s
 
-    def worker(self, server, threads=1, name=None, *args, exe="tally-worker"):
-        w = Worker(server, threads, name, self.tmpdir, *args, exe=exe)
+    def worker(self, server, threads=1, name=None, *args, exe="tally-worker", prefix=()):
+        w = Worker(server, threads, name, self.tmpdir, *args, exe=exe, prefix=prefix)
         self.procs.append(w)
         return w
