@@ -46,6 +46,7 @@ struct coord_config {
 	unsigned max_failures;    /* failed leases a batch survives before its job fails; 0: any */
 	uint64_t max_unfinished_jobs; /* queued and running jobs an owner may have; 0: no limit */
 	uint64_t max_jobs_in_memory;  /* queued and running jobs of every owner; 0: no limit */
+	uint64_t max_speculative;     /* speculative copies live at a time (server/spec.h); 0: none */
 };
 
 /* A worker's request for work, decoded. kernels[] are borrowed for the call. */

@@ -38,7 +38,8 @@ static enum tally_err coord_acquire(struct coord *c, const struct lease_request 
 	if (rc != TALLY_ENOTFOUND)
 		return rc;
 	rc = live_speculate(c->live, req->worker, req->kernels, req->nkernels, req->max_batches,
-			    skip, now, c->cfg.lease_timeout_ms, coord_rate, c, out, &of);
+			    skip, (size_t)c->cfg.max_speculative, now, c->cfg.lease_timeout_ms,
+			    coord_rate, c, out, &of);
 	if (!rc)
 		log_info("msg=\"speculative copy granted\" lease=%lld of=%lld job=%lld worker=%s",
 			 (long long)out->id, (long long)of, (long long)out->job_id, req->worker);

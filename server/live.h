@@ -184,7 +184,7 @@ typedef double (*live_rate_fn)(void *ctx, const char *worker);
  * that worker can run (as live_acquire() decides, and within max_batches), held by another
  * worker, neither a check lease nor a copy nor copied already: of those a copy would likely
  * finish sooner (rate(ctx, worker) against its worker's), the one expected to finish last. At
- * most SPEC_LIVE_MAX copies are live at a time. The copy is live until now + ttl_ms; *of is set
+ * most max_live copies are live at a time (0: none is granted). The copy is live until now + ttl_ms; *of is set
  * to the id of the lease it copies. Whichever of the two completes first is counted; the other
  * is done then too, with nothing added (its worker's heartbeat is refused, its complete a
  * duplicate). A fail or an expiry of one gives nothing back while the other is live: it holds
@@ -195,8 +195,8 @@ typedef double (*live_rate_fn)(void *ctx, const char *worker);
 TALLY_WUR enum tally_err live_speculate(struct live *lv, const char *worker,
 					const char *const *kernels, size_t nkernels,
 					uint64_t max_batches, const struct passover_worker *skip,
-					int64_t now, int64_t ttl_ms, live_rate_fn rate, void *ctx,
-					struct lease *out, int64_t *of);
+					size_t max_live, int64_t now, int64_t ttl_ms,
+					live_rate_fn rate, void *ctx, struct lease *out, int64_t *of);
 /* Returns when the last live_speculate() that found nothing saw a lease become worth a copy
  * (spec_look_at(); 0: none): parked lease requests should ask again then. May be in the past. */
 int64_t live_spec_look_at(const struct live *lv);

@@ -23,8 +23,9 @@ static int copyable(const struct llease *l, const char *worker, const char *cons
 
 enum tally_err live_speculate(struct live *lv, const char *worker, const char *const *kernels,
 			      size_t nkernels, uint64_t max_batches,
-			      const struct passover_worker *skip, int64_t now, int64_t ttl_ms,
-			      live_rate_fn rate, void *ctx, struct lease *out, int64_t *of)
+			      const struct passover_worker *skip, size_t max_live, int64_t now,
+			      int64_t ttl_ms, live_rate_fn rate, void *ctx, struct lease *out,
+			      int64_t *of)
 {
 	struct llease *best = NULL, *c;
 	int64_t best_at = 0;
@@ -33,7 +34,7 @@ enum tally_err live_speculate(struct live *lv, const char *worker, const char *c
 	lv->spec.look_at = 0;
 	if (verify_quarantined(&lv->verify, worker))
 		return TALLY_EFORBIDDEN;
-	if (leasetab_pairs(&lv->leases) >= SPEC_LIVE_MAX)
+	if (leasetab_pairs(&lv->leases) >= max_live)
 		return TALLY_ENOTFOUND;
 	mine = rate(ctx, worker);
 	/* Every live lease: they are as many as the workers, and this runs only for a worker that

@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#define SPEC_LIVE_MAX 32 /* speculative copies live at a time, over every job */
+#define SPEC_LIVE_DEFAULT 32 /* speculative copies live at a time, over every job (--max-speculative) */
 /* A copy is granted only when its expected duration is at most this share of the time the
  * lease it copies is expected still to take: a copy that would only just win is a waste. */
 #define SPEC_GAIN 0.75

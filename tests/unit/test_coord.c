@@ -19,6 +19,7 @@
 #include "kernel.h"
 #include "live.h"
 #include "passover.h"
+#include "spec.h"
 #include "tmpdb.h"
 
 struct fixture {
@@ -54,7 +55,8 @@ static void on_jobs(void *ctx)
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000 };
+	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000,
+				    .max_speculative = SPEC_LIVE_DEFAULT };
 	char err[256];
 	tmpdb_make(&f->t);
 	if (db_open(f->t.path, &f->db, err, sizeof err))
@@ -287,7 +289,8 @@ static void test_finishing_job_wakes_waiters(void **state)
 /* A restart without the last flush: a crash. The store is opened again and loaded. */
 static void crash_and_restart(struct fixture *f)
 {
-	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000 };
+	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000,
+				    .max_speculative = SPEC_LIVE_DEFAULT };
 	char err[256];
 	coord_free(f->c);
 	db_close(f->db);
@@ -1246,7 +1249,8 @@ static void test_lease_tags_bind_and_survive_restart(void **state)
 	struct tmpdb other;
 	struct db *odb;
 	struct coord *oc;
-	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000 };
+	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000,
+				    .max_speculative = SPEC_LIVE_DEFAULT };
 	char err[256];
 	uint64_t tag = coord_lease_tag(f->c, 17, "node-a", "w1");
 	struct lease_claim ok = { 17, tag, "node-a", "w1" };

@@ -111,7 +111,8 @@ static enum tally_err ask_n(struct live *lv, const char *worker, uint64_t n, int
 					 &n, out);
 	*of = 0;
 	if (rc == TALLY_ENOTFOUND)
-		rc = live_speculate(lv, worker, pi_only, 1, 0, NULL, now, TTL, rate_of, NULL, out, of);
+		rc = live_speculate(lv, worker, pi_only, 1, 0, NULL, SPEC_LIVE_DEFAULT, now, TTL,
+				    rate_of, NULL, out, of);
 	return rc;
 }
 
@@ -158,8 +159,8 @@ static void test_copy_of_the_last_lease(void **state)
 	s = take(lv, "slow", 5, T0);
 	a = take(lv, "a", 5, T0);
 	/* Batches 10-11 are pending: no copy yet. */
-	assert_int_equal(live_speculate(lv, "b", pi_only, 1, 0, NULL, T0 + 1, TTL, rate_of, NULL,
-					&c, &of),
+	assert_int_equal(live_speculate(lv, "b", pi_only, 1, 0, NULL, SPEC_LIVE_DEFAULT, T0 + 1,
+					TTL, rate_of, NULL, &c, &of),
 			 TALLY_ENOTFOUND);
 	a2 = take(lv, "a", 5, T0 + 1); /* the last two */
 	assert_int_equal(a2.batch_count, 2);
@@ -355,25 +356,25 @@ static void test_rows_written(void **state)
 	live_free(lv);
 }
 
-/* At most SPEC_LIVE_MAX copies are live; a cancelled job's pairs end with it. An extend that
+/* At most SPEC_LIVE_DEFAULT copies are live; a cancelled job's pairs end with it. An extend that
  * recomputes a short last batch takes both copies of its lease back. */
 static void test_bound_cancel_and_extend(void **state)
 {
 	struct live *lv = fresh(0);
 	char name[16];
-	int64_t id = job_of(lv, 1000 * (SPEC_LIVE_MAX + 1)), id2, of;
+	int64_t id = job_of(lv, 1000 * (SPEC_LIVE_DEFAULT + 1)), id2, of;
 	struct lease l;
 	struct job j;
 	(void)state;
 
-	for (int i = 0; i <= SPEC_LIVE_MAX; i++) {
+	for (int i = 0; i <= SPEC_LIVE_DEFAULT; i++) {
 		snprintf(name, sizeof name, "s%d", i);
 		(void)take(lv, name, 1, T0);
 	}
-	for (int i = 0; i <= SPEC_LIVE_MAX; i++) {
+	for (int i = 0; i <= SPEC_LIVE_DEFAULT; i++) {
 		snprintf(name, sizeof name, "f%d", i);
 		assert_int_equal(ask(lv, name, T0, &l, &of),
-				 i < SPEC_LIVE_MAX ? TALLY_OK : TALLY_ENOTFOUND);
+				 i < SPEC_LIVE_DEFAULT ? TALLY_OK : TALLY_ENOTFOUND);
 	}
 	assert_int_equal(live_cancel(lv, id, T0 + 1, &j), TALLY_OK);
 	id2 = job_of(lv, 2500); /* a short last batch */
