@@ -71,6 +71,12 @@ static enum tally_err coordinator(struct buf *b, const struct coord_metrics *m)
 	    (rc = one(b, "tally_leases_failed_total", "counter", "Leases given back by a fail.",
 		      m->leases_failed)) ||
 	    (rc = one(b, "tally_leases_active", "gauge", "Live leases.", m->leases_active)) ||
+	    (rc = one(b, "tally_speculative_leases_total", "counter",
+		      "Speculative copies granted of leases a job waited for last.",
+		      m->spec_granted)) ||
+	    (rc = one(b, "tally_speculative_wins_total", "counter",
+		      "Speculative copies that completed before the lease they copied.",
+		      m->spec_won)) ||
 	    (rc = head(b, "tally_completes_refused_total", "counter",
 		       "Completes not counted, by reason.")) ||
 	    (rc = buf_addf(b,

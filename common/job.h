@@ -1,6 +1,7 @@
 /* The job and the lease as both sides see them: typed structs, no JSON, no SQL.
  * A job's batches are 0..B-1, batch b covering samples [b*batch_size, min((b+1)*batch_size,
- * samples)). Every batch is pending, leased (in exactly one live lease) or done. */
+ * samples)). Every batch is pending, leased (in exactly one live lease, or in two: a lease and
+ * its speculative copy, server/spec.h) or done. */
 #ifndef TALLY_JOB_H
 #define TALLY_JOB_H
 

@@ -30,8 +30,12 @@ void coord_job_ended(struct coord *c)
 
 void coord_tell_expiry(struct coord *c)
 {
+	int64_t at = live_next_expiry(c->live), look = live_spec_look_at(c->live);
+
+	if (look > coord_now(c) && (!at || look < at))
+		at = look; /* parked lease requests ask again when a copy may be worth it (spec.h) */
 	if (c->hooks.expiry)
-		c->hooks.expiry(c->hooks.ctx, live_next_expiry(c->live));
+		c->hooks.expiry(c->hooks.ctx, at);
 }
 
 /* The live state was read back after a failed write: its leases expire at other times. */
@@ -471,6 +475,8 @@ enum tally_err coord_metrics(struct coord *c, struct coord_metrics *out)
 	out->queue_samples = t.remaining_samples;
 	out->checks_pending = t.checks_pending;
 	out->quarantined = t.quarantined;
+	out->spec_granted = t.spec_granted;
+	out->spec_won = t.spec_won;
 	coord_owner_metrics(c, out);
 	return coord_workers(c, count_worker, out);
 }

@@ -33,7 +33,9 @@ struct coord_clock {
 /* Called by the coordinator so that the HTTP layer can wake long polls. */
 struct coord_hooks {
 	void (*work)(void *ctx);              /* new work may be leasable now */
-	void (*expiry)(void *ctx, int64_t at); /* the earliest live lease expires at `at` (0: none) */
+	/* The earliest live lease expires at `at` (0: none), or parked lease requests should ask
+	 * again then (a speculative copy may be worth it by then: server/spec.h). */
+	void (*expiry)(void *ctx, int64_t at);
 	void (*jobs)(void *ctx);              /* a job finished or was cancelled */
 	void *ctx;
 };
@@ -44,6 +46,7 @@ struct coord_config {
 	unsigned max_failures;    /* failed leases a batch survives before its job fails; 0: any */
 	uint64_t max_unfinished_jobs; /* queued and running jobs an owner may have; 0: no limit */
 	uint64_t max_jobs_in_memory;  /* queued and running jobs of every owner; 0: no limit */
+	uint64_t max_speculative;     /* speculative copies live at a time (server/spec.h); 0: none */
 };
 
 /* A worker's request for work, decoded. kernels[] are borrowed for the call. */
@@ -208,6 +211,7 @@ struct coord_metrics {
 	uint64_t completes_duplicate;   /* repeats, acknowledged and not counted */
 	uint64_t completes_lost;        /* refused: the lease was lost, or never existed */
 	uint64_t completes_bad_counts;  /* refused: counts that cannot be right */
+	uint64_t spec_granted, spec_won; /* speculative copies granted, and those that won */
 	uint64_t leases_active;         /* gauges from here on */
 	uint64_t queue_batches;         /* waiting for a lease, over unfinished jobs */
 	uint64_t queue_samples;         /* not yet counted, over unfinished jobs */

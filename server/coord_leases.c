@@ -19,12 +19,31 @@ static uint64_t coord_size(void *ctx, const struct job *job, uint64_t remaining)
 				   c->sizing->max_batches);
 }
 
+static double coord_rate(void *ctx, const char *worker)
+{
+	return sched_rate(((struct coord *)ctx)->sched, worker);
+}
+
+/* Work for req's worker: a lease of the next job's batches, or else a speculative copy of a
+ * lease that a job waits for last (server/spec.h). */
 static enum tally_err coord_acquire(struct coord *c, const struct lease_request *req, int64_t now,
 				    struct lease *out)
 {
-	return live_acquire(c->live, req->worker, req->kernels, req->nkernels, req->max_batches,
-			    passover_of(c->passover, req->worker, now), now,
-			    c->cfg.lease_timeout_ms, coord_size, c, out);
+	const struct passover_worker *skip = passover_of(c->passover, req->worker, now);
+	int64_t of = 0;
+	enum tally_err rc = live_acquire(c->live, req->worker, req->kernels, req->nkernels,
+					 req->max_batches, skip, now, c->cfg.lease_timeout_ms,
+					 coord_size, c, out);
+
+	if (rc != TALLY_ENOTFOUND)
+		return rc;
+	rc = live_speculate(c->live, req->worker, req->kernels, req->nkernels, req->max_batches,
+			    skip, (size_t)c->cfg.max_speculative, now, c->cfg.lease_timeout_ms,
+			    coord_rate, c, out, &of);
+	if (!rc)
+		log_info("msg=\"speculative copy granted\" lease=%lld of=%lld job=%lld worker=%s",
+			 (long long)out->id, (long long)of, (long long)out->job_id, req->worker);
+	return rc;
 }
 
 enum tally_err coord_lease(struct coord *c, const struct lease_request *req, struct lease *out)

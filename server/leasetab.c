@@ -24,6 +24,7 @@ enum tally_err leasetab_init(struct leasetab *t)
 	heap_init(&t->live, expires_first, set_heap_pos);
 	t->dirty = NULL;
 	t->dirty_tail = &t->dirty;
+	t->pairs = 0;
 	return htab_reserve(&t->byid, LEASETAB_BUCKETS_MIN);
 }
 
@@ -43,6 +44,7 @@ void leasetab_clear(struct leasetab *t)
 	}
 	htab_clear(&t->byid);
 	heap_clear(&t->live); /* the leases it pointed to are gone */
+	t->pairs = 0;
 	t->dirty = NULL;
 	t->dirty_tail = &t->dirty;
 }
@@ -105,8 +107,30 @@ size_t leasetab_count(const struct leasetab *t)
 	return t->byid.n;
 }
 
+void leasetab_pair(struct leasetab *t, struct llease *a, struct llease *b)
+{
+	a->twin = b;
+	b->twin = a;
+	t->pairs++;
+}
+
+void leasetab_unpair(struct leasetab *t, struct llease *l)
+{
+	if (!l->twin)
+		return;
+	l->twin->twin = NULL;
+	l->twin = NULL;
+	t->pairs--;
+}
+
+size_t leasetab_pairs(const struct leasetab *t)
+{
+	return t->pairs;
+}
+
 void leasetab_unlive(struct leasetab *t, struct llease *l)
 {
+	leasetab_unpair(t, l);
 	if (l->heap != HEAP_NONE)
 		heap_remove(&t->live, l->heap);
 }
@@ -178,6 +202,7 @@ static int cancel_of_job(void *ctx, void *item)
 	struct llease *l = item;
 	if (l->job != c->job)
 		return 1;
+	leasetab_unpair(c->t, l);
 	l->lease.state = LEASE_CANCELLED;
 	l->finished_at = c->now;
 	leasetab_touch(c->t, l);

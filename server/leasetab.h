@@ -3,6 +3,10 @@
  * and the ones changed since the last write, in the order they changed (so that new lease rows
  * append). Ids come from live.c: increasing, with random low bits.
  *
+ * Speculation (spec.h) pairs two live leases on the same batches of one job, the original and
+ * its copy: each one's twin is the other until either stops being live (taken off the heap,
+ * cancelled with its job), which unpairs them.
+ *
  * Invariant: a lease is on the heap (heap != HEAP_NONE) exactly while it was inserted live and
  * has not been taken off (leasetab_unlive, leasetab_cancel_job); the heap's first lease expires
  * first.
@@ -29,6 +33,9 @@ struct llease {
 	int has_counts;
 	int64_t finished_at;
 	struct ljob *job;      /* live.c's: its job */
+	struct llease *twin;   /* the other lease on the same batches (a speculative pair, spec.h)
+				* while both are live; NULL otherwise */
+	int copy;              /* live.c's: granted as a speculative copy of another lease */
 	size_t heap;           /* the table's: index on the expiry heap; HEAP_NONE when not on it */
 	struct htab_node hnode; /* the table's: by id */
 	int dirty;             /* the table's: changed since the last write */
@@ -39,6 +46,7 @@ struct leasetab {
 	struct htab byid;
 	struct heap live;
 	struct llease *dirty, **dirty_tail;
+	size_t pairs; /* live speculative pairs */
 };
 
 /* Makes t empty. Returns TALLY_OK, or TALLY_ENOMEM (t then holds nothing to release). */
@@ -62,7 +70,13 @@ struct llease *leasetab_find(const struct leasetab *t, int64_t id);
 /* Returns how many leases t holds, live or not. */
 size_t leasetab_count(const struct leasetab *t);
 
-/* Takes l off the heap (it is no longer live), if it is on it. Can't fail. */
+/* Pairs live leases a and b (neither paired): each is the other's twin. Can't fail. */
+void leasetab_pair(struct leasetab *t, struct llease *a, struct llease *b);
+/* Unpairs l from its twin, if it has one. Can't fail. */
+void leasetab_unpair(struct leasetab *t, struct llease *l);
+/* Returns how many speculative pairs are live. */
+size_t leasetab_pairs(const struct leasetab *t);
+/* Takes l off the heap (it is no longer live), if it is on it, and unpairs it. Can't fail. */
 void leasetab_unlive(struct leasetab *t, struct llease *l);
 /* Restores the heap's order after live lease l's expires_at changed. Can't fail. */
 void leasetab_fix(struct leasetab *t, struct llease *l);

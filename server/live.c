@@ -173,6 +173,12 @@ int64_t live_next_expiry(const struct live *lv)
 
 /* --- the lifecycle's steps ------------------------------------------------------------------ */
 
+int64_t live_next_id(struct live *lv)
+{
+	return (int64_t)((lv->seq_next << LIVE_ID_RANDOM_BITS) |
+			 (rng_splitmix64(&lv->rnd) & ((1u << LIVE_ID_RANDOM_BITS) - 1)));
+}
+
 /* Ends job j in a final state: its live leases are cancelled, its pending batches and checks
  * dropped. */
 static void job_end(struct live *lv, struct ljob *j, enum job_state state, int64_t now)
@@ -221,6 +227,8 @@ enum tally_err live_lease_end(struct live *lv, struct llease *l, enum lease_stat
 		live_check_lease_end(lv, l, s, now, fault, reason, job_failed);
 		return TALLY_OK;
 	}
+	if (l->twin && live_spec_end(lv, l, s, now, failures, strikes))
+		return TALLY_OK; /* its twin holds its batches on */
 	if (s != LEASE_DONE && !poison &&
 	    (rc = ljob_give_back(j, le->first_batch, le->batch_count, failures, strikes)))
 		return rc;
@@ -320,8 +328,7 @@ enum tally_err live_acquire(struct live *lv, const char *worker, const char *con
 		l->lease.failures = r.failures;
 		l->lease.strikes = r.strikes;
 	}
-	l->lease.id = (int64_t)((lv->seq_next << LIVE_ID_RANDOM_BITS) |
-				(rng_splitmix64(&lv->rnd) & ((1u << LIVE_ID_RANDOM_BITS) - 1)));
+	l->lease.id = live_next_id(lv);
 	if (!j->job.spec.kernel_version && a.version) {
 		/* A kernel known here by name only: the job is computed with the version of the
 		 * first worker that takes some of it, and only workers with that one after. */
@@ -493,9 +500,9 @@ enum tally_err live_extend(struct live *lv, int64_t id, uint64_t samples,
 	if (job->spec.samples % job->spec.batch_size) {
 		/* The last batch was short: it is computed again in full. A lease on it is taken
 		 * back (its worker's counts would be the short batch's); done, its counts come out. */
-		if ((l = leasetab_live_holding(&lv->leases, j, job->batches_total - 1)) &&
-		    (rc = live_lease_end(lv, l, LEASE_CANCELLED, now, 0, "", NULL)))
-			return rc;
+		while ((l = leasetab_live_holding(&lv->leases, j, job->batches_total - 1)))
+			if ((rc = live_lease_end(lv, l, LEASE_CANCELLED, now, 0, "", NULL)))
+				return rc; /* (a speculative pair: one, then the other) */
 		if (done_last && (rc = live_discard(lv, done_last, done_counts, now)))
 			return rc;
 	}
@@ -551,6 +558,8 @@ static enum tally_err write_lease(void *ctx, const struct llease *l)
 {
 	const struct live_writer *w = ctx;
 	struct live_lease_row row = { &l->lease, l->finished_at, l->has_counts ? l->counts : NULL };
+	if (l->copy && l->twin)
+		return TALLY_OK; /* a copy beside its original: a restart forgets it (spec.h) */
 	return w->lease(w->ctx, &row);
 }
 
@@ -593,6 +602,8 @@ void live_totals(const struct live *lv, struct live_totals *out)
 	jobtab_totals(&lv->jobs, &out->pending_batches, &out->remaining_samples,
 		      &out->checks_pending);
 	out->quarantined = verify_count(&lv->verify);
+	out->spec_granted = lv->spec.granted;
+	out->spec_won = lv->spec.won;
 }
 
 uint64_t live_unfinished(const struct live *lv, const char *owner)

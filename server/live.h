@@ -32,7 +32,8 @@
  * Pure C: time comes in as arguments, randomness from a seed given at creation. Not thread-safe.
  * The parts, each with its own header and test: ranges.h (free ranges, the poison rule),
  * stop.h (prefix segments), leasetab.h (leases by id and expiry), jobtab.h (jobs and their
- * batches; fair.h, the scheduler over them), verify.h (checks, opinions, quarantine). */
+ * batches; fair.h, the scheduler over them), verify.h (checks, opinions, quarantine), spec.h
+ * (speculative copies of the leases a job waits for last). */
 #ifndef TALLY_LIVE_H
 #define TALLY_LIVE_H
 
@@ -176,6 +177,29 @@ TALLY_WUR enum tally_err live_acquire(struct live *lv, const char *worker,
 				      uint64_t max_batches, const struct passover_worker *skip,
 				      int64_t now, int64_t ttl_ms, live_size_fn size, void *ctx,
 				      struct lease *out);
+/* Returns worker's rate in samples/s (> 0: measured, or a default). */
+typedef double (*live_rate_fn)(void *ctx, const char *worker);
+/* Speculative execution (spec.h; call it when live_acquire() found nothing): grants worker a
+ * copy of a live lease of a job with nothing left to lease (no batches pending, no check open),
+ * that worker can run (as live_acquire() decides, and within max_batches), held by another
+ * worker, neither a check lease nor a copy nor copied already: of those a copy would likely
+ * finish sooner (rate(ctx, worker) against its worker's), the one expected to finish last. At
+ * most max_live copies are live at a time (0: none is granted). The copy is live until now + ttl_ms; *of is set
+ * to the id of the lease it copies. Whichever of the two completes first is counted; the other
+ * is done then too, with nothing added (its worker's heartbeat is refused, its complete a
+ * duplicate). A fail or an expiry of one gives nothing back while the other is live: it holds
+ * the batches on. A copy is not written to the store while its original is live: a restart
+ * forgets it (its worker's calls then find no lease), and the original goes on.
+ * TALLY_ENOTFOUND (nothing worth copying: see live_spec_look_at()), TALLY_EFORBIDDEN
+ * (quarantined), TALLY_ETOOBIG (the id sequence is at its limit), TALLY_ENOMEM. */
+TALLY_WUR enum tally_err live_speculate(struct live *lv, const char *worker,
+					const char *const *kernels, size_t nkernels,
+					uint64_t max_batches, const struct passover_worker *skip,
+					size_t max_live, int64_t now, int64_t ttl_ms,
+					live_rate_fn rate, void *ctx, struct lease *out, int64_t *of);
+/* Returns when the last live_speculate() that found nothing saw a lease become worth a copy
+ * (spec_look_at(); 0: none): parked lease requests should ask again then. May be in the past. */
+int64_t live_spec_look_at(const struct live *lv);
 /* Returns lease id when it is in memory (live, or finished and not yet written), or NULL. */
 const struct lease *live_lease(const struct live *lv, int64_t id);
 /* Extends live lease id to now + ttl_ms; fills *out. TALLY_ENOTFOUND (not in memory),
@@ -242,6 +266,7 @@ struct live_totals {
 	uint64_t remaining_samples;
 	uint64_t checks_pending;
 	uint64_t quarantined;
+	uint64_t spec_granted, spec_won; /* speculative copies granted, and those that won */
 };
 void live_totals(const struct live *lv, struct live_totals *out);
 /* Returns owner's queued and running jobs, O(1) expected (server/owners.h); with owner NULL,

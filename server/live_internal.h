@@ -6,12 +6,14 @@
 #include "jobtab.h"
 #include "leasetab.h"
 #include "live.h"
+#include "spec.h"
 #include "verify.h"
 
 struct live {
 	struct jobtab jobs;
 	struct leasetab leases;
 	struct verify verify; /* quarantined workers, and the checks changed */
+	struct spec spec;     /* speculative copies: counts, and when to look again */
 	uint64_t seq_next, seq_limit;
 	uint64_t rnd;
 	unsigned max_failures;
@@ -30,6 +32,18 @@ void live_lease_finish(struct live *lv, struct llease *l, enum lease_state s, in
  * checks; sets *job_failed (may be NULL). */
 void live_job_fail(struct live *lv, struct ljob *j, int64_t now, int *job_failed,
 		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* live.c: returns a new lease id, (seq << LIVE_ID_RANDOM_BITS) | random bits, and moves the
+ * sequence on. Check live_seq_next() < live_seq_limit() first. */
+int64_t live_next_id(struct live *lv);
+
+/* live_spec.c: ends live lease l (not a check lease) of a speculative pair in state s, with
+ * failures and strikes the history its batches would be given back with. Done, l has won: its
+ * twin is done too, with nothing added, and 0 is returned (the caller ends l as any done
+ * lease). Otherwise l ends alone and 1 is returned: its batches stay with its twin, which takes
+ * their history on, and nothing is given back. Can't fail. */
+int live_spec_end(struct live *lv, struct llease *l, enum lease_state s, int64_t now,
+		  unsigned failures, unsigned strikes);
 
 /* verify.c: ends check lease l in state s (live_lease_end() for a check lease): unless it is
  * done, its check is open again, and a fault may fail its job. */

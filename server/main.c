@@ -19,6 +19,7 @@
 #include "num.h"
 #include "opt.h"
 #include "service.h"
+#include "spec.h" /* SPEC_LIVE_DEFAULT */
 #include "token.h"
 #include "users.h"
 
@@ -88,7 +89,7 @@ int main(int argc, char **argv)
 	const char *kernel_dir = "", *users_file = "", *retention = "30d";
 	int64_t lease_timeout = 30, lease_target_ms = 1000, max_failures = 3;
 	int64_t request_timeout = 30, max_connections = 0;
-	int64_t max_unfinished = 1000, max_in_memory = 100000;
+	int64_t max_unfinished = 1000, max_in_memory = 100000, max_spec = SPEC_LIVE_DEFAULT;
 	int64_t retention_ms = 0;
 	int insecure = 0;
 	const struct opt opts[] = {
@@ -106,6 +107,8 @@ int main(int argc, char **argv)
 		{ "max-jobs-in-memory", "TALLY_MAX_JOBS_IN_MEMORY", OPT_INT, &max_in_memory, 1,
 		  100000000, "queued and running jobs of all users together; past it a submit gets "
 		  "429 server_full" },
+		{ "max-speculative", "TALLY_MAX_SPECULATIVE", OPT_INT, &max_spec, 0, 100000,
+		  "speculative copies of the leases jobs wait for last, live at a time (0: none)" },
 		{ "token-file", "TALLY_TOKEN_FILE", OPT_STR, &token_file, 0, 0,
 		  "file holding the client token (jobs API); or set TALLY_TOKEN" },
 		{ "worker-token-file", "TALLY_WORKER_TOKEN_FILE", OPT_STR, &worker_token_file, 0, 0,
@@ -243,7 +246,8 @@ int main(int argc, char **argv)
 			   .lease_target_ms = lease_target_ms,
 			   .max_failures = (unsigned)max_failures,
 			   .max_unfinished_jobs = (uint64_t)max_unfinished,
-			   .max_jobs_in_memory = (uint64_t)max_in_memory },
+			   .max_jobs_in_memory = (uint64_t)max_in_memory,
+			   .max_speculative = (uint64_t)max_spec },
 		.http = { (unsigned)request_timeout, connections,
 			  *tls_cert ? buf_str(&cert) : NULL, *tls_key ? buf_str(&key) : NULL },
 		.users = users,

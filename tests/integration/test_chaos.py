@@ -244,8 +244,11 @@ class ChaosTest(TallyTestCase):
         with open(os.open(token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.write(TOKENS["wk"] + "\n")
         auth = {n: {"Authorization": "Bearer " + t} for n, t in TOKENS.items()}
+        # No speculative copies: they rescue killed workers' leases before expiry and end the
+        # jobs before the kills this test counts (test_chaos_kills_workers_and_coordinator and
+        # test_speculation run with them).
         s = self.server("--users", users, "--lease-timeout", "3", "--lease-target-ms", "300",
-                        "--max-unfinished-jobs", "2")
+                        "--max-unfinished-jobs", "2", "--max-speculative", "0")
 
         def worker(i):
             return self.worker(s, 1, f"chaos{i}", "--token-file", token)
@@ -364,7 +367,9 @@ class ChaosTest(TallyTestCase):
         The workers finish computing, keep their counts, back off with growing jittered delays
         (no spin, no exit), and deliver them when it returns."""
         self.reference(SPEC)
-        s = self.server("--lease-timeout", "60", "--log-level", "debug")
+        # No speculative copies: a copy beside its original is forgotten by a restart (its
+        # complete gets 404, by design), and this test wants every held lease delivered.
+        s = self.server("--lease-timeout", "60", "--log-level", "debug", "--max-speculative", "0")
         workers = [self.worker(s, 1, f"patient{i}") for i in range(3)]
         job = s.submit(**SPEC)
         s.wait_until(job["id"], lambda j: j["progress"] > 0.1)

@@ -42,7 +42,10 @@ class FaultTest(TallyTestCase):
 
     def test_worker_killed_mid_lease(self):
         spec = dict(kernel="pi", samples=600_000_000, batch_size=100_000, seed=11)
-        s = self.server("--lease-timeout", "2", "--lease-target-ms", "300")
+        # No speculative copies: this is about the dead worker's lease expiring (with them, the
+        # rescuer may finish it first: test_speculation).
+        s = self.server("--lease-timeout", "2", "--lease-target-ms", "300",
+                        "--max-speculative", "0")
         a = self.worker(s, threads=1, name="doomed")
         job = s.submit(**spec)
         s.wait_until(job["id"], lambda j: j["batches"]["leased"] > 0 and j["batches"]["done"] > 0)

@@ -1,6 +1,7 @@
 /* The coordinator with an injected clock: lease expiry, the lease policy's adaptation, count
  * checks, the hooks that wake long polls, verification by recomputation (a liar caught, its work
- * discarded, its quarantine kept across a restart), a failed allocation undone by the next
+ * discarded, its quarantine kept across a restart), speculative copies (the loser's complete a
+ * duplicate, a copy forgotten by a restart), a failed allocation undone by the next
  * flush, and deleting finished jobs (DELETE's states and scopes, retention's cutoff), all
  * without sleeping. */
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include "kernel.h"
 #include "live.h"
 #include "passover.h"
+#include "spec.h"
 #include "tmpdb.h"
 
 struct fixture {
@@ -53,7 +55,8 @@ static void on_jobs(void *ctx)
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000 };
+	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000,
+				    .max_speculative = SPEC_LIVE_DEFAULT };
 	char err[256];
 	tmpdb_make(&f->t);
 	if (db_open(f->t.path, &f->db, err, sizeof err))
@@ -286,7 +289,8 @@ static void test_finishing_job_wakes_waiters(void **state)
 /* A restart without the last flush: a crash. The store is opened again and loaded. */
 static void crash_and_restart(struct fixture *f)
 {
-	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000 };
+	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000,
+				    .max_speculative = SPEC_LIVE_DEFAULT };
 	char err[256];
 	coord_free(f->c);
 	db_close(f->db);
@@ -715,6 +719,105 @@ static void test_verify_pending_check_survives_restart(void **state)
 	assert_int_equal(j.mismatches, 0);
 	assert_memory_equal(j.counts, expect, sizeof expect);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
+}
+
+/* S holds batches 0-3 of an 8-batch job, F does 4-7 in 10 ms (its rate measured) and asks again
+ * long after S's lease was due: it gets a copy. */
+static void speculate_setup(struct fixture *f, struct job *j, struct lease *s, struct lease *copy)
+{
+	struct job_spec spec = { .kernel = kernel_find("pi"), .samples = 8000,
+				 .batch_size = 1000, .seed = 9, .params = "{}" };
+	struct lease_request rs = request("S", 4), rf = request("F", 4);
+	struct lease fl, none;
+
+	assert_int_equal(coord_submit(f->c, &spec, NULL, j), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &rs, s), TALLY_OK);
+	assert_int_equal(coord_lease(f->c, &rf, &fl), TALLY_OK);
+	/* S's lease is due in 1 ms (at the default rate): not worth a copy yet, but the parked
+	 * request is to ask again when it would be. */
+	assert_int_equal(coord_lease(f->c, &rf, &none), TALLY_ENOTFOUND);
+	assert_int_equal(f->expiry, f->now + 2);
+	f->now += 10;
+	complete_as(f, &fl, 0);
+	f->now += 100;
+	assert_int_equal(coord_lease(f->c, &rf, copy), TALLY_OK);
+	assert_int_equal(copy->first_batch, s->first_batch);
+	assert_int_equal(copy->batch_count, s->batch_count);
+	assert_string_equal(copy->worker, "F");
+}
+
+/* The copy's complete counts; S's is then acknowledged as a duplicate (200, nothing added),
+ * its heartbeat is refused (409: it stops), before and after the flush; /metrics counts the
+ * copy and its win. */
+static void test_speculative_copy_wins_once(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t expect[KERNEL_MAX_KEYS] = { 0 };
+	struct coord_metrics m;
+	struct lease s, copy, beat;
+	struct counts c;
+	struct job j;
+	char err[128];
+	int dup = -1;
+
+	speculate_setup(f, &j, &s, &copy);
+	kernel_run_range(j.spec.kernel, j.spec.seed, 8000, 1000, 0, 8, expect);
+	complete_as(f, &copy, 0);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_SUCCEEDED);
+	assert_memory_equal(j.counts, expect, sizeof expect);
+	assert_int_equal(coord_heartbeat(f->c, s.id, &beat), TALLY_ELOST);
+	c = counts_for(&s);
+	assert_int_equal(coord_complete(f->c, s.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(dup, 1);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, s.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(dup, 1); /* from the store */
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
+	assert_memory_equal(j.counts, expect, sizeof expect);
+	assert_int_equal(j.batches_done, 8);
+	assert_int_equal(coord_metrics(f->c, &m), TALLY_OK);
+	assert_int_equal(m.spec_granted, 1);
+	assert_int_equal(m.spec_won, 1);
+	assert_int_equal(m.completes_duplicate, 2);
+	assert_int_equal(m.batches_completed, 8);
+}
+
+/* A restart forgets a copy beside its original (its worker's calls find no lease, 404) and the
+ * original goes on; a copy left alone by its original's fail is stored, and completes the job
+ * after the next restart. */
+static void test_speculative_copy_across_restarts(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t expect[KERNEL_MAX_KEYS] = { 0 };
+	struct lease_request rg = request("G", 4);
+	struct lease s, copy, copy2, beat;
+	struct counts c;
+	struct job j;
+	char err[128];
+	int dup = -1;
+
+	speculate_setup(f, &j, &s, &copy);
+	kernel_run_range(j.spec.kernel, j.spec.seed, 8000, 1000, 0, 8, expect);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	crash_and_restart(f);
+	assert_int_equal(coord_heartbeat(f->c, copy.id, &beat), TALLY_ENOTFOUND);
+	c = counts_for(&copy);
+	assert_int_equal(coord_complete(f->c, copy.id, &c, &dup, err, sizeof err),
+			 TALLY_ENOTFOUND);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
+	assert_int_equal(j.batches_leased, 4);
+	assert_int_equal(coord_heartbeat(f->c, s.id, &beat), TALLY_OK);
+	/* S's lease is overdue: G gets a copy; then S gives up, and G's copy is the lease. */
+	assert_int_equal(coord_lease(f->c, &rg, &copy2), TALLY_OK);
+	assert_true(copy2.id > copy.id);
+	assert_int_equal(coord_fail(f->c, s.id, "stopping", 0, 0), TALLY_OK);
+	assert_int_equal(coord_flush(f->c), TALLY_OK);
+	crash_and_restart(f);
+	complete_as(f, &copy2, 0);
+	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
+	assert_int_equal(j.state, JOB_SUCCEEDED);
+	assert_memory_equal(j.counts, expect, sizeof expect);
 }
 
 /* Leases and completes whatever w is given until nothing is left, flushing after each. */
@@ -1146,7 +1249,8 @@ static void test_lease_tags_bind_and_survive_restart(void **state)
 	struct tmpdb other;
 	struct db *odb;
 	struct coord *oc;
-	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000 };
+	struct coord_config cfg = { .lease_timeout_ms = 10000, .lease_target_ms = 1000,
+				    .max_speculative = SPEC_LIVE_DEFAULT };
 	char err[256];
 	uint64_t tag = coord_lease_tag(f->c, 17, "node-a", "w1");
 	struct lease_claim ok = { 17, tag, "node-a", "w1" };
@@ -1201,6 +1305,8 @@ int main(void)
 		T(test_retention_cutoff),
 		T(test_kernel_names_go_with_their_jobs),
 		T(test_lease_tags_bind_and_survive_restart),
+		T(test_speculative_copy_wins_once),
+		T(test_speculative_copy_across_restarts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
