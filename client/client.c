@@ -140,7 +140,8 @@ static enum tally_err client_send(struct client *c, enum client_method method, c
 	}
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, text ? c->headers : c->plain);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)CLIENT_CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(c->curl, CURLOPT_DNS_CACHE_TIMEOUT, (long)CLIENT_DNS_CACHE_S);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);

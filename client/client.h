@@ -27,6 +27,13 @@ struct client *client_new(const char *base_url, const char *token, const char *c
 void client_free(struct client *c);
 
 #define CLIENT_ABORT_GRACE_MS 1000 /* an abortable transfer's reply may still come this long */
+/* A new connection: the name is looked up again after CLIENT_DNS_CACHE_S (libcurl's default, 60 s,
+ * kept workers away from a coordinator recreated at a new address, as a Swarm or compose service
+ * is, for a minute), and an address that does not answer is given up after
+ * CLIENT_CONNECT_TIMEOUT_MS (name lookup, TCP and TLS handshakes). A kept-alive connection needs
+ * neither. */
+#define CLIENT_DNS_CACHE_S 1
+#define CLIENT_CONNECT_TIMEOUT_MS 2000
 
 /* POSTs body (borrowed; NULL sends no body) to base_url + path and waits up to timeout_ms.
  * On an HTTP reply returns TALLY_OK with *status set and *reply a new reference to the parsed

@@ -17,7 +17,9 @@
 #include "timefmt.h"
 
 #define LOOP_BACKOFF_MIN_MS 100
-#define LOOP_BACKOFF_MAX_MS 5000
+/* The cap bounds how long a worker takes to find a coordinator back (with client.h's connect
+ * timeout, under the 5 s test_docker's Swarm test holds it to). */
+#define LOOP_BACKOFF_MAX_MS 2000
 #define LOOP_STOP_GRACE_MS 10000 /* how long a stopping worker keeps trying to deliver */
 /* A lease call's path: /v1/leases/<id>/heartbeat?worker=<name> and the like. */
 #define LOOP_PATH_MAX (32 + WIRE_LEASE_ID_MAX + WIRE_WORKER_NAME_MAX)

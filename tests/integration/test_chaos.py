@@ -394,13 +394,13 @@ class ChaosTest(TallyTestCase):
             away = [t for t in map(ts, RETRY.findall(log)) if killed <= t <= restarted + 0.1]
             gaps = [b - a for a, b in zip(away, away[1:])]
             what += f"\n{w.name} retried at {[round(t - killed, 2) for t in away]}"
-            # Delays from 0.1 s doubling to a 5 s cap, fully jittered: some 15-20 tries in 30 s.
+            # Delays from 0.1 s doubling to a 2 s cap, fully jittered: some 25-35 tries in 30 s.
             self.assertGreaterEqual(len(away), 8, what)
             self.assertLessEqual(len(away), 60, what)  # no spin
             self.assertLess(sum(gaps[:3]) / 3, 0.6, what)  # it starts fast...
-            self.assertLess(max(gaps), 5.5, what)  # ...never waits past the cap...
+            self.assertLess(max(gaps), 2.5, what)  # ...never waits past the cap...
             late += [g for a, g in zip(away, gaps) if a > killed + 10]
-        self.assertGreater(sum(late) / len(late), 1.2, what)  # ...but slows down,
+        self.assertGreater(sum(late) / len(late), 0.6, what)  # ...but slows down,
         self.assertGreater(max(late) - min(late), 1.0, what)  # at random
         self.stop_workers(workers)
 
@@ -430,8 +430,10 @@ class ChaosTest(TallyTestCase):
         answered, it exits 0 at once, every complete it took is in the database when it
         restarts, and every lease it granted is delivered (none waits to expire)."""
         self.reference(SPEC)
+        # No speculative copies: the losing copy's worker stops computing (409) and never
+        # delivers, and this test wants every granted lease delivered.
         s = self.server("--lease-timeout", "60", "--lease-target-ms", "100", "--log-level",
-                        "debug")
+                        "debug", "--max-speculative", "0")
         workers = [self.worker(s, 1, f"busy{i}") for i in range(3)]
         job = s.submit(**SPEC)
         s.wait_until(job["id"], lambda j: j["progress"] > 0.2)

@@ -618,7 +618,7 @@ class WorkerTest(TallyTestCase):
         self.addCleanup(fake.close)
         lease = pi_lease("70", seed=70, first=0, count=2)
         fake.leases = [(200, lease)]
-        # The backoff is capped at 5 s; after three failures it is at most about 0.9 s.
+        # The backoff is capped at 2 s; after three failures it is at most about 0.9 s.
         fake.wait_for(lambda rs: any(r.path == complete_path("70") for r in rs), 10,
                       "the worker to reconnect and complete", w)
         self.assertEqual(fake.reqs(complete_path("70"))[0].json, {"counts": expected(lease)})
@@ -707,7 +707,7 @@ class WorkerTest(TallyTestCase):
 
     def test_idle_exit_while_unreachable(self):
         """No coordinator is no work too: the worker exits at its idle time, its backoff (up to
-        5 s) cut short rather than overshooting it."""
+        2 s) cut short rather than overshooting it."""
         t0 = time.monotonic()
         w = self.start_worker(f"http://127.0.0.1:{self.free_port()}", 1, "fw", "--idle-exit", "3")
         rc, t = self.wait_exit(w, 10)
