@@ -237,6 +237,13 @@ class TallyTestCase(unittest.TestCase):
         self.tmpdir = tempfile.mkdtemp(prefix="tally-it-")
         self.procs = []
 
+    def token_file(self, name, token):
+        """Writes token to a file of the test's, readable by its owner only; returns its path."""
+        path = os.path.join(self.tmpdir, name)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(token + "\n")
+        return path
+
     def tearDown(self):
         for p in reversed(self.procs):
             try:

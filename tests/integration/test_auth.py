@@ -15,14 +15,7 @@ WORKER = "worker-token-" + "w" * 20
 
 class AuthTest(TallyTestCase):
     def token_files(self):
-        paths = []
-        for name, token in (("client", CLIENT), ("worker", WORKER)):
-            p = os.path.join(self.tmpdir, name + ".token")
-            with open(p, "w") as f:
-                f.write(token + "\n")
-            os.chmod(p, 0o600)
-            paths.append(p)
-        return paths
+        return [self.token_file("client.token", CLIENT), self.token_file("worker.token", WORKER)]
 
     def test_roles(self):
         client_file, worker_file = self.token_files()

@@ -74,19 +74,23 @@ def pid_alive(pid):
     return True
 
 
+def delete_netns(name):
+    """Deletes namespace name, killing whatever still runs in it."""
+    for pid in ip("netns", "pids", name).split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=10)
+
+
 def sweep():
     """Deletes the namespaces of runs whose process is gone, killing what still runs in them."""
     for line in ip("netns", "list").splitlines():
         m = NS_NAME.match(line)
         if not m or pid_alive(int(m[1])):
             continue
-        name = line.split()[0]
-        for pid in ip("netns", "pids", name).split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
-        subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=10)
+        delete_netns(line.split()[0])
 
 
 class Net:
@@ -156,12 +160,7 @@ class Net:
 
     def delete(self):
         for name in reversed(self.made):
-            for pid in ip("netns", "pids", name).split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=10)
+            delete_netns(name)
         self.made = []
 
 
@@ -209,12 +208,6 @@ class HostsTest(TallyTestCase):
         except Unavailable as e:
             self.skipTest(f"cannot make network namespaces here: {e}")
         super().setUp()
-
-    def token_file(self, name, token):
-        path = os.path.join(self.tmpdir, name)
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-            f.write(token + "\n")
-        return path
 
     def freeze_holding(self, s, w):
         """Stops w (SIGSTOP) at a moment the coordinator says it holds a lease and has measured

@@ -232,14 +232,7 @@ class SlurmTest(TallyTestCase):
             self.skipTest(why)
 
     def token_files(self):
-        paths = []
-        for name, token in (("client", CLIENT), ("worker", WORKER)):
-            p = os.path.join(self.tmpdir, name + ".token")
-            with open(p, "w") as f:
-                f.write(token + "\n")
-            os.chmod(p, 0o600)
-            paths.append(p)
-        return paths
+        return [self.token_file("client.token", CLIENT), self.token_file("worker.token", WORKER)]
 
     def api(self, s, method, path, body=None):
         r = s.req(method, path, body, headers={"Authorization": "Bearer " + CLIENT})

@@ -12,6 +12,7 @@ import time
 import unittest
 
 from harness import TallyTestCase, wait_for
+from test_faults import metric
 
 KERNELS = os.path.join(os.path.dirname(os.environ.get("TALLY_BIN", "build/bin")), "test-kernels")
 # 80 batches of 50 ms on two fast workers: about 2 s. A lease is sized to 500 ms of a worker's
@@ -19,15 +20,6 @@ KERNELS = os.path.join(os.path.dirname(os.environ.get("TALLY_BIN", "build/bin"))
 # 10 batches, 5 s on it, which a job without speculation would wait for.
 SPEC = dict(kernel="sleepy", samples=80 * 1_000_000, batch_size=1_000_000, seed=1)
 COUNTS = {"samples": 80 * 1_000_000, "batches": 80}
-
-
-def metric(s, name):
-    r = s.req("GET", "/metrics")
-    assert r.status == 200, r
-    for line in r.raw.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
 
 
 @unittest.skipUnless(os.path.exists(os.path.join(KERNELS, "sleepy.so")),
