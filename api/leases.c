@@ -214,7 +214,7 @@ void leases_complete(struct req *r, void *app)
 	struct counts counts;
 	json_t *body;
 	struct lease_claim c;
-	int duplicate = 0;
+	int duplicate = 0, ended = 0;
 	enum tally_err rc;
 	char err[256] = "";
 
@@ -230,12 +230,13 @@ void leases_complete(struct req *r, void *app)
 		api_reply_decode(r, &e);
 		return;
 	}
-	rc = coord_complete(a->coord, c.id, &counts, &duplicate, err, sizeof err);
+	rc = coord_complete(a->coord, c.id, &counts, &duplicate, &ended, err, sizeof err);
 	if (rc) {
 		reply_lease_rc(r, a, rc, &c, err);
 		return;
 	}
-	reply_json(r, 200, json_pack("{s:b,s:b}", "accepted", 1, "duplicate", duplicate));
+	reply_json(r, 200, json_pack("{s:b,s:b,s:b}", "accepted", 1, "duplicate", duplicate,
+				     "job_ended", ended));
 }
 
 void leases_fail(struct req *r, void *app)

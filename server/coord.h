@@ -165,11 +165,12 @@ TALLY_WUR enum tally_err coord_heartbeat(struct coord *c, int64_t id, struct lea
  * kernel's rules (counts_match) and checks them with the kernel, then adds them to the job once
  * (a check lease's are compared instead; a worker caught lying is quarantined and its done
  * leases in unfinished jobs discarded). The lease's state answers first: *duplicate is set when
- * it was already completed (whatever the counts), and a lost lease is lost. TALLY_ECOUNTS with a
- * message in err when the counts cannot be right; TALLY_ELOST; TALLY_ENOTFOUND; TALLY_ENOMEM,
- * TALLY_EDB. */
+ * it was already completed (whatever the counts), and a lost lease is lost. *ended (when not
+ * NULL) is set when this complete ended its job (its last batches, or a check that settled it),
+ * so that a worker can let go of what it keeps for the job. TALLY_ECOUNTS with a message in err
+ * when the counts cannot be right; TALLY_ELOST; TALLY_ENOTFOUND; TALLY_ENOMEM, TALLY_EDB. */
 TALLY_WUR enum tally_err coord_complete(struct coord *c, int64_t id, const struct counts *counts,
-					int *duplicate, char *err, size_t errlen);
+					int *duplicate, int *ended, char *err, size_t errlen);
 /* Gives lease id's batches back. With fault, the lease counts as a failure of its batches (see
  * server/live.h, poison batches). With cannot_run, its worker cannot run its job (an exec
  * program it does not allow): the job is passed over for that worker from now on (bounded and

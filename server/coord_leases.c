@@ -166,7 +166,7 @@ static enum tally_err coord_discard(struct coord *c, int *finished)
 }
 
 static enum tally_err complete_lease(struct coord *c, int64_t id, const struct counts *counts,
-				     int *duplicate, char *err, size_t errlen)
+				     int *duplicate, int *ended, char *err, size_t errlen)
 {
 	const struct lease *live = live_lease(c->live, id);
 	struct lease lease;
@@ -231,6 +231,7 @@ static enum tally_err complete_lease(struct coord *c, int64_t id, const struct c
 		  (long long)lease.job_id, lease.worker);
 	coord_tell_expiry(c);
 	if (finished) {
+		*ended = 1;
 		log_info("msg=\"job ended\" job=%lld", (long long)lease.job_id);
 		coord_job_ended(c);
 	}
@@ -238,14 +239,17 @@ static enum tally_err complete_lease(struct coord *c, int64_t id, const struct c
 }
 
 enum tally_err coord_complete(struct coord *c, int64_t id, const struct counts *counts,
-			      int *duplicate, char *err, size_t errlen)
+			      int *duplicate, int *ended, char *err, size_t errlen)
 {
 	enum tally_err rc;
+	int ended_here = 0;
 	*duplicate = 0;
 	if (wb_broken(c->wb))
 		return TALLY_EDB;
 	coord_heard(c, id);
-	rc = complete_lease(c, id, counts, duplicate, err, errlen);
+	rc = complete_lease(c, id, counts, duplicate, &ended_here, err, errlen);
+	if (ended)
+		*ended = ended_here;
 	if (rc == TALLY_ELOST || rc == TALLY_ENOTFOUND)
 		c->counted.completes_lost++;
 	else if (rc == TALLY_ECOUNTS)

@@ -485,7 +485,8 @@ class LeaseProtocolTest(BadInputCase):
 
         # Complete the first lease correctly; then misuse the finished lease and job.
         r = s.req("POST", CO, {"counts": good}, timeout=TIMEOUT)
-        self.assertEqual((r.status, r.json), (200, {"accepted": True, "duplicate": False}))
+        self.assertEqual((r.status, r.json),
+                         (200, {"accepted": True, "duplicate": False, "job_ended": True}))
         self.assertEqual(s.job(job["id"])["state"], "succeeded")
         self.run_cases(s, [
             Case("cancel a succeeded job", "POST", f"/v1/jobs/{job['id']}/cancel", None, 409,
@@ -497,7 +498,8 @@ class LeaseProtocolTest(BadInputCase):
                  "lease_lost", lid),
         ])
         r = s.req("POST", CO, {"counts": good}, timeout=TIMEOUT)
-        self.assertEqual((r.status, r.json), (200, {"accepted": True, "duplicate": True}))
+        self.assertEqual((r.status, r.json),
+                         (200, {"accepted": True, "duplicate": True, "job_ended": False}))
         j = s.job(job["id"])
         self.assertEqual((j["state"], j["counts"]), ("succeeded", good))
 

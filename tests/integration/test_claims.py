@@ -64,7 +64,8 @@ class ClaimTest(TallyTestCase):
         self.assertEqual((j["batches"]["leased"], j["batches"]["done"]), (2, 0), j)
         self.assertEqual(act(s, a["id"], "heartbeat", "node-a").status, 200)
         r = act(s, a["id"], "complete", "node-a")
-        self.assertEqual((r.status, r.json), (200, {"accepted": True, "duplicate": False}), r)
+        self.assertEqual((r.status, r.json),
+                         (200, {"accepted": True, "duplicate": False, "job_ended": False}), r)
         self.assertEqual(act(s, a["id"], "complete", "node-a").json["duplicate"], True)
         self.assert_missing(act(s, a["id"], "complete", "node-b"), a["id"])
         self.assertEqual(act(s, b["id"], "complete", "node-b").status, 200)

@@ -73,9 +73,11 @@ class FaultTest(TallyTestCase):
         l1 = lease(s, "w1", max_batches=2).json
         c1 = counts_of(l1)
         first = s.req("POST", f"/v1/leases/{l1['id']}/complete?worker=w1", {"counts": c1})
-        self.assertEqual((first.status, first.json), (200, {"accepted": True, "duplicate": False}))
+        self.assertEqual((first.status, first.json),
+                         (200, {"accepted": True, "duplicate": False, "job_ended": False}))
         again = s.req("POST", f"/v1/leases/{l1['id']}/complete?worker=w1", {"counts": c1})
-        self.assertEqual((again.status, again.json), (200, {"accepted": True, "duplicate": True}))
+        self.assertEqual((again.status, again.json),
+                         (200, {"accepted": True, "duplicate": True, "job_ended": False}))
         self.assertEqual(s.job(job["id"])["counts"], c1)
 
         # l2 expires; w2's request reclaims its range (half of it: an expiry is a failure);

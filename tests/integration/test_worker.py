@@ -39,7 +39,7 @@ IDLE = object()  # the default lease reply: hold the request briefly, then 204
 
 LEASE_PATH = "/v1/leases"
 LEASE_FIELDS = {"worker", "kernels", "wait_s", "max_batches", "skip_jobs"}  # what POST /v1/leases accepts
-OK_COMPLETE = (200, {"accepted": True, "duplicate": False})
+OK_COMPLETE = (200, {"accepted": True, "duplicate": False, "job_ended": False})
 ERR_500 = (500, {"error": {"code": "internal", "message": "a handler gave no reply"}})
 ERR_503 = (503, {"error": {"code": "unavailable", "message": "storage failure"}})
 LOST = (409, {"error": {"code": "lease_lost", "message": "lease lost"}})

@@ -158,13 +158,13 @@ static void test_expiry_without_sleeping(void **state)
 	assert_int_equal(lb.first_batch, la.first_batch);
 	assert_int_equal(lb.batch_count, la.batch_count / 2); /* halved after a failure */
 	counts = counts_for(&la);
-	assert_int_equal(coord_complete(f->c, la.id, &counts, &dup, err, sizeof err), TALLY_ELOST);
+	assert_int_equal(coord_complete(f->c, la.id, &counts, &dup, NULL, err, sizeof err), TALLY_ELOST);
 	assert_int_equal(f->ended, 0);
 	counts = counts_for(&lb);
-	assert_int_equal(coord_complete(f->c, lb.id, &counts, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, lb.id, &counts, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 0);
 	assert_int_equal(f->ended, 0); /* 2 of 10 batches: not finished */
-	assert_int_equal(coord_complete(f->c, lb.id, &counts, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, lb.id, &counts, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1);
 	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.samples_done, 2000);
@@ -194,22 +194,22 @@ static void test_counts_checked_against_lease(void **state)
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		struct counts c = parsed(bad[i].counts);
-		assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_ECOUNTS);
+		assert_int_equal(coord_complete(f->c, l.id, &c, &dup, NULL, err, sizeof err), TALLY_ECOUNTS);
 		assert_non_null(strstr(err, bad[i].needle));
 	}
 	/* Refused counts leave the lease live: the right ones are still accepted. */
 	struct counts good = counts_for(&l);
-	assert_int_equal(coord_complete(f->c, l.id, &good, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &good, &dup, NULL, err, sizeof err), TALLY_OK);
 	/* The lease's state answers before the counts: a repeat is acknowledged even with counts
 	 * that would be refused, and a lost lease is lost whatever its counts. */
 	struct counts junk = parsed("{\"inside\": 1}");
-	assert_int_equal(coord_complete(f->c, l.id, &junk, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &junk, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	f->now += 20000;
 	assert_int_equal(coord_reap(f->c), TALLY_OK);
-	assert_int_equal(coord_complete(f->c, l.id, &junk, &dup, err, sizeof err), TALLY_ELOST);
-	assert_int_equal(coord_complete(f->c, 424242, &good, &dup, err, sizeof err),
+	assert_int_equal(coord_complete(f->c, l.id, &junk, &dup, NULL, err, sizeof err), TALLY_ELOST);
+	assert_int_equal(coord_complete(f->c, 424242, &good, &dup, NULL, err, sizeof err),
 			 TALLY_ENOTFOUND);
 }
 
@@ -235,7 +235,7 @@ static void test_lease_size_adapts_to_worker_rate(void **state)
 	snprintf(text, sizeof text, "{\"inside\": 0, \"samples\": %llu}",
 		 (unsigned long long)(l.batch_count * 100000));
 	c = parsed(text);
-	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	assert_int_equal(l.batch_count, 20000);
 }
@@ -273,15 +273,17 @@ static void test_finishing_job_wakes_waiters(void **state)
 	struct job j;
 	struct lease l;
 	char err[128];
-	int dup;
+	int dup, ended = -1;
 	assert_int_equal(coord_submit(f->c, &spec, NULL, &j), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &l), TALLY_OK);
 	assert_int_equal(l.batch_count, 2);
 	struct counts c = counts_for(&l);
-	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, &ended, err, sizeof err), TALLY_OK);
 	assert_int_equal(f->ended, 1);
-	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(ended, 1); /* the worker is told: it may let go of the job's programs */
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, &ended, err, sizeof err), TALLY_OK);
 	assert_int_equal(f->ended, 1); /* a duplicate finishes nothing */
+	assert_int_equal(ended, 0);
 	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.state, JOB_SUCCEEDED);
 }
@@ -330,15 +332,15 @@ static void test_changes_that_replies_wait_for(void **state)
 	assert_int_equal(coord_fail(f->c, l2.id, "x", 1, 0), TALLY_OK);
 	assert_true(coord_changes(f->c) == ++n); /* a fail may strike a batch or fail the job */
 	struct counts c = counts_for(&l);
-	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_true(coord_changes(f->c) == ++n);
 	/* A repeat reports the first complete, not yet committed: its reply waits too. */
-	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1);
 	assert_true(coord_changes(f->c) == ++n);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
 	/* Committed: a repeat (now answered from the store) and a job read wait for nothing. */
-	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1);
 	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_true(coord_changes(f->c) == n);
@@ -370,11 +372,11 @@ static void test_crash_keeps_exactly_the_flushed(void **state)
 	assert_int_equal(coord_lease(f->c, &a, &kept), TALLY_OK);      /* batches 0-1 */
 	assert_int_equal(coord_lease(f->c, &a, &done_late), TALLY_OK); /* batches 2-3 */
 	struct counts c = counts_for(&kept);
-	assert_int_equal(coord_complete(f->c, kept.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, kept.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
 	assert_int_equal(coord_lease(f->c, &a, &lost), TALLY_OK); /* batches 4-5, never flushed */
 	c = counts_for(&done_late);
-	assert_int_equal(coord_complete(f->c, done_late.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, done_late.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	f->now += 9000; /* 1 s of the leases' 10 left when the coordinator comes back */
 	crash_and_restart(f);
 	int64_t at = 0;
@@ -386,15 +388,15 @@ static void test_crash_keeps_exactly_the_flushed(void **state)
 	assert_int_equal(j.batches_leased, 2);
 	/* The unflushed complete was never acknowledged; its lease is live again, so the
 	 * worker's retry counts it once. */
-	assert_int_equal(coord_complete(f->c, done_late.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, done_late.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 0);
 	c = counts_for(&lost);
-	assert_int_equal(coord_complete(f->c, lost.id, &c, &dup, err, sizeof err), TALLY_ENOTFOUND);
+	assert_int_equal(coord_complete(f->c, lost.id, &c, &dup, NULL, err, sizeof err), TALLY_ENOTFOUND);
 	assert_int_equal(coord_lease(f->c, &a, &again), TALLY_OK);
 	assert_int_equal(again.first_batch, lost.first_batch);
 	assert_true(again.id > lost.id); /* ids are never handed out twice */
 	c = counts_for(&kept);
-	assert_int_equal(coord_complete(f->c, kept.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, kept.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1); /* answered from the store */
 	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.batches_done, 4);
@@ -421,10 +423,10 @@ static void test_written_leases_answer_from_the_store(void **state)
 	assert_int_equal(coord_fail(f->c, failed.id, "x", 1, 0), TALLY_OK);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
 	struct counts c = counts_for(&expired);
-	assert_int_equal(coord_complete(f->c, expired.id, &c, &dup, err, sizeof err), TALLY_ELOST);
+	assert_int_equal(coord_complete(f->c, expired.id, &c, &dup, NULL, err, sizeof err), TALLY_ELOST);
 	assert_int_equal(coord_heartbeat(f->c, failed.id, &failed), TALLY_ELOST);
 	assert_int_equal(coord_fail(f->c, failed.id, "again", 1, 0), TALLY_ELOST);
-	assert_int_equal(coord_complete(f->c, 12345, &c, &dup, err, sizeof err), TALLY_ENOTFOUND);
+	assert_int_equal(coord_complete(f->c, 12345, &c, &dup, NULL, err, sizeof err), TALLY_ENOTFOUND);
 }
 
 static enum tally_err count_job(void *ctx, const struct job *job)
@@ -554,7 +556,7 @@ static void complete_as(struct fixture *f, const struct lease *l, int lie)
 	struct counts c = counts_as(l, lie);
 	char err[128] = "";
 	int dup = -1;
-	assert_int_equal(coord_complete(f->c, l->id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l->id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 0);
 }
 
@@ -646,7 +648,7 @@ static void test_verify_liar_caught_and_discarded(void **state)
 		assert_int_equal(stored.granted_at, a_leases[i].granted_at);
 		assert_int_equal(stored.expires_at, a_leases[i].expires_at);
 		counts = counts_as(&a_leases[i], 1);
-		assert_int_equal(coord_complete(f->c, a_leases[i].id, &counts, &dup, err, sizeof err),
+		assert_int_equal(coord_complete(f->c, a_leases[i].id, &counts, &dup, NULL, err, sizeof err),
 				 TALLY_ELOST);
 	}
 
@@ -768,10 +770,10 @@ static void test_speculative_copy_wins_once(void **state)
 	assert_memory_equal(j.counts, expect, sizeof expect);
 	assert_int_equal(coord_heartbeat(f->c, s.id, &beat), TALLY_ELOST);
 	c = counts_for(&s);
-	assert_int_equal(coord_complete(f->c, s.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, s.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
-	assert_int_equal(coord_complete(f->c, s.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, s.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(dup, 1); /* from the store */
 	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_memory_equal(j.counts, expect, sizeof expect);
@@ -803,7 +805,7 @@ static void test_speculative_copy_across_restarts(void **state)
 	crash_and_restart(f);
 	assert_int_equal(coord_heartbeat(f->c, copy.id, &beat), TALLY_ENOTFOUND);
 	c = counts_for(&copy);
-	assert_int_equal(coord_complete(f->c, copy.id, &c, &dup, err, sizeof err),
+	assert_int_equal(coord_complete(f->c, copy.id, &c, &dup, NULL, err, sizeof err),
 			 TALLY_ENOTFOUND);
 	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.batches_leased, 4);
@@ -830,7 +832,7 @@ static void run_dry(struct fixture *f, const struct lease_request *w)
 
 	for (int k = 0; k < 100 && coord_lease(f->c, w, &l) == TALLY_OK; k++) {
 		c = counts_for(&l);
-		assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+		assert_int_equal(coord_complete(f->c, l.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 		assert_int_equal(coord_flush(f->c), TALLY_OK);
 	}
 }
@@ -865,7 +867,7 @@ static void test_failed_allocation_reloads_and_goes_on(void **state)
 	 * allocation fails. */
 	assert_int_equal(coord_lease(f->c, &w, &undone), TALLY_OK);
 	c = counts_for(&undone);
-	assert_int_equal(coord_complete(f->c, undone.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, undone.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	alloc_fail_after(2, 0); /* the first two read a back into memory (the job, its params); the
 				 * third fails */
 	assert_int_equal(coord_extend(f->c, COORD_ALL, a.id, 6500, &a), TALLY_ENOMEM);
@@ -876,7 +878,7 @@ static void test_failed_allocation_reloads_and_goes_on(void **state)
 	assert_int_equal(f->expiry, 0); /* read back: no live lease now */
 	assert_int_equal(coord_dirty(f->c), 0);
 	/* The complete's reply waited for that flush and failed; its grant was never committed. */
-	assert_int_equal(coord_complete(f->c, undone.id, &c, &dup, err, sizeof err), TALLY_ENOTFOUND);
+	assert_int_equal(coord_complete(f->c, undone.id, &c, &dup, NULL, err, sizeof err), TALLY_ENOTFOUND);
 	assert_int_equal(coord_job(f->c, COORD_ALL, b.id, &b), TALLY_OK);
 	assert_int_equal(b.batches_done, 0);
 	assert_int_equal(coord_job(f->c, COORD_ALL, a.id, &a), TALLY_OK);
@@ -982,7 +984,7 @@ static struct job one_batch_job(struct fixture *f, const char *owner, const char
 	assert_int_equal(coord_lease(f->c, &req, &l), TALLY_OK);
 	assert_int_equal(l.job_id, j.id);
 	c = counts_for(&l);
-	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(coord_job(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(j.state, JOB_SUCCEEDED);
 	return j;
@@ -1015,7 +1017,7 @@ static void test_delete_states_and_scopes(void **state)
 	assert_int_equal(coord_delete(f->c, COORD_ALL, ja.id, &j), TALLY_ECONFLICT);
 	assert_int_equal(j.state, JOB_RUNNING);
 	c = counts_for(&l);
-	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(coord_history(f->c, alice, ja.id, &j, &p, &np), TALLY_OK);
 	assert_true(np > 0);
 	/* Finished in this pass, not yet written: another's job is not there to Bob. */
@@ -1224,7 +1226,7 @@ static void test_kernel_names_go_with_their_jobs(void **state)
 	c.keys.n = 1;
 	snprintf(c.keys.name[0], sizeof c.keys.name[0], "hits");
 	c.v[0] = 3;
-	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);
 	assert_int_equal(coord_delete(f->c, COORD_ALL, j.id, &j), TALLY_OK);
 	assert_int_equal(coord_flush(f->c), TALLY_OK);

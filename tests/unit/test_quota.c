@@ -93,7 +93,7 @@ static int64_t finish_next(struct fixture *f)
 	kernel_keys(l.spec.kernel, &c.keys);
 	kernel_run_range(l.spec.kernel, l.spec.seed, l.spec.samples, l.spec.batch_size,
 			 l.first_batch, l.batch_count, c.v);
-	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+	assert_int_equal(coord_complete(f->c, l.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	return l.job_id;
 }
 
@@ -149,7 +149,7 @@ static void test_owner_quota(void **state)
 		kernel_keys(l.spec.kernel, &c.keys);
 		kernel_run_range(l.spec.kernel, l.spec.seed, l.spec.samples, l.spec.batch_size,
 				 l.first_batch, l.batch_count, c.v);
-		assert_int_equal(coord_complete(f->c, l.id, &c, &dup, err, sizeof err), TALLY_OK);
+		assert_int_equal(coord_complete(f->c, l.id, &c, &dup, NULL, err, sizeof err), TALLY_OK);
 	}
 	assert_int_equal(coord_job(f->c, COORD_ALL, a[0].id, &j), TALLY_OK);
 	assert_int_equal(j.state, JOB_SUCCEEDED);
