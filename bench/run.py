@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -236,6 +237,132 @@ def bench_seed(r):
                                       seed=i)[0] for i in range(5)])
     finally:
         c.close()
+
+
+PY = "/usr/bin/python3"  # Debian's: the interpreter the workers' programs run under
+PI_RESIDENT = os.path.join(ROOT, "examples", "pi_resident.py")
+POOL2 = """
+import math, random, sys, time
+from multiprocessing.pool import Pool
+def sample(num_samples):  # the seed's
+    num_inside = 0
+    for _ in range(num_samples):
+        x, y = random.uniform(-1, 1), random.uniform(-1, 1)
+        if math.hypot(x, y) <= 1:
+            num_inside += 1
+    return num_inside
+if __name__ == "__main__":
+    n = int(sys.argv[1])
+    t0 = time.monotonic()
+    with Pool(2) as pool:
+        inside = sum(pool.map(sample, [100000] * (n // 100000)))
+    print(time.monotonic() - t0, inside)
+"""
+
+
+def pool2_s(samples):
+    """The seed's sample() over multiprocessing.Pool(2) in chunks of 1e5, timed in the process
+    from the pool's creation to the sum (the interpreter's own start left out)."""
+    return float(sh(PY, "-c", POOL2, str(samples)).split()[0])
+
+
+def tally_py(samples, seed, resident=True, program=PI_RESIDENT, **server):
+    """The seed's sample() through the Python client (tally.run) on a running coordinator:
+    examples/pi_resident.py as a resident program, or examples/sample.py run per batch."""
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); import tally; t0 = time.monotonic(); "
+            "j = tally.run('exec', int(sys.argv[2]), batch_size=100000, seed=int(sys.argv[3]), "
+            "params=__import__('json').loads(sys.argv[4]), progress=False); "
+            "print(time.monotonic() - t0, j['state'], j['counts']['inside'])")
+    params = ({"argv": [program, "serve"], "resident": True} if resident
+              else {"argv": [os.path.join(ROOT, "examples", "sample.py")]})
+    env = dict(os.environ, **server)
+    out = sh(PY, "-c", code, os.path.join(ROOT, "python"), str(samples), str(seed),
+             json.dumps(params), env=env).split()
+    if out[1] != "succeeded":
+        raise RuntimeError(f"job {out[1]}")
+    return float(out[0]), int(out[2])
+
+
+def bench_resident(r, runs=5):
+    """The seed's job (1e7 samples, batches of 1e5) on 2 cores: Pool(2) against tally with the
+    program resident and run per batch, interleaved; and a C program that does nothing, resident,
+    for the worker's own cost per batch."""
+    tmp = tempfile.mkdtemp(prefix="tally-bench-")
+    server = Server(tmp)
+    worker = Worker(server, NPROC, "bench", tmp, "--allow-exec", os.path.join(ROOT, "examples"),
+                    "--allow-exec", BIN)
+    env = {"TALLY_SERVER": server.url}
+    try:
+        tally_py(10**6, 0, **env)  # the page cache warm for both
+        pool, res, per_batch, same = [], [], [], set()
+        for i in range(runs):
+            pool.append(pool2_s(10**7))
+            t, inside = tally_py(10**7, 1, **env)
+            res.append(t)
+            same.add(inside)
+            if i < 2:
+                per_batch.append(tally_py(10**7, 1, resident=False, **env)[0])
+        r["resident_pool2_1e7_s"] = med(pool)
+        r["resident_tally_1e7_s"] = med(res)
+        r["resident_ratio"] = med(res) / med(pool)
+        r["resident_per_batch_1e7_s"] = med(per_batch)
+        r["resident_identical"] = len(same) == 1
+        noop = os.path.join(BIN, "tally-resident-noop")
+        for threads in (1, NPROC):
+            worker.kill(signal.SIGTERM)
+            worker = Worker(server, threads, f"noop{threads}", tmp, "--allow-exec", BIN)
+            times = []
+            batches = 200_000
+            for i in range(3):
+                t, job = run_job(server, kernel="exec", samples=batches, batch_size=1, seed=i,
+                                 params={"argv": [noop], "resident": True})
+                if job["state"] != "succeeded":
+                    raise RuntimeError(f"noop job {job['state']}: {job.get('error')}")
+                times.append(t)
+            r[f"resident_noop_us_{threads}t"] = med(times) / batches * 1e6 * threads
+    finally:
+        worker.kill(signal.SIGTERM)
+        server.stop()
+
+
+def bench_compose(r):
+    """1e8 samples of the seed's sample(), resident, on 3 compose workers (docker/compose.yaml,
+    images built by scripts/docker-engine.sh --build; every worker with the default threads: all
+    cores), against Pool(2) on this machine. One run each: a minute in all."""
+    import secrets
+    sh(os.path.join(ROOT, "scripts", "docker-engine.sh"), "--build")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+    env.update(TALLY_TOKEN=secrets.token_hex(16), TALLY_WORKER_TOKEN=secrets.token_hex(16),
+               TALLY_PORT=str(port), TALLY_ALLOW_EXEC="/usr/local/share/tally/examples")
+    compose = ["docker", "compose", "-f", os.path.join(ROOT, "docker", "compose.yaml"), "-p",
+               "tallybench"]
+    subprocess.run(compose + ["down", "-v", "--timeout", "5"], env=env, capture_output=True)
+    sh(*compose, "up", "-d", "--no-build", "--scale", "worker=3", env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:  # the coordinator up and three workers polling
+            try:
+                ws = request(port, "GET", "/v1/workers", headers={
+                    "Authorization": "Bearer " + env["TALLY_TOKEN"]}, timeout=5).json
+                if ws and len(ws.get("workers", [])) >= 3:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("compose: no 3 workers within 120 s")
+            time.sleep(0.5)
+        client = dict(TALLY_SERVER=url, TALLY_TOKEN=env["TALLY_TOKEN"])
+        program = "/usr/local/share/tally/examples/pi_resident.py"
+        tally_py(10**6, 0, program=program, **client)  # the programs' files in the page cache
+        r["compose_tally_1e8_s"], _ = tally_py(10**8, 1, program=program, **client)
+        r["compose_pool2_1e8_s"] = pool2_s(10**8)
+        r["compose_ratio"] = r["compose_tally_1e8_s"] / r["compose_pool2_1e8_s"]
+    finally:
+        subprocess.run(compose + ["down", "-v", "--timeout", "10"], env=env, capture_output=True)
 
 
 def loadgen(*args):
@@ -531,7 +658,7 @@ BENCHES = {"kernel": bench_kernel, "e2e": bench_e2e, "tiny": bench_tiny, "huge":
            "latency": bench_latency, "growth": bench_growth, "dispatch": bench_dispatch,
            "idle": bench_idle, "seed": bench_seed, "verify": bench_verify,
            "primes": bench_primes, "queue": bench_queue, "retention": bench_retention,
-           "fleet": bench_fleet}
+           "fleet": bench_fleet, "resident": bench_resident, "compose": bench_compose}
 
 
 def fmt(r, key, f="{:.3g}", unit=""):
@@ -587,6 +714,9 @@ def write(r):
         ("fleet: lease duration / target from each worker's 3rd lease, p50 / p99, 1k ; 10k (from the 2nd)", "0.5-2x / < 5x", " ; ".join(f"{fmt(r, f'fleet_{n}_from3_p50_x', '{:.2f}')} / {fmt(r, f'fleet_{n}_from3_p99_x', '{:.2f}')} ({fmt(r, f'fleet_{n}_from2_p50_x', '{:.2f}')} / {fmt(r, f'fleet_{n}_from2_p99_x', '{:.2f}')})" for n in (1000, 10000)), f"{R} fleet"),
         ("fleet: coordinator CPU (share of a core) and peak RSS, 1k ; 10k", "RSS < 256 MiB", " ; ".join(f"{fmt(r, f'fleet_{n}_cpu_s', '{:.1f}', ' s')} ({fmt(r, f'fleet_{n}_cpu_pct', '{:.0f}', ' %')}), {fmt(r, f'fleet_{n}_rss_kib', '{:.0f}', ' KiB')}" for n in (1000, 10000)) + f"; {fmt(r, 'fleet_kib_per_worker', '{:.1f}', ' KiB')} per worker", f"{R} fleet"),
         ("fleet: the job's counts exact (counts.samples = samples), 1k ; 10k", "exact", " ; ".join(str(r.get(f"fleet_{n}_exact", "not measured")) for n in (1000, 10000)), f"{R} fleet"),
+        ("resident (issue 16): the seed's sample(), 1e7 samples in batches of 1e5, 2 cores: tally resident / Pool(2)", "<= 1.10", f"{fmt(r, 'resident_ratio', '{:.3f}')} ({fmt(r, 'resident_tally_1e7_s', '{:.3f}', ' s')} / {fmt(r, 'resident_pool2_1e7_s', '{:.3f}', ' s')}); run per batch (not resident): {fmt(r, 'resident_per_batch_1e7_s', '{:.2f}', ' s')}; counts identical over runs: {r.get('resident_identical', '?')}", f"{R} resident"),
+        ("resident: a C program doing nothing, the worker's cost per batch, 1 thread ; 2 threads (per thread)", "<= 20 us", f"{fmt(r, 'resident_noop_us_1t', '{:.1f}', ' us')} ; {fmt(r, f'resident_noop_us_{NPROC}t', '{:.1f}', ' us')}", f"{R} resident"),
+        ("compose: 1e8 samples of examples/pi_resident.py on 3 compose workers / Pool(2) here (1 run each)", "<= 0.4", f"{fmt(r, 'compose_ratio', '{:.3f}')} ({fmt(r, 'compose_tally_1e8_s', '{:.2f}', ' s')} / {fmt(r, 'compose_pool2_1e8_s', '{:.2f}', ' s')})", f"{R} compose"),
         ("seed: Python serial, 1e8 samples (1 run)", "94.6 s in the post", fmt(r, "seed_serial_s", "{:.1f}", " s"), f"{R} seed"),
         ("seed: Python multiprocessing.Pool, 1e8 samples", "12.5 s on 16 vCPUs in the post", fmt(r, "seed_pool_s", "{:.1f}", " s"), f"{R} seed"),
         ("tally, same job (1e8 samples, batches of 1e5)", "", fmt(r, "tally_1e8_s", "{:.3f}", " s"), f"{R} seed"),
