@@ -15,7 +15,9 @@ registry has it (ctest label docker). Skipped when there is no docker client at 
 import datetime
 import http.client
 import json
+import math
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -34,6 +36,24 @@ STACK = "tallyswarmtest"  # the same for the stack
 RECONNECT_S = 5  # issue 15: workers find a recreated coordinator within this
 SPEC = dict(kernel="pi", samples=20_000_000_000, batch_size=1_000_000, seed=2027)
 LEASE_TIMEOUT = 5  # seconds: how long the killed worker's lease holds its batches
+
+
+# The seed's sample() as a resident Python program, from the worker image's examples.
+PY_SPEC = dict(kernel="exec", samples=1_000_000, batch_size=100_000, seed=16,
+               params={"argv": ["/usr/local/share/tally/examples/pi_resident.py", "serve"],
+                       "resident": True})
+
+
+def seed_sample_counts(spec):
+    """What examples/pi_resident.py counts for spec, computed here: the seed's loop over each
+    batch's random.Random(f"{seed}/{batch}") (docs/algorithm.md)."""
+    inside = 0
+    for b in range(spec["samples"] // spec["batch_size"]):
+        rng = random.Random(f"{spec['seed']}/{b}")
+        for _ in range(spec["batch_size"]):
+            if math.hypot(rng.uniform(-1, 1), rng.uniform(-1, 1)) <= 1:
+                inside += 1
+    return {"inside": inside, "samples": spec["samples"]}
 
 
 def compose_command():
@@ -165,7 +185,8 @@ class DockerComposeTest(TallyTestCase):
         self.token, self.port = secrets.token_hex(16), free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
         self.env.update(TALLY_TOKEN=self.token, TALLY_WORKER_TOKEN=secrets.token_hex(16),
-                        TALLY_PORT=str(self.port), TALLY_LEASE_TIMEOUT=str(LEASE_TIMEOUT))
+                        TALLY_PORT=str(self.port), TALLY_LEASE_TIMEOUT=str(LEASE_TIMEOUT),
+                        TALLY_ALLOW_EXEC="/usr/local/share/tally/examples")
         return expect
 
     def test_compose_cluster_survives_a_killed_worker(self):
@@ -232,6 +253,14 @@ class DockerComposeTest(TallyTestCase):
         self.assertEqual(primes["state"], "succeeded", primes)
         self.assertEqual(primes["counts"], {"primes": 50847534})
         self.note("primes below 1e9 in the cluster: 50847534")
+
+        # The worker image runs Python programs: the seed's sample(), resident (issue 16).
+        r = self.api("POST", "/v1/jobs", PY_SPEC)
+        self.assertEqual(r.status, 201, r)
+        py = self.api("GET", f"/v1/jobs/{r.json['id']}?wait_s=60", timeout=90).json
+        self.assertEqual(py["state"], "succeeded", py)
+        self.assertEqual(py["counts"], seed_sample_counts(PY_SPEC))
+        self.note(f"examples/pi_resident.py in the cluster: {py['counts']}")
 
         # The killed worker is lost; the others stay, and their containers report healthy.
         wait_for(f"{victim} lost", lambda: self.workers()[victim]["state"] == "lost",
