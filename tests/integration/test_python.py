@@ -8,6 +8,7 @@ refused with TlsError); wait() across a coordinator killed and restarted on the 
 database. tally.serve as a subprocess fed by hand: its answers equal examples/sample.py's
 counts for the same batch (the batch.random() formula), an exception or a bad line exits
 non-zero with a traceback, end of input exits 0."""
+import io
 import json
 import os
 import random
@@ -31,6 +32,8 @@ from tally import client as tally_client  # noqa: E402
 TOKENS = {n: f"{n}-token-" + n[0] * 20 for n in ("root", "alice", "bob", "w1")}
 USERS = "".join(f"{n} {r} {TOKENS[n]}\n" for n, r in
                 (("root", "admin"), ("alice", "user"), ("bob", "user"), ("w1", "worker")))
+# docs/algorithm.md's test vector: random.Random("42/0")'s random(), then uniform(-1, 1).
+TEST_VECTOR = (0.2667506069151816, 0.6365969146558184)
 NO_ENV = {"TALLY_SERVER": "", "TALLY_TOKEN": "", "TALLY_TOKEN_FILE": "", "TALLY_CACERT": ""}
 
 
@@ -50,6 +53,11 @@ class ClientTest(TallyTestCase):
         self.assertEqual(done["state"], "succeeded")
         self.assertEqual(done["counts"], pi_counts(8, 1000, 30000))
         self.assertEqual(job.get()["counts"], done["counts"])
+        with mock.patch("sys.stderr", io.StringIO()) as err:
+            self.assertEqual(job.wait(progress=True)["id"], job.id)  # done: one bar, drawn
+            tally.run("count", 10, server=s.url)  # progress=None: no bar off a terminal
+        self.assertRegex(err.getvalue(), r"^\r\[#{24}\] 100\.0%  30000/30000 samples .*"
+                         r"pi = 3\.\d+ \+- 0\.\d+\x1b\[K\n$")
         points = job.history()
         self.assertTrue(points and points[-1]["samples"] == 30000, points)
 
@@ -79,7 +87,7 @@ class ClientTest(TallyTestCase):
         c.submit("count", 10)
         ids = [j["id"] for j in c.jobs()]
         self.assertEqual(ids, [j["id"] for j in c.jobs(page_size=2)])
-        self.assertEqual(len(ids), 4)
+        self.assertEqual(len(ids), 5)
         self.assertEqual(ids, sorted(ids, key=int, reverse=True))
         self.assertEqual([j["id"] for j in c.jobs(state="cancelled", page_size=1)], [slow.id])
 
@@ -124,8 +132,14 @@ class ClientTest(TallyTestCase):
             c.job("999").get()
         self.assertEqual((e.exception.status, e.exception.code), (404, "not_found"))
 
+        # wait()'s timeout, the job unfinished (no worker).
+        queued = c.submit("pi", 1000)
+        with self.assertRaises(tally.WaitTimeout) as e:
+            queued.wait(timeout=0.5)
+        self.assertEqual(e.exception.job["state"], "queued")
+        self.assertIsInstance(e.exception, TimeoutError)
+
         # 429 with Retry-After: 30, past the call's timeout: raised at once, not slept on.
-        c.submit("count", 10)
         t0 = time.monotonic()
         with self.assertRaises(tally.ApiError) as e:
             c.submit("count", 10)
@@ -310,10 +324,8 @@ class ServeTest(TallyTestCase):
         self.assertEqual(b.random().random(), random.Random("18446744073709551615/5").random())
         # docs/algorithm.md's test vector: the same on every Python since 3.2 (version 2
         # seeding hashes the string with SHA-512).
-        self.assertEqual(tally.Batch("1", 42, 0, 0, 1).random().random(), TEST_VECTOR)
-
-
-TEST_VECTOR = 0.2667506069151816  # random.Random("42/0").random()
+        r = tally.Batch("1", 42, 0, 0, 1).random()
+        self.assertEqual((r.random(), r.uniform(-1, 1)), TEST_VECTOR)
 
 
 if __name__ == "__main__":
