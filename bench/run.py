@@ -337,8 +337,10 @@ def bench_compose(r):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
     env.update(TALLY_TOKEN=secrets.token_hex(16), TALLY_WORKER_TOKEN=secrets.token_hex(16),
                TALLY_PORT=str(port), TALLY_ALLOW_EXEC="/usr/local/share/tally/examples")
-    compose = ["docker", "compose", "-f", os.path.join(ROOT, "docker", "compose.yaml"), "-p",
-               "tallybench"]
+    # docker compose (v2) where the plugin is there, else Debian's docker-compose (v1)
+    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+    compose = (["docker", "compose"] if v2 else ["docker-compose"]) + [
+        "-f", os.path.join(ROOT, "docker", "compose.yaml"), "-p", "tallybench"]
     subprocess.run(compose + ["down", "-v", "--timeout", "5"], env=env, capture_output=True)
     sh(*compose, "up", "-d", "--no-build", "--scale", "worker=3", env=env)
     try:
