@@ -25,7 +25,9 @@ from harness import TallyTestCase, wait_for
 # The resident program of most tests (Python, stdlib only). It notes its start (pid, parent,
 # start time, environment and descriptors as execve gave them) and every line it reads in the
 # file argv[1], one JSON record a line. Options in argv[2:]: sleep=S before each answer,
-# crash_once=B (SIGKILL itself on batch B, once: a marker file next to its log remembers).
+# crash_once=B (SIGKILL itself on batch B, once: a marker file next to its log remembers),
+# grow=MIB (after its answer, hold MIB more memory, touched). With HOLD=<path> in its
+# environment, it answers only once that file exists (and never grows).
 # Its counts depend only on the batch: 200 points drawn from random.Random(f"{seed}/{batch}"),
 # the batch's samples and first sample, and a hash of all four.
 RESIDENT = r'''#!{python}
@@ -70,8 +72,13 @@ while True:
         open(log + ".crashed", "w").close()
         os.kill(os.getpid(), 9)
     time.sleep(float(opts.get("sleep", 0)))
+    while env.get("HOLD") and not os.path.exists(env["HOLD"]):
+        time.sleep(0.05)
     sys.stdout.write(json.dumps(counts(msg)) + "\n")
     sys.stdout.flush()
+    if "grow" in opts and not env.get("HOLD"):
+        fat = b"x" * (int(opts["grow"]) << 20)
+        note(grown=True)
 '''
 
 
@@ -270,6 +277,45 @@ class ResidentTest(TallyTestCase):
             "argv": self.argv("good"), "resident": True})["id"], timeout=60)
         self.assertEqual(done["state"], "succeeded", done)
         self.assertEqual(done["counts"]["batches"], 4)
+
+    def test_over_exec_max_rss_between_batches_it_is_just_restarted(self):
+        s = self.server("--max-speculative", "0")
+        release = os.path.join(self.tmpdir, "release")
+        job = s.submit(kernel="exec", samples=2 * 10 ** 8, batch_size=10 ** 8, seed=5, params={
+            "argv": self.argv("rss", "grow=160"), "resident": True})
+        # Worker "hold" takes batch 0 (a lease is one batch: the default rate is 2e7/s) and
+        # holds it until released, so that the job is neither done nor has a batch to lease.
+        saved = dict(os.environ)
+        os.environ["HOLD"] = release
+        try:
+            self.worker(s, 1, "hold", "--allow-exec", self.bin, "--exec-env", "HOLD")
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        wait_for("worker hold to take batch 0", lambda: self.lines("rss"), 30)
+        # Worker "lean" computes batch 1; its program then grows past the limit, and idles.
+        lean = self.worker(s, 1, "lean", "--allow-exec", self.bin, "--exec-max-rss", "64")
+        wait_for("the program to grow", lambda: any(n.get("grown") for n in self.notes("rss")),
+                 30)
+        # Batch 2 goes to a fresh program, not through a failure.
+        r = s.req("POST", f"/v1/jobs/{job['id']}/extend", {"samples": 3 * 10 ** 8})
+        self.assertEqual(r.status, 200, r)
+        wait_for("batch 2 to be computed", lambda: s.job(job["id"])["batches"]["done"] == 2, 30)
+        with open(release, "w"):
+            pass
+        done = s.wait_job(job["id"], timeout=60)
+        self.assertEqual(done["state"], "succeeded", done)
+        lines = batch_lines(done["id"], 5, 3 * 10 ** 8, 10 ** 8)
+        self.assertEqual(done["counts"], self.by_hand(lines, done["id"]))
+        leans = [n for n in self.starts("rss") if n["ppid"] == lean.proc.pid]
+        self.assertEqual(len(leans), 2, self.notes("rss"))
+        got = {}
+        for n in self.lines("rss"):
+            got.setdefault(n["pid"], []).append(n["line"])
+        self.assertEqual([got.get(n["pid"]) for n in leans],
+                         [[lines[1] + "\n"], [lines[2] + "\n"]])
+        self.assertEqual([n["line"] for n in self.lines("rss")].count(lines[2] + "\n"), 1)
+        self.wait_gone(leans[:1], "the program past --exec-max-rss to be stopped")
 
     # 3. A crash: the program is started again and the job's counts are exact.
     def test_restarted_after_a_crash(self):
