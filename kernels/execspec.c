@@ -20,9 +20,9 @@ enum tally_err exec_spec_parse(const json_t *params, struct exec_spec *out,
 		return TALLY_EINVAL;
 	}
 	json_object_foreach((json_t *)params, key, v) {
-		if (strcmp(key, "argv") && strcmp(key, "timeout_s")) {
-			snprintf(err, errlen, "params.%.64s: unknown (kernel exec takes argv and "
-					      "timeout_s)", key);
+		if (strcmp(key, "argv") && strcmp(key, "timeout_s") && strcmp(key, "resident")) {
+			snprintf(err, errlen, "params.%.64s: unknown (kernel exec takes argv, "
+					      "timeout_s and resident)", key);
 			if (fault)
 				*fault = KERNEL_PARAMS_UNKNOWN;
 			return TALLY_EINVAL;
@@ -65,6 +65,13 @@ enum tally_err exec_spec_parse(const json_t *params, struct exec_spec *out,
 		}
 		out->timeout_s = t;
 	}
+	v = json_object_get(params, "resident");
+	if (v && !json_is_boolean(v)) {
+		snprintf(err, errlen, "params.resident: must be true or false (true: the program is "
+				      "started once per worker thread and fed a line per batch)");
+		return TALLY_EINVAL;
+	}
+	out->resident = json_is_true(v);
 	return TALLY_OK;
 }
 

@@ -1,5 +1,6 @@
-/* The params of kernel exec, which runs a program per batch: {"argv": [...], "timeout_s": n}.
- * The coordinator checks them at submit; the worker reads them from each lease. */
+/* The params of kernel exec, which runs a program per batch, or keeps it running and feeds it
+ * batches (resident): {"argv": [...], "timeout_s": n, "resident": false}. The coordinator checks
+ * them at submit; the worker reads them from each lease. */
 #ifndef TALLY_EXECSPEC_H
 #define TALLY_EXECSPEC_H
 
@@ -15,7 +16,8 @@
 struct exec_spec {
 	size_t argc;
 	char *argv[EXEC_ARGS_MAX + 1]; /* NULL-terminated; point into buf */
-	double timeout_s;
+	double timeout_s; /* per batch */
+	int resident;     /* started once per worker thread and fed a line per batch */
 	char buf[KERNEL_PARAMS_MAX];
 };
 

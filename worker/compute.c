@@ -14,6 +14,7 @@
 struct compute_thread {
 	struct compute *c;
 	pthread_t tid;
+	int slot; /* its index: its programs' slot, when they are resident */
 	struct count_keys keys; /* the names of counts: the kernel's, or those its programs gave */
 	uint64_t counts[KERNEL_MAX_KEYS];
 };
@@ -50,10 +51,15 @@ static void *compute_main(void *arg)
 			uint64_t n = c->samples - lo < c->batch_size ? c->samples - lo
 								 : c->batch_size;
 			char err[sizeof c->err];
-			int rc = c->w.exec ? exec_batch(c->w.exec, c->seed, b, lo, n, &c->stop,
-							 &t->keys, t->counts, err, sizeof err)
-					   : kernel_run_batch(c->w.k, c->w.state, c->seed, b, lo, n,
-							      &c->stop, t->counts, err, sizeof err);
+			int rc = c->w.resident
+					 ? resident_batch(c->w.resident, t->slot, c->w.exec, c->seed,
+							  b, lo, n, &c->stop, &t->keys, t->counts,
+							  err, sizeof err)
+				 : c->w.exec ? exec_batch(c->w.exec, c->seed, b, lo, n, &c->stop,
+							  &t->keys, t->counts, err, sizeof err)
+					     : kernel_run_batch(c->w.k, c->w.state, c->seed, b, lo,
+								n, &c->stop, t->counts, err,
+								sizeof err);
 			if (rc) {
 				pthread_mutex_lock(&c->lock);
 				if (!c->failed && !__atomic_load_n(&c->stop, __ATOMIC_RELAXED))
@@ -113,6 +119,7 @@ struct compute *compute_start(const struct compute_work *w, int nthreads)
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (int i = 0; i < nthreads; i++) {
 		c->t[i].c = c;
+		c->t[i].slot = i;
 		if (w->k)
 			kernel_keys(w->k, &c->t[i].keys);
 		pthread_mutex_lock(&c->lock);

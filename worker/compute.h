@@ -8,6 +8,7 @@
 #include "err.h"
 #include "exec.h"
 #include "kernel.h"
+#include "resident.h"
 
 struct compute;
 
@@ -17,6 +18,8 @@ struct compute_work {
 	const struct kernel *k;      /* NULL with exec */
 	void *state;                 /* k's, from kernel_open */
 	const struct exec_job *exec; /* NULL with k */
+	struct resident *resident;   /* exec's programs when its job is resident: thread i runs
+				      * on slot i (the pool has at most as many threads) */
 	uint64_t seed, samples, batch_size, first, count;
 };
 

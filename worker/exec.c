@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include "counts.h"
@@ -180,13 +181,7 @@ done:
 	return rc;
 }
 
-/* The tail of a program's stderr: the last EXEC_STDERR_TAIL bytes, in a ring. */
-struct tail {
-	char buf[EXEC_STDERR_TAIL];
-	size_t len, start;
-};
-
-static void tail_add(struct tail *t, const char *s, size_t n)
+void exec_tail_add(struct exec_tail *t, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (t->len < sizeof t->buf) {
@@ -198,8 +193,7 @@ static void tail_add(struct tail *t, const char *s, size_t n)
 	}
 }
 
-/* Writes the tail, control characters as spaces, trimmed, into out. */
-static void tail_text(const struct tail *t, char *out, size_t outlen)
+void exec_tail_text(const struct exec_tail *t, char *out, size_t outlen)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < t->len && n + 1 < outlen; i++) {
@@ -219,15 +213,30 @@ struct run {
 	int timed_out; /* killed at the timeout */
 	int stopped;   /* killed because *stop was set */
 	int status;    /* waitpid's */
-	struct tail err;
+	struct exec_tail err;
 };
 
-/* The child's side of fork(): async-signal-safe calls only. */
-static void exec_child(const struct exec_job *j, char **envp, int in, int out, int errfd)
+void exec_envp(const struct exec_job *j, char *const *vars, size_t nvars, char **envp)
+{
+	size_t ne = 0;
+
+	for (size_t i = 0; i < nvars; i++)
+		envp[ne++] = vars[i];
+	for (size_t i = 0; i < j->policy->nenv; i++) /* never over the batch's own */
+		if (strncmp(j->policy->env[i], "TALLY_", 6))
+			envp[ne++] = j->policy->env[i];
+	envp[ne] = NULL;
+}
+
+void exec_child(const struct exec_job *j, char **envp, int in, int out, int errfd, pid_t parent)
 {
 	sigset_t none;
 	struct sigaction dfl;
 
+	/* Killed with the thread that forked it (resident.c forks from a thread that lasts as
+	 * long as the worker), so that a worker killed with -9 leaves no program behind. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+		_exit(126);
 	setpgid(0, 0);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL); /* the compute threads block every signal */
@@ -251,7 +260,7 @@ static int exec_run(const struct exec_job *j, char **envp, const int *stop, stru
 {
 	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, in = -1, rc = -1, open_fds = 2;
 	int64_t deadline = timefmt_mono_ms() + (int64_t)(j->spec.timeout_s * 1000.0);
-	pid_t pid = -1;
+	pid_t pid = -1, parent = getpid();
 	char chunk[4096];
 
 	if (!(r->out = malloc(EXEC_STDOUT_MAX + 1)) || pipe2(po, O_CLOEXEC) ||
@@ -261,7 +270,7 @@ static int exec_run(const struct exec_job *j, char **envp, const int *stop, stru
 		goto done;
 	}
 	if (pid == 0)
-		exec_child(j, envp, in, po[1], pe[1]);
+		exec_child(j, envp, in, po[1], pe[1], parent);
 	setpgid(pid, pid); /* as the child does: whichever runs first */
 	close(po[1]);
 	close(pe[1]);
@@ -289,7 +298,7 @@ static int exec_run(const struct exec_job *j, char **envp, const int *stop, stru
 				*(i ? &pe[0] : &po[0]) = -1;
 				open_fds--;
 			} else if (i == 1) {
-				tail_add(&r->err, chunk, (size_t)n);
+				exec_tail_add(&r->err, chunk, (size_t)n);
 			} else if (r->outlen + (size_t)n > EXEC_STDOUT_MAX) {
 				r->over = 1;
 			} else {
@@ -332,18 +341,41 @@ done:
 	return rc;
 }
 
+int exec_answer(const char *text, size_t len, struct count_keys *keys, const uint64_t *counts,
+		uint64_t *got, char *why, size_t whylen)
+{
+	struct counts printed;
+	json_error_t je;
+	json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	int rc = 0;
+
+	if (!json_is_object(obj)) {
+		snprintf(why, whylen, "%s", obj ? "not an object" : je.text);
+		rc = 1;
+	} else if (counts_decode(obj, &printed) ||
+		   counts_match(&printed, kernel_find("exec"), keys, got, why, whylen)) {
+		rc = 2;
+	} else {
+		for (size_t i = 0; i < keys->n; i++) {
+			if (got[i] > (uint64_t)INT64_MAX - counts[i]) {
+				snprintf(why, whylen, "counts whose sum passes 2^63-1");
+				rc = 2;
+				break;
+			}
+		}
+	}
+	json_decref(obj);
+	return rc;
+}
+
 int exec_batch(const struct exec_job *j, uint64_t seed, uint64_t batch, uint64_t first,
 	       uint64_t n, const int *stop, struct count_keys *keys, uint64_t *counts, char *err,
 	       size_t errlen)
 {
-	char vars[5][64], why[256] = "", tail[EXEC_STDERR_TAIL + 1];
-	char *envp[5 + EXEC_ENV_MAX + 1];
+	char vars[5][64], why[256] = "", detail[200], tail[EXEC_STDERR_TAIL + 1];
+	char *names[5], *envp[5 + EXEC_ENV_MAX + 1];
 	uint64_t got[KERNEL_MAX_KEYS];
-	struct counts printed;
-	size_t ne = 0;
 	struct run r;
-	json_t *obj = NULL;
-	json_error_t je;
 	int rc = -1;
 
 	memset(&r, 0, sizeof r);
@@ -353,11 +385,8 @@ int exec_batch(const struct exec_job *j, uint64_t seed, uint64_t batch, uint64_t
 	snprintf(vars[3], sizeof vars[3], "TALLY_FIRST_SAMPLE=%llu", (unsigned long long)first);
 	snprintf(vars[4], sizeof vars[4], "TALLY_SAMPLES=%llu", (unsigned long long)n);
 	for (int i = 0; i < 5; i++)
-		envp[ne++] = vars[i];
-	for (size_t i = 0; i < j->policy->nenv; i++) /* never over the batch's own */
-		if (strncmp(j->policy->env[i], "TALLY_", 6))
-			envp[ne++] = j->policy->env[i];
-	envp[ne] = NULL;
+		names[i] = vars[i];
+	exec_envp(j, names, 5, envp);
 
 	if (exec_run(j, envp, stop, &r, err, errlen))
 		goto done;
@@ -376,23 +405,18 @@ int exec_batch(const struct exec_job *j, uint64_t seed, uint64_t batch, uint64_t
 		snprintf(why, sizeof why, "could not be executed (exit status 127)");
 	else if (!WIFEXITED(r.status) || WEXITSTATUS(r.status))
 		snprintf(why, sizeof why, "exited with status %d", WEXITSTATUS(r.status));
-	else if (!(obj = json_loadb(r.out, r.outlen, JSON_REJECT_DUPLICATES, &je)) ||
-		 !json_is_object(obj))
-		snprintf(why, sizeof why, "did not print one JSON object of counts on stdout%s%.120s",
-			 obj ? "" : ": ", obj ? "" : je.text);
-	else if (counts_decode(obj, &printed) ||
-		 counts_match(&printed, kernel_find("exec"), keys, got, why + 8, sizeof why - 8))
-		memcpy(why, "printed ", 8);
-	if (!why[0]) {
-		for (size_t i = 0; i < keys->n; i++) {
-			if (got[i] > (uint64_t)INT64_MAX - counts[i]) {
-				snprintf(why, sizeof why, "printed counts whose sum passes 2^63-1");
-				break;
-			}
+	else
+		switch (exec_answer(r.out, r.outlen, keys, counts, got, detail, sizeof detail)) {
+		case 1:
+			snprintf(why, sizeof why, "did not print one JSON object of counts on "
+						  "stdout: %.120s", detail);
+			break;
+		case 2:
+			snprintf(why, sizeof why, "printed %s", detail);
+			break;
 		}
-	}
 	if (why[0]) {
-		tail_text(&r.err, tail, sizeof tail);
+		exec_tail_text(&r.err, tail, sizeof tail);
 		snprintf(err, errlen, "exec batch %llu: %.200s %s%s%s", (unsigned long long)batch,
 			 j->spec.argv[0], why, tail[0] ? "; stderr: " : "", tail);
 		goto done;
@@ -401,7 +425,6 @@ int exec_batch(const struct exec_job *j, uint64_t seed, uint64_t batch, uint64_t
 		counts[i] += got[i];
 	rc = 0;
 done:
-	json_decref(obj);
 	free(r.out);
 	return rc;
 }

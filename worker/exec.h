@@ -6,6 +6,7 @@
 #define TALLY_EXEC_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include "execspec.h"
 #include "kernel.h"
 
@@ -49,6 +50,31 @@ struct exec_job {
  * job's fault); -2 when the program is not on this worker, or not allowed here. */
 int exec_job_open(struct exec_job *j, const struct exec_policy *p, const char *params,
 		  const char *job_id, char *err, size_t errlen);
+
+/* The tail of a program's stderr: its last EXEC_STDERR_TAIL bytes, in a ring. */
+struct exec_tail {
+	char buf[EXEC_STDERR_TAIL];
+	size_t len, start;
+};
+void exec_tail_add(struct exec_tail *t, const char *s, size_t n);
+/* Writes the tail, control characters as spaces, trimmed, into out. */
+void exec_tail_text(const struct exec_tail *t, char *out, size_t outlen);
+
+/* Fills envp with vars (nvars of them, "NAME=value") and then the policy's variables, never a
+ * TALLY_* one over them; NULL-terminated. envp has room for nvars + EXEC_ENV_MAX + 1. */
+void exec_envp(const struct exec_job *j, char *const *vars, size_t nvars, char **envp);
+
+/* The child's side of fork(), async-signal-safe: its own process group, default signals, in, out
+ * and errfd as 0, 1 and 2 and nothing else open, killed when the thread that forked it ends or
+ * the worker (parent, its pid) dies; then j's program. Never returns. */
+void exec_child(const struct exec_job *j, char **envp, int in, int out, int errfd,
+		pid_t parent) __attribute__((noreturn));
+
+/* Reads a program's answer (text, len bytes) as counts under keys' names (adding those keys
+ * lacks) into got, and checks that they can be added to counts. Returns 0; 1 when it is not one
+ * JSON object (why: the parser's message); 2 when its counts are wrong (why says how). */
+int exec_answer(const char *text, size_t len, struct count_keys *keys, const uint64_t *counts,
+		uint64_t *got, char *why, size_t whylen);
 
 /* Runs one batch: adds the program's counts to counts[], in the order of keys, adding names
  * keys does not have yet. Returns 0, or -1 with a message in err (the exit status or signal, a

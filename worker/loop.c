@@ -14,6 +14,7 @@
 #include "job.h"
 #include "log.h"
 #include "loop.h"
+#include "resident.h"
 #include "timefmt.h"
 
 #define LOOP_BACKOFF_MIN_MS 100
@@ -29,6 +30,7 @@ struct loop {
 	volatile sig_atomic_t *stop;
 	struct client *client;
 	struct idle idle; /* --idle-exit */
+	struct resident *resident; /* exec's resident programs; NULL when exec is off */
 	unsigned attempt; /* consecutive failures, for backoff */
 	char cannot_run[24]; /* the job last given back as one it cannot run */
 };
@@ -284,6 +286,8 @@ static int loop_lease(struct loop *l, const json_t *lease)
 	} else {
 		w.exec = ej;
 		rc = exec_job_open(ej, l->cfg->exec, h.params, h.job_id, err, sizeof err);
+		if (!rc && ej->spec.resident)
+			w.resident = l->resident;
 	}
 	if (rc == -2) {
 		/* Its program is not allowed (or not there) on this worker: no fault of the
@@ -335,6 +339,10 @@ static int loop_lease(struct loop *l, const json_t *lease)
 	if (status == 200)
 		log_debug("msg=\"lease completed\" lease=%s batches=%" PRIu64 " ms=%lld", h.id,
 			  h.count, (long long)(timefmt_mono_ms() - t0));
+	/* Its job is over: its programs here are of no more use (other workers' stop idle). */
+	if (status == 200 && json_is_true(json_object_get(reply, "job_ended")) &&
+	    resident_end_job(l->resident, h.job_id))
+		log_debug("msg=\"resident programs stopped: their job ended\" job=%s", h.job_id);
 	else if (status)
 		log_warn("msg=\"complete refused\" lease=%s status=%ld", h.id, status);
 	else
@@ -378,6 +386,9 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 			json_decref(req), req = NULL;
 	if (req && cfg->exec && cfg->exec->nallow && loop_offer(req, kernel_find("exec")))
 		json_decref(req), req = NULL;
+	if (req && cfg->exec && cfg->exec->nallow &&
+	    !(l.resident = resident_new(cfg->threads, cfg->exec_idle_s, cfg->exec_max_rss_mib)))
+		json_decref(req), req = NULL;
 	if (!l.client || !req) {
 		client_free(l.client);
 		json_decref(req);
@@ -391,8 +402,12 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 		json_t *reply = NULL;
 		int64_t now = timefmt_mono_ms();
 		int wait_s = idle_wait_s(&l.idle, now, cfg->wait_s);
+		int64_t reap = resident_reap(l.resident, now);
 		enum tally_err rc;
 
+		/* Asks again when the next idle program is due, so that it stops on time. */
+		if (reap >= 0 && reap / 1000 + 1 < wait_s)
+			wait_s = (int)(reap / 1000 + 1);
 		if (idle_expired(&l.idle, now)) {
 			log_info("msg=\"idle: no lease for --idle-exit seconds; exiting\" idle_exit_s=%lld",
 				 (long long)cfg->idle_exit_s);
@@ -451,6 +466,7 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 		}
 		json_decref(reply);
 	}
+	resident_free(l.resident);
 	log_info("msg=\"worker stopped\" worker=%s", cfg->name);
 	json_decref(req);
 	client_free(l.client);

@@ -23,6 +23,8 @@ struct loop_config {
 	const char *token;   /* the worker token ("" when the coordinator needs none) */
 	const char *cacert;  /* PEM CA file to trust for https:// ("": the system's) */
 	const struct exec_policy *exec; /* programs kernel exec may run; none: exec is off */
+	int64_t exec_idle_s;     /* a resident program without a batch this long stops (0: never) */
+	int64_t exec_max_rss_mib; /* a resident program past this is restarted (0: no limit) */
 	const struct loop_tamper *tamper; /* NULL but in test doubles */
 };
 

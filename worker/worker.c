@@ -30,6 +30,7 @@ int worker_main(int argc, char **argv, const struct loop_tamper *tamper)
 	struct opt_list allow = { 0 }, env = { 0 };
 	struct exec_policy policy = { 0 };
 	int64_t threads = sysconf(_SC_NPROCESSORS_ONLN), wait_s = 30, idle_exit_s = 0;
+	int64_t exec_idle_s = 30, exec_max_rss = 0;
 	const struct opt opts[] = {
 		{ "server", "TALLY_SERVER", OPT_STR, &server, 0, 0, "coordinator URL" },
 		{ "threads", "TALLY_THREADS", OPT_INT, &threads, 1, 1024,
@@ -52,6 +53,12 @@ int worker_main(int argc, char **argv, const struct loop_tamper *tamper)
 		{ "exec-env", "TALLY_EXEC_ENV", OPT_LIST, &env, 0, 0,
 		  "a variable passed on to exec's programs, as set at start; not TALLY_* "
 		  "(repeatable; ':' joins several)" },
+		{ "exec-idle", "TALLY_EXEC_IDLE", OPT_INT, &exec_idle_s, 0, 31536000,
+		  "stop a resident exec program after this many seconds without a batch; 0: "
+		  "never (default 30)" },
+		{ "exec-max-rss", "TALLY_EXEC_MAX_RSS", OPT_INT, &exec_max_rss, 0, 16777216,
+		  "restart a resident exec program whose resident set passes this many MiB "
+		  "(default: no limit)" },
 		{ "log-level", "TALLY_LOG_LEVEL", OPT_STR, &level, 0, 0,
 		  "debug, info, warn or error" },
 		{ "log-format", "TALLY_LOG_FORMAT", OPT_STR, &format, 0, 0,
@@ -118,7 +125,8 @@ int worker_main(int argc, char **argv, const struct loop_tamper *tamper)
 	struct loop_config cfg = { .server = server, .name = name, .threads = (int)threads,
 				   .wait_s = (int)wait_s, .idle_exit_s = idle_exit_s,
 				   .token = token, .cacert = cacert,
-				   .exec = &policy, .tamper = tamper };
+				   .exec = &policy, .exec_idle_s = exec_idle_s,
+				   .exec_max_rss_mib = exec_max_rss, .tamper = tamper };
 	rc = loop_run(&cfg, &stop_flag);
 	exec_policy_free(&policy);
 	client_global_cleanup();
