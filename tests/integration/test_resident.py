@@ -252,7 +252,7 @@ class ResidentTest(TallyTestCase):
             "rss": (f"read l; exec {sys.executable} -c 'import time; b = b\"x\" * (160 << 20); "
                     "time.sleep(60)'", "grew past --exec-max-rss 64 MiB", None),
         }
-        s = self.server("--max-failures", "1")
+        s = self.server("--max-failures", "1", "--max-speculative", "0")  # one run each
         progs = {name: self.script(name, body) for name, (body, _, _) in cases.items()}
         for name in ("w1", "w2"):
             self.worker(s, 1, name, "--allow-exec", self.bin, "--exec-max-rss", "64")
