@@ -339,14 +339,14 @@ static int loop_lease(struct loop *l, const json_t *lease)
 	if (status == 200)
 		log_debug("msg=\"lease completed\" lease=%s batches=%" PRIu64 " ms=%lld", h.id,
 			  h.count, (long long)(timefmt_mono_ms() - t0));
-	/* Its job is over: its programs here are of no more use (other workers' stop idle). */
-	if (status == 200 && json_is_true(json_object_get(reply, "job_ended")) &&
-	    resident_end_job(l->resident, h.job_id))
-		log_debug("msg=\"resident programs stopped: their job ended\" job=%s", h.job_id);
 	else if (status)
 		log_warn("msg=\"complete refused\" lease=%s status=%ld", h.id, status);
 	else
 		log_warn("msg=\"stopping with undelivered counts\" lease=%s", h.id);
+	/* Its job is over: its programs here are of no more use (other workers' stop idle). */
+	if (status == 200 && json_is_true(json_object_get(reply, "job_ended")) &&
+	    resident_end_job(l->resident, h.job_id))
+		log_debug("msg=\"resident programs stopped: their job ended\" job=%s", h.job_id);
 	json_decref(reply);
 	json_decref(body);
 done:
