@@ -230,6 +230,8 @@ static int loop_compute(struct loop *l, const struct held *h, struct compute *po
 			wait = 100; /* look at the stop flag ten times a second */
 		if (compute_wait(pool, wait > 0 ? wait : 0))
 			return 0;
+		/* Other jobs' programs go idle while this lease computes. */
+		(void)resident_reap(l->resident, timefmt_mono_ms());
 		if (timefmt_mono_ms() < next_beat)
 			continue;
 		next_beat = timefmt_mono_ms() + every;

@@ -29,10 +29,15 @@ struct prog {
 	int64_t used_ms;  /* its start, or the end of its last batch */
 	int64_t rss_ms;   /* when its resident set was last looked at */
 	uint64_t tick;    /* when it last ran a batch, in its slot's ticks (least recently used) */
+	int busy;         /* in a batch: its thread's alone until the batch ends */
 	struct exec_tail tail;
 };
 
+/* A compute thread's programs. The lock guards which programs there are and their busy flags: the
+ * thread takes it to pick a program and to give it back, not while the program computes; the
+ * main thread (resident_reap, during a lease too) only tries it, and leaves busy programs be. */
 struct slot {
+	pthread_mutex_t lock;
 	struct prog prog[RESIDENT_JOBS_MAX];
 	uint64_t tick;
 };
@@ -113,6 +118,8 @@ struct resident *resident_new(int nslots, int64_t idle_s, int64_t max_rss_mib)
 		return NULL;
 	}
 	r->nslots = nslots;
+	for (int i = 0; i < nslots; i++)
+		pthread_mutex_init(&r->slot[i].lock, NULL);
 	r->idle_ms = idle_s * 1000;
 	r->max_rss = max_rss_mib * 1024 * 1024;
 	r->self = getpid();
@@ -125,6 +132,8 @@ struct resident *resident_new(int nslots, int64_t idle_s, int64_t max_rss_mib)
 	if (rc) {
 		pthread_mutex_destroy(&r->lock);
 		pthread_cond_destroy(&r->cond);
+		for (int i = 0; i < nslots; i++)
+			pthread_mutex_destroy(&r->slot[i].lock);
 		free(r->slot);
 		free(r);
 		return NULL;
@@ -178,6 +187,7 @@ void resident_free(struct resident *r)
 			prog_stop(&r->slot[i].prog[k]);
 			free(r->slot[i].prog[k].buf);
 		}
+		pthread_mutex_destroy(&r->slot[i].lock);
 	}
 	pthread_mutex_lock(&r->lock);
 	r->quit = 1;
@@ -377,7 +387,7 @@ int resident_batch(struct resident *r, int slot, const struct exec_job *j, uint6
 		   struct count_keys *keys, uint64_t *counts, char *err, size_t errlen)
 {
 	struct slot *s = &r->slot[slot];
-	struct prog *p = slot_find(s, j->job_id);
+	struct prog *p;
 	uint64_t got[KERNEL_MAX_KEYS];
 	char line[256], seedtext[32], why[256] = "", detail[200], tail[EXEC_STDERR_TAIL + 1];
 	int64_t now = timefmt_mono_ms(), deadline = now + (int64_t)(j->spec.timeout_s * 1000.0);
@@ -391,15 +401,21 @@ int resident_batch(struct resident *r, int slot, const struct exec_job *j, uint6
 			 j->job_id);
 		return -1;
 	}
+	pthread_mutex_lock(&s->lock);
+	p = slot_find(s, j->job_id);
 	/* A program past its limit between batches is restarted; nothing has failed. */
 	if (p && r->max_rss && now - p->rss_ms >= RESIDENT_RSS_EVERY_MS) {
 		p->rss_ms = now;
 		if (prog_rss(p) > r->max_rss)
 			prog_stop(p), p = NULL;
 	}
-	if (!p && (prog_start(r, p = slot_take(s), j, err, errlen)))
+	if (!p && (prog_start(r, p = slot_take(s), j, err, errlen))) {
+		pthread_mutex_unlock(&s->lock);
 		return -1;
+	}
 	p->tick = ++s->tick;
+	p->busy = 1;
+	pthread_mutex_unlock(&s->lock);
 	/* The seed as the lease gives it: a decimal string above 2^63-1 (seed.h). */
 	snprintf(seedtext, sizeof seedtext, seed > (uint64_t)INT64_MAX ? "\"%llu\"" : "%llu",
 		 (unsigned long long)seed);
@@ -424,13 +440,17 @@ int resident_batch(struct resident *r, int slot, const struct exec_job *j, uint6
 			}
 		p->len = 0;
 	}
+	pthread_mutex_lock(&s->lock);
+	p->busy = 0;
 	if (fate == FATE_OK && !why[0]) {
 		for (size_t i = 0; i < keys->n; i++)
 			counts[i] += got[i];
 		p->used_ms = timefmt_mono_ms();
+		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
 	status = prog_stop(p);
+	pthread_mutex_unlock(&s->lock);
 	if (fate == FATE_STOP) {
 		snprintf(err, errlen, "worker: stopped");
 		return -1;
@@ -473,11 +493,13 @@ int resident_end_job(struct resident *r, const char *job_id)
 	int n = 0;
 
 	for (int i = 0; r && i < r->nslots; i++) {
+		pthread_mutex_lock(&r->slot[i].lock);
 		struct prog *p = slot_find(&r->slot[i], job_id);
-		if (p) {
+		if (p && !p->busy) {
 			prog_stop(p);
 			n++;
 		}
+		pthread_mutex_unlock(&r->slot[i].lock);
 	}
 	return n;
 }
@@ -489,9 +511,11 @@ int64_t resident_reap(struct resident *r, int64_t now_ms)
 	if (!r || !r->idle_ms)
 		return -1;
 	for (int i = 0; i < r->nslots; i++) {
+		if (pthread_mutex_trylock(&r->slot[i].lock))
+			continue; /* its thread is picking a program: not idle */
 		for (int k = 0; k < RESIDENT_JOBS_MAX; k++) {
 			struct prog *p = &r->slot[i].prog[k];
-			if (!p->pid)
+			if (!p->pid || p->busy)
 				continue;
 			int64_t left = p->used_ms + r->idle_ms - now_ms;
 			if (left <= 0)
@@ -499,6 +523,7 @@ int64_t resident_reap(struct resident *r, int64_t now_ms)
 			else if (next < 0 || left < next)
 				next = left;
 		}
+		pthread_mutex_unlock(&r->slot[i].lock);
 	}
 	return next;
 }

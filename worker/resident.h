@@ -5,8 +5,9 @@
  * ends, after --exec-idle seconds without a batch, or with the worker (also when the worker is
  * killed: a death signal).
  *
- * Owned by the pull loop (loop.c); slot i is compute thread i's, and used by that thread only
- * while a lease computes: the loop calls resident_end_job and resident_reap between leases. */
+ * Owned by the pull loop (loop.c); slot i is compute thread i's while a lease computes. The loop
+ * calls resident_end_job between leases, and resident_reap between leases and while one
+ * computes (a program in a batch is never idle, and a thread's other jobs' programs may be). */
 #ifndef TALLY_RESIDENT_H
 #define TALLY_RESIDENT_H
 
@@ -38,8 +39,10 @@ int resident_batch(struct resident *r, int slot, const struct exec_job *j, uint6
 /* Stops the programs of job_id (it ended). Returns how many were stopped. */
 int resident_end_job(struct resident *r, const char *job_id);
 
-/* Stops the programs idle for idle_s at now_ms (timefmt_mono_ms()'s clock). Returns the ms until
- * the next one will be, or -1 when none will (no program, or no idle limit). */
+/* Stops the programs idle for idle_s at now_ms (timefmt_mono_ms()'s clock), but for those in a
+ * batch and in a slot whose thread is picking a program (they are looked at next time). Returns the
+ * ms until the next one will be, or -1 when none will (no program, or no idle limit). Never
+ * waits for a compute thread. */
 int64_t resident_reap(struct resident *r, int64_t now_ms);
 
 /* The pid of slot's program for job_id, or 0 (for tests). */

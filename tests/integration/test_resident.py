@@ -391,6 +391,7 @@ class ResidentTest(TallyTestCase):
         self.assertEqual(s.job(job["id"])["state"], "cancelled")
         starts = self.starts(name)
         self.assertEqual(len(starts), 1, starts)
+        self.cancelled_server = s
         return w, starts
 
     def test_stopped_after_exec_idle(self):
@@ -398,6 +399,18 @@ class ResidentTest(TallyTestCase):
         w, starts = self.cancelled_mid_job("idle", env={"TALLY_EXEC_IDLE": "1"})
         self.wait_gone(starts, "the program idle for 1 s to be stopped", 10)
         self.assertTrue(w.alive())
+
+    def test_stopped_after_exec_idle_while_another_job_computes(self):
+        # The worker's next lease is another job's single batch of 30 s: the idle program of
+        # the cancelled job is stopped while that lease computes, not after it.
+        w, starts = self.cancelled_mid_job("idle2", env={"TALLY_EXEC_IDLE": "1"})
+        long = self.script("long", 'sleep 30\necho \'{"n": 1}\'')
+        s = self.cancelled_server
+        job = s.submit(kernel="exec", samples=1, batch_size=1, params={"argv": [long]})
+        wait_for("the other job's program to start", lambda: self.starts("long"), 30)
+        self.wait_gone(starts, "the program idle for 1 s, during another job's lease", 10)
+        self.assertEqual(s.job(job["id"])["state"], "running")
+        self.assertTrue(running(self.starts("long")[0]["pid"]))
 
     def test_exec_idle_0_keeps_them_until_the_worker_stops(self):
         w, starts = self.cancelled_mid_job("keep", "--exec-idle", "0")
