@@ -14,7 +14,6 @@
 struct compute_thread {
 	struct compute *c;
 	pthread_t tid;
-	int slot; /* its index: its programs' slot, when they are resident */
 	struct count_keys keys; /* the names of counts: the kernel's, or those its programs gave */
 	uint64_t counts[KERNEL_MAX_KEYS];
 };
@@ -34,6 +33,21 @@ struct compute {
 	struct compute_thread *t;
 };
 
+/* Runs batch b (samples [lo, lo + n)) on thread t: by its kernel, by a program run for it, or
+ * by the job's resident program in the thread's slot (its index). */
+static int compute_batch(struct compute *c, struct compute_thread *t, uint64_t b, uint64_t lo,
+			 uint64_t n, char *err, size_t errlen)
+{
+	if (c->w.resident)
+		return resident_batch(c->w.resident, (int)(t - c->t), c->w.exec, c->seed, b, lo, n,
+				      &c->stop, &t->keys, t->counts, err, errlen);
+	if (c->w.exec)
+		return exec_batch(c->w.exec, c->seed, b, lo, n, &c->stop, &t->keys, t->counts,
+				  err, errlen);
+	return kernel_run_batch(c->w.k, c->w.state, c->seed, b, lo, n, &c->stop, t->counts, err,
+				errlen);
+}
+
 static void *compute_main(void *arg)
 {
 	struct compute_thread *t = arg;
@@ -51,16 +65,7 @@ static void *compute_main(void *arg)
 			uint64_t n = c->samples - lo < c->batch_size ? c->samples - lo
 								 : c->batch_size;
 			char err[sizeof c->err];
-			int rc = c->w.resident
-					 ? resident_batch(c->w.resident, t->slot, c->w.exec, c->seed,
-							  b, lo, n, &c->stop, &t->keys, t->counts,
-							  err, sizeof err)
-				 : c->w.exec ? exec_batch(c->w.exec, c->seed, b, lo, n, &c->stop,
-							  &t->keys, t->counts, err, sizeof err)
-					     : kernel_run_batch(c->w.k, c->w.state, c->seed, b, lo,
-								n, &c->stop, t->counts, err,
-								sizeof err);
-			if (rc) {
+			if (compute_batch(c, t, b, lo, n, err, sizeof err)) {
 				pthread_mutex_lock(&c->lock);
 				if (!c->failed && !__atomic_load_n(&c->stop, __ATOMIC_RELAXED))
 					snprintf(c->err, sizeof c->err, "%s", err);
@@ -119,7 +124,6 @@ struct compute *compute_start(const struct compute_work *w, int nthreads)
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (int i = 0; i < nthreads; i++) {
 		c->t[i].c = c;
-		c->t[i].slot = i;
 		if (w->k)
 			kernel_keys(w->k, &c->t[i].keys);
 		pthread_mutex_lock(&c->lock);

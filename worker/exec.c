@@ -341,6 +341,17 @@ done:
 	return rc;
 }
 
+int exec_ended(int status, char *why, size_t whylen)
+{
+	if (WIFSIGNALED(status))
+		snprintf(why, whylen, "killed by signal %d", WTERMSIG(status));
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+		snprintf(why, whylen, "could not be executed (exit status 127)");
+	else
+		snprintf(why, whylen, "exited with status %d", WEXITSTATUS(status));
+	return WIFSIGNALED(status) || !WIFEXITED(status) || WEXITSTATUS(status);
+}
+
 int exec_answer(const char *text, size_t len, struct count_keys *keys, const uint64_t *counts,
 		uint64_t *got, char *why, size_t whylen)
 {
@@ -399,13 +410,8 @@ int exec_batch(const struct exec_job *j, uint64_t seed, uint64_t batch, uint64_t
 			 j->spec.timeout_s);
 	else if (r.over)
 		snprintf(why, sizeof why, "printed more than %d bytes on stdout", EXEC_STDOUT_MAX);
-	else if (WIFSIGNALED(r.status))
-		snprintf(why, sizeof why, "killed by signal %d", WTERMSIG(r.status));
-	else if (WIFEXITED(r.status) && WEXITSTATUS(r.status) == 127)
-		snprintf(why, sizeof why, "could not be executed (exit status 127)");
-	else if (!WIFEXITED(r.status) || WEXITSTATUS(r.status))
-		snprintf(why, sizeof why, "exited with status %d", WEXITSTATUS(r.status));
-	else
+	else if (!exec_ended(r.status, why, sizeof why)) {
+		why[0] = '\0'; /* it exited 0: its output decides */
 		switch (exec_answer(r.out, r.outlen, keys, counts, got, detail, sizeof detail)) {
 		case 1:
 			snprintf(why, sizeof why, "did not print one JSON object of counts on "
@@ -415,6 +421,7 @@ int exec_batch(const struct exec_job *j, uint64_t seed, uint64_t batch, uint64_t
 			snprintf(why, sizeof why, "printed %s", detail);
 			break;
 		}
+	}
 	if (why[0]) {
 		exec_tail_text(&r.err, tail, sizeof tail);
 		snprintf(err, errlen, "exec batch %llu: %.200s %s%s%s", (unsigned long long)batch,

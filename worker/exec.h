@@ -70,6 +70,10 @@ void exec_envp(const struct exec_job *j, char *const *vars, size_t nvars, char *
 void exec_child(const struct exec_job *j, char **envp, int in, int out, int errfd,
 		pid_t parent) __attribute__((noreturn));
 
+/* Says how a program ended, from its wait status, into why: killed by a signal, could not be
+ * executed (127), or exited with its status (0 too). Returns 1 when it failed, 0 for status 0. */
+int exec_ended(int status, char *why, size_t whylen);
+
 /* Reads a program's answer (text, len bytes) as counts under keys' names (adding those keys
  * lacks) into got, and checks that they can be added to counts. Returns 0; 1 when it is not one
  * JSON object (why: the parser's message); 2 when its counts are wrong (why says how). */

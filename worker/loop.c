@@ -386,10 +386,9 @@ int loop_run(const struct loop_config *cfg, volatile sig_atomic_t *stop)
 	for (size_t i = 0; req && kernel_at(i); i++)
 		if (loop_offer(req, kernel_at(i)))
 			json_decref(req), req = NULL;
-	if (req && cfg->exec && cfg->exec->nallow && loop_offer(req, kernel_find("exec")))
-		json_decref(req), req = NULL;
 	if (req && cfg->exec && cfg->exec->nallow &&
-	    !(l.resident = resident_new(cfg->threads, cfg->exec_idle_s, cfg->exec_max_rss_mib)))
+	    (loop_offer(req, kernel_find("exec")) ||
+	     !(l.resident = resident_new(cfg->threads, cfg->exec_idle_s, cfg->exec_max_rss_mib))))
 		json_decref(req), req = NULL;
 	if (!l.client || !req) {
 		client_free(l.client);

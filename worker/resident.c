@@ -210,6 +210,13 @@ static int prog_start(struct resident *r, struct prog *p, const struct exec_job 
 	struct spawn q = { 0 };
 	pid_t pid = -1;
 
+	/* Its batch lines quote the job id as it is. */
+	if (j->job_id[strspn(j->job_id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+					 "TUVWXYZ._-")]) {
+		snprintf(err, errlen, "worker: job id '%.23s' cannot be written in a batch line",
+			 j->job_id);
+		return -1;
+	}
 	snprintf(job, sizeof job, "TALLY_JOB_ID=%s", j->job_id);
 	exec_envp(j, vars, 2, envp);
 	if ((!p->buf && !(p->buf = malloc(RESIDENT_LINE_MAX))) || pipe2(in, O_CLOEXEC) ||
@@ -297,11 +304,37 @@ static struct prog *slot_take(struct slot *s)
 /* Why a batch failed, as the reason's middle part. */
 enum fate { FATE_OK, FATE_EXITED, FATE_TIMEOUT, FATE_OVER, FATE_RSS, FATE_STOP, FATE_IO };
 
-/* Writes the batch line (len bytes). Returns FATE_OK or why it could not. */
-static enum fate prog_write(struct prog *p, const char *line, size_t len, int64_t deadline,
-			    const int *stop)
+/* Waits up to RESIDENT_POLL_MS for fd to be ready for events, reading the program's stderr
+ * meanwhile. Returns FATE_OK, or why the batch is over: stopped, its deadline passed, or the
+ * program past --exec-max-rss (looked at every RESIDENT_RSS_EVERY_MS). */
+static enum fate prog_wait(const struct resident *r, struct prog *p, int fd, short events,
+			   int64_t deadline, const int *stop)
 {
-	while (len) {
+	struct pollfd fds[2] = { { fd, events, 0 }, { p->err_open ? p->err : -1, POLLIN, 0 } };
+	int64_t now = timefmt_mono_ms();
+
+	if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+		return FATE_STOP;
+	if (now >= deadline)
+		return FATE_TIMEOUT;
+	if (r->max_rss && now - p->rss_ms >= RESIDENT_RSS_EVERY_MS) {
+		p->rss_ms = now;
+		if (prog_rss(p) > r->max_rss)
+			return FATE_RSS;
+	}
+	poll(fds, 2, deadline - now < RESIDENT_POLL_MS ? (int)(deadline - now) : RESIDENT_POLL_MS);
+	if (fds[1].revents)
+		prog_drain_err(p);
+	return FATE_OK;
+}
+
+/* Writes the batch line (len bytes). Returns FATE_OK or why it could not. */
+static enum fate prog_write(const struct resident *r, struct prog *p, const char *line,
+			    size_t len, int64_t deadline, const int *stop)
+{
+	enum fate fate = FATE_OK;
+
+	while (len && fate == FATE_OK) {
 		ssize_t n = write(p->in, line, len);
 		if (n > 0) {
 			line += n;
@@ -313,31 +346,21 @@ static enum fate prog_write(struct prog *p, const char *line, size_t len, int64_
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 			return FATE_EXITED; /* EPIPE: it is gone, or has closed its stdin */
 		/* Its stdin is full: it does not read what it is sent. */
-		struct pollfd fds[2] = { { p->in, POLLOUT, 0 }, { p->err, POLLIN, 0 } };
-		int64_t now = timefmt_mono_ms();
-		if (__atomic_load_n(stop, __ATOMIC_RELAXED))
-			return FATE_STOP;
-		if (now >= deadline)
-			return FATE_TIMEOUT;
-		if (!p->err_open)
-			fds[1].fd = -1;
-		poll(fds, 2, deadline - now < RESIDENT_POLL_MS ? (int)(deadline - now)
-							     : RESIDENT_POLL_MS);
-		if (fds[1].revents)
-			prog_drain_err(p);
+		fate = prog_wait(r, p, p->in, POLLOUT, deadline, stop);
 	}
-	return FATE_OK;
+	return fate;
 }
 
 /* Reads until the program's answer is complete (a newline). Sets *end to the newline's offset. */
-static enum fate prog_read(struct resident *r, struct prog *p, int64_t deadline,
+static enum fate prog_read(const struct resident *r, struct prog *p, int64_t deadline,
 			   const int *stop, size_t *end)
 {
 	struct timespec t0, t;
+	enum fate fate = FATE_OK;
 	int spinning = 1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
+	while (fate == FATE_OK) {
 		ssize_t n = read(p->out, p->buf + p->len, RESIDENT_LINE_MAX - p->len);
 		if (n > 0) {
 			char *nl = memchr(p->buf + p->len, '\n', (size_t)n);
@@ -362,24 +385,9 @@ static enum fate prog_read(struct resident *r, struct prog *p, int64_t deadline,
 				   RESIDENT_SPIN_NS;
 			continue;
 		}
-		struct pollfd fds[2] = { { p->out, POLLIN, 0 }, { p->err, POLLIN, 0 } };
-		int64_t now = timefmt_mono_ms();
-		if (__atomic_load_n(stop, __ATOMIC_RELAXED))
-			return FATE_STOP;
-		if (now >= deadline)
-			return FATE_TIMEOUT;
-		if (r->max_rss && now - p->rss_ms >= RESIDENT_RSS_EVERY_MS) {
-			p->rss_ms = now;
-			if (prog_rss(p) > r->max_rss)
-				return FATE_RSS;
-		}
-		if (!p->err_open)
-			fds[1].fd = -1;
-		poll(fds, 2, deadline - now < RESIDENT_POLL_MS ? (int)(deadline - now)
-							     : RESIDENT_POLL_MS);
-		if (fds[1].revents)
-			prog_drain_err(p);
+		fate = prog_wait(r, p, p->out, POLLIN, deadline, stop);
 	}
+	return fate;
 }
 
 int resident_batch(struct resident *r, int slot, const struct exec_job *j, uint64_t seed,
@@ -395,12 +403,6 @@ int resident_batch(struct resident *r, int slot, const struct exec_job *j, uint6
 	size_t end = 0;
 	int len, status;
 
-	if (j->job_id[strspn(j->job_id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
-					 "TUVWXYZ._-")]) {
-		snprintf(err, errlen, "worker: job id '%.23s' cannot be written in a batch line",
-			 j->job_id);
-		return -1;
-	}
 	pthread_mutex_lock(&s->lock);
 	p = slot_find(s, j->job_id);
 	/* A program past its limit between batches is restarted; nothing has failed. */
@@ -422,7 +424,7 @@ int resident_batch(struct resident *r, int slot, const struct exec_job *j, uint6
 	len = snprintf(line, sizeof line, "{\"job_id\":\"%s\",\"seed\":%s,\"batch\":%llu,"
 		       "\"first_sample\":%llu,\"samples\":%llu}\n", j->job_id, seedtext,
 		       (unsigned long long)batch, (unsigned long long)first, (unsigned long long)n);
-	fate = prog_write(p, line, (size_t)len, deadline, stop);
+	fate = prog_write(r, p, line, (size_t)len, deadline, stop);
 	if (fate == FATE_OK)
 		fate = prog_read(r, p, deadline, stop, &end);
 	if (fate == FATE_OK) {
@@ -456,12 +458,8 @@ int resident_batch(struct resident *r, int slot, const struct exec_job *j, uint6
 		return -1;
 	}
 	switch (fate) {
-	case FATE_EXITED:
-		if (WIFSIGNALED(status))
-			snprintf(why, sizeof why, "killed by signal %d", WTERMSIG(status));
-		else
-			snprintf(why, sizeof why, "exited with status %d%s", WEXITSTATUS(status),
-				 WEXITSTATUS(status) == 127 ? " (it could not be executed)" : "");
+	case FATE_EXITED: /* even with status 0: it was to answer */
+		(void)exec_ended(status, why, sizeof why);
 		break;
 	case FATE_TIMEOUT:
 		snprintf(why, sizeof why, "timed out after %gs (its process group was killed)",
@@ -528,11 +526,8 @@ int64_t resident_reap(struct resident *r, int64_t now_ms)
 	return next;
 }
 
-pid_t resident_pid(const struct resident *r, int slot, const char *job_id)
+pid_t resident_pid(struct resident *r, int slot, const char *job_id)
 {
-	const struct slot *s = &r->slot[slot];
-	for (int k = 0; k < RESIDENT_JOBS_MAX; k++)
-		if (s->prog[k].pid && !strcmp(s->prog[k].job_id, job_id))
-			return s->prog[k].pid;
-	return 0;
+	const struct prog *p = slot_find(&r->slot[slot], job_id);
+	return p ? p->pid : 0;
 }

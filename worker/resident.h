@@ -46,6 +46,6 @@ int resident_end_job(struct resident *r, const char *job_id);
 int64_t resident_reap(struct resident *r, int64_t now_ms);
 
 /* The pid of slot's program for job_id, or 0 (for tests). */
-pid_t resident_pid(const struct resident *r, int slot, const char *job_id);
+pid_t resident_pid(struct resident *r, int slot, const char *job_id);
 
 #endif
